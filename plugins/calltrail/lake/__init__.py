@@ -1,0 +1,1 @@
+"""The lake: raw data as Parquet, written by ingestion, read by dbt."""

@@ -1,0 +1,343 @@
+"""Landing file -> validated Parquet plus a quarantine file, in one in-memory DuckDB session.
+
+Every landing route (web event files, Task files, Salesforce API pages spooled to JSON lines) goes
+through :func:`convert`. Rows are read as text, checked against a :class:`Contract`, typed, and
+split: valid rows to Parquet, invalid rows to a JSON-lines quarantine file with the reasons for
+each row. Nothing is dropped silently and one bad row never fails the load. DuckDB does the work
+vectorised and spills to disk, so memory stays bounded for large files.
+
+This session is in-memory: ingestion never opens the warehouse file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["text", "timestamp", "boolean", "integer", "date"]
+FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+
+# ISO 8601 date-time that ends in an explicit offset: Z, +hh, +hhmm or +hh:mm.
+_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)? ?(Z|z|[+-]\d{2}(:?\d{2})?)$"
+_DUCKDB_TYPES: dict[Kind, str] = {
+    "text": "VARCHAR",
+    "timestamp": "TIMESTAMP",
+    "boolean": "BOOLEAN",
+    "integer": "BIGINT",
+    "date": "DATE",
+}
+
+
+class UnsupportedFormat(ValueError):
+    """A landing file whose extension calltrail does not read."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Kind = "text"
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Check:
+    """A row-level rule: ``sql`` is a DuckDB predicate over the text columns, true when the row is bad."""
+
+    reason: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class Contract:
+    dataset: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    checks: tuple[Check, ...] = ()
+    case_insensitive_headers: bool = True
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def arrow_sql_types(self) -> dict[str, str]:
+        return {c.name: _DUCKDB_TYPES[c.kind] for c in self.columns}
+
+
+@dataclass
+class ConvertResult:
+    source: str
+    rows_read: int = 0
+    rows_valid: int = 0
+    duplicates_in_file: int = 0
+    duplicates_in_lake: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+    unknown_columns: tuple[str, ...] = ()
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(self.quarantined.values())
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "rows_read": self.rows_read,
+            "rows_valid": self.rows_valid,
+            "duplicates_in_file": self.duplicates_in_file,
+            "duplicates_in_lake": self.duplicates_in_lake,
+            "rows_quarantined": self.rows_quarantined,
+            "quarantined_by_reason": dict(sorted(self.quarantined.items())),
+            "unknown_columns": list(self.unknown_columns),
+        }
+
+
+def detect_format(path: Path) -> str:
+    try:
+        return FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise UnsupportedFormat(
+            f"{path.name}: unsupported file type {path.suffix!r}; use one of {sorted(FORMATS)}"
+        ) from None
+
+
+def _q(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    con.execute("set TimeZone = 'UTC'")
+    return con
+
+
+def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> tuple[str, ...]:
+    con.execute(
+        f"""
+        create or replace temp table _lines as
+        select row_number() over () as _row, line
+        from read_csv({_lit(str(path))}, columns = {{'line': 'VARCHAR'}}, header = false,
+                      delim = '\x1f', quote = '', escape = '', auto_detect = false,
+                      null_padding = false)
+        """
+    )
+    extracts = ", ".join(
+        f"json_extract_string(case when _ok then line else '{{}}' end, {_lit('$.' + json.dumps(c.name))}) "
+        f"as {_q(c.name)}"
+        for c in contract.columns
+    )
+    con.execute(
+        f"""
+        create or replace temp table _raw as
+        with parsed as (
+            select _row, line,
+                   coalesce(case when json_valid(line) then json_type(line) end, '') = 'OBJECT' as _ok,
+                   case when not json_valid(line) then 'invalid_json'
+                        when json_type(line) <> 'OBJECT' then 'not_a_json_object' end as _parse_error
+            from _lines
+            where trim(line) <> ''
+        )
+        select _row, line as _record, _parse_error, {extracts} from parsed
+        """
+    )
+    return ()
+
+
+def _map_columns(available: list[str], contract: Contract) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Contract column -> source column (case-insensitive when the contract allows), and unknowns."""
+    if contract.case_insensitive_headers:
+        lookup = {a.lower(): a for a in available}
+        mapping = {c.name: lookup[c.name.lower()] for c in contract.columns if c.name.lower() in lookup}
+        known = {c.name.lower() for c in contract.columns}
+        unknown = tuple(a for a in available if a.lower() not in known and a.lower() != "attributes")
+    else:
+        mapping = {c.name: c.name for c in contract.columns if c.name in available}
+        unknown = tuple(a for a in available if a not in mapping.values() and a != "attributes")
+    return mapping, unknown
+
+
+def _load_table(
+    con: duckdb.DuckDBPyConnection, relation_sql: str, contract: Contract, row_offset: int = 0
+) -> tuple[str, ...]:
+    available = [r[0] for r in con.execute(f"describe select * from {relation_sql}").fetchall()]
+    mapping, unknown = _map_columns(available, contract)
+    cols = ", ".join(
+        f"nullif(cast({_q(mapping[c.name])} as varchar), '') as {_q(c.name)}"
+        if c.name in mapping
+        else f"cast(null as varchar) as {_q(c.name)}"
+        for c in contract.columns
+    )
+    con.execute(
+        f"""
+        create or replace temp table _raw as
+        select row_number() over () + {row_offset} as _row, to_json(_src) :: varchar as _record,
+               cast(null as varchar) as _parse_error, {cols}
+        from {relation_sql} as _src
+        """
+    )
+    return unknown
+
+
+def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> tuple[str, ...]:
+    con.execute("drop table if exists _csv_rejects; drop table if exists _csv_scans")
+    relation = (
+        f"read_csv({_lit(str(path))}, header = true, all_varchar = true, delim = ',', quote = '\"', "
+        "escape = '\"', store_rejects = true, rejects_table = '_csv_rejects', "
+        "rejects_scan = '_csv_scans', null_padding = false)"
+    )
+    con.execute(f"create or replace temp table _csv as select * from {relation}")
+    unknown = _load_table(con, "_csv", contract, row_offset=1)  # row number = line, after the header
+    # Lines the CSV reader could not split into the header's columns: quarantine them as they were.
+    names = ", ".join(f"cast(null as varchar) as {_q(c)}" for c in contract.names)
+    con.execute(
+        f"""
+        insert into _raw
+        select -cast(line as bigint) as _row, csv_line as _record,
+               'malformed_csv_row: ' || lower(error_type) as _parse_error, {names}
+        from _csv_rejects
+        """
+    )
+    return unknown
+
+
+def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> tuple[str, ...]:
+    return _load_table(con, f"read_parquet({_lit(str(path))})", contract)
+
+
+_LOADERS = {"jsonl": _load_jsonl, "csv": _load_csv, "parquet": _load_parquet}
+
+
+def _reason_sql(contract: Contract) -> str:
+    parts = ["_parse_error"]
+    for c in contract.columns:
+        col = _q(c.name)
+        if c.required:
+            parts.append(f"case when nullif(trim({col}), '') is null then 'missing_{c.name}' end")
+        if c.kind == "timestamp":
+            parts.append(
+                f"case when {col} is not null and not regexp_matches(trim({col}), {_lit(_WITH_OFFSET)}) "
+                f"then 'timestamp_without_offset:{c.name}' "
+                f"when {col} is not null and try_cast(trim({col}) as timestamptz) is null "
+                f"then 'invalid_timestamp:{c.name}' end"
+            )
+        elif c.kind == "boolean":
+            parts.append(
+                f"case when {col} is not null and lower(trim({col})) not in ('true', 'false', '1', '0') "
+                f"then 'invalid_boolean:{c.name}' end"
+            )
+        elif c.kind == "integer":
+            parts.append(
+                f"case when {col} is not null and try_cast(trim({col}) as double) is null "
+                f"then 'invalid_integer:{c.name}' end"
+            )
+        elif c.kind == "date":
+            parts.append(
+                f"case when {col} is not null and try_cast(trim({col}) as date) is null "
+                f"then 'invalid_date:{c.name}' end"
+            )
+    parts += [f"case when {check.sql} then {_lit(check.reason)} end" for check in contract.checks]
+    # Only the parse error counts for a line that could not be parsed at all.
+    return f"case when _parse_error is not null then _parse_error else concat_ws(';', {', '.join(parts[1:])}) end"
+
+
+def _typed_sql(c: Column) -> str:
+    col = _q(c.name)
+    if c.kind == "timestamp":
+        return f"cast(trim({col}) as timestamptz) at time zone 'UTC' as {col}"
+    if c.kind == "boolean":
+        return f"coalesce(lower(trim({col})) in ('true', '1'), false) as {col}"
+    if c.kind == "integer":
+        return f"cast(round(cast(trim({col}) as double)) as bigint) as {col}"
+    if c.kind == "date":
+        return f"cast(trim({col}) as date) as {col}"
+    return f"{col}"
+
+
+def convert(
+    source: Path,
+    contract: Contract,
+    parquet_out: Path,
+    quarantine_out: Path,
+    *,
+    source_label: str | None = None,
+    fmt: str | None = None,
+    existing_keys: list[Path] | None = None,
+) -> ConvertResult:
+    """Validate ``source`` against ``contract``; write valid rows and the quarantine.
+
+    ``existing_keys`` lists Parquet files already in the lake: rows whose key is there are
+    counted as ``duplicates_in_lake`` and not written again.
+    """
+    label = source_label or source.name
+    fmt = fmt or detect_format(source)
+    result = ConvertResult(source=label)
+    con = connect()
+    try:
+        result.unknown_columns = _LOADERS[fmt](con, source, contract)
+        if result.unknown_columns:
+            log.info("%s: ignoring columns not in the %s contract: %s", label, contract.dataset,
+                     ", ".join(result.unknown_columns))
+        con.execute(f"create or replace temp table _checked as select *, {_reason_sql(contract)} as _reason from _raw")
+        result.rows_read = con.execute("select count(*) from _checked").fetchone()[0]
+
+        key = ", ".join(_q(k) for k in contract.key)
+        typed = ", ".join(_typed_sql(c) for c in contract.columns)
+        con.execute(
+            f"""
+            create or replace temp table _valid as
+            select {typed}, row_number() over (partition by {key} order by _row) as _copy
+            from _checked where _reason = ''
+            """
+        )
+        result.duplicates_in_file = con.execute("select count(*) from _valid where _copy > 1").fetchone()[0]
+        keep = "_copy = 1"
+        if existing_keys:
+            key_cols = ", ".join(_q(k) for k in contract.key)
+            con.execute(
+                f"""
+                create or replace temp table _seen as
+                select distinct {key_cols} from read_parquet([{', '.join(_lit(str(p)) for p in existing_keys)}])
+                """
+            )
+            join = " and ".join(f"s.{_q(k)} = v.{_q(k)}" for k in contract.key)
+            keep += f" and not exists (select 1 from _seen s where {join})"
+            result.duplicates_in_lake = con.execute(
+                f"select count(*) from _valid v where _copy = 1 and exists (select 1 from _seen s where {join})"
+            ).fetchone()[0]
+        names = ", ".join(_q(n) for n in contract.names)
+        parquet_out.parent.mkdir(parents=True, exist_ok=True)
+        con.execute(
+            f"copy (select {names} from _valid v where {keep} order by {key}) "
+            f"to {_lit(str(parquet_out))} (format parquet, compression zstd)"
+        )
+        result.rows_valid = con.execute(f"select count(*) from _valid v where {keep}").fetchone()[0]
+
+        for reason, count in con.execute(
+            "select _reason, count(*) from _checked where _reason <> '' group by 1"
+        ).fetchall():
+            result.quarantined[reason] = count
+        if result.quarantined:
+            quarantine_out.parent.mkdir(parents=True, exist_ok=True)
+            con.execute(
+                f"""
+                copy (select {_lit(label)} as source_file, abs(_row) as row_number, _reason as reason,
+                             _record as record
+                      from _checked where _reason <> '' order by abs(_row))
+                to {_lit(str(quarantine_out))} (format json)
+                """
+            )
+            log.warning("%s: %d row(s) quarantined in %s: %s", label, result.rows_quarantined,
+                        quarantine_out, dict(result.quarantined))
+    finally:
+        con.close()
+    return result

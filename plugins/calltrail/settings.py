@@ -1,0 +1,97 @@
+"""The one place that reads the environment.
+
+Every other module receives its values from a :class:`Settings` instance. Paths default to
+folders under ``data/`` in the project root so that ``make run`` works on a fresh clone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ConfigurationError(ValueError):
+    """A setting has a value calltrail cannot use; the message names the variable."""
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+    if value < 0:
+        raise ConfigurationError(f"{name}={value} must not be negative")
+    return value
+
+
+def _path(env: dict[str, str], name: str, default: Path) -> Path:
+    raw = env.get(name)
+    return Path(raw).expanduser().resolve() if raw else default
+
+
+@dataclass(frozen=True)
+class SalesforceSettings:
+    conn_id: str = "salesforce_default"
+    bizible_id_field: str = "bizible2__BizibleId__c"
+    touchpoint_date_field: str = "bizible2__Bizible_Touchpoint_Date__c"
+    overlap_minutes: int = 15
+    max_attempts: int = 5
+    backoff_seconds: float = 2.0
+    bulk_page_size: int = 50_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    landing_dir: Path
+    lake_dir: Path
+    warehouse: Path
+    salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
+
+    @property
+    def task_landing_dir(self) -> Path:
+        return self.landing_dir / "salesforce" / "task"
+
+    @property
+    def web_landing_dir(self) -> Path:
+        return self.landing_dir / "web_events"
+
+
+def load(env: dict[str, str] | None = None) -> Settings:
+    """Read calltrail's settings from ``env`` (default: the process environment)."""
+    env = dict(os.environ if env is None else env)
+    data = _path(env, "CALLTRAIL_DATA_DIR", PROJECT_ROOT / "data")
+    sf = SalesforceSettings(
+        conn_id=env.get("CALLTRAIL_SF_CONN_ID") or "salesforce_default",
+        bizible_id_field=env.get("CALLTRAIL_SF_BIZIBLE_ID_FIELD") or "bizible2__BizibleId__c",
+        touchpoint_date_field=env.get("CALLTRAIL_SF_TOUCHPOINT_DATE_FIELD")
+        or "bizible2__Bizible_Touchpoint_Date__c",
+        overlap_minutes=_int(env, "CALLTRAIL_SF_OVERLAP_MINUTES", 15),
+        max_attempts=_int(env, "CALLTRAIL_SF_MAX_ATTEMPTS", 5, minimum=1),
+        backoff_seconds=_float(env, "CALLTRAIL_SF_BACKOFF_SECONDS", 2.0),
+        bulk_page_size=_int(env, "CALLTRAIL_SF_BULK_PAGE_SIZE", 50_000, minimum=1),
+    )
+    return Settings(
+        landing_dir=_path(env, "CALLTRAIL_LANDING_DIR", data / "landing"),
+        lake_dir=_path(env, "CALLTRAIL_LAKE_DIR", data / "lake"),
+        warehouse=_path(env, "CALLTRAIL_WAREHOUSE", data / "warehouse" / "calltrail.duckdb"),
+        salesforce=sf,
+    )

@@ -1,0 +1,1 @@
+"""Web events: page views and form submits delivered by the tracking side."""
