@@ -14,7 +14,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def interval_key(start: datetime, end: datetime) -> str:
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"{value!r} has no time zone; calltrail compares times in UTC only")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def scratch_dir(lake_dir: Path) -> Path:

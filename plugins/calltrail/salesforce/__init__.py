@@ -1,0 +1,1 @@
+"""Salesforce Tasks: extraction over the REST and Bulk 2.0 APIs, and Task files from the landing folder."""

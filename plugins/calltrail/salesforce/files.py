@@ -1,0 +1,24 @@
+"""Task files in ``landing/salesforce/task/``: REST API records as JSON lines (with or without
+``attributes``) or a Data Loader CSV export with API field names as headers (any case)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from calltrail.lake.landing import IngestReport, ingest_folder
+from calltrail.lake.partitions import SALESFORCE_TASK
+from calltrail.salesforce.tasks import contract
+from calltrail.settings import SalesforceSettings
+
+FILE_DATASET = f"{SALESFORCE_TASK}/source=file"
+
+
+def ingest_task_files(
+    landing_dir: Path, lake_dir: Path, sf: SalesforceSettings, *, reprocess: bool = False
+) -> IngestReport:
+    """Every Task file not yet in the lake becomes ``salesforce_task/source=file/file=<hash>/``.
+
+    Versions of one Task across files are all kept: staging picks the latest ``SystemModstamp``.
+    """
+    return ingest_folder(landing_dir, lake_dir, contract(sf), dataset_path=FILE_DATASET,
+                         parquet_name="tasks.parquet", dedupe_against_lake=False, reprocess=reprocess)

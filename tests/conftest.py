@@ -1,0 +1,1 @@
+"""Shared test set-up: the package under plugins/ is importable (pytest pythonpath)."""
