@@ -11,6 +11,8 @@ This session is in-memory: ingestion never opens the warehouse file.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 from collections import Counter
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 import duckdb
+import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,10 @@ _DUCKDB_TYPES: dict[Kind, str] = {
     "integer": "BIGINT",
     "date": "DATE",
 }
+
+
+class UnreadableFile(ValueError):
+    """A landing file that cannot be read at all; it is quarantined whole."""
 
 
 class UnsupportedFormat(ValueError):
@@ -167,10 +174,16 @@ def _map_columns(available: list[str], contract: Contract) -> tuple[dict[str, st
 
 
 def _load_table(
-    con: duckdb.DuckDBPyConnection, relation_sql: str, contract: Contract, row_offset: int = 0
+    con: duckdb.DuckDBPyConnection,
+    relation_sql: str,
+    contract: Contract,
+    *,
+    row_sql: str = "row_number() over ()",
+    record_sql: str = "to_json(_src) :: varchar",
+    hidden: tuple[str, ...] = (),
 ) -> tuple[str, ...]:
     available = [r[0] for r in con.execute(f"describe select * from {relation_sql}").fetchall()]
-    mapping, unknown = _map_columns(available, contract)
+    mapping, unknown = _map_columns([a for a in available if a not in hidden], contract)
     cols = ", ".join(
         f"nullif(cast({_q(mapping[c.name])} as varchar), '') as {_q(c.name)}"
         if c.name in mapping
@@ -180,33 +193,71 @@ def _load_table(
     con.execute(
         f"""
         create or replace temp table _raw as
-        select row_number() over () + {row_offset} as _row, to_json(_src) :: varchar as _record,
-               cast(null as varchar) as _parse_error, {cols}
+        select {row_sql} as _row, {record_sql} as _record, cast(null as varchar) as _parse_error, {cols}
         from {relation_sql} as _src
         """
     )
     return unknown
 
 
-def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> tuple[str, ...]:
-    con.execute("drop table if exists _csv_rejects; drop table if exists _csv_scans")
-    relation = (
-        f"read_csv({_lit(str(path))}, header = true, all_varchar = true, delim = ',', quote = '\"', "
-        "escape = '\"', store_rejects = true, rejects_table = '_csv_rejects', "
-        "rejects_scan = '_csv_scans', null_padding = false)"
-    )
-    con.execute(f"create or replace temp table _csv as select * from {relation}")
-    unknown = _load_table(con, "_csv", contract, row_offset=1)  # row number = line, after the header
-    # Lines the CSV reader could not split into the header's columns: quarantine them as they were.
-    names = ", ".join(f"cast(null as varchar) as {_q(c)}" for c in contract.names)
-    con.execute(
-        f"""
-        insert into _raw
-        select -cast(line as bigint) as _row, csv_line as _record,
-               'malformed_csv_row: ' || lower(error_type) as _parse_error, {names}
-        from _csv_rejects
-        """
-    )
+def _csv_text(row: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(row)
+    return out.getvalue()
+
+
+def _load_csv(
+    con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, batch_rows: int = 100_000
+) -> tuple[str, ...]:
+    """CSV through Python's csv reader (any line endings, quoted newlines), streamed in batches.
+
+    A line whose field count differs from the header's is quarantined with its line number.
+    """
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if not header:
+            raise UnreadableFile(f"{path.name}: empty CSV file or no header line")
+        seen: Counter[str] = Counter()
+        names = []
+        for name in header:  # make duplicate header names unique so no column is lost
+            seen[name] += 1
+            names.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+        columns = ", ".join(f"{_q(n)} VARCHAR" for n in names)
+        con.execute(f"create or replace temp table _csv (_line BIGINT, _text VARCHAR, {columns})")
+        con.execute("create or replace temp table _csv_rejects (line BIGINT, reason VARCHAR, text VARCHAR)")
+        batch: list[list[str]] = []
+        lines: list[int] = []
+        rejects: list[tuple[int, str, str]] = []
+
+        def flush() -> None:
+            if batch:
+                arrays = [pa.array(lines, pa.int64()), pa.array([_csv_text(r) for r in batch], pa.string())]
+                arrays += [pa.array([r[i] for r in batch], pa.string()) for i in range(len(names))]
+                table = pa.Table.from_arrays(arrays, names=["_line", "_text", *names])
+                con.register("_csv_batch", table)
+                con.execute("insert into _csv select * from _csv_batch")
+                con.unregister("_csv_batch")
+                batch.clear()
+                lines.clear()
+
+        for row in reader:
+            if not row:
+                continue  # a blank line holds no record
+            if len(row) != len(names):
+                problem = "too many columns" if len(row) > len(names) else "too few columns"
+                rejects.append((reader.line_num, f"malformed_csv_row: {problem}", _csv_text(row)))
+                continue
+            batch.append(row)
+            lines.append(reader.line_num)
+            if len(batch) >= batch_rows:
+                flush()
+        flush()
+    unknown = _load_table(con, "_csv", contract, row_sql="_line", record_sql="_text", hidden=("_line", "_text"))
+    if rejects:
+        con.executemany("insert into _csv_rejects values (?, ?, ?)", rejects)
+        nulls = ", ".join(f"cast(null as varchar) as {_q(c)}" for c in contract.names)
+        con.execute(f"insert into _raw select line, text, reason, {nulls} from _csv_rejects")
     return unknown
 
 
@@ -330,9 +381,9 @@ def convert(
             quarantine_out.parent.mkdir(parents=True, exist_ok=True)
             con.execute(
                 f"""
-                copy (select {_lit(label)} as source_file, abs(_row) as row_number, _reason as reason,
+                copy (select {_lit(label)} as source_file, _row as row_number, _reason as reason,
                              _record as record
-                      from _checked where _reason <> '' order by abs(_row))
+                      from _checked where _reason <> '' order by _row)
                 to {_lit(str(quarantine_out))} (format json)
                 """
             )

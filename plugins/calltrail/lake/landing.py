@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from calltrail.lake.convert import FORMATS, Contract, ConvertResult, convert, detect_format
+from calltrail.lake.convert import FORMATS, Contract, ConvertResult, UnreadableFile, convert, detect_format
 from calltrail.lake.partitions import QUARANTINE, file_digest, replace_partition
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def ingest_folder(
                 result = convert(source, contract, work / parquet_name, quarantine_file,
                                  fmt=detect_format(source), existing_keys=existing)
                 _write_manifest(work, source, result)
-        except duckdb.Error as exc:
+        except (duckdb.Error, UnreadableFile, UnicodeDecodeError) as exc:
             log.error("%s: cannot be read (%s); quarantined whole", source.name, exc)
             quarantine_unreadable(source, quarantine_file, exc)
             report.add(source.name, "unreadable", rows_quarantined=1,
