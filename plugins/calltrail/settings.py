@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+WAREHOUSE_POOL = "calltrail_warehouse"  # one slot: DuckDB has one writer and readers conflict with it
 
 
 class ConfigurationError(ValueError):
@@ -43,6 +44,13 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _choice(env: dict[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in allowed:
+        raise ConfigurationError(f"{name}={value!r}: use one of {', '.join(allowed)}")
+    return value
+
+
 def _path(env: dict[str, str], name: str, default: Path) -> Path:
     raw = env.get(name)
     return Path(raw).expanduser().resolve() if raw else default
@@ -64,7 +72,12 @@ class Settings:
     landing_dir: Path
     lake_dir: Path
     warehouse: Path
+    airflow_home: Path = PROJECT_ROOT / "data" / "airflow"
+    demo_mode: str = "auto"
+    demo_visitors: int = 400
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
+    # The process environment as read once here, for the child processes calltrail starts.
+    environ: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def task_landing_dir(self) -> Path:
@@ -93,5 +106,9 @@ def load(env: dict[str, str] | None = None) -> Settings:
         landing_dir=_path(env, "CALLTRAIL_LANDING_DIR", data / "landing"),
         lake_dir=_path(env, "CALLTRAIL_LAKE_DIR", data / "lake"),
         warehouse=_path(env, "CALLTRAIL_WAREHOUSE", data / "warehouse" / "calltrail.duckdb"),
+        airflow_home=_path(env, "AIRFLOW_HOME", data / "airflow"),
+        demo_mode=_choice(env, "CALLTRAIL_DEMO", "auto", ("auto", "always", "never")),
+        demo_visitors=_int(env, "CALLTRAIL_DEMO_VISITORS", 400, minimum=1),
         salesforce=sf,
+        environ=env,
     )

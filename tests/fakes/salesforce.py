@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
 import re
 import ssl
 import threading
@@ -20,13 +21,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlparse
 
 import trustme
 
 _SOQL = re.compile(r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<object>\w+)"
-                   r"(?:\s+WHERE\s+(?P<where>.+?))?(?:\s+ORDER\s+BY\s+(?P<order>\w+))?\s*$", re.I | re.S)
+                   r"(?:\s+WHERE\s+(?P<where>.+?))?(?:\s+ORDER\s+BY\s+(?P<order>\w+))?\s*$", re.IGNORECASE | re.DOTALL)
 _CONDITION = re.compile(r"^(\w+)\s*(>=|<=|>|<|=)\s*(\S+)$")
 
 
@@ -78,7 +79,7 @@ class FakeSalesforce:
                                "'__c' after the custom field name.",
                     "errorCode": "INVALID_FIELD"}])
         rows = [r for r in self.records if include_deleted or not r.get("IsDeleted")]
-        for cond in re.split(r"\s+AND\s+", m["where"] or "", flags=re.I):
+        for cond in re.split(r"\s+AND\s+", m["where"] or "", flags=re.IGNORECASE):
             if not cond.strip():
                 continue
             c = _CONDITION.match(cond.strip())
@@ -86,9 +87,8 @@ class FakeSalesforce:
                 raise _ApiError(400, [{"message": f"fake cannot evaluate {cond!r}", "errorCode": "MALFORMED_QUERY"}])
             name, op, literal = c.groups()
             bound = _parse_time(literal)
-            ops = {">=": lambda a: a >= bound, "<=": lambda a: a <= bound, ">": lambda a: a > bound,
-                   "<": lambda a: a < bound, "=": lambda a: a == bound}
-            rows = [r for r in rows if r.get(name) and ops[op](_parse_time(r[name]))]
+            compare = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "=": operator.eq}[op]
+            rows = [r for r in rows if r.get(name) and compare(_parse_time(r[name]), bound)]
         if m["order"]:
             rows.sort(key=lambda r: r.get(m["order"]) or "")
         return [{"attributes": {"type": "Task", "url": f"/services/data/v59.0/sobjects/Task/{r['Id']}"},
@@ -132,10 +132,10 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
             if token not in state.tokens:
                 raise _ApiError(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._dispatch("GET")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self._dispatch("POST")
 
         def _dispatch(self, method: str) -> None:
@@ -231,7 +231,7 @@ class FakeSalesforceServer:
     def instance_url(self) -> str:
         return f"https://127.0.0.1:{self.httpd.server_address[1]}"
 
-    def __enter__(self) -> FakeSalesforceServer:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
-from simple_salesforce import Salesforce
-
 from calltrail.salesforce.client import (
     FieldNotReadable,
     RequestLimitExceeded,
@@ -20,9 +18,11 @@ from calltrail.salesforce.client import (
 )
 from calltrail.salesforce.extract import extract_tasks
 from calltrail.settings import SalesforceSettings
+from simple_salesforce import Salesforce
+
 from tests.fakes.salesforce import FakeSalesforce, FakeSalesforceServer
 
-START = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 END = START + timedelta(hours=1)
 SF = SalesforceSettings(overlap_minutes=15, max_attempts=3, backoff_seconds=0.01, bulk_page_size=3)
 
@@ -166,7 +166,7 @@ def test_re_running_an_interval_replaces_its_partition(fake, tmp_path):
     extract_tasks(client_for(fake), SF, lake, START, END)
     out = extract_tasks(client_for(fake), SF, lake, START, END)
     files = sorted(p.relative_to(lake).as_posix() for p in lake.rglob("*.parquet"))
-    assert files == [f"salesforce_task/source=api/interval=20260301T090000Z_20260301T100000Z/tasks.parquet"]
+    assert files == ["salesforce_task/source=api/interval=20260301T090000Z_20260301T100000Z/tasks.parquet"]
     assert len(lake_rows(out.partition)) == 4
 
 

@@ -6,7 +6,6 @@ import json
 from datetime import datetime
 
 import duckdb
-
 from calltrail.salesforce.files import ingest_task_files
 from calltrail.settings import SalesforceSettings
 

@@ -1,0 +1,52 @@
+# calltrail: the two commands a newcomer needs are `make run` and `make test`.
+# Both build the virtual environment from uv.lock first (installing uv from the package index
+# into .tools/ when it is not on PATH). Nothing is downloaded from anywhere but the package index.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+VENV := .venv
+PY := $(VENV)/bin/python
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(CURDIR)/.tools/bin/uv
+endif
+
+.PHONY: run test demo lint summary clean help
+
+help:
+	@echo "make run      ingest the demo data (or Salesforce + landing files) end to end and print a summary"
+	@echo "make test     lint and run the test suite"
+	@echo "make demo     (re)write the demo data into the landing folder"
+	@echo "make summary  print what is in the lake"
+	@echo "make clean    remove data/ (landing, lake, warehouse, Airflow home) and the virtual environment"
+
+$(CURDIR)/.tools/bin/uv:
+	@echo "uv not found: installing uv $(UV_VERSION) from the package index into .tools/"
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --all-groups
+	@touch $@
+
+run: $(VENV)/.synced
+	$(VENV)/bin/calltrail run
+
+demo: $(VENV)/.synced
+	$(VENV)/bin/calltrail demo
+
+summary: $(VENV)/.synced
+	$(VENV)/bin/calltrail summary
+
+lint: $(VENV)/.synced
+	$(VENV)/bin/ruff check plugins dags tests
+
+test: lint
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf data $(VENV) .tools

@@ -1,0 +1,109 @@
+"""``python -m calltrail``: the commands behind ``make run`` and ``make demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+
+from calltrail import settings as settings_module
+from calltrail.settings import ConfigurationError, Settings
+
+INGESTION_DAGS = ("calltrail_ingest_web_events", "calltrail_ingest_salesforce")
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _has_own_landing_files(settings: Settings) -> bool:
+    from calltrail.lake.landing import landing_files
+
+    files = landing_files(settings.web_landing_dir) + landing_files(settings.task_landing_dir)
+    return any(not f.name.startswith("demo-") for f in files)
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from calltrail.demo.generate import generate
+
+    started = time.monotonic()
+    truth = generate(settings.landing_dir, visitors=args.visitors, seed=args.seed)
+    t = truth.as_dict()
+    _say(f"demo data: {t['visitors']:,} visitors, {t['web_rows_written']:,} web rows, "
+         f"{t['task_records_written'] + t['task_versions_in_updates']:,} Task records "
+         f"in {settings.landing_dir} ({time.monotonic() - started:.1f} s)")
+    return 0
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from calltrail import local_airflow, report
+
+    env = local_airflow.environment(settings)
+    log_file = settings.airflow_home / "logs" / f"run-{time.strftime('%Y%m%dT%H%M%S')}.log"
+    _say(f"calltrail run: Airflow home {settings.airflow_home} (SQLite metadata); log {log_file}")
+    _say("  preparing the Airflow metadata database and pools ...")
+    local_airflow.prepare(settings, env, log_file)
+
+    conn_id = settings.salesforce.conn_id
+    connected = local_airflow.connection_configured(conn_id, env, log_file)
+    use_demo = settings.demo_mode == "always" or (
+        settings.demo_mode == "auto" and not connected and not _has_own_landing_files(settings))
+    if connected:
+        _say(f"  Salesforce connection {conn_id!r} found: Tasks come from the API and from landing files")
+    else:
+        _say(f"  no Salesforce connection {conn_id!r} configured: Tasks come from landing files only")
+    if use_demo:
+        from calltrail.demo.generate import generate
+
+        _say(f"  using demo data: generating {settings.demo_visitors:,} visitors into {settings.landing_dir}")
+        generate(settings.landing_dir, visitors=settings.demo_visitors)
+
+    failed = []
+    for dag_id in INGESTION_DAGS:
+        started = time.monotonic()
+        _say(f"  running {dag_id} (airflow dags test) ...")
+        rc = local_airflow.dags_test(dag_id, env, log_file)
+        status = "succeeded" if rc == 0 else f"FAILED (exit {rc})"
+        _say(f"    {dag_id} {status} in {time.monotonic() - started:.0f} s")
+        if rc != 0:
+            failed.append(dag_id)
+
+    _say(report.render(settings, report.summarise(settings.lake_dir)))
+    if failed:
+        _say(f"calltrail run: {', '.join(failed)} failed; the task logs are in {log_file}")
+        return 1
+    return 0
+
+
+def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
+    from calltrail import report
+
+    summary = report.summarise(settings.lake_dir)
+    _say(json.dumps(summary.as_dict(), indent=2) if args.json else report.render(settings, summary))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="calltrail", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="write the deterministic demo data set into the landing folder")
+    demo.add_argument("--visitors", type=int, default=None, help="number of visitors (default CALLTRAIL_DEMO_VISITORS)")
+    demo.add_argument("--seed", type=int, default=7)
+    sub.add_parser("run", help="ingest end to end with airflow dags test and print a summary")
+    summary = sub.add_parser("summary", help="print what is in the lake")
+    summary.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = settings_module.load()
+    except ConfigurationError as exc:
+        parser.error(str(exc))
+    if args.command == "demo" and args.visitors is None:
+        args.visitors = settings.demo_visitors
+    handler = {"demo": cmd_demo, "run": cmd_run, "summary": cmd_summary}[args.command]
+    return handler(settings, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Deterministic demo data: web events and call Tasks with a recorded truth."""
