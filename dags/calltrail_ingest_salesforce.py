@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
 from calltrail.assets import SALESFORCE_TASKS
 
 
@@ -26,6 +27,7 @@ def calltrail_ingest_salesforce() -> None:
     @task(outlets=[SALESFORCE_TASKS], retries=2, retry_delay=pendulum.duration(minutes=5))
     def extract_tasks_from_api(data_interval_start=None, data_interval_end=None, params=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
+
         from calltrail import pipeline, settings
 
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
 from calltrail.assets import WEB_EVENTS
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from simple_salesforce import Salesforce
+
 from calltrail.salesforce.client import (
     FieldNotReadable,
     RequestLimitExceeded,
@@ -18,8 +20,6 @@ from calltrail.salesforce.client import (
 )
 from calltrail.salesforce.extract import extract_tasks
 from calltrail.settings import SalesforceSettings
-from simple_salesforce import Salesforce
-
 from tests.fakes.salesforce import FakeSalesforce, FakeSalesforceServer
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -61,7 +61,7 @@ def lake_rows(partition: Path) -> list[dict[str, object]]:
     con = duckdb.connect()
     cur = con.execute(f"select * from read_parquet('{partition}/tasks.parquet') order by Id, SystemModstamp")
     cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, row)) for row in cur.fetchall()]
+    return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
 
 def test_incremental_extraction_follows_next_records_url_over_several_pages(fake, tmp_path):

@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 
 import duckdb
+
 from calltrail.salesforce.files import ingest_task_files
 from calltrail.settings import SalesforceSettings
 
@@ -17,7 +18,7 @@ def rows(lake_dir):
     cur = con.execute(
         f"select * from read_parquet('{lake_dir}/salesforce_task/source=file/*/tasks.parquet') order by Id, SystemModstamp")
     cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
 def test_rest_json_lines_with_attributes_load_typed_in_utc(tmp_path):

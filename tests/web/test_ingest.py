@@ -10,6 +10,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from calltrail.web.ingest import ingest_web_events
 
 BID = "7059e81415f34f7bbaf40fe32fdcba21"

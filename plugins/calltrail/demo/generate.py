@@ -296,7 +296,10 @@ class Generator:
         day = self.start + timedelta(days=self.rng.randrange(self.days))
         t0 = day.replace(hour=self.rng.randint(8, 19), minute=self.rng.randrange(60), second=self.rng.randrange(60))
         channel = self._channel()
-        minutes = lambda lo, hi: timedelta(minutes=self.rng.uniform(lo, hi))
+
+        def minutes(lo: float, hi: float) -> timedelta:
+            return timedelta(minutes=self.rng.uniform(lo, hi))
+
         if scenario == "browse_only":
             end = self._session(bid, t0, channel)
             if self.rng.random() < 0.5:

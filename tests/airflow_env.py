@@ -1,0 +1,32 @@
+"""Helpers to run calltrail's Airflow in a temporary home (a real Airflow, SQLite metadata)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from calltrail import settings as settings_module
+
+BIN = Path(sys.executable).parent
+
+
+def calltrail_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """A process environment whose data and Airflow home live under ``tmp``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CALLTRAIL"))}
+    env.update({"CALLTRAIL_DATA_DIR": str(tmp / "data"), "AIRFLOW_HOME": str(tmp / "data" / "airflow")})
+    env.update(extra)
+    return env
+
+
+def airflow_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """The full Airflow environment calltrail gives its components, for running ``airflow`` directly."""
+    from calltrail import local_airflow
+
+    settings = settings_module.load(calltrail_env(tmp, **extra))
+    return local_airflow.environment(settings)
+
+
+def run(cmd: list[str], env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
