@@ -22,14 +22,16 @@ class SalesforceNotConfigured(RuntimeError):
 def ingest_web_events(settings: Settings, *, reprocess: bool = False) -> dict[str, Any]:
     from calltrail.web.ingest import ingest_web_events as run
 
-    report = run(settings.web_landing_dir, settings.lake_dir, reprocess=reprocess)
+    report = run(settings.web_landing_dir, settings.lake_dir, reprocess=reprocess,
+                 memory_limit=settings.ingest_memory_limit)
     return report.as_dict()
 
 
 def ingest_task_files(settings: Settings, *, reprocess: bool = False) -> dict[str, Any]:
     from calltrail.salesforce.files import ingest_task_files as run
 
-    report = run(settings.task_landing_dir, settings.lake_dir, settings.salesforce, reprocess=reprocess)
+    report = run(settings.task_landing_dir, settings.lake_dir, settings.salesforce, reprocess=reprocess,
+                 memory_limit=settings.ingest_memory_limit)
     return report.as_dict()
 
 
@@ -64,4 +66,5 @@ def extract_salesforce_tasks(
         backoff_seconds=sf.backoff_seconds,
         watched_fields=(sf.bizible_id_field, sf.touchpoint_date_field),
     )
-    return extract_tasks(client, sf, settings.lake_dir, start, end, full_load=full_load).as_dict()
+    return extract_tasks(client, sf, settings.lake_dir, start, end, full_load=full_load,
+                         memory_limit=settings.ingest_memory_limit).as_dict()

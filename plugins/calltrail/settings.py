@@ -75,6 +75,7 @@ class Settings:
     airflow_home: Path = PROJECT_ROOT / "data" / "airflow"
     demo_mode: str = "auto"
     demo_visitors: int = 400
+    ingest_memory_limit: str = "2GB"
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
     # The process environment as read once here, for the child processes calltrail starts.
     environ: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -109,6 +110,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         airflow_home=_path(env, "AIRFLOW_HOME", data / "airflow"),
         demo_mode=_choice(env, "CALLTRAIL_DEMO", "auto", ("auto", "always", "never")),
         demo_visitors=_int(env, "CALLTRAIL_DEMO_VISITORS", 400, minimum=1),
+        ingest_memory_limit=env.get("CALLTRAIL_INGEST_MEMORY_LIMIT") or "2GB",
         salesforce=sf,
         environ=env,
     )

@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import logging
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,9 @@ _DUCKDB_TYPES: dict[Kind, str] = {
     "integer": "BIGINT",
     "date": "DATE",
 }
+
+
+DEFAULT_MEMORY_LIMIT = "2GB"
 
 
 class UnreadableFile(ValueError):
@@ -122,9 +126,13 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def connect() -> duckdb.DuckDBPyConnection:
+def connect(spill_dir: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
+    """An in-memory session that spills to ``spill_dir`` beyond ``memory_limit``."""
     con = duckdb.connect(":memory:")
     con.execute("set TimeZone = 'UTC'")
+    con.execute(f"set memory_limit = {_lit(memory_limit)}")
+    con.execute(f"set temp_directory = {_lit(str(spill_dir))}")
+    con.execute("set preserve_insertion_order = true")
     return con
 
 
@@ -323,6 +331,7 @@ def convert(
     source_label: str | None = None,
     fmt: str | None = None,
     existing_keys: list[Path] | None = None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> ConvertResult:
     """Validate ``source`` against ``contract``; write valid rows and the quarantine.
 
@@ -332,7 +341,8 @@ def convert(
     label = source_label or source.name
     fmt = fmt or detect_format(source)
     result = ConvertResult(source=label)
-    con = connect()
+    spill = parquet_out.parent / "_spill"
+    con = connect(spill, memory_limit)
     try:
         result.unknown_columns = _LOADERS[fmt](con, source, contract)
         if result.unknown_columns:
@@ -391,4 +401,5 @@ def convert(
                         quarantine_out, dict(result.quarantined))
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
     return result

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import duckdb
 
-from calltrail.lake.convert import FORMATS, Contract, ConvertResult, UnreadableFile, convert, detect_format
+from calltrail.lake.convert import (
+    DEFAULT_MEMORY_LIMIT,
+    FORMATS,
+    Contract,
+    ConvertResult,
+    UnreadableFile,
+    convert,
+    detect_format,
+)
 from calltrail.lake.partitions import QUARANTINE, file_digest, replace_partition
 
 log = logging.getLogger(__name__)
@@ -84,6 +92,7 @@ def ingest_folder(
     parquet_name: str,
     dedupe_against_lake: bool,
     reprocess: bool = False,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> IngestReport:
     """Ingest every file in ``landing_dir`` that is not yet in the lake.
 
@@ -114,7 +123,8 @@ def ingest_folder(
         try:
             with replace_partition(partition, lake_dir) as work:
                 result = convert(source, contract, work / parquet_name, quarantine_file,
-                                 fmt=detect_format(source), existing_keys=existing)
+                                 fmt=detect_format(source), existing_keys=existing,
+                                 memory_limit=memory_limit)
                 _write_manifest(work, source, result)
         except (duckdb.Error, UnreadableFile, UnicodeDecodeError) as exc:
             log.error("%s: cannot be read (%s); quarantined whole", source.name, exc)

@@ -24,7 +24,7 @@ from typing import Any
 
 from simple_salesforce.bulk2 import ColumnDelimiter, JobState, LineEnding, Operation
 
-from calltrail.lake.convert import ConvertResult, convert
+from calltrail.lake.convert import DEFAULT_MEMORY_LIMIT, ConvertResult, convert
 from calltrail.lake.partitions import QUARANTINE, SALESFORCE_TASK, interval_key, replace_partition
 from calltrail.salesforce.client import ResilientSalesforce, SalesforceExtractionError, bulk2_client
 from calltrail.salesforce.tasks import contract, full_soql, incremental_soql, soql_datetime
@@ -112,6 +112,7 @@ def extract_tasks(
     *,
     full_load: bool = False,
     poll_seconds: float = 2.0,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> ExtractionResult:
     """Extract the Tasks of ``[start, end)`` (widened by the overlap), or all before ``end``."""
     if full_load:
@@ -138,7 +139,7 @@ def extract_tasks(
                 log.info("page %d: %d record(s), %d so far", pages, len(page), records)
         quarantine_file.unlink(missing_ok=True)
         result = convert(spool, contract(sf), work / "tasks.parquet", quarantine_file, fmt="jsonl",
-                         source_label=f"salesforce {mode} {key}")
+                         source_label=f"salesforce {mode} {key}", memory_limit=memory_limit)
         spool.unlink()
         (work / "_manifest.json").write_text(json.dumps({
             "mode": mode, "soql": soql, "pages": pages, "records": records,

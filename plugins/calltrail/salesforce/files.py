@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from calltrail.lake.convert import DEFAULT_MEMORY_LIMIT
 from calltrail.lake.landing import IngestReport, ingest_folder
 from calltrail.lake.partitions import SALESFORCE_TASK
 from calltrail.salesforce.tasks import contract
@@ -14,11 +15,17 @@ FILE_DATASET = f"{SALESFORCE_TASK}/source=file"
 
 
 def ingest_task_files(
-    landing_dir: Path, lake_dir: Path, sf: SalesforceSettings, *, reprocess: bool = False
+    landing_dir: Path,
+    lake_dir: Path,
+    sf: SalesforceSettings,
+    *,
+    reprocess: bool = False,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> IngestReport:
     """Every Task file not yet in the lake becomes ``salesforce_task/source=file/file=<hash>/``.
 
     Versions of one Task across files are all kept: staging picks the latest ``SystemModstamp``.
     """
     return ingest_folder(landing_dir, lake_dir, contract(sf), dataset_path=FILE_DATASET,
-                         parquet_name="tasks.parquet", dedupe_against_lake=False, reprocess=reprocess)
+                         parquet_name="tasks.parquet", dedupe_against_lake=False, reprocess=reprocess,
+                         memory_limit=memory_limit)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from calltrail.lake.convert import Check, Column, Contract
+from calltrail.lake.convert import DEFAULT_MEMORY_LIMIT, Check, Column, Contract
 from calltrail.lake.ids import BIZIBLE_ID_PATTERN, normalised_bizible_id_sql
 from calltrail.lake.landing import IngestReport, ingest_folder
 from calltrail.lake.partitions import WEB_EVENTS
@@ -59,7 +59,9 @@ CONTRACT = Contract(
 )
 
 
-def ingest_web_events(landing_dir: Path, lake_dir: Path, *, reprocess: bool = False) -> IngestReport:
+def ingest_web_events(
+    landing_dir: Path, lake_dir: Path, *, reprocess: bool = False, memory_limit: str = DEFAULT_MEMORY_LIMIT
+) -> IngestReport:
     """Ingest every web event file in ``landing_dir`` that is not yet in the lake."""
     return ingest_folder(landing_dir, lake_dir, CONTRACT, dataset_path=WEB_EVENTS, parquet_name="events.parquet",
-                         dedupe_against_lake=True, reprocess=reprocess)
+                         dedupe_against_lake=True, reprocess=reprocess, memory_limit=memory_limit)
