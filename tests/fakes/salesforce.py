@@ -13,6 +13,9 @@ import io
 import json
 import operator
 import re
+import select
+import socket
+import socketserver
 import ssl
 import threading
 import uuid
@@ -55,6 +58,11 @@ class FakeSalesforce:
     bulk_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     cursors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     polls_before_complete: int = 1
+    # Login (username-password SOAP and JWT bearer): who may log in, and the org's instance host.
+    users: dict[str, str] = field(default_factory=dict)  # username -> password + security token
+    jwt_public_key: bytes | None = None
+    instance_host: str = "acme.my.salesforce.com"
+    logins: list[str] = field(default_factory=list)
 
     def fail(self, endpoint: str, status: int, error_code: str, message: str, times: int = 1) -> None:
         """Answer the next ``times`` requests to ``endpoint`` (query, queryAll, more, bulk_create,
@@ -142,10 +150,55 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
             url = urlparse(self.path)
             state.requests.append((method, self.path))
             try:
+                if method == "POST" and re.match(r"^/services/Soap/u/[\d.]+/?$", url.path):
+                    return self._soap_login()
+                if method == "POST" and url.path == "/services/oauth2/token":
+                    return self._jwt_login()
                 self._authorised()
                 self._route(method, url.path, parse_qs(url.query))
             except _ApiError as err:
                 self._send(err.status, err.body)
+
+        def _body(self) -> bytes:
+            return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+
+        def _soap_login(self) -> None:
+            body = self._body().decode()
+            user = re.search(r"<(?:urn|n1):username>(.*?)</(?:urn|n1):username>", body)
+            password = re.search(r"<(?:urn|n1):password>(.*?)</(?:urn|n1):password>", body)
+            if not user or not password or state.users.get(user[1]) != password[1]:
+                fault = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv="
+                         "\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:sf=\"urn:fault.partner.soap.sforce.com\">"
+                         "<soapenv:Body><soapenv:Fault><faultcode>sf:INVALID_LOGIN</faultcode><detail>"
+                         "<sf:LoginFault><sf:exceptionCode>INVALID_LOGIN</sf:exceptionCode><sf:exceptionMessage>"
+                         "Invalid username, password, security token; or user locked out.</sf:exceptionMessage>"
+                         "</sf:LoginFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>")
+                return self._send(500, fault, "text/xml")
+            state.logins.append(f"password:{user[1]}")
+            ok = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv="
+                  "\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns=\"urn:partner.soap.sforce.com\"><soapenv:Body>"
+                  "<loginResponse><result><metadataServerUrl>https://" + state.instance_host +
+                  "/services/Soap/m/59.0/00D000000000001</metadataServerUrl><passwordExpired>false</passwordExpired>"
+                  "<sandbox>false</sandbox><serverUrl>https://" + state.instance_host +
+                  "/services/Soap/u/59.0/00D000000000001</serverUrl><sessionId>" + sorted(state.tokens)[0] +
+                  "</sessionId><userId>005000000000001</userId></result></loginResponse></soapenv:Body>"
+                  "</soapenv:Envelope>")
+            return self._send(200, ok, "text/xml")
+
+        def _jwt_login(self) -> None:
+            import jwt
+
+            form = parse_qs(self._body().decode())
+            try:
+                assert form.get("grant_type") == ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
+                claims = jwt.decode(form["assertion"][0], state.jwt_public_key, algorithms=["RS256"],
+                                    audience="https://login.salesforce.com")
+            except Exception as exc:  # any bad assertion is an invalid grant, as in Salesforce
+                return self._send(400, {"error": "invalid_grant", "error_description": f"invalid assertion: {exc}"})
+            state.logins.append(f"jwt:{claims['sub']}:{claims['iss']}")
+            return self._send(200, {"access_token": sorted(state.tokens)[0], "scope": "api",
+                                    "instance_url": f"https://{state.instance_host}", "token_type": "Bearer",
+                                    "id": "https://login.salesforce.com/id/00D000000000001/005000000000001"})
 
         def _page(self, rows: list[dict[str, Any]], version: str, endpoint: str) -> dict[str, Any]:
             head, rest = rows[: state.page_size], rows[state.page_size:]
@@ -175,8 +228,7 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
             m = re.match(r"^/services/data/(v[\d.]+)/jobs/query/?(?P<job>[^/]+)?(?P<results>/results)?$", path)
             if m and method == "POST" and not m["job"]:
                 self._fault("bulk_create")
-                length = int(self.headers.get("Content-Length", 0))
-                payload = json.loads(self.rfile.read(length) or b"{}")
+                payload = json.loads(self._body() or b"{}")
                 rows = state.run_soql(payload["query"], include_deleted=payload["operation"] == "queryAll")
                 job_id = "750FAKE" + uuid.uuid4().hex[:11]
                 state.bulk_jobs[job_id] = {"rows": rows, "polls": 0, "operation": payload["operation"]}
@@ -218,7 +270,8 @@ class FakeSalesforceServer:
     def __init__(self, state: FakeSalesforce, workdir: Path) -> None:
         self.state = state
         ca = trustme.CA()
-        cert = ca.issue_cert("127.0.0.1", "localhost")
+        cert = ca.issue_cert("127.0.0.1", "localhost", "login.salesforce.com", "test.salesforce.com",
+                             state.instance_host)
         self.ca_path = workdir / "fake-salesforce-ca.pem"
         ca.cert_pem.write_to_path(str(self.ca_path))
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -239,3 +292,63 @@ class FakeSalesforceServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
+
+
+class ConnectProxy:
+    """An HTTP CONNECT proxy on 127.0.0.1 that tunnels every host to the fake Salesforce.
+
+    simple-salesforce logs in at ``https://login.salesforce.com``; with the connection's
+    ``proxies`` extra pointing here, the real login flows (SOAP username-password and JWT bearer)
+    reach the fake, over TLS with its certificate, without touching the network.
+    """
+
+    def __init__(self, target: FakeSalesforceServer) -> None:
+        self.target = target
+        self.hosts: list[str] = []
+        proxy = self
+
+        class Tunnel(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = self.request.recv(4096)
+                    if not chunk:
+                        return
+                    head += chunk
+                line = head.split(b"\r\n", 1)[0].decode()
+                verb, authority, _ = line.split(" ", 2)
+                if verb != "CONNECT":
+                    self.request.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                    return
+                proxy.hosts.append(authority)
+                upstream = socket.create_connection(target.httpd.server_address)
+                self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                sockets = [self.request, upstream]
+                try:
+                    while True:
+                        readable, _, _ = select.select(sockets, [], [], 10)
+                        if not readable:
+                            return
+                        for s in readable:
+                            data = s.recv(65536)
+                            if not data:
+                                return
+                            (upstream if s is self.request else self.request).sendall(data)
+                finally:
+                    upstream.close()
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Tunnel)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> ConnectProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
