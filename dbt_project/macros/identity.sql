@@ -1,0 +1,13 @@
+{#- DOMAIN.md, Identity: trim, lower-case, drop hyphens and braces; valid when 32 hex characters. -#}
+
+{% macro normalise_bizible_id(expr) -%}
+  {{ calltrail.regexp_replace_all("lower(trim(" ~ expr ~ "))", "'[-{}]'", "''") }}
+{%- endmacro %}
+
+{% macro bizible_id_status(expr) -%}
+  case
+    when {{ expr }} is null or trim({{ expr }}) = '' then 'missing'
+    when {{ calltrail.regexp_matches(calltrail.normalise_bizible_id(expr), "'^[0-9a-f]{32}$'") }} then 'valid'
+    else 'invalid_format'
+  end
+{%- endmacro %}

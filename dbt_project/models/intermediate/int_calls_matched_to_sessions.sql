@@ -1,0 +1,77 @@
+{#- Every live Task with a valid BizibleId, with its candidate session and the 30-minute rule.
+
+    Candidate: the visitor's latest session that started at or before the call time. The Task
+    matches when the call came at most calltrail__call_window_minutes after the anchor (inclusive):
+    the session start (default) or the session's last event (calltrail__call_window_anchor =
+    last_activity). Without a candidate the status is no_session. -#}
+{%- set anchor = var('calltrail__call_window_anchor') -%}
+{%- if anchor not in ['session_start', 'last_activity'] -%}
+  {{ exceptions.raise_compiler_error("calltrail__call_window_anchor must be session_start or last_activity, got '" ~ anchor ~ "'") }}
+{%- endif -%}
+{%- set anchor_column = 'session_start_at' if anchor == 'session_start' else 'session_last_event_at' -%}
+
+with tasks as (
+
+    select * from {{ ref('stg_salesforce__tasks') }}
+    where bizible_id_status = 'valid'
+
+),
+
+sessions as (
+
+    select * from {{ ref('int_sessions') }}
+
+),
+
+candidates as (
+
+    select
+        tasks.task_id,
+        sessions.session_id,
+        sessions.session_start_at,
+        sessions.session_last_event_at,
+        row_number() over (
+            partition by tasks.task_id
+            order by sessions.session_start_at desc, sessions.session_id
+        ) as recency
+    from tasks
+    inner join sessions
+        on tasks.bizible_id = sessions.bizible_id
+       and sessions.session_start_at <= tasks.call_at
+
+),
+
+candidate as (
+
+    select * from candidates
+    where recency = 1
+
+),
+
+final as (
+
+    select
+        tasks.task_id,
+        tasks.bizible_id,
+        tasks.is_call,
+        tasks.task_type_clean,
+        tasks.subject,
+        tasks.call_at,
+        candidate.session_id as candidate_session_id,
+        candidate.session_start_at,
+        candidate.session_last_event_at,
+        {{ dbt.datediff('candidate.session_start_at', 'tasks.call_at', 'second') }} as seconds_after_session_start,
+        {{ dbt.datediff('candidate.session_last_event_at', 'tasks.call_at', 'second') }} as seconds_after_last_activity,
+        case
+            when candidate.session_id is null then 'no_session'
+            when tasks.call_at <= {{ dbt.dateadd('minute', var('calltrail__call_window_minutes'), 'candidate.' ~ anchor_column) }}
+                then 'matched'
+            else 'outside_window'
+        end as match_status
+    from tasks
+    left join candidate
+        on tasks.task_id = candidate.task_id
+
+)
+
+select * from final

@@ -1,0 +1,123 @@
+{#- Conversions (matched Tasks and form submits) and who owns each session.
+
+    One touchpoint per session: the session's first conversion owns it; on a tie the call wins. A
+    later Task in the same session becomes a task-only touchpoint; a later form submit in the same
+    session makes none. Tasks that matched no session are task-only. -#}
+
+with tasks as (
+
+    select * from {{ ref('int_calls_matched_to_sessions') }}
+
+),
+
+session_events as (
+
+    select * from {{ ref('int_session_events') }}
+
+),
+
+session_conversions as (
+
+    select
+        'task' as conversion_kind,
+        task_id as conversion_key,
+        task_id,
+        cast(null as {{ dbt.type_string() }}) as event_id,
+        bizible_id,
+        candidate_session_id as session_id,
+        call_at as converted_at,
+        0 as kind_priority
+    from tasks
+    where match_status = 'matched'
+
+    union all
+
+    select
+        'form' as conversion_kind,
+        event_id as conversion_key,
+        cast(null as {{ dbt.type_string() }}) as task_id,
+        event_id,
+        bizible_id,
+        session_id,
+        occurred_at as converted_at,
+        1 as kind_priority
+    from session_events
+    where event_type = 'form_submit'
+
+),
+
+ranked as (
+
+    select
+        session_conversions.*,
+        row_number() over (
+            partition by session_id
+            order by converted_at, kind_priority, conversion_key
+        ) as conversion_rank_in_session
+    from session_conversions
+
+),
+
+owned as (
+
+    select
+        conversion_kind,
+        conversion_key,
+        task_id,
+        event_id,
+        bizible_id,
+        session_id,
+        converted_at,
+        conversion_rank_in_session = 1 as owns_session
+    from ranked
+
+),
+
+unmatched_tasks as (
+
+    select
+        'task' as conversion_kind,
+        task_id as conversion_key,
+        task_id,
+        cast(null as {{ dbt.type_string() }}) as event_id,
+        bizible_id,
+        cast(null as {{ dbt.type_string() }}) as session_id,
+        call_at as converted_at,
+        false as owns_session
+    from tasks
+    where match_status <> 'matched'
+
+),
+
+all_conversions as (
+
+    select * from owned
+    union all
+    select * from unmatched_tasks
+
+),
+
+final as (
+
+    select
+        all_conversions.conversion_kind,
+        all_conversions.conversion_key,
+        all_conversions.task_id,
+        all_conversions.event_id,
+        all_conversions.bizible_id,
+        all_conversions.session_id,
+        all_conversions.converted_at,
+        all_conversions.owns_session,
+        case
+            when all_conversions.owns_session then 'session'
+            when all_conversions.conversion_kind = 'task' then 'task_only'
+            else 'none'
+        end as touchpoint_kind,
+        tasks.match_status
+    from all_conversions
+    left join tasks
+        on all_conversions.task_id = tasks.task_id
+
+)
+
+select * from final

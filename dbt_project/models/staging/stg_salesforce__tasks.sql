@@ -1,0 +1,62 @@
+{#- One row per live Task: its latest version (highest SystemModstamp), deletes removed, the
+    BizibleId normalised with a status, and whether it is a call. -#}
+
+with versions as (
+
+    select * from {{ ref('stg_salesforce__task_versions') }}
+
+),
+
+ranked as (
+
+    select
+        versions.*,
+        row_number() over (
+            partition by task_id
+            order by system_modstamp desc, last_modified_at desc, is_deleted desc
+        ) as version_rank
+    from versions
+
+),
+
+latest as (
+
+    select * from ranked
+    where version_rank = 1
+      and not is_deleted
+
+),
+
+final as (
+
+    select
+        task_id,
+        who_id,
+        what_id,
+        subject,
+        task_type,
+        nullif(trim(task_type), '') as task_type_clean,
+        task_subtype,
+        call_type,
+        call_duration_seconds,
+        call_object,
+        call_disposition,
+        status,
+        activity_date,
+        created_at,
+        last_modified_at,
+        system_modstamp,
+        touchpoint_date_at,
+        call_at,
+        bizible_id_raw,
+        {{ calltrail.bizible_id_status('bizible_id_raw') }} as bizible_id_status,
+        case
+            when {{ calltrail.bizible_id_status('bizible_id_raw') }} = 'valid'
+                then {{ calltrail.normalise_bizible_id('bizible_id_raw') }}
+        end as bizible_id,
+        coalesce({{ var('calltrail__call_filter') }}, false) as is_call
+    from latest
+
+)
+
+select * from final
