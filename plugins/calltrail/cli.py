@@ -11,6 +11,7 @@ from calltrail import settings as settings_module
 from calltrail.settings import ConfigurationError, Settings
 
 INGESTION_DAGS = ("calltrail_ingest_web_events", "calltrail_ingest_salesforce")
+TRANSFORM_DAG = "calltrail_transform"
 
 
 def _say(message: str) -> None:
@@ -42,7 +43,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     env = local_airflow.environment(settings)
     log_file = settings.airflow_home / "logs" / f"run-{time.strftime('%Y%m%dT%H%M%S')}.log"
     _say(f"calltrail run: Airflow home {settings.airflow_home} (SQLite metadata); log {log_file}")
-    _say("  preparing the Airflow metadata database and pools ...")
+    _say("  preparing the Airflow metadata database, pools and the dbt manifest ...")
     local_airflow.prepare(settings, env, log_file)
 
     conn_id = settings.salesforce.conn_id
@@ -60,7 +61,10 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         generate(settings.landing_dir, visitors=settings.demo_visitors)
 
     failed = []
-    for dag_id in INGESTION_DAGS:
+    for dag_id in (*INGESTION_DAGS, TRANSFORM_DAG):
+        if failed and dag_id == TRANSFORM_DAG:
+            _say(f"  {TRANSFORM_DAG} not run: ingestion failed")
+            break
         started = time.monotonic()
         _say(f"  running {dag_id} (airflow dags test) ...")
         rc = local_airflow.dags_test(dag_id, env, log_file)
@@ -70,9 +74,21 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             failed.append(dag_id)
 
     _say(report.render(settings, report.summarise(settings.lake_dir)))
+    if settings.warehouse.exists() and TRANSFORM_DAG not in failed:
+        _say(report.render_marts(settings, report.summarise_marts(settings.warehouse)))
     if failed:
         _say(f"calltrail run: {', '.join(failed)} failed; the task logs are in {log_file}")
         return 1
+    return 0
+
+
+def cmd_setup(settings: Settings, args: argparse.Namespace) -> int:
+    from calltrail import local_airflow
+
+    env = local_airflow.environment(settings)
+    log_file = settings.airflow_home / "logs" / "setup.log"
+    local_airflow.prepare(settings, env, log_file)
+    _say(f"Airflow metadata, pools and {settings.dbt_manifest} are ready (log {log_file})")
     return 0
 
 
@@ -80,7 +96,13 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
     from calltrail import report
 
     summary = report.summarise(settings.lake_dir)
-    _say(json.dumps(summary.as_dict(), indent=2) if args.json else report.render(settings, summary))
+    marts = report.summarise_marts(settings.warehouse) if settings.warehouse.exists() else None
+    if args.json:
+        _say(json.dumps({"lake": summary.as_dict(), "marts": marts.as_dict() if marts else None}, indent=2))
+    else:
+        _say(report.render(settings, summary))
+        if marts:
+            _say(report.render_marts(settings, marts))
     return 0
 
 
@@ -90,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="write the deterministic demo data set into the landing folder")
     demo.add_argument("--visitors", type=int, default=None, help="number of visitors (default CALLTRAIL_DEMO_VISITORS)")
     demo.add_argument("--seed", type=int, default=7)
-    sub.add_parser("run", help="ingest end to end with airflow dags test and print a summary")
+    sub.add_parser("run", help="ingest, transform and validate end to end with airflow dags test; print a summary")
+    sub.add_parser("setup", help="prepare the Airflow metadata database, the pools and the dbt manifest")
     summary = sub.add_parser("summary", help="print what is in the lake")
     summary.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -101,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if args.command == "demo" and args.visitors is None:
         args.visitors = settings.demo_visitors
-    handler = {"demo": cmd_demo, "run": cmd_run, "summary": cmd_summary}[args.command]
+    handler = {"demo": cmd_demo, "run": cmd_run, "setup": cmd_setup, "summary": cmd_summary}[args.command]
     return handler(settings, args)
 
 

@@ -64,11 +64,14 @@ def airflow(args: list[str], env: dict[str, str], log_file: Path, *, check: bool
 
 
 def prepare(settings: Settings, env: dict[str, str], log_file: Path) -> None:
-    """Create or upgrade the metadata database and the pools. Safe to repeat."""
+    """Create or upgrade the metadata database, the pools and the dbt manifest. Safe to repeat."""
+    from calltrail.transform.dbt_commands import parse
+
     airflow(["db", "migrate"], env, log_file)
     airflow(["pools", "set", WAREHOUSE_POOL, "1",
              "DuckDB allows one writer and readers conflict with it: every task that opens the warehouse"],
             env, log_file)
+    parse(settings, log_file=log_file)
 
 
 def connection_configured(conn_id: str, env: dict[str, str], log_file: Path) -> bool:

@@ -94,3 +94,83 @@ def render(settings: Settings, summary: LakeSummary) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+@dataclass
+class MartSummary:
+    tasks_seen: int = 0
+    calls: int = 0
+    valid_calls: int = 0
+    matched_to_session: int = 0
+    task_only: int = 0
+    missing_bizible_id: int = 0
+    invalid_bizible_id: int = 0
+    within_window: int = 0
+    outside_window: int = 0
+    without_session: int = 0
+    touchpoints: int = 0
+    by_channel: list[tuple[str, int, int]] = field(default_factory=list)
+    by_type: list[tuple[str, int]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def summarise_marts(warehouse: Path) -> MartSummary:
+    """Read the marts (read-only; run it when no task holds the warehouse)."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        s = MartSummary()
+        s.tasks_seen = con.execute("select count(*) from stg_salesforce__tasks").fetchone()[0]
+        row = con.execute(
+            "select calls, calls_with_valid_bizible_id, calls_matched_to_session, calls_task_only, "
+            "calls_missing_bizible_id, calls_invalid_bizible_id, calls_within_window, calls_outside_window, "
+            "calls_without_session from rpt_call_match_rates").fetchone()
+        (s.calls, s.valid_calls, s.matched_to_session, s.task_only, s.missing_bizible_id, s.invalid_bizible_id,
+         s.within_window, s.outside_window, s.without_session) = (int(v or 0) for v in row)
+        s.touchpoints = con.execute("select count(*) from fct_touchpoints").fetchone()[0]
+        s.by_channel = [tuple(r) for r in con.execute(
+            "select marketing_channel, sum(touchpoints), sum(calls) from rpt_touchpoints_by_channel "
+            "group by 1 order by 2 desc, 1").fetchall()]
+        s.by_type = [tuple(r) for r in con.execute(
+            "select touchpoint_type, sum(touchpoints) from rpt_touchpoints_by_channel group by 1 order by 2 desc, 1"
+        ).fetchall()]
+        return s
+    finally:
+        con.close()
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:5.1f}%" if whole else "    -"
+
+
+def render_marts(settings: Settings, s: MartSummary) -> str:
+    lines = [
+        "calltrail: calls and touchpoints",
+        "================================",
+        f"  Tasks seen                  {s.tasks_seen:>8,}",
+        f"  call Tasks                  {s.calls:>8,}",
+        f"    with a valid BizibleId    {s.valid_calls:>8,}  {_pct(s.valid_calls, s.calls)}",
+        f"    matched to a web session  {s.matched_to_session:>8,}  {_pct(s.matched_to_session, s.valid_calls)}"
+        " of valid calls",
+        f"    task-only (no web data)   {s.task_only:>8,}  ({s.outside_window:,} outside the window, "
+        f"{s.without_session:,} without a session, "
+        f"{s.within_window - s.matched_to_session:,} in an already converted session)",
+        f"    missing BizibleId         {s.missing_bizible_id + s.invalid_bizible_id:>8,}  "
+        f"({s.missing_bizible_id:,} missing, {s.invalid_bizible_id:,} malformed: see dq_calls_missing_bizible_id)",
+        "",
+        f"  touchpoints by channel ({s.touchpoints:,} touchpoints)      touchpoints    calls",
+    ]
+    lines += [f"    {channel:<36} {tp:>9,} {calls:>8,}" for channel, tp, calls in s.by_channel]
+    lines += ["", "  touchpoints by type"]
+    lines += [f"    {t:<36} {n:>9,}" for t, n in s.by_type]
+    lines += [
+        "",
+        f"  warehouse   {settings.warehouse}  (tables fct_touchpoints, rpt_touchpoints_by_channel, "
+        "rpt_call_match_rates, dq_calls_missing_bizible_id)",
+        f"  dbt docs    {settings.dbt_docs_dir / 'static_index.html'}  (lineage: open in a browser)",
+        "",
+    ]
+    return "\n".join(lines)

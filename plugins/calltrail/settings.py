@@ -68,6 +68,23 @@ class SalesforceSettings:
 
 
 @dataclass(frozen=True)
+class QualitySettings:
+    """Great Expectations thresholds: the share of rows that must pass (``mostly``)."""
+
+    bizible_id_mostly: float = 0.90
+    task_type_mostly: float = 0.80
+    landing_page_mostly: float = 0.99
+    task_types: tuple[str, ...] = ("Call", "Phone Call", "Inbound Call", "Outbound Call", "Email", "Meeting")
+
+
+def _share(env: dict[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if value > 1:
+        raise ConfigurationError(f"{name}={value} must be a share between 0 and 1")
+    return value
+
+
+@dataclass(frozen=True)
 class Settings:
     landing_dir: Path
     lake_dir: Path
@@ -77,8 +94,19 @@ class Settings:
     demo_visitors: int = 400
     ingest_memory_limit: str = "2GB"
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
+    dbt_target: str = "duckdb"
+    dbt_docs_dir: Path = PROJECT_ROOT / "data" / "dbt_docs"
     # The process environment as read once here, for the child processes calltrail starts.
     environ: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def dbt_project_dir(self) -> Path:
+        return PROJECT_ROOT / "dbt_project"
+
+    @property
+    def dbt_manifest(self) -> Path:
+        return self.dbt_project_dir / "target" / "manifest.json"
 
     @property
     def task_landing_dir(self) -> Path:
@@ -112,5 +140,14 @@ def load(env: dict[str, str] | None = None) -> Settings:
         demo_visitors=_int(env, "CALLTRAIL_DEMO_VISITORS", 400, minimum=1),
         ingest_memory_limit=env.get("CALLTRAIL_INGEST_MEMORY_LIMIT") or "2GB",
         salesforce=sf,
+        quality=QualitySettings(
+            bizible_id_mostly=_share(env, "CALLTRAIL_DQ_BIZIBLE_ID_MOSTLY", 0.90),
+            task_type_mostly=_share(env, "CALLTRAIL_DQ_TASK_TYPE_MOSTLY", 0.80),
+            landing_page_mostly=_share(env, "CALLTRAIL_DQ_LANDING_PAGE_MOSTLY", 0.99),
+            task_types=tuple(t.strip() for t in (env.get("CALLTRAIL_DQ_TASK_TYPES") or
+                             "Call,Phone Call,Inbound Call,Outbound Call,Email,Meeting").split(",") if t.strip()),
+        ),
+        dbt_target=env.get("CALLTRAIL_DBT_TARGET") or "duckdb",
+        dbt_docs_dir=_path(env, "CALLTRAIL_DBT_DOCS_DIR", data / "dbt_docs"),
         environ=env,
     )

@@ -1,0 +1,1 @@
+"""The dbt project: its variables, environment and the commands around the build."""

@@ -1,0 +1,93 @@
+"""Running dbt for calltrail: the vars that come from settings, the environment, and the set-up
+and docs commands. Model builds themselves run through astronomer-cosmos in the DAG."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from calltrail.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DBT = str(Path(sys.executable).with_name("dbt"))
+
+
+class DbtCommandFailed(RuntimeError):
+    pass
+
+
+def release_in_process_warehouse() -> None:
+    """Close a DuckDB database that dbt left open in this process.
+
+    Cosmos runs dbt in-process (InvocationMode.DBT_RUNNER) and dbt-duckdb keeps its database open
+    for the life of the process. Under the scheduler every task is its own process, so this does
+    nothing; under ``airflow dags test`` all tasks share one process, and the tasks after dbt (the
+    checks, ``dbt docs generate``) could not open the warehouse until it is closed.
+    """
+    connections = sys.modules.get("dbt.adapters.duckdb.connections")
+    if connections is None:
+        return
+    manager = connections.DuckDBConnectionManager
+    with manager._LOCK:
+        if manager._ENV is not None:
+            log.info("closing the warehouse connection dbt left open in this process")
+            manager._ENV.close()
+            manager._ENV = None
+
+
+def dbt_vars(settings: Settings) -> dict[str, Any]:
+    """Project vars that must agree with extraction (the configured Task fields)."""
+    sf = settings.salesforce
+    return {
+        "calltrail__bizible_id_field": sf.bizible_id_field,
+        "calltrail__touchpoint_date_field": sf.touchpoint_date_field,
+        "calltrail__call_time_fields": [sf.touchpoint_date_field, "CreatedDate"],
+    }
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """Environment for dbt: where the lake and the warehouse are, and which target."""
+    return {
+        "CALLTRAIL_LAKE_DIR": str(settings.lake_dir),
+        "CALLTRAIL_WAREHOUSE": str(settings.warehouse),
+        "CALLTRAIL_DBT_TARGET": settings.dbt_target,
+        "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+
+
+def run_dbt(settings: Settings, args: list[str], *, log_file: Path | None = None) -> None:
+    """Run one dbt command in the project; raise with dbt's own output when it fails."""
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    env = {**settings.environ, **dbt_env(settings)}
+    cmd = [DBT, *args, "--project-dir", str(settings.dbt_project_dir), "--vars", json.dumps(dbt_vars(settings))]
+    log.info("dbt %s", " ".join(args))
+    out = subprocess.run(cmd, env=env, cwd=settings.dbt_project_dir, capture_output=True, text=True, check=False)
+    if log_file:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("a") as fh:
+            fh.write(f"\n$ dbt {' '.join(args)}\n{out.stdout}{out.stderr}")
+    for line in out.stdout.splitlines():
+        log.debug("dbt: %s", line)
+    if out.returncode != 0:
+        tail = "\n".join((out.stdout + out.stderr).splitlines()[-30:])
+        raise DbtCommandFailed(f"dbt {' '.join(args)} failed (exit {out.returncode}):\n{tail}")
+
+
+def parse(settings: Settings, *, log_file: Path | None = None) -> Path:
+    """Write target/manifest.json, which the transformation DAG is rendered from."""
+    run_dbt(settings, ["parse"], log_file=log_file)
+    return settings.dbt_manifest
+
+
+def generate_docs(settings: Settings) -> Path:
+    """dbt docs (with lineage) into CALLTRAIL_DBT_DOCS_DIR; opens the warehouse for the catalog."""
+    release_in_process_warehouse()
+    settings.dbt_docs_dir.mkdir(parents=True, exist_ok=True)
+    run_dbt(settings, ["docs", "generate", "--static", "--target-path", str(settings.dbt_docs_dir)])
+    return settings.dbt_docs_dir / "index.html"
