@@ -1,4 +1,5 @@
-"""End to end on a real Airflow (``airflow dags test``, SQLite metadata in a temporary home)."""
+"""End to end on a real Airflow (``airflow dags test``, SQLite metadata in a temporary home):
+ingestion, dbt through cosmos, Great Expectations, checked against the demo generator's truth."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
 from calltrail import report
+from calltrail.demo.generate import iter_truth_tasks
 from tests.airflow_env import BIN, airflow_env, calltrail_env, run
 from tests.fakes.salesforce import FakeSalesforce, FakeSalesforceServer
 from tests.salesforce.test_extract import task
@@ -34,12 +37,21 @@ def demo_run(tmp_path_factory):
     return tmp, env, first, truth
 
 
+def fct_rows(warehouse: Path) -> list[tuple]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute("select * from fct_touchpoints order by touchpoint_id").fetchall()
+    finally:
+        con.close()
+
+
 def test_make_run_says_it_uses_demo_data_when_no_salesforce_connection_is_configured(demo_run):
     _, _, first, _ = demo_run
     assert "no Salesforce connection 'salesforce_default' configured" in first.stdout
     assert "using demo data" in first.stdout
     assert "calltrail_ingest_web_events succeeded" in first.stdout
     assert "calltrail_ingest_salesforce succeeded" in first.stdout
+    assert "calltrail_transform succeeded" in first.stdout
 
 
 def test_the_lake_holds_what_the_generator_wrote(demo_run):
@@ -61,13 +73,52 @@ def test_the_summary_names_rows_quarantine_reasons_and_locations(demo_run):
     assert str(tmp / "data" / "lake" / "quarantine") in first.stdout
 
 
-def test_a_second_run_changes_nothing_in_the_lake(demo_run):
+def test_the_summary_numbers_are_the_generators_truth(demo_run):
+    tmp, _, first, truth = demo_run
+    t = truth["tasks"]
+    marts = report.summarise_marts(tmp / "data" / "warehouse" / "calltrail.duckdb")
+    assert marts.calls == t["call_tasks"] - t["deleted"]
+    assert marts.valid_calls == t["live_calls_valid_bizible_id"]
+    assert marts.matched_to_session == t["live_calls_touchpoint_session"]
+    assert marts.task_only == t["live_calls_touchpoint_task_only"] + t["live_calls_touchpoint_task_only_same_session"]
+    assert (marts.missing_bizible_id, marts.invalid_bizible_id) == (t["live_calls_missing"], t["live_calls_invalid_format"])
+    assert (marts.within_window, marts.outside_window, marts.without_session) == (
+        t["live_calls_matched"], t["live_calls_outside_window"], t["live_calls_no_session"])
+    assert re.search(rf"matched to a web session\s+{marts.matched_to_session}\s", first.stdout), first.stdout
+    assert re.search(rf"missing BizibleId\s+{marts.missing_bizible_id + marts.invalid_bizible_id}\s", first.stdout)
+    assert "touchpoints by channel" in first.stdout and "dbt docs" in first.stdout
+
+
+def test_every_call_gets_the_match_status_the_generator_placed_it_in(demo_run):
+    tmp, _, _, _ = demo_run
+    expected = {t["task_id"]: t["expected_match_status"] for t in iter_truth_tasks(tmp / "data" / "landing")
+                if not t["deleted"] and t["expected_match_status"] in ("matched", "outside_window", "no_session")}
+    con = duckdb.connect(str(tmp / "data" / "warehouse" / "calltrail.duckdb"), read_only=True)
+    seen = dict(con.execute("select task_id, match_status from int_calls_matched_to_sessions where is_call").fetchall())
+    con.close()
+    wrong = {k: (v, seen.get(k)) for k, v in expected.items() if seen.get(k) != v}
+    assert not wrong, f"{len(wrong)} calls differ (expected, seen): {dict(list(wrong.items())[:10])}"
+    assert len(seen) == len(expected)
+
+
+def test_dbt_docs_and_validation_ran(demo_run):
+    tmp, _, _, _ = demo_run
+    docs = tmp / "data" / "dbt_docs"
+    assert (docs / "static_index.html").exists() and (docs / "catalog.json").exists()
+    catalog = json.loads((docs / "catalog.json").read_text())
+    assert "model.calltrail.fct_touchpoints" in catalog["nodes"]
+
+
+def test_a_second_run_gives_the_same_lake_and_the_same_touchpoints(demo_run):
     tmp, env, _, _ = demo_run
     lake = tmp / "data" / "lake"
-    before = lake_fingerprint(lake)
+    warehouse = tmp / "data" / "warehouse" / "calltrail.duckdb"
+    before, touchpoints_before = lake_fingerprint(lake), fct_rows(warehouse)
     second = run([str(BIN / "calltrail"), "run"], env)
     assert second.returncode == 0, second.stdout[-4000:]
     assert lake_fingerprint(lake) == before
+    assert fct_rows(warehouse) == touchpoints_before
+    assert len(touchpoints_before) > 100
 
 
 def test_salesforce_api_intervals_extracted_through_airflow_over_https(tmp_path, monkeypatch):

@@ -1,0 +1,105 @@
+"""`dbt build` (seeds, models, unit tests, data tests) on a small lake made by the real ingestion."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+from calltrail import settings as settings_module
+from calltrail.salesforce.files import ingest_task_files
+from calltrail.transform.dbt_commands import run_dbt
+from calltrail.web.ingest import ingest_web_events
+from tests.airflow_env import calltrail_env
+
+V1, V2, V3 = "11111111111111111111111111111111", "22222222222222222222222222222222", "33333333333333333333333333333333"
+SITE = "https://www.acme.example"
+
+
+def event(n: int, bid: str, at: str, url: str, referrer: str | None = None, kind: str = "page_view") -> dict:
+    return {"event_id": f"e{n}", "bizible_id": bid, "event_type": kind, "occurred_at": at, "page_url": url,
+            "referrer_url": referrer, "form_url": url if kind == "form_submit" else None}
+
+
+def task(task_id: str, bid: str | None, at: str, task_type: str | None = "Call", subtype: str = "Call") -> dict:
+    return {"attributes": {"type": "Task"}, "Id": task_id, "Type": task_type, "TaskSubtype": subtype,
+            "Subject": f"Subject of {task_id}", "CreatedDate": at, "SystemModstamp": at, "IsDeleted": False,
+            "bizible2__BizibleId__c": bid, "bizible2__Bizible_Touchpoint_Date__c": at}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dbt")
+    settings = settings_module.load(calltrail_env(tmp))
+    web = [
+        # V1, the seed's example: a paid search visit that ends in a call, a form fill the next day.
+        event(1, V1, "2026-03-01T11:00:00+01:00", f"{SITE}/?utm_source=google&utm_medium=cpc&utm_campaign=brand&gclid=abc",
+              "https://www.google.com/"),
+        event(2, V1, "2026-03-01T10:04:00Z", f"{SITE}/pricing", f"{SITE}/"),
+        event(3, V1, "2026-03-02T09:00:00Z", f"{SITE}/contact?utm_source=newsletter&utm_medium=email"),
+        event(4, V1, "2026-03-02T09:05:00Z", f"{SITE}/contact", f"{SITE}/contact", kind="form_submit"),
+        # V2: clicked at 12:17, phoned at 13:05.
+        event(5, V2, "2026-03-01T12:17:00Z", f"{SITE}/?utm_source=bing&utm_medium=cpc&msclkid=x1", "https://www.bing.com/"),
+    ]
+    landing = settings.web_landing_dir
+    landing.mkdir(parents=True)
+    (landing / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in web))
+    tasks = [task("00T000000000001AAA", V1.upper(), "2026-03-01T10:10:00.000+0000"),
+             task("00T000000000002AAA", V2, "2026-03-01T13:05:00.000+0000", task_type=" "),
+             task("00T000000000003AAA", None, "2026-03-01T14:00:00.000+0000"),
+             task("00T000000000004AAA", None, "2026-03-01T15:00:00.000+0000", task_type="Email", subtype="Email"),
+             task("00T000000000005AAA", V3, "2026-03-01T16:00:00.000+0000")]
+    settings.task_landing_dir.mkdir(parents=True)
+    (settings.task_landing_dir / "tasks.jsonl").write_text("".join(json.dumps(t) + "\n" for t in tasks))
+    ingest_web_events(settings.web_landing_dir, settings.lake_dir)
+    ingest_task_files(settings.task_landing_dir, settings.lake_dir, settings.salesforce)
+    run_dbt(settings, ["build"])
+    first = touchpoints(settings)
+    run_dbt(settings, ["build"])
+    return settings, first
+
+
+def touchpoints(settings) -> list[dict]:
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    cur = con.execute("select * from fct_touchpoints order by bizible_id, touchpoint_at")
+    cols = [d[0] for d in cur.description]
+    rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    con.close()
+    return rows
+
+
+def pick(rows, *keys):
+    return [tuple(r[k] for k in keys) for r in rows]
+
+
+def test_seed_example_and_the_48_minute_call_end_to_end_in_sql(built):
+    settings, _ = built
+    rows = touchpoints(settings)
+    assert pick(rows, "bizible_id", "touchpoint_origin", "touchpoint_type", "medium", "marketing_channel",
+                "marketing_subchannel", "touchpoint_source", "touchpoint_position") == [
+        (V1, "task_in_session", "Call", "Call", "Paid Search", "Google Ads", "google", "FT, LC"),
+        (V1, "web_form", "Web Form", "email", "Email", None, "newsletter", "Post LC"),
+        (V2, "web_visit", "Web Visit", "cpc", "Paid Search", "Microsoft Ads", "bing", "FT"),
+        (V2, "task_only", "Web Visit", None, "Other", None, "CRM Activity", "LC"),
+        (V3, "task_only", "Call", "Call", "Other", None, "CRM Activity", "FT, LC"),
+    ]
+    call = rows[0]
+    assert call["landing_page"] == f"{SITE}/?gclid=abc" and call["campaign"] == "brand"
+    assert call["seconds_after_session_start"] == 600
+
+
+def test_calls_missing_a_bizible_id_are_listed_but_emails_are_not(built):
+    settings, _ = built
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    assert con.execute("select task_id, reason from dq_calls_missing_bizible_id").fetchall() == [
+        ("00T000000000003AAA", "missing")]
+    rates = con.execute("select calls, calls_matched_to_session, calls_task_only, calls_outside_window, "
+                        "calls_without_session from rpt_call_match_rates").fetchone()
+    con.close()
+    assert rates == (4, 1, 2, 1, 1)
+
+
+def test_rebuilding_gives_the_same_touchpoints_with_the_same_ids(built):
+    settings, first = built
+    assert touchpoints(settings) == first
