@@ -16,7 +16,7 @@ ifeq ($(UV),)
 UV := $(CURDIR)/.tools/bin/uv
 endif
 
-.PHONY: run test demo lint summary clean help
+.PHONY: run test demo lint summary clean help bench
 
 help:
 	@echo "make run      ingest the demo data (or Salesforce + landing files) end to end and print a summary"
@@ -51,3 +51,8 @@ test: lint
 
 clean:
 	rm -rf data $(VENV) .tools
+
+# Benchmark (not part of the tests): N visitors, default about ten million page views.
+N ?= 2800000
+bench: $(VENV)/.synced
+	$(PY) bench/bench.py --visitors $(N)

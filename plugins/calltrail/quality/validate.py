@@ -103,7 +103,10 @@ def _expected_text(config: dict[str, Any]) -> str:
 def validate_frames(frames: dict[str, Any], q: QualitySettings) -> ValidationReport:
     import great_expectations as gx
 
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # no tqdm bars in task logs
     source = context.data_sources.add_pandas("calltrail")
     report = ValidationReport()
     for name, expectations in suites(q).items():

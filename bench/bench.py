@@ -1,0 +1,114 @@
+"""make bench: generate N visitors, then time ingestion, the dbt build of the models, validation
+and the floor (one hand-written DuckDB query for the same sessions and matches).
+
+Each phase runs in its own process so its peak memory (max RSS) is measured on its own. The last
+line of output is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def phase(name: str, cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run ``cmd``; return (seconds, peak RSS in MB of that process tree's largest process)."""
+    print(f"== {name}: {' '.join(cmd[:3])} ...", flush=True)
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{name} failed (exit {os.waitstatus_to_exitcode(status)})")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--visitors", type=int, default=2_800_000,
+                        help="visitors to generate (default: about 10 million page views)")
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "bench")
+    parser.add_argument("--keep", action="store_true", help="reuse generated landing files of the same size")
+    args = parser.parse_args()
+    data = args.data_dir.resolve()
+    env = {**os.environ, "CALLTRAIL_DATA_DIR": str(data), "AIRFLOW_HOME": str(data / "airflow")}
+    for key in ("CALLTRAIL_LANDING_DIR", "CALLTRAIL_LAKE_DIR", "CALLTRAIL_WAREHOUSE", "CALLTRAIL_DBT_DOCS_DIR"):
+        env.pop(key, None)
+    sys.path.insert(0, str(ROOT / "plugins"))
+    from calltrail import settings as settings_module
+    from calltrail.transform.dbt_commands import dbt_env, dbt_vars
+
+    settings = settings_module.load(env)
+    truth_file = settings.landing_dir / "_demo" / "truth.json"
+    size_ok = truth_file.exists() and json.loads(truth_file.read_text())["visitors"] == args.visitors
+    if not (args.keep and size_ok):
+        t, _ = phase("generate", [str(BIN / "calltrail"), "demo", "--visitors", str(args.visitors)], env)
+        print(f"   generated in {t:.1f} s", flush=True)
+    truth = json.loads(truth_file.read_text())
+    for folder in (settings.lake_dir, settings.warehouse.parent):
+        subprocess.run(["rm", "-rf", str(folder)], check=True)
+    settings.warehouse.parent.mkdir(parents=True)
+
+    ingest_code = (
+        "from calltrail import settings, pipeline; s = settings.load(); "
+        "pipeline.ingest_web_events(s); pipeline.ingest_task_files(s)"
+    )
+    ingest_s, ingest_mb = phase("ingest", [sys.executable, "-c", ingest_code], env)
+
+    denv = {**env, **dbt_env(settings)}
+    vars_json = json.dumps(dbt_vars(settings))
+    build_s, build_mb = phase(
+        "dbt build (seeds and models)",
+        [str(BIN / "dbt"), "build", "--resource-type", "seed", "--resource-type", "model",
+         "--project-dir", str(settings.dbt_project_dir), "--vars", vars_json], denv)
+
+    validate_code = (
+        "from calltrail import settings; from calltrail.quality.validate import validate_frames, load_frames; "
+        "s = settings.load(); r = validate_frames(load_frames(s.warehouse), s.quality); print(r.as_dict())"
+    )
+    validate_s, validate_mb = phase("validate", [sys.executable, "-c", validate_code], env)
+
+    floor_db = data / "floor.duckdb"
+    floor_code = (
+        "import duckdb, sys, pathlib; con = duckdb.connect(sys.argv[1]); "
+        "con.execute(\"set variable web_glob = ?\", [sys.argv[2]]); "
+        "con.execute(\"set variable task_glob = ?\", [sys.argv[3]]); "
+        "con.execute(pathlib.Path(sys.argv[4]).read_text()); "
+        "print(con.execute('select match_status, count(*) from floor_matches group by 1 order by 1').fetchall())"
+    )
+    floor_db.unlink(missing_ok=True)
+    floor_s, floor_mb = phase("floor (one DuckDB query)", [
+        sys.executable, "-c", floor_code, str(floor_db),
+        str(settings.lake_dir / "web_events" / "*" / "events.parquet"),
+        str(settings.lake_dir / "salesforce_task" / "*" / "*" / "tasks.parquet"),
+        str(ROOT / "bench" / "floor.sql")], env)
+
+    events = truth["web_events_valid"]
+    tasks = truth["task_records_written"] + truth["task_versions_in_updates"]
+    rows = [("ingest", ingest_s, events + tasks, ingest_mb), ("dbt build", build_s, events + tasks, build_mb),
+            ("validate", validate_s, None, validate_mb), ("floor", floor_s, events + tasks, floor_mb)]
+    print(f"\n{'phase':<12}{'seconds':>10}{'rows/s':>14}{'peak MB':>10}")
+    for name, seconds, n, mb in rows:
+        rate = f"{n / seconds:,.0f}" if n else "-"
+        print(f"{name:<12}{seconds:>10.1f}{rate:>14}{mb:>10.0f}")
+    result = {
+        "events": events, "tasks": tasks,
+        "ingest_seconds": round(ingest_s, 2), "build_seconds": round(build_s, 2),
+        "validate_seconds": round(validate_s, 2), "floor_seconds": round(floor_s, 2),
+        "ratio": round(build_s / floor_s, 2),
+        "peak_rss_mb": round(max(ingest_mb, build_mb, validate_mb, floor_mb)),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
