@@ -5,66 +5,181 @@
     '(none)' matches an empty value. Values may use letters, digits, spaces and . - _ / : = & ? + $ ( ).
     A cell becomes one regular expression, once per rule. -#}
 
-{% macro rule_cell_regex(cell) -%}
-  {%- set s = "lower(trim(" ~ cell ~ "))" -%}
-  {%- set s = "replace(replace(" ~ s ~ ", ' ;', ';'), '; ', ';')" -%}
-  {%- set s = "replace(" ~ s ~ ", '(none)', '')" -%}
-  {%- for ch in ['.', '+', '?', '(', ')', '$'] -%}
-    {%- set s = "replace(" ~ s ~ ", '" ~ ch ~ "', '[" ~ ch ~ "]')" -%}
-  {%- endfor -%}
-  {%- set s = "replace(" ~ s ~ ", '*', '.*')" -%}
-  {%- set s = "replace(" ~ s ~ ", ';', '|')" -%}
-  {{ dbt.concat(["'^('", s, "')$'"]) }}
+{#- One row per value of each wildcard cell: (rule_key, cell_name, like_pattern). A value's '*'
+    becomes '%', '(none)' becomes '' (matches only an empty value), and LIKE's own wildcards are
+    escaped with '!'. Rule values are matched with LIKE, not regular expressions: a pattern that
+    varies per row makes regex engines recompile for every row. -#}
+{% macro like_pattern(value) -%}
+  case when lower(trim({{ value }})) = '(none)' then ''
+       else replace(replace(replace(replace(lower(trim({{ value }})), '!', '!!'), '%', '!%'), '_', '!_'), '*', '%')
+  end
 {%- endmacro %}
 
-{% macro rule_cell_matches(cell, regex, value) -%}
-  ({{ cell }} is null or trim({{ cell }}) = ''
-   or {{ calltrail.regexp_matches("lower(coalesce(" ~ value ~ ", ''))", regex) }})
+{% macro explode_cells(relation, key, cells, max_values=20) -%}
+  {%- for cell in cells -%}
+    {%- for i in range(1, max_values + 1) %}
+  select {{ key }} as rule_key, '{{ cell }}' as cell_name,
+         {{ calltrail.like_pattern(dbt.split_part(cell, "';'", i)) }} as like_pattern
+  from {{ relation }}
+  where {{ cell }} is not null and trim({{ dbt.split_part(cell, "';'", i) }}) <> ''
+      {%- if not loop.last %}
+  union all
+      {%- endif -%}
+    {%- endfor -%}
+    {%- if not loop.last %}
+  union all
+    {%- endif -%}
+  {%- endfor %}
+{%- endmacro %}
+
+{% macro like_matches(value, pattern) -%}
+  (lower(coalesce({{ value }}, '')) like {{ pattern }} escape '!')
 {%- endmacro %}
 
 {#- Select `key`, marketing_channel and marketing_subchannel for every row of `rows`, a CTE with
     columns campaign, medium, source, landing_page_raw and referrer_host. 'Other' when no rule
-    matches. -#}
+    matches.
+
+    Rules are not evaluated per row: the landing page (unique per visit because of click ids) is
+    reduced to the set of landing-page rules it matches (a bit mask), and the rules are then
+    evaluated once per distinct (campaign, medium, source, referrer host, landing mask). -#}
 {% macro assign_channel(rows, key) -%}
   with rules as (
-      select
-          rule_order,
-          channel,
-          subchannel,
-          campaign,
-          medium,
-          source,
-          landing_page,
-          referring_website,
-          {{ calltrail.rule_cell_regex('campaign') }} as campaign_regex,
-          {{ calltrail.rule_cell_regex('medium') }} as medium_regex,
-          {{ calltrail.rule_cell_regex('source') }} as source_regex,
-          {{ calltrail.rule_cell_regex('landing_page') }} as landing_page_regex,
-          {{ calltrail.rule_cell_regex('referring_website') }} as referring_website_regex
+      select rule_order, channel, subchannel, campaign, medium, source, landing_page, referring_website
       from {{ ref('channel_rules') }}
   ),
 
-  first_match as (
+  rule_values as (
+      {{ calltrail.explode_cells('rules', 'rule_order', ['campaign', 'medium', 'source', 'landing_page', 'referring_website']) }}
+  ),
+
+  required_cells as (
+      select rule_key as rule_order, count(distinct cell_name) as required
+      from rule_values
+      group by rule_key
+  ),
+
+  landing_rules as (
+      select rule_order, row_number() over (order by rule_order) - 1 as landing_bit
+      from (select distinct rule_key as rule_order from rule_values where cell_name = 'landing_page') as with_landing
+  ),
+
+  landing_hits as (
+      select
+          {{ key }},
+          cast(sum(power(2, landing_bit)) as {{ dbt.type_bigint() }}) as landing_mask
+      from (
+          select distinct candidates.{{ key }}, landing_rules.landing_bit
+          from {{ rows }} as candidates
+          inner join rule_values
+              on rule_values.cell_name = 'landing_page'
+             and {{ calltrail.like_matches('candidates.landing_page_raw', 'rule_values.like_pattern') }}
+          inner join landing_rules
+              on rule_values.rule_key = landing_rules.rule_order
+      ) as hits
+      group by {{ key }}
+  ),
+
+  signatures as (
       select
           candidates.{{ key }},
-          min(rules.rule_order) as rule_order
+          coalesce(candidates.campaign, '') as campaign,
+          coalesce(candidates.medium, '') as medium,
+          coalesce(candidates.source, '') as source,
+          coalesce(candidates.referrer_host, '') as referrer_host,
+          coalesce(landing_hits.landing_mask, 0) as landing_mask
       from {{ rows }} as candidates
+      left join landing_hits
+          on candidates.{{ key }} = landing_hits.{{ key }}
+  ),
+
+  distinct_signatures as (
+      select distinct campaign, medium, source, referrer_host, landing_mask
+      from signatures
+  ),
+
+  signature_values as (
+      select campaign, medium, source, referrer_host, landing_mask, 'campaign' as cell_name, campaign as cell_value
+      from distinct_signatures
+      union all
+      select campaign, medium, source, referrer_host, landing_mask, 'medium', medium from distinct_signatures
+      union all
+      select campaign, medium, source, referrer_host, landing_mask, 'source', source from distinct_signatures
+      union all
+      select campaign, medium, source, referrer_host, landing_mask, 'referring_website', referrer_host
+      from distinct_signatures
+  ),
+
+  cell_hits as (
+      select
+          signature_values.campaign, signature_values.medium, signature_values.source,
+          signature_values.referrer_host, signature_values.landing_mask,
+          rule_values.rule_key as rule_order,
+          count(distinct rule_values.cell_name) as matched
+      from signature_values
+      inner join rule_values
+          on signature_values.cell_name = rule_values.cell_name
+         and {{ calltrail.like_matches('signature_values.cell_value', 'rule_values.like_pattern') }}
+      group by 1, 2, 3, 4, 5, 6
+  ),
+
+  landing_cell_hits as (
+      select
+          distinct_signatures.campaign, distinct_signatures.medium, distinct_signatures.source,
+          distinct_signatures.referrer_host, distinct_signatures.landing_mask,
+          landing_rules.rule_order,
+          1 as matched
+      from distinct_signatures
+      inner join landing_rules
+          on mod(cast(floor(distinct_signatures.landing_mask / power(2, landing_rules.landing_bit)) as {{ dbt.type_bigint() }}), 2) = 1
+  ),
+
+  all_hits as (
+      select campaign, medium, source, referrer_host, landing_mask, rule_order, sum(matched) as matched
+      from (
+          select * from cell_hits
+          union all
+          select * from landing_cell_hits
+      ) as hits
+      group by campaign, medium, source, referrer_host, landing_mask, rule_order
+  ),
+
+  candidates_rules as (
+      select
+          distinct_signatures.campaign, distinct_signatures.medium, distinct_signatures.source,
+          distinct_signatures.referrer_host, distinct_signatures.landing_mask,
+          rules.rule_order
+      from distinct_signatures
       cross join rules
-      where {{ calltrail.rule_cell_matches('rules.campaign', 'rules.campaign_regex', 'candidates.campaign') }}
-        and {{ calltrail.rule_cell_matches('rules.medium', 'rules.medium_regex', 'candidates.medium') }}
-        and {{ calltrail.rule_cell_matches('rules.source', 'rules.source_regex', 'candidates.source') }}
-        and {{ calltrail.rule_cell_matches('rules.landing_page', 'rules.landing_page_regex', 'candidates.landing_page_raw') }}
-        and {{ calltrail.rule_cell_matches('rules.referring_website', 'rules.referring_website_regex', 'candidates.referrer_host') }}
-      group by candidates.{{ key }}
+      left join required_cells
+          on rules.rule_order = required_cells.rule_order
+      left join all_hits
+          on distinct_signatures.campaign = all_hits.campaign
+         and distinct_signatures.medium = all_hits.medium
+         and distinct_signatures.source = all_hits.source
+         and distinct_signatures.referrer_host = all_hits.referrer_host
+         and distinct_signatures.landing_mask = all_hits.landing_mask
+         and rules.rule_order = all_hits.rule_order
+      where coalesce(all_hits.matched, 0) = coalesce(required_cells.required, 0)
+  ),
+
+  first_match as (
+      select campaign, medium, source, referrer_host, landing_mask, min(rule_order) as rule_order
+      from candidates_rules
+      group by campaign, medium, source, referrer_host, landing_mask
   )
 
   select
-      candidates.{{ key }},
+      signatures.{{ key }},
       coalesce(rules.channel, 'Other') as marketing_channel,
       rules.subchannel as marketing_subchannel
-  from {{ rows }} as candidates
+  from signatures
   left join first_match
-      on candidates.{{ key }} = first_match.{{ key }}
+      on signatures.campaign = first_match.campaign
+     and signatures.medium = first_match.medium
+     and signatures.source = first_match.source
+     and signatures.referrer_host = first_match.referrer_host
+     and signatures.landing_mask = first_match.landing_mask
   left join rules
       on first_match.rule_order = rules.rule_order
 {%- endmacro %}

@@ -48,3 +48,35 @@
 {% macro spark__regexp_replace_all(expr, pattern, replacement) -%}
   regexp_replace({{ expr }}, {{ pattern }}, {{ replacement }})
 {%- endmacro %}
+
+
+{#- The latest non-null value of `expr` in the window, before the current row (lag ... ignore
+    nulls) or up to and including it (last_value ... ignore nulls). PostgreSQL has no IGNORE
+    NULLS: there the non-null values are collected with a filtered array_agg, which is fine for the
+    short per-visitor windows calltrail uses. -#}
+{% macro last_non_null(expr, partition_by, order_by, include_current=false) -%}
+  {{ return(adapter.dispatch('last_non_null', 'calltrail')(expr, partition_by, order_by, include_current)) }}
+{%- endmacro %}
+
+{% macro default__last_non_null(expr, partition_by, order_by, include_current) -%}
+  {%- if include_current -%}
+  last_value({{ expr }} ignore nulls) over (partition by {{ partition_by }} order by {{ order_by }}
+      rows between unbounded preceding and current row)
+  {%- else -%}
+  lag({{ expr }} ignore nulls) over (partition by {{ partition_by }} order by {{ order_by }})
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro spark__last_non_null(expr, partition_by, order_by, include_current) -%}
+  last({{ expr }}, true) over (partition by {{ partition_by }} order by {{ order_by }}
+      rows between unbounded preceding and {{ 'current row' if include_current else '1 preceding' }})
+{%- endmacro %}
+
+{% macro postgres__last_non_null(expr, partition_by, order_by, include_current) -%}
+  {%- set window -%}
+  over (partition by {{ partition_by }} order by {{ order_by }}
+      rows between unbounded preceding and {{ 'current row' if include_current else '1 preceding' }})
+  {%- endset -%}
+  (array_agg({{ expr }}) filter (where {{ expr }} is not null) {{ window }})[
+      count({{ expr }}) {{ window }}]
+{%- endmacro %}

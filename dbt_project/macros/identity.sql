@@ -1,7 +1,7 @@
 {#- DOMAIN.md, Identity: trim, lower-case, drop hyphens and braces; valid when 32 hex characters. -#}
 
 {% macro normalise_bizible_id(expr) -%}
-  {{ calltrail.regexp_replace_all("lower(trim(" ~ expr ~ "))", "'[-{}]'", "''") }}
+  replace(replace(replace(lower(trim({{ expr }})), '-', ''), '{', ''), '}', '')
 {%- endmacro %}
 
 {% macro bizible_id_status(expr) -%}

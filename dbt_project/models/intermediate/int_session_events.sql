@@ -5,23 +5,31 @@
     split), and at a page view that brings a source whose signature differs from the current
     session's. A page view brings a source when it has a utm_* value, an ad click id or an external
     referrer; its signature is those values. The current session's signature is the signature of
-    the latest event that started a block or brought a source, so it can be found with window
-    functions alone. Form submits split only on inactivity. -#}
+    the latest "anchor" (an event that starts after a gap, or that brings a source), so every step
+    is a window over the visitor's events in one order. Form submits split only on inactivity. -#}
+{%- set visitor = 'bizible_id' -%}
+{%- set in_order = 'occurred_at, event_type_rank, event_id' -%}
 
 with events as (
 
-    select * from {{ ref('stg_web__events') }}
-
-),
-
-ordered as (
-
+    {#- Only what the windows need (sorting wide URL columns costs more than joining them back
+        for the sessions' first page views in int_sessions). -#}
     select
-        events.*,
-        row_number() over (
-            partition by bizible_id
-            order by occurred_at, case when event_type = 'page_view' then 0 else 1 end, event_id
-        ) as event_seq,
+        event_id,
+        bizible_id,
+        event_type,
+        occurred_at,
+        utm_source,
+        utm_medium,
+        utm_campaign,
+        utm_content,
+        utm_term,
+        gclid,
+        msclkid,
+        fbclid,
+        external_referrer_host,
+        form_url,
+        case when event_type = 'page_view' then 0 else 1 end as event_type_rank,
         (
             event_type = 'page_view'
             and (
@@ -31,14 +39,20 @@ ordered as (
                 or external_referrer_host is not null
             )
         ) as brings_source
-    from events
+    from {{ ref('stg_web__events') }} as events
 
 ),
 
-signed as (
+gaps as (
 
     select
-        ordered.*,
+        event_id,
+        bizible_id,
+        event_type,
+        occurred_at,
+        event_type_rank,
+        form_url,
+        brings_source,
         case
             when brings_source then {{ dbt.concat([
                 "coalesce(utm_source, '')", "'|'", "coalesce(utm_medium, '')", "'|'",
@@ -48,46 +62,37 @@ signed as (
                 "coalesce(external_referrer_host, '')"]) }}
             else ''
         end as source_signature,
-        lag(occurred_at) over (partition by bizible_id order by event_seq) as previous_event_at
-    from ordered
-
-),
-
-gaps as (
-
-    select
-        signed.*,
-        (
-            previous_event_at is null
-            or occurred_at > {{ dbt.dateadd('minute', var('calltrail__session_inactivity_minutes'), 'previous_event_at') }}
-        ) as starts_after_gap
-    from signed
+        lag(occurred_at) over (partition by {{ visitor }} order by {{ in_order }}) as previous_event_at
+    from events
 
 ),
 
 anchors as (
 
     select
-        bizible_id,
-        event_seq,
-        lag(source_signature) over (partition by bizible_id order by event_seq) as previous_anchor_signature
+        gaps.*,
+        (
+            previous_event_at is null
+            or occurred_at > {{ dbt.dateadd('minute', var('calltrail__session_inactivity_minutes'), 'previous_event_at') }}
+        ) as starts_after_gap
     from gaps
-    where starts_after_gap or brings_source
 
 ),
 
 starts as (
 
     select
-        gaps.*,
+        anchors.*,
         (
-            gaps.starts_after_gap
-            or (gaps.brings_source and gaps.source_signature <> coalesce(anchors.previous_anchor_signature, ''))
+            starts_after_gap
+            or (
+                brings_source
+                and source_signature <> coalesce({{ calltrail.last_non_null(
+                    "case when starts_after_gap or brings_source then source_signature end",
+                    visitor, in_order) }}, '')
+            )
         ) as starts_session
-    from gaps
-    left join anchors
-        on gaps.bizible_id = anchors.bizible_id
-       and gaps.event_seq = anchors.event_seq
+    from anchors
 
 ),
 
@@ -96,51 +101,27 @@ numbered as (
     select
         starts.*,
         sum(case when starts_session then 1 else 0 end) over (
-            partition by bizible_id order by event_seq rows between unbounded preceding and current row
-        ) as session_number
+            partition by {{ visitor }} order by {{ in_order }} rows between unbounded preceding and current row
+        ) as session_number,
+        {{ calltrail.last_non_null("case when starts_session then event_id end", visitor, in_order,
+                                   include_current=true) }} as session_first_event_id
     from starts
-
-),
-
-keyed as (
-
-    select
-        numbered.*,
-        first_value(event_id) over (
-            partition by bizible_id, session_number order by event_seq
-            rows between unbounded preceding and unbounded following
-        ) as session_first_event_id
-    from numbered
 
 ),
 
 final as (
 
     select
-        {{ dbt.hash(dbt.concat(["bizible_id", "'|'", "session_first_event_id"])) }} as session_id,
+        {{ dbt.concat(["bizible_id", "':'", "session_first_event_id"]) }} as session_id,
         bizible_id,
         session_number,
-        event_seq,
         event_id,
         event_type,
         occurred_at,
-        page_url,
-        referrer_url,
-        email,
         form_url,
-        page_host,
-        external_referrer_host,
-        utm_source,
-        utm_medium,
-        utm_campaign,
-        utm_content,
-        utm_term,
-        gclid,
-        msclkid,
-        fbclid,
         brings_source,
         starts_session
-    from keyed
+    from numbered
 
 )
 

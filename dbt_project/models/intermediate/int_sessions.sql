@@ -1,4 +1,8 @@
-{#- One row per web session, with the marketing fields of its first page view and its channel. -#}
+{#- One row per web session, with the marketing fields of its first page view and its channel.
+
+    The first page view is found on the narrow session events (earliest page view, then lowest
+    event id, the sessionisation order) and its URL fields are joined from stg_web__events.
+    Search engines and channels are looked up once per distinct value, not once per session. -#}
 
 with session_events as (
 
@@ -6,12 +10,9 @@ with session_events as (
 
 ),
 
-search_engines as (
+events as (
 
-    select
-        engine,
-        {{ calltrail.rule_cell_regex('host_pattern') }} as host_regex
-    from {{ ref('search_engines') }}
+    select * from {{ ref('stg_web__events') }}
 
 ),
 
@@ -23,6 +24,7 @@ sessions as (
         session_number,
         min(occurred_at) as session_start_at,
         max(occurred_at) as session_last_event_at,
+        min(case when event_type = 'page_view' then occurred_at end) as first_page_view_at,
         count(*) as events,
         sum(case when event_type = 'page_view' then 1 else 0 end) as page_views,
         sum(case when event_type = 'form_submit' then 1 else 0 end) as form_submits
@@ -31,46 +33,63 @@ sessions as (
 
 ),
 
-page_views as (
+first_page_view_ids as (
 
     select
-        session_events.*,
-        row_number() over (partition by session_id order by event_seq) as page_view_number
-    from session_events
-    where event_type = 'page_view'
+        sessions.session_id,
+        min(session_events.event_id) as event_id
+    from sessions
+    inner join session_events
+        on sessions.session_id = session_events.session_id
+       and sessions.first_page_view_at = session_events.occurred_at
+       and session_events.event_type = 'page_view'
+    group by sessions.session_id
 
 ),
 
 first_page_view as (
 
     select
-        session_id,
-        page_url as landing_page_raw,
-        {{ calltrail.strip_utm('page_url') }} as landing_page,
-        referrer_url as referrer_page,
-        external_referrer_host as referrer_host,
-        utm_source,
-        utm_medium,
-        utm_campaign,
-        utm_content,
-        utm_term,
-        gclid,
-        msclkid,
-        fbclid
-    from page_views
-    where page_view_number = 1
+        first_page_view_ids.session_id,
+        events.page_url as landing_page_raw,
+        {{ calltrail.strip_utm('events.page_url') }} as landing_page,
+        events.referrer_url as referrer_page,
+        events.external_referrer_host as referrer_host,
+        events.utm_source,
+        events.utm_medium,
+        events.utm_campaign,
+        events.utm_content,
+        events.utm_term,
+        events.gclid,
+        events.msclkid,
+        events.fbclid
+    from first_page_view_ids
+    inner join events
+        on first_page_view_ids.event_id = events.event_id
+
+),
+
+search_engine_patterns as (
+
+    {{ calltrail.explode_cells(ref('search_engines'), 'engine', ['host_pattern']) }}
+
+),
+
+referrer_hosts as (
+
+    select distinct referrer_host from first_page_view where referrer_host is not null
 
 ),
 
 engines as (
 
     select
-        first_page_view.session_id,
-        min(search_engines.engine) as search_engine
-    from first_page_view
-    inner join search_engines
-        on {{ calltrail.regexp_matches('first_page_view.referrer_host', 'search_engines.host_regex') }}
-    group by first_page_view.session_id
+        referrer_hosts.referrer_host,
+        min(search_engine_patterns.rule_key) as search_engine
+    from referrer_hosts
+    inner join search_engine_patterns
+        on {{ calltrail.like_matches('referrer_hosts.referrer_host', 'search_engine_patterns.like_pattern') }}
+    group by referrer_hosts.referrer_host
 
 ),
 
@@ -125,7 +144,7 @@ final as (
     left join first_page_view
         on sessions.session_id = first_page_view.session_id
     left join engines
-        on sessions.session_id = engines.session_id
+        on first_page_view.referrer_host = engines.referrer_host
     left join channels
         on sessions.session_id = channels.session_id
 

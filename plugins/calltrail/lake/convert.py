@@ -133,6 +133,7 @@ def connect(spill_dir: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> duckdb
     con.execute(f"set memory_limit = {_lit(memory_limit)}")
     con.execute(f"set temp_directory = {_lit(str(spill_dir))}")
     con.execute("set preserve_insertion_order = true")
+    con.execute("set enable_progress_bar = false")
     return con
 
 

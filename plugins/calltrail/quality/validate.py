@@ -102,7 +102,6 @@ def _expected_text(config: dict[str, Any]) -> str:
 
 def validate_frames(frames: dict[str, Any], q: QualitySettings) -> ValidationReport:
     import great_expectations as gx
-
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
