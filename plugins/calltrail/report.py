@@ -29,30 +29,28 @@ class LakeSummary:
                 "quarantined": {k: dict(v) for k, v in self.quarantined.items()}}
 
 
-def _parquet_list(files: list[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in files) + "]"
-
-
 def summarise(lake_dir: Path) -> LakeSummary:
     import duckdb
+
+    from calltrail.lake.convert import parquet_list
 
     summary = LakeSummary()
     con = duckdb.connect()
     web = sorted((lake_dir / WEB_EVENTS).glob("file=*/events.parquet"))
     if web:
         summary.web_files = len(web)
-        summary.web_events = con.execute(f"select count(*) from read_parquet({_parquet_list(web)})").fetchone()[0]
+        summary.web_events = con.execute(f"select count(*) from read_parquet({parquet_list(web)})").fetchone()[0]
     tasks = sorted((lake_dir / SALESFORCE_TASK).glob("source=*/*/tasks.parquet"))
     if tasks:
         for p in tasks:
             summary.task_partitions[p.parent.parent.name.removeprefix("source=")] += 1
         summary.task_versions, summary.tasks = con.execute(
-            f"select count(*), count(distinct Id) from read_parquet({_parquet_list(tasks)}, union_by_name = true)"
+            f"select count(*), count(distinct Id) from read_parquet({parquet_list(tasks)}, union_by_name = true)"
         ).fetchone()
         summary.deleted_tasks = con.execute(
             f"""select count(*) from (
                   select Id, arg_max(IsDeleted, SystemModstamp) as deleted
-                  from read_parquet({_parquet_list(tasks)}, union_by_name = true) group by Id) where deleted"""
+                  from read_parquet({parquet_list(tasks)}, union_by_name = true) group by Id) where deleted"""
         ).fetchone()[0]
     for dataset in (WEB_EVENTS, SALESFORCE_TASK):
         reasons: Counter[str] = Counter()

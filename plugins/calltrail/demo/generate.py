@@ -34,7 +34,6 @@ SITE = "https://www.acme-calls.example"
 PAGES = ["/", "/pricing", "/product/call-tracking", "/product/attribution", "/blog/what-is-a-touchpoint",
          "/customers", "/about", "/demo"]
 FORM_PAGE = "/contact"
-WINDOW = timedelta(minutes=30)
 EVENTS_PER_FILE = 1_000_000
 TZ_OFFSETS = [UTC, timezone(timedelta(hours=1)), timezone(timedelta(hours=-5)),
               timezone(timedelta(hours=5, minutes=30))]

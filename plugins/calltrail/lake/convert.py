@@ -126,6 +126,11 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def parquet_list(paths: list[Path]) -> str:
+    """A SQL list of file paths for read_parquet([...])."""
+    return "[" + ", ".join(_lit(str(p)) for p in paths) + "]"
+
+
 def connect(spill_dir: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
     """An in-memory session that spills to ``spill_dir`` beyond ``memory_limit``."""
     con = duckdb.connect(":memory:")
@@ -354,35 +359,36 @@ def convert(
 
         key = ", ".join(_q(k) for k in contract.key)
         typed = ", ".join(_typed_sql(c) for c in contract.columns)
+        # Each valid row is flagged once: a later copy of a key in this file, or a key the lake has.
+        in_lake, seen_join = "false", ""
+        if existing_keys:
+            con.execute(f"create or replace temp table _seen as select distinct {key} "
+                        f"from read_parquet({parquet_list(existing_keys)})")
+            on = " and ".join(f"s.{_q(k)} = v.{_q(k)}" for k in contract.key)
+            in_lake, seen_join = f"s.{_q(contract.key[0])} is not null", f"left join _seen s on {on}"
         con.execute(
             f"""
             create or replace temp table _valid as
-            select {typed}, row_number() over (partition by {key} order by _row) as _copy
-            from _checked where _reason = ''
+            with v as (
+                select {typed}, row_number() over (partition by {key} order by _row) as _copy
+                from _checked where _reason = ''
+            )
+            select v.*, {in_lake} as _in_lake from v {seen_join}
             """
         )
-        result.duplicates_in_file = con.execute("select count(*) from _valid where _copy > 1").fetchone()[0]
-        keep = "_copy = 1"
-        if existing_keys:
-            key_cols = ", ".join(_q(k) for k in contract.key)
-            con.execute(
-                f"""
-                create or replace temp table _seen as
-                select distinct {key_cols} from read_parquet([{', '.join(_lit(str(p)) for p in existing_keys)}])
-                """
-            )
-            join = " and ".join(f"s.{_q(k)} = v.{_q(k)}" for k in contract.key)
-            keep += f" and not exists (select 1 from _seen s where {join})"
-            result.duplicates_in_lake = con.execute(
-                f"select count(*) from _valid v where _copy = 1 and exists (select 1 from _seen s where {join})"
-            ).fetchone()[0]
+        result.duplicates_in_file, result.duplicates_in_lake, result.rows_valid = (
+            int(n or 0) for n in con.execute(
+                "select sum(case when _copy > 1 then 1 else 0 end), "
+                "sum(case when _copy = 1 and _in_lake then 1 else 0 end), "
+                "sum(case when _copy = 1 and not _in_lake then 1 else 0 end) from _valid"
+            ).fetchone()
+        )
         names = ", ".join(_q(n) for n in contract.names)
         parquet_out.parent.mkdir(parents=True, exist_ok=True)
         con.execute(
-            f"copy (select {names} from _valid v where {keep} order by {key}) "
+            f"copy (select {names} from _valid where _copy = 1 and not _in_lake order by {key}) "
             f"to {_lit(str(parquet_out))} (format parquet, compression zstd)"
         )
-        result.rows_valid = con.execute(f"select count(*) from _valid v where {keep}").fetchone()[0]
 
         for reason, count in con.execute(
             "select _reason, count(*) from _checked where _reason <> '' group by 1"

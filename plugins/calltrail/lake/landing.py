@@ -49,24 +49,23 @@ class IngestReport:
                 "rows_valid": self.total("rows_valid"), "rows_quarantined": self.total("rows_quarantined")}
 
 
-def landing_files(folder: Path) -> list[Path]:
-    """Landing files in name order; hidden and partial (``.tmp``/``.part``) files are ignored."""
+def _visible_files(folder: Path) -> list[Path]:
+    """Files a sender has finished: hidden (``.``), private (``_``) and partial files are not."""
     if not folder.is_dir():
         return []
     return sorted(
         p for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith((".", "_")) and p.suffix.lower() in FORMATS
+        if p.is_file() and not p.name.startswith((".", "_")) and p.suffix.lower() not in (".tmp", ".part")
     )
+
+
+def landing_files(folder: Path) -> list[Path]:
+    """Landing files calltrail reads, in name order."""
+    return [p for p in _visible_files(folder) if p.suffix.lower() in FORMATS]
 
 
 def unsupported_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(
-        p for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith((".", "_")) and p.suffix.lower() not in FORMATS
-        and p.suffix.lower() not in (".tmp", ".part")
-    )
+    return [p for p in _visible_files(folder) if p.suffix.lower() not in FORMATS]
 
 
 def quarantine_unreadable(source: Path, quarantine_file: Path, error: Exception) -> None:
