@@ -1,17 +1,28 @@
-"""dbt builds sessions, the 30-minute call match and the touchpoints; Great Expectations checks them.
+"""dbt builds sessions, the 30-minute call match and the touchpoints; the checks gate publishing.
 
-Scheduled on the ingestion Assets. Every dbt model and its tests are tasks (astronomer-cosmos,
-rendered from the manifest that `calltrail setup` writes with `dbt parse`). Every task that opens
-the DuckDB warehouse runs in the one-slot pool `calltrail_warehouse`.
+Scheduled on the ingestion Assets. Write-audit-publish:
+
+1. `check_source_freshness`: dbt source freshness on both lake sources;
+2. `dbt`: every model and its tests as tasks (astronomer-cosmos, rendered from the manifest that
+   `calltrail setup` writes with `dbt parse`), built into the audit area (schema `main`);
+3. `audit`: Great Expectations on the raw lake, staging and marts, trend checks against recent
+   runs, Data Docs, the calls-missing-BizibleId CSV, and one alert per failing check;
+4. `publish`: the consumer marts are copied into schema `published` in one transaction;
+5. `generate_dbt_docs`.
+
+A check at `error` fails its task, so nothing is published and consumers keep the previous
+touchpoints; `warn` alerts and the run goes on. Every task that opens the DuckDB warehouse runs in
+the one-slot pool `calltrail_warehouse`.
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import dag, get_current_context, task
 
 from calltrail import settings as settings_module
 from calltrail.assets import SALESFORCE_TASKS, TOUCHPOINTS, WEB_EVENTS
+from calltrail.quality.gates import alert_task_failure
 from calltrail.settings import WAREHOUSE_POOL
 from calltrail.transform.cosmos_group import dbt_task_group
 
@@ -26,9 +37,37 @@ SETTINGS = settings_module.load()
     max_active_runs=1,
     tags=["calltrail", "dbt", "quality"],
     doc_md=__doc__,
+    # Task-level (DAG-level notifiers fail under `airflow dags test`): a failed dbt model or test
+    # alerts once; the gates alert for their own checks.
+    default_args={"on_failure_callback": alert_task_failure},
 )
 def calltrail_transform() -> None:
+    @task(pool=WAREHOUSE_POOL)
+    def check_source_freshness() -> dict:
+        from calltrail import settings
+        from calltrail.quality import gates
+        from calltrail.quality.alerts import RunInfo
+
+        context = get_current_context()
+        return gates.check_source_freshness(settings.load(), RunInfo.from_context(context), context)
+
     dbt = dbt_task_group(SETTINGS, group_id="dbt")
+
+    @task(pool=WAREHOUSE_POOL)
+    def audit() -> dict:
+        from calltrail import settings
+        from calltrail.quality import gates
+        from calltrail.quality.alerts import RunInfo
+
+        context = get_current_context()
+        return gates.audit(settings.load(), RunInfo.from_context(context), context)
+
+    @task(pool=WAREHOUSE_POOL, outlets=[TOUCHPOINTS])
+    def publish() -> str:
+        from calltrail import settings
+        from calltrail.quality import gates
+
+        return gates.publish(settings.load())
 
     @task(pool=WAREHOUSE_POOL)
     def generate_dbt_docs() -> str:
@@ -37,17 +76,7 @@ def calltrail_transform() -> None:
 
         return str(generate_docs(settings.load()))
 
-    @task(pool=WAREHOUSE_POOL, outlets=[TOUCHPOINTS])
-    def validate_with_great_expectations() -> dict:
-        from calltrail import settings
-        from calltrail.quality.validate import validate_warehouse
-        from calltrail.transform.dbt_commands import release_in_process_warehouse
-
-        release_in_process_warehouse()
-        s = settings.load()
-        return validate_warehouse(s.warehouse, s.quality).as_dict()
-
-    dbt >> validate_with_great_expectations() >> generate_dbt_docs()
+    check_source_freshness() >> dbt >> audit() >> publish() >> generate_dbt_docs()
 
 
 calltrail_transform()

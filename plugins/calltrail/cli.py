@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import time
+from datetime import UTC, datetime
 
 from calltrail import settings as settings_module
 from calltrail.settings import ConfigurationError, Settings
@@ -61,6 +62,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         generate(settings.landing_dir, visitors=settings.demo_visitors)
 
     failed = []
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
     for dag_id in (*INGESTION_DAGS, TRANSFORM_DAG):
         if failed and dag_id == TRANSFORM_DAG:
             _say(f"  {TRANSFORM_DAG} not run: ingestion failed")
@@ -74,8 +76,13 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             failed.append(dag_id)
 
     _say(report.render(settings, report.summarise(settings.lake_dir)))
-    if settings.warehouse.exists() and TRANSFORM_DAG not in failed:
-        _say(report.render_marts(settings, report.summarise_marts(settings.warehouse)))
+    marts = report.summarise_marts(settings.warehouse) if settings.warehouse.exists() else None
+    if marts:
+        if TRANSFORM_DAG in failed:
+            _say("  this run published nothing: the touchpoints below are the last published ones")
+        _say(report.render_marts(settings, marts))
+    if settings.warehouse.exists():
+        _say(report.render_quality(settings, report.read_alerts(settings, since=started_at)))
     if failed:
         _say(f"calltrail run: {', '.join(failed)} failed; the task logs are in {log_file}")
         return 1

@@ -45,6 +45,8 @@ def environment(settings: Settings) -> dict[str, str]:
         "CALLTRAIL_LANDING_DIR": str(settings.landing_dir),
         "CALLTRAIL_LAKE_DIR": str(settings.lake_dir),
         "CALLTRAIL_WAREHOUSE": str(settings.warehouse),
+        "CALLTRAIL_DATA_DOCS_DIR": str(settings.data_docs_dir),
+        "CALLTRAIL_DBT_DOCS_DIR": str(settings.dbt_docs_dir),
     }
     for key, value in defaults.items():
         env.setdefault(key, value)

@@ -35,7 +35,7 @@ def ingest_task_files(settings: Settings, *, reprocess: bool = False) -> dict[st
     return report.as_dict()
 
 
-def salesforce_connection_configured(conn_id: str) -> bool:
+def connection_configured(conn_id: str) -> bool:
     from airflow.sdk import BaseHook
 
     try:
@@ -55,7 +55,7 @@ def extract_salesforce_tasks(
     from calltrail.salesforce.extract import extract_tasks
 
     sf = settings.salesforce
-    if not salesforce_connection_configured(sf.conn_id):
+    if not connection_configured(sf.conn_id):
         raise SalesforceNotConfigured(
             f"no Airflow connection {sf.conn_id!r}: Salesforce API extraction skipped; Task files in "
             f"{settings.task_landing_dir} are still ingested"

@@ -114,30 +114,69 @@ class MartSummary:
         return {k: v for k, v in self.__dict__.items()}
 
 
-def summarise_marts(warehouse: Path) -> MartSummary:
-    """Read the marts (read-only; run it when no task holds the warehouse)."""
+PUBLISHED = "published"
+
+
+def summarise_marts(warehouse: Path, schema: str = PUBLISHED) -> MartSummary | None:
+    """Read the published marts (read-only; run it when no task holds the warehouse).
+
+    None when nothing has been published yet (no run has passed its checks).
+    """
     import duckdb
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
+        if not con.execute("select count(*) from information_schema.tables where table_schema = ? "
+                           "and table_name = 'rpt_call_match_rates'", [schema]).fetchone()[0]:
+            return None
         s = MartSummary()
-        s.tasks_seen = con.execute("select count(*) from stg_salesforce__tasks").fetchone()[0]
         row = con.execute(
-            "select calls, calls_with_valid_bizible_id, calls_matched_to_session, calls_task_only, "
+            "select tasks, calls, calls_with_valid_bizible_id, calls_matched_to_session, calls_task_only, "
             "calls_missing_bizible_id, calls_invalid_bizible_id, calls_within_window, calls_outside_window, "
-            "calls_without_session from rpt_call_match_rates").fetchone()
-        (s.calls, s.valid_calls, s.matched_to_session, s.task_only, s.missing_bizible_id, s.invalid_bizible_id,
-         s.within_window, s.outside_window, s.without_session) = (int(v or 0) for v in row)
-        s.touchpoints = con.execute("select count(*) from fct_touchpoints").fetchone()[0]
+            f"calls_without_session from {schema}.rpt_call_match_rates").fetchone()
+        (s.tasks_seen, s.calls, s.valid_calls, s.matched_to_session, s.task_only, s.missing_bizible_id,
+         s.invalid_bizible_id, s.within_window, s.outside_window, s.without_session) = (int(v or 0) for v in row)
+        s.touchpoints = con.execute(f"select count(*) from {schema}.fct_touchpoints").fetchone()[0]
         s.by_channel = [tuple(r) for r in con.execute(
-            "select marketing_channel, sum(touchpoints), sum(calls) from rpt_touchpoints_by_channel "
+            f"select marketing_channel, sum(touchpoints), sum(calls) from {schema}.rpt_touchpoints_by_channel "
             "group by 1 order by 2 desc, 1").fetchall()]
         s.by_type = [tuple(r) for r in con.execute(
-            "select touchpoint_type, sum(touchpoints) from rpt_touchpoints_by_channel group by 1 order by 2 desc, 1"
-        ).fetchall()]
+            f"select touchpoint_type, sum(touchpoints) from {schema}.rpt_touchpoints_by_channel "
+            "group by 1 order by 2 desc, 1").fetchall()]
         return s
     finally:
         con.close()
+
+
+def read_alerts(settings: Settings, since: str | None = None) -> list[dict[str, Any]]:
+    """Alerts from ``alerts.jsonl`` raised at or after ``since`` (ISO time), oldest first."""
+    if not settings.alerts_file.exists():
+        return []
+    alerts = []
+    for line in settings.alerts_file.read_text().splitlines():
+        try:
+            alert = json.loads(line)
+        except ValueError:
+            continue
+        if since is None or alert.get("raised_at", "") >= since:
+            alerts.append(alert)
+    return alerts
+
+
+def render_quality(settings: Settings, alerts: list[dict[str, Any]]) -> str:
+    lines = ["calltrail: data quality", "======================="]
+    if alerts:
+        lines.append(f"  {len(alerts)} alert(s) in this run:")
+        lines += [f"    [{a['severity']}] {a['layer']}/{a['check']}: {a['observed']}" for a in alerts]
+    else:
+        lines.append("  every check passed: no alerts")
+    lines += [
+        f"  Data Docs   {settings.data_docs_index}",
+        f"  alerts      {settings.alerts_file}",
+        f"  hand-off    {settings.missing_bizible_id_csv}  (calls missing a BizibleId, for the vendor)",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _pct(part: int, whole: int) -> str:
@@ -166,7 +205,7 @@ def render_marts(settings: Settings, s: MartSummary) -> str:
     lines += [f"    {t:<36} {n:>9,}" for t, n in s.by_type]
     lines += [
         "",
-        f"  warehouse   {settings.warehouse}  (tables fct_touchpoints, rpt_touchpoints_by_channel, "
+        f"  warehouse   {settings.warehouse}  (schema {PUBLISHED}: fct_touchpoints, rpt_touchpoints_by_channel, "
         "rpt_call_match_rates, dq_calls_missing_bizible_id)",
         f"  dbt docs    {settings.dbt_docs_dir / 'static_index.html'}  (lineage: open in a browser)",
         "",

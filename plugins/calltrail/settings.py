@@ -67,14 +67,63 @@ class SalesforceSettings:
     bulk_page_size: int = 50_000
 
 
+# Field-population checks (Great Expectations) with two thresholds each: the share of rows that
+# must pass (GX ``mostly``). Below ``warn`` the run alerts and continues; below ``error`` it fails
+# before the marts are published. Environment: CALLTRAIL_DQ_<CHECK>_WARN / CALLTRAIL_DQ_<CHECK>_ERROR.
+DEFAULT_THRESHOLDS: dict[str, tuple[float, float]] = {
+    "call_bizible_id_population": (0.90, 0.75),
+    "call_bizible_id_format": (0.98, 0.90),
+    "call_task_type_population": (0.80, 0.50),
+    "session_landing_page_population": (0.99, 0.95),
+    "touchpoint_landing_page_population": (0.99, 0.95),
+}
+DEFAULT_TASK_TYPES = ("Call", "Phone Call", "Inbound Call", "Outbound Call", "Email", "Meeting")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    warn: float
+    error: float
+
+
+@dataclass(frozen=True)
+class TrendSettings:
+    """This run's metrics against the median of recent published runs."""
+
+    factor: float = 2.0  # alert when a metric moves by more than this factor either way
+    min_change: float = 0.05  # ... and, for shares, by at least this much in absolute terms
+    runs: int = 7  # how many recent runs form the baseline
+    min_runs: int = 3  # no trend alert before this many runs are recorded
+    severity: str = "warn"
+
+
+@dataclass(frozen=True)
+class FreshnessSettings:
+    """dbt source freshness: hours since rows last arrived in the lake (``_loaded_at``)."""
+
+    web_events_warn_hours: int = 6
+    web_events_error_hours: int = 24
+    salesforce_task_warn_hours: int = 24
+    salesforce_task_error_hours: int = 72
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    slack_conn_id: str = "slack_alerts"
+    smtp_conn_id: str = "smtp_alerts"
+    emails: tuple[str, ...] = ()
+    max_record_ids: int = 10
+
+
 @dataclass(frozen=True)
 class QualitySettings:
-    """Great Expectations thresholds: the share of rows that must pass (``mostly``)."""
-
-    bizible_id_mostly: float = 0.90
-    task_type_mostly: float = 0.80
-    landing_page_mostly: float = 0.99
-    task_types: tuple[str, ...] = ("Call", "Phone Call", "Inbound Call", "Outbound Call", "Email", "Meeting")
+    thresholds: dict[str, Threshold] = field(
+        default_factory=lambda: {k: Threshold(*v) for k, v in DEFAULT_THRESHOLDS.items()})
+    task_types: tuple[str, ...] = DEFAULT_TASK_TYPES
+    raw_max_rows: int = 500_000  # raw-lake checks read at most this many of the newest rows per dataset
+    trend: TrendSettings = field(default_factory=TrendSettings)
+    freshness: FreshnessSettings = field(default_factory=FreshnessSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
 
 def _share(env: dict[str, str], name: str, default: float) -> float:
@@ -97,6 +146,8 @@ class Settings:
     quality: QualitySettings = field(default_factory=QualitySettings)
     dbt_target: str = "duckdb"
     dbt_docs_dir: Path = PROJECT_ROOT / "data" / "dbt_docs"
+    data_docs_dir: Path = PROJECT_ROOT / "data" / "gx_data_docs"
+    data_docs_url: str = ""  # where the Data Docs folder is served, if it is; else a file:// link
     # The process environment as read once here, for the child processes calltrail starts.
     environ: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -109,12 +160,72 @@ class Settings:
         return self.dbt_project_dir / "target" / "manifest.json"
 
     @property
+    def alerts_file(self) -> Path:
+        """Every alert as one JSON line, whichever channels also received it."""
+        return self.warehouse.parent / "alerts.jsonl"
+
+    @property
+    def missing_bizible_id_csv(self) -> Path:
+        """The calls-missing-BizibleId list, for hand-off to the call-tracking vendor."""
+        return self.warehouse.parent / "calls_missing_bizible_id.csv"
+
+    @property
+    def data_docs_index(self) -> str:
+        if self.data_docs_url:
+            return f"{self.data_docs_url}/index.html"
+        return (self.data_docs_dir / "index.html").as_uri()
+
+    @property
     def task_landing_dir(self) -> Path:
         return self.landing_dir / "salesforce" / "task"
 
     @property
     def web_landing_dir(self) -> Path:
         return self.landing_dir / "web_events"
+
+
+def _quality(env: dict[str, str]) -> QualitySettings:
+    thresholds = {}
+    for name, (warn, error) in DEFAULT_THRESHOLDS.items():
+        prefix = f"CALLTRAIL_DQ_{name.upper()}"
+        t = Threshold(_share(env, f"{prefix}_WARN", warn), _share(env, f"{prefix}_ERROR", error))
+        if t.error > t.warn:
+            raise ConfigurationError(f"{prefix}_ERROR={t.error} is above {prefix}_WARN={t.warn}: "
+                                     "the error threshold must not be stricter than the warning one")
+        thresholds[name] = t
+    fresh = FreshnessSettings(
+        web_events_warn_hours=_int(env, "CALLTRAIL_FRESHNESS_WEB_EVENTS_WARN_HOURS", 6, minimum=1),
+        web_events_error_hours=_int(env, "CALLTRAIL_FRESHNESS_WEB_EVENTS_ERROR_HOURS", 24, minimum=1),
+        salesforce_task_warn_hours=_int(env, "CALLTRAIL_FRESHNESS_SALESFORCE_TASK_WARN_HOURS", 24, minimum=1),
+        salesforce_task_error_hours=_int(env, "CALLTRAIL_FRESHNESS_SALESFORCE_TASK_ERROR_HOURS", 72, minimum=1),
+    )
+    trend = TrendSettings(
+        factor=_float(env, "CALLTRAIL_DQ_TREND_FACTOR", 2.0),
+        min_change=_share(env, "CALLTRAIL_DQ_TREND_MIN_CHANGE", 0.05),
+        runs=_int(env, "CALLTRAIL_DQ_TREND_RUNS", 7, minimum=1),
+        min_runs=_int(env, "CALLTRAIL_DQ_TREND_MIN_RUNS", 3, minimum=1),
+        severity=_choice(env, "CALLTRAIL_DQ_TREND_SEVERITY", "warn", ("warn", "error")),
+    )
+    if trend.factor <= 1:
+        raise ConfigurationError(f"CALLTRAIL_DQ_TREND_FACTOR={trend.factor} must be above 1")
+    alerts = AlertSettings(
+        slack_conn_id=env.get("CALLTRAIL_ALERT_SLACK_CONN_ID") or "slack_alerts",
+        smtp_conn_id=env.get("CALLTRAIL_ALERT_SMTP_CONN_ID") or "smtp_alerts",
+        emails=_list(env, "CALLTRAIL_ALERT_EMAILS", ()),
+    )
+    return QualitySettings(
+        thresholds=thresholds,
+        task_types=_list(env, "CALLTRAIL_DQ_TASK_TYPES", DEFAULT_TASK_TYPES),
+        raw_max_rows=_int(env, "CALLTRAIL_DQ_RAW_MAX_ROWS", 500_000, minimum=1),
+        trend=trend, freshness=fresh, alerts=alerts,
+    )
+
+
+def _list(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return tuple(v.strip() for v in raw.replace(";", ",").split(",") if v.strip())
 
 
 def load(env: dict[str, str] | None = None) -> Settings:
@@ -140,14 +251,10 @@ def load(env: dict[str, str] | None = None) -> Settings:
         demo_visitors=_int(env, "CALLTRAIL_DEMO_VISITORS", 400, minimum=1),
         ingest_memory_limit=env.get("CALLTRAIL_INGEST_MEMORY_LIMIT") or "2GB",
         salesforce=sf,
-        quality=QualitySettings(
-            bizible_id_mostly=_share(env, "CALLTRAIL_DQ_BIZIBLE_ID_MOSTLY", 0.90),
-            task_type_mostly=_share(env, "CALLTRAIL_DQ_TASK_TYPE_MOSTLY", 0.80),
-            landing_page_mostly=_share(env, "CALLTRAIL_DQ_LANDING_PAGE_MOSTLY", 0.99),
-            task_types=tuple(t.strip() for t in (env.get("CALLTRAIL_DQ_TASK_TYPES") or
-                             "Call,Phone Call,Inbound Call,Outbound Call,Email,Meeting").split(",") if t.strip()),
-        ),
+        quality=_quality(env),
         dbt_target=env.get("CALLTRAIL_DBT_TARGET") or "duckdb",
         dbt_docs_dir=_path(env, "CALLTRAIL_DBT_DOCS_DIR", data / "dbt_docs"),
+        data_docs_dir=_path(env, "CALLTRAIL_DATA_DOCS_DIR", data / "gx_data_docs"),
+        data_docs_url=(env.get("CALLTRAIL_DATA_DOCS_URL") or "").rstrip("/"),
         environ=env,
     )

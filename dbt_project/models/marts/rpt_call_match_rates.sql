@@ -23,6 +23,7 @@ matches as (
 counted as (
 
     select
+        (select count(*) from {{ ref('stg_salesforce__tasks') }}) as tasks,
         count(*) as calls,
         sum(case when calls.bizible_id_status = 'valid' then 1 else 0 end) as calls_with_valid_bizible_id,
         sum(case when calls.bizible_id_status = 'missing' then 1 else 0 end) as calls_missing_bizible_id,

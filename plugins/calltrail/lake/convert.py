@@ -18,6 +18,7 @@ import logging
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -328,6 +329,14 @@ def _typed_sql(c: Column) -> str:
     return f"{col}"
 
 
+LOADED_AT = "_loaded_at"
+
+
+def _loaded_at_sql(loaded_at: datetime | None) -> str:
+    at = (loaded_at or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None, microsecond=0)
+    return f"cast({_lit(at.isoformat(sep=' '))} as timestamp)"
+
+
 def convert(
     source: Path,
     contract: Contract,
@@ -338,8 +347,12 @@ def convert(
     fmt: str | None = None,
     existing_keys: list[Path] | None = None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    loaded_at: datetime | None = None,
 ) -> ConvertResult:
     """Validate ``source`` against ``contract``; write valid rows and the quarantine.
+
+    Every row written gets ``_loaded_at`` (``loaded_at``, default now, UTC): when it reached the
+    lake. dbt source freshness measures the age of the newest one.
 
     ``existing_keys`` lists Parquet files already in the lake: rows whose key is there are
     counted as ``duplicates_in_lake`` and not written again.
@@ -386,7 +399,8 @@ def convert(
         names = ", ".join(_q(n) for n in contract.names)
         parquet_out.parent.mkdir(parents=True, exist_ok=True)
         con.execute(
-            f"copy (select {names} from _valid where _copy = 1 and not _in_lake order by {key}) "
+            f"copy (select {names}, {_loaded_at_sql(loaded_at)} as {LOADED_AT} "
+            f"from _valid where _copy = 1 and not _in_lake order by {key}) "
             f"to {_lit(str(parquet_out))} (format parquet, compression zstd)"
         )
 

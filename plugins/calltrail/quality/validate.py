@@ -1,143 +1,287 @@
-"""Great Expectations checks that the fields calltrail relies on are populated.
+"""Great Expectations suites at three layers: the raw lake, staging and the marts.
 
-GX Core 1.x with an ephemeral context and suites written here in Python. The data is read from
-the warehouse into pandas DataFrames (GX's SQL route returns empty results on DuckDB). A failed
-expectation raises :class:`DataQualityError` naming the expectation and the figures.
+GX Core 1.x with an ephemeral context and suites written here in Python; data goes to GX as
+pandas DataFrames (GX's SQL route returns empty results on DuckDB). Every validation runs through
+a checkpoint whose action writes the GX Data Docs (static HTML) to ``CALLTRAIL_DATA_DOCS_DIR``.
+
+A check with a threshold passes when at least ``warn`` of the rows pass (GX ``mostly``); below
+that it is a warning, and below ``error`` an error. Checks without a threshold must hold for
+every row and fail at error.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from calltrail.quality.outcome import ERROR, OK, WARN, Outcome
 from calltrail.settings import QualitySettings
 
 log = logging.getLogger(__name__)
 
 TOUCHPOINT_POSITIONS = ("FT", "LC", "Post LC", "FT, LC", "FT, Post LC")
 WEB_TOUCHPOINT_TYPES = ("Web Visit", "Web Form")
+MATCH_STATUSES = ("matched", "outside_window", "no_session")
+EVENT_TYPES = ("page_view", "form_submit")
+TIMESTAMP_TYPES = ["datetime64[us]", "datetime64[ns]", "datetime64[ms]", "datetime64[s]"]
 
 
-class DataQualityError(RuntimeError):
-    """One or more expectations failed; the message lists each with its figures."""
+@dataclass(frozen=True)
+class Check:
+    name: str
+    layer: str
+    frame: str
+    expectation: Callable[[float | None], Any]  # mostly -> a GX expectation
+    description: str
+    threshold: str | None = None  # key of QualitySettings.thresholds; None: every row, error
 
 
-@dataclass
-class CheckResult:
-    suite: str
-    expectation: str
-    column: str | None
-    success: bool
-    observed: dict[str, Any]
-    expected: str
+@dataclass(frozen=True)
+class Frame:
+    """A DataFrame the checks of one layer read, and the column that identifies its records."""
 
-    def describe(self) -> str:
-        figures = ", ".join(f"{k}={v}" for k, v in self.observed.items())
-        return f"{self.suite}: {self.expectation}({self.column}) expected {self.expected}; observed {figures}"
+    name: str
+    layer: str
+    id_column: str
+    sql: str
 
 
-@dataclass
-class ValidationReport:
-    results: list[CheckResult] = field(default_factory=list)
-
-    @property
-    def failures(self) -> list[CheckResult]:
-        return [r for r in self.results if not r.success]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"checks": len(self.results), "failed": len(self.failures),
-                "failures": [r.describe() for r in self.failures]}
-
-
-def suites(q: QualitySettings) -> dict[str, list[Any]]:
-    """The expectation suites, by the query that feeds them."""
+def _gxe() -> Any:
     import great_expectations.expectations as gxe
 
-    return {
-        "call_tasks": [
-            gxe.ExpectColumnValuesToNotBeNull(column="bizible_id", mostly=q.bizible_id_mostly),
-            gxe.ExpectColumnValuesToNotBeNull(column="task_type_clean", mostly=q.task_type_mostly),
-        ],
-        "sessions": [
-            gxe.ExpectColumnValuesToNotBeNull(column="landing_page", mostly=q.landing_page_mostly),
-            gxe.ExpectColumnValuesToNotBeNull(column="touchpoint_source"),
-            gxe.ExpectColumnValuesToNotBeNull(column="marketing_channel"),
-        ],
-        "touchpoints": [
-            gxe.ExpectColumnValuesToNotBeNull(column="touchpoint_type"),
-            gxe.ExpectColumnValuesToBeInSet(column="touchpoint_type",
-                                           value_set=sorted(set(WEB_TOUCHPOINT_TYPES) | set(q.task_types))),
-            gxe.ExpectColumnValuesToNotBeNull(column="touchpoint_position"),
-            gxe.ExpectColumnValuesToBeInSet(column="touchpoint_position", value_set=list(TOUCHPOINT_POSITIONS)),
-            gxe.ExpectColumnValuesToNotBeNull(column="marketing_channel"),
-        ],
-    }
+    return gxe
 
 
-QUERIES = {
-    "call_tasks": "select task_id, bizible_id, bizible_id_raw, task_type_clean from stg_salesforce__tasks where is_call",
-    "sessions": "select session_id, landing_page, touchpoint_source, marketing_channel from int_sessions",
-    "touchpoints": "select touchpoint_id, touchpoint_type, touchpoint_position, marketing_channel from fct_touchpoints",
-}
+def checks(q: QualitySettings) -> list[Check]:
+    gxe = _gxe()
+    touchpoint_types = sorted(set(WEB_TOUCHPOINT_TYPES) | set(q.task_types))
+
+    def mostly_kw(mostly: float | None) -> dict[str, float]:
+        return {} if mostly is None else {"mostly": mostly}
+
+    def not_null(column: str) -> Callable[[float | None], Any]:
+        return lambda mostly: gxe.ExpectColumnValuesToNotBeNull(column=column, **mostly_kw(mostly))
+
+    def in_set(column: str, values: list[str] | tuple[str, ...]) -> Callable[[float | None], Any]:
+        return lambda mostly: gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(values),
+                                                              **mostly_kw(mostly))
+
+    def typed(column: str, types: list[str]) -> Callable[[float | None], Any]:
+        return lambda mostly: gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=types)
+
+    return [
+        # raw lake: what ingestion wrote (the newest rows of each dataset)
+        Check("web_event_id_present", "raw", "raw_web_events", not_null("event_id"), "every web event has an id"),
+        Check("web_bizible_id_present", "raw", "raw_web_events", not_null("bizible_id"),
+              "every web event has a BizibleId"),
+        Check("web_occurred_at_timestamp", "raw", "raw_web_events", typed("occurred_at", TIMESTAMP_TYPES),
+              "occurred_at is a timestamp"),
+        Check("web_occurred_at_present", "raw", "raw_web_events", not_null("occurred_at"),
+              "every web event has a time"),
+        Check("web_event_type_known", "raw", "raw_web_events", in_set("event_type", EVENT_TYPES),
+              "event_type is page_view or form_submit"),
+        Check("task_id_present", "raw", "raw_salesforce_task", not_null("Id"), "every Task version has an Id"),
+        Check("task_modstamp_present", "raw", "raw_salesforce_task", not_null("SystemModstamp"),
+              "every Task version has a SystemModstamp"),
+        Check("task_created_date_timestamp", "raw", "raw_salesforce_task", typed("CreatedDate", TIMESTAMP_TYPES),
+              "CreatedDate is a timestamp"),
+        # staging
+        Check("call_bizible_id_population", "staging", "call_tasks", not_null("bizible_id_given"),
+              "call Tasks carry a BizibleId", "call_bizible_id_population"),
+        Check("call_bizible_id_format", "staging", "call_tasks_with_bizible_id",
+              in_set("bizible_id_status", ("valid",)),
+              "a call Task's BizibleId is 32 hex characters after normalisation", "call_bizible_id_format"),
+        Check("call_task_type_population", "staging", "call_tasks", not_null("task_type_clean"),
+              "call Tasks have a Type", "call_task_type_population"),
+        Check("call_time_present", "staging", "call_tasks", not_null("call_at"),
+              "every call has a call time (timestamps without an offset are quarantined at ingestion)"),
+        Check("call_time_timestamp", "staging", "call_tasks", typed("call_at", TIMESTAMP_TYPES),
+              "the call time is a timestamp (UTC)"),
+        Check("session_landing_page_population", "staging", "sessions", not_null("landing_page"),
+              "sessions have a landing page", "session_landing_page_population"),
+        Check("session_source_present", "staging", "sessions", not_null("touchpoint_source"),
+              "every session has a touchpoint source"),
+        Check("session_channel_present", "staging", "sessions", not_null("marketing_channel"),
+              "every session has a marketing channel"),
+        # marts
+        Check("touchpoint_type_present", "marts", "touchpoints", not_null("touchpoint_type"),
+              "every touchpoint has a type"),
+        Check("touchpoint_type_known", "marts", "touchpoints", in_set("touchpoint_type", touchpoint_types),
+              "touchpoint types are Web Visit, Web Form or an expected Task.Type (CALLTRAIL_DQ_TASK_TYPES)"),
+        Check("touchpoint_position_present", "marts", "touchpoints", not_null("touchpoint_position"),
+              "every touchpoint has a journey position"),
+        Check("touchpoint_position_known", "marts", "touchpoints", in_set("touchpoint_position", TOUCHPOINT_POSITIONS),
+              "positions are FT, LC, Post LC or their combinations"),
+        Check("touchpoint_match_status_known", "marts", "touchpoints", in_set("match_status", MATCH_STATUSES),
+              "match_status is matched, outside_window or no_session"),
+        Check("touchpoint_channel_present", "marts", "touchpoints", not_null("marketing_channel"),
+              "no touchpoint without a channel"),
+        Check("touchpoint_source_present", "marts", "touchpoints", not_null("touchpoint_source"),
+              "every touchpoint has a source"),
+        Check("touchpoint_landing_page_population", "marts", "web_touchpoints", not_null("landing_page"),
+              "web touchpoints have a landing page", "touchpoint_landing_page_population"),
+    ]
 
 
-def load_frames(warehouse: Path) -> dict[str, Any]:
-    import duckdb
+def warehouse_frames(schema: str) -> list[Frame]:
+    """The staging and marts frames, read from the dbt build (``schema``) before it is published."""
+    return [
+        Frame("call_tasks", "staging", "task_id",
+              "select task_id, bizible_id_status, task_type_clean, call_at, "
+              "case when bizible_id_status <> 'missing' then bizible_id_raw end as bizible_id_given "
+              f"from {schema}.stg_salesforce__tasks where is_call"),
+        Frame("call_tasks_with_bizible_id", "staging", "task_id",
+              f"select task_id, bizible_id_status from {schema}.stg_salesforce__tasks "
+              "where is_call and bizible_id_status <> 'missing'"),
+        Frame("sessions", "staging", "session_id",
+              f"select session_id, landing_page, touchpoint_source, marketing_channel from {schema}.int_sessions"),
+        Frame("touchpoints", "marts", "touchpoint_id",
+              "select touchpoint_id, touchpoint_type, touchpoint_position, match_status, marketing_channel, "
+              f"touchpoint_source from {schema}.fct_touchpoints"),
+        Frame("web_touchpoints", "marts", "touchpoint_id",
+              f"select touchpoint_id, landing_page from {schema}.fct_touchpoints where session_id is not null"),
+    ]
 
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return {name: con.execute(sql).df() for name, sql in QUERIES.items()}
-    finally:
-        con.close()
+
+def raw_frames(lake_dir: Path, max_rows: int) -> list[Frame]:
+    """The newest partitions of each lake dataset, up to ``max_rows`` rows each."""
+    import pyarrow.parquet as pq
+
+    from calltrail.lake.convert import parquet_list
+
+    def newest(pattern: str) -> list[Path]:
+        files = sorted(lake_dir.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+        chosen, rows = [], 0
+        for f in files:
+            if rows >= max_rows:
+                break
+            chosen.append(f)
+            rows += pq.read_metadata(f).num_rows
+        return chosen
+
+    frames = []
+    for name, pattern, id_column, columns in (
+        ("raw_web_events", "web_events/*/events.parquet", "event_id",
+         "event_id, bizible_id, event_type, occurred_at"),
+        ("raw_salesforce_task", "salesforce_task/*/*/tasks.parquet", "Id", "Id, SystemModstamp, CreatedDate"),
+    ):
+        files = newest(pattern)
+        sql = (f"select {columns} from read_parquet({parquet_list(files)}, union_by_name = true) "
+               f"limit {max_rows}") if files else ""
+        frames.append(Frame(name, "raw", id_column, sql))
+    return frames
 
 
-def _expected_text(config: dict[str, Any]) -> str:
-    kwargs = {k: v for k, v in config.items() if k not in ("column", "batch_id")}
-    if "value_set" in kwargs:
-        kwargs["value_set"] = "{" + ", ".join(map(str, kwargs["value_set"])) + "}"
-    return ", ".join(f"{k}={v}" for k, v in kwargs.items()) or "all rows"
+def load_frames(con: Any, frames: list[Frame]) -> dict[str, Any]:
+    """Run each frame's query on ``con`` (DuckDB) into pandas; a frame without data is None."""
+    return {f.name: (con.execute(f.sql).df() if f.sql else None) for f in frames}
 
 
-def validate_frames(frames: dict[str, Any], q: QualitySettings) -> ValidationReport:
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+def _percent(value: float) -> str:
+    return f"{value:.4g}%"
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # no tqdm bars in task logs
-    source = context.data_sources.add_pandas("calltrail")
-    report = ValidationReport()
-    for name, expectations in suites(q).items():
-        asset = source.add_dataframe_asset(name=name)
-        batch = asset.add_batch_definition_whole_dataframe(f"{name}_all").get_batch(
-            batch_parameters={"dataframe": frames[name]})
-        suite = context.suites.add(gx.ExpectationSuite(name=f"calltrail_{name}"))
-        for expectation in expectations:
+
+def _outcome(check: Check, result: Any, q: QualitySettings, id_column: str) -> Outcome:
+    res = result.result or {}
+    cfg = result.expectation_config
+    total = int(res.get("element_count") or 0)
+    bad = int(res.get("unexpected_count") or 0)
+    ids = [str(row[id_column]) for row in (res.get("partial_unexpected_index_list") or [])
+           if isinstance(row, dict) and row.get(id_column) is not None][: q.alerts.max_record_ids]
+    values = sorted({str(v) for v in (res.get("partial_unexpected_list") or []) if isinstance(v, str)})[:5]
+    if cfg.type == "expect_column_values_to_be_in_type_list":
+        observed = f"type {res.get('observed_value')}"
+    else:
+        observed = f"{bad:,} of {total:,} rows fail ({_percent(100.0 * bad / total if total else 0.0)})"
+        if values:
+            observed += f"; values {values}"
+    if check.threshold:
+        t = q.thresholds[check.threshold]
+        passing = 1.0 - (bad / total) if total else 1.0
+        severity = OK if result.success else (ERROR if passing < t.error else WARN)
+        expected = (f"at least {_percent(100 * t.warn)} of rows pass (below: warn), "
+                    f"at least {_percent(100 * t.error)} (below: error)")
+    else:
+        severity = OK if result.success else ERROR
+        expected = "every row passes"
+    return Outcome(check=check.name, layer=check.layer, severity=severity, observed=observed,
+                   expected=f"{check.description}: {expected}", record_ids=ids, expectation=cfg.type)
+
+
+class DataDocs:
+    """One ephemeral GX context whose Data Docs site is ``folder`` (static HTML)."""
+
+    SITE = "calltrail"
+
+    def __init__(self, folder: Path) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines drown the task log
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)  # no tqdm bars in task logs
+        self.context.add_data_docs_site(site_name=self.SITE, site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(folder)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        })
+        self.source = self.context.data_sources.add_pandas("calltrail")
+
+    def validate(self, frame: Frame, data: Any, layer_checks: list[Check], q: QualitySettings,
+                 run_name: str) -> list[Outcome]:
+        import great_expectations as gx
+        from great_expectations.checkpoint import UpdateDataDocsAction
+
+        name = f"{frame.layer}.{frame.name}"
+        asset = self.source.add_dataframe_asset(name=name)
+        batch = asset.add_batch_definition_whole_dataframe(f"{name}.all")
+        suite = self.context.suites.add(gx.ExpectationSuite(name=f"calltrail.{name}"))
+        for check in layer_checks:
+            mostly = q.thresholds[check.threshold].warn if check.threshold else None
+            expectation = check.expectation(mostly)
+            expectation.notes = f"calltrail check `{check.name}` ({check.layer}): {check.description}"
+            expectation.meta = {"check": check.name, "layer": check.layer}
+            expectation.severity = "warning" if check.threshold else "critical"
             suite.add_expectation(expectation)
-        outcome = batch.validate(suite, result_format="SUMMARY")
-        for r in outcome.results:
-            cfg = r.expectation_config
-            res = r.result or {}
-            observed = {k: res[k] for k in ("element_count", "unexpected_count") if k in res}
-            if res.get("unexpected_percent") is not None:
-                observed["unexpected_percent"] = round(float(res["unexpected_percent"]), 2)
-            examples = [v for v in res.get("partial_unexpected_list") or [] if isinstance(v, str)]
-            if examples:
-                observed["examples"] = sorted(set(examples))[:5]
-            report.results.append(CheckResult(
-                suite=name, expectation=cfg.type, column=cfg.kwargs.get("column"), success=bool(r.success),
-                observed=observed, expected=_expected_text(dict(cfg.kwargs))))
-    for r in report.results:
-        (log.info if r.success else log.error)("%s %s", "PASS" if r.success else "FAIL", r.describe())
-    return report
+        definition = self.context.validation_definitions.add(
+            gx.ValidationDefinition(name=name, data=batch, suite=suite))
+        checkpoint = self.context.checkpoints.add(gx.Checkpoint(
+            name=f"calltrail.{name}", validation_definitions=[definition],
+            actions=[UpdateDataDocsAction(name="data_docs", site_names=[self.SITE])],
+            result_format={"result_format": "SUMMARY", "unexpected_index_column_names": [frame.id_column],
+                           "partial_unexpected_count": max(q.alerts.max_record_ids, 20)}))
+        run = checkpoint.run(batch_parameters={"dataframe": data}, run_id=gx.RunIdentifier(run_name=run_name))
+        by_name = {c.name: c for c in layer_checks}
+        outcomes = []
+        for validation in run.run_results.values():
+            for result in validation.results:
+                outcomes.append(_outcome(by_name[result.expectation_config.meta["check"]], result, q,
+                                         frame.id_column))
+        return outcomes
+
+    @property
+    def index(self) -> Path:
+        return self.folder / "index.html"
 
 
-def validate_warehouse(warehouse: Path, q: QualitySettings) -> ValidationReport:
-    report = validate_frames(load_frames(warehouse), q)
-    if report.failures:
-        raise DataQualityError(
-            f"{len(report.failures)} of {len(report.results)} expectations failed:\n"
-            + "\n".join(f"- {r.describe()}" for r in report.failures)
-        )
-    return report
+def validate_frames(frames: list[Frame], data: dict[str, Any], q: QualitySettings, docs_dir: Path,
+                    run_name: str) -> list[Outcome]:
+    """Validate every frame that has data with its checks; write the Data Docs; log each outcome."""
+    docs = DataDocs(docs_dir)
+    all_checks = checks(q)
+    outcomes: list[Outcome] = []
+    for frame in frames:
+        frame_checks = [c for c in all_checks if c.frame == frame.name]
+        if data.get(frame.name) is None:
+            log.warning("%s: no data in the lake yet, %d check(s) skipped", frame.name, len(frame_checks))
+            continue
+        outcomes += docs.validate(frame, data[frame.name], frame_checks, q, run_name)
+    for o in outcomes:
+        (log.info if o.severity == OK else log.warning if o.severity == WARN else log.error)("%s", o.describe())
+    log.info("Great Expectations Data Docs: %s", docs.index)
+    return outcomes

@@ -41,12 +41,16 @@ def release_in_process_warehouse() -> None:
 
 
 def dbt_vars(settings: Settings) -> dict[str, Any]:
-    """Project vars that must agree with extraction (the configured Task fields)."""
-    sf = settings.salesforce
+    """Project vars that come from settings: the configured Task fields and freshness ages."""
+    sf, fresh = settings.salesforce, settings.quality.freshness
     return {
         "calltrail__bizible_id_field": sf.bizible_id_field,
         "calltrail__touchpoint_date_field": sf.touchpoint_date_field,
         "calltrail__call_time_fields": [sf.touchpoint_date_field, "CreatedDate"],
+        "calltrail__freshness_web_events_warn_hours": fresh.web_events_warn_hours,
+        "calltrail__freshness_web_events_error_hours": fresh.web_events_error_hours,
+        "calltrail__freshness_salesforce_task_warn_hours": fresh.salesforce_task_warn_hours,
+        "calltrail__freshness_salesforce_task_error_hours": fresh.salesforce_task_error_hours,
     }
 
 
@@ -61,8 +65,8 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def run_dbt(settings: Settings, args: list[str], *, log_file: Path | None = None) -> None:
-    """Run one dbt command in the project; raise with dbt's own output when it fails."""
+def run_dbt(settings: Settings, args: list[str], *, log_file: Path | None = None, check: bool = True) -> int:
+    """Run one dbt command in the project; raise with dbt's own output when it fails (``check``)."""
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     env = {**settings.environ, **dbt_env(settings)}
     cmd = [DBT, *args, "--project-dir", str(settings.dbt_project_dir), "--vars", json.dumps(dbt_vars(settings))]
@@ -74,15 +78,22 @@ def run_dbt(settings: Settings, args: list[str], *, log_file: Path | None = None
             fh.write(f"\n$ dbt {' '.join(args)}\n{out.stdout}{out.stderr}")
     for line in out.stdout.splitlines():
         log.debug("dbt: %s", line)
-    if out.returncode != 0:
+    if check and out.returncode != 0:
         tail = "\n".join((out.stdout + out.stderr).splitlines()[-30:])
         raise DbtCommandFailed(f"dbt {' '.join(args)} failed (exit {out.returncode}):\n{tail}")
+    return out.returncode
 
 
 def parse(settings: Settings, *, log_file: Path | None = None) -> Path:
     """Write target/manifest.json, which the transformation DAG is rendered from."""
     run_dbt(settings, ["parse"], log_file=log_file)
     return settings.dbt_manifest
+
+
+def publish(settings: Settings) -> None:
+    """Write-audit-publish: copy the consumer marts into the publish schema in one transaction."""
+    release_in_process_warehouse()
+    run_dbt(settings, ["run-operation", "calltrail__publish"])
 
 
 def generate_docs(settings: Settings) -> Path:

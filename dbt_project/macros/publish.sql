@@ -1,0 +1,51 @@
+{#-
+  Write-audit-publish: the last step of a run whose checks passed. dbt builds every model into the
+  target schema (the audit area); this copies the consumer marts into the publish schema, all of
+  them in one transaction, so consumers see either the previous published set or the new one.
+
+  dbt run-operation calltrail__publish
+-#}
+
+{% macro calltrail__publish(models=none) %}
+  {%- set models = models or var('calltrail__published_models') -%}
+  {%- set schema = var('calltrail__publish_schema') -%}
+  {%- set statements = [] -%}
+  {%- for name in models -%}
+    {%- set source = ref(name) -%}
+    {%- set published = api.Relation.create(database=source.database, schema=schema, identifier=name, type='table') -%}
+    {%- do statements.append(calltrail.publish_table_sql(source, published)) -%}
+  {%- endfor -%}
+  {% do adapter.create_schema(api.Relation.create(database=target.database, schema=schema)) %}
+  {{ return(adapter.dispatch('publish_tables', 'calltrail')(statements)) }}
+{% endmacro %}
+
+{% macro publish_table_sql(source, published) -%}
+  {{ return(adapter.dispatch('publish_table_sql', 'calltrail')(source, published)) }}
+{%- endmacro %}
+
+{% macro default__publish_table_sql(source, published) -%}
+drop table if exists {{ published }};
+create table {{ published }} as select * from {{ source }};
+{%- endmacro %}
+
+{% macro spark__publish_table_sql(source, published) -%}
+create or replace table {{ published }} as select * from {{ source }}
+{%- endmacro %}
+
+{#- DuckDB and PostgreSQL: transactional DDL. The statement opens one transaction for every
+    table; it is committed once all are replaced, so the swap is atomic. -#}
+{% macro default__publish_tables(statements) %}
+  {% call statement('calltrail_publish') -%}
+    {{ statements | join('\n') }}
+  {%- endcall %}
+  {% do adapter.commit() %}
+  {{ log("published " ~ statements | length ~ " table(s) into schema " ~ var('calltrail__publish_schema'), info=true) }}
+{% endmacro %}
+
+{#- Spark has no multi-statement transactions: each table is replaced atomically on its own. -#}
+{% macro spark__publish_tables(statements) %}
+  {% for sql in statements %}
+    {% do run_query(sql) %}
+  {% endfor %}
+  {{ log("published " ~ statements | length ~ " table(s) into schema " ~ var('calltrail__publish_schema'), info=true) }}
+{% endmacro %}
