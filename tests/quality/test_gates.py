@@ -1,0 +1,205 @@
+"""The data-quality gates on a real lake and DuckDB warehouse built by ingestion and dbt from the
+demo data, with alerts delivered to a loopback Slack webhook server and a loopback SMTP server."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pytest
+
+from calltrail import settings as settings_module
+from calltrail.quality import gates
+from calltrail.quality.alerts import RunInfo
+from calltrail.quality.outcome import DataQualityError
+from calltrail.settings import ConfigurationError
+from tests.airflow_env import calltrail_env
+from tests.fakes.alerting import SlackWebhookServer, SmtpServer, dead_webhook_connection
+from tests.quality.helpers import build, rebuild, task_ids, write_task_updates
+
+
+@pytest.fixture(scope="module")
+def demo_build(tmp_path_factory):
+    """A lake and a dbt build of 400 demo visitors (copied by each test that changes data)."""
+    tmp = tmp_path_factory.mktemp("gates")
+    build(settings_module.load(calltrail_env(tmp)), visitors=400)
+    return tmp / "data"
+
+
+@pytest.fixture
+def channels(monkeypatch):
+    with SlackWebhookServer() as slack, SmtpServer() as smtp:
+        monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", slack.connection())
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_ALERTS", smtp.connection())
+        yield slack, smtp
+
+
+def copy_of(demo_build, tmp_path, **env):
+    shutil.copytree(demo_build, tmp_path / "data", ignore=shutil.ignore_patterns("airflow"))
+    return settings_module.load(calltrail_env(tmp_path, CALLTRAIL_ALERT_EMAILS="marketing-ops@example.com", **env))
+
+
+def alerts_in(settings):
+    if not settings.alerts_file.exists():
+        return []
+    return [json.loads(line) for line in settings.alerts_file.read_text().splitlines()]
+
+
+def test_a_healthy_build_passes_every_check_sends_nothing_and_hands_off_the_missing_ids(demo_build, tmp_path,
+                                                                                        channels):
+    slack, smtp = channels
+    s = copy_of(demo_build, tmp_path)
+    summary = gates.audit(s, RunInfo("calltrail_transform", "healthy"))
+    assert (summary["errors"], summary["warnings"], summary["failed"]) == (0, 0, [])
+    assert summary["checks"] >= 20
+    assert slack.posts == [] and smtp.messages == [] and alerts_in(s) == []
+    with s.missing_bizible_id_csv.open() as fh:
+        rows = list(csv.DictReader(fh))
+    listed = task_ids(s, "select task_id from main.dq_calls_missing_bizible_id order by 1")
+    assert sorted(r["task_id"] for r in rows) == listed and len(listed) > 0
+    assert {r["reason"] for r in rows} <= {"missing", "invalid_format"}
+    assert (s.data_docs_dir / "index.html").exists()
+
+
+def test_forty_percent_of_calls_without_bizible_id_fail_with_one_alert_per_channel_naming_the_task_ids(
+        demo_build, tmp_path, channels):
+    slack, smtp = channels
+    s = copy_of(demo_build, tmp_path)
+    calls = task_ids(s, "select task_id from main.stg_salesforce__tasks where is_call and bizible_id is not null "
+                        "order by task_id")
+    blanked = calls[: int(len(calls) * 0.42)]
+    already_missing = task_ids(s, "select task_id from main.stg_salesforce__tasks where is_call "
+                                  "and bizible_id_status = 'missing'")
+    write_task_updates(s, blanked, "vendor-stopped.csv", bizible2__BizibleId__c="''")
+    rebuild(s)
+    with pytest.raises(DataQualityError, match="call_bizible_id_population") as failure:
+        gates.audit(s, RunInfo("calltrail_transform", "vendor_broke"))
+    assert "the marts are not published" in str(failure.value)
+    alerts = alerts_in(s)
+    assert [a["check"] for a in alerts] == ["call_bizible_id_population"]
+    alert = alerts[0]
+    assert alert["severity"] == "error" and alert["layer"] == "staging"
+    assert len(alert["record_ids"]) == 10 and set(alert["record_ids"]) <= set(blanked) | set(already_missing)
+    assert set(alert["record_ids"]) & set(blanked)
+    assert alert["run_id"] == "vendor_broke" and alert["data_docs"].endswith("index.html")
+    assert len(slack.posts) == 1 and len(smtp.messages) == 1
+    for text in (slack.texts[0], smtp.bodies()[0]):
+        assert "call_bizible_id_population" in text and "staging" in text and "vendor_broke" in text
+        assert all(task_id in text for task_id in alert["record_ids"])
+        assert alert["observed"].split(" (")[0] in text and "index.html" in text
+    assert smtp.keeper.envelopes[0][1] == ["marketing-ops@example.com"]
+    assert "call_bizible_id_population" in smtp.messages[0]["Subject"]
+
+
+def test_the_data_docs_name_the_failed_expectation(demo_build, tmp_path):
+    s = copy_of(demo_build, tmp_path, CALLTRAIL_DQ_CALL_TASK_TYPE_POPULATION_WARN="0.99")
+    summary = gates.audit(s, RunInfo("calltrail_transform", "docs_run"))
+    assert summary["warnings"] == 1 and summary["errors"] == 0
+    pages = list((s.data_docs_dir / "validations").rglob("*.html"))
+    staging = [p.read_text() for p in pages if "/staging/call_tasks/docs_run/" in p.as_posix()]
+    assert len(staging) == 1
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<(style|script).*?</\1>", " ", staging[0], flags=re.S)))
+    assert "Status: Failed" in text and "Unsuccessful Expectations 1" in text
+    column = text.index(" task_type_clean Status Expectation Observed Value ")  # the failed column's section
+    assert "values must not be null, at least 99 % of the time" in text[column:]
+    assert "docs_run" in (s.data_docs_dir / "index.html").read_text()
+
+
+def test_a_sudden_drop_in_match_rate_raises_the_trend_alert(demo_build, tmp_path, channels):
+    slack, _ = channels
+    s = copy_of(demo_build, tmp_path)
+    for n in range(3):  # three healthy runs make the baseline
+        assert gates.audit(s, RunInfo("calltrail_transform", f"healthy_{n}"))["failed"] == []
+    matched = task_ids(s, "select task_id from main.int_calls_matched_to_sessions where match_status = 'matched'")
+    late = "coalesce(bizible2__Bizible_Touchpoint_Date__c, CreatedDate) + interval 3 hour"
+    write_task_updates(s, matched, "calls-logged-late.csv", bizible2__Bizible_Touchpoint_Date__c=late)
+    rebuild(s)
+    summary = gates.audit(s, RunInfo("calltrail_transform", "after_drop"))
+    assert summary["errors"] == 0  # absolute thresholds hold: the trend warns, the run goes on
+    assert [a["check"] for a in alerts_in(s)] == ["trend_match_rate"]
+    assert len(slack.posts) == 1 and "trend_match_rate" in slack.texts[0]
+    con = duckdb.connect(str(s.warehouse), read_only=True)
+    runs = con.execute("select run_id, passed from quality.run_metrics where metric = 'match_rate' "
+                       "order by measured_at").fetchall()
+    con.close()
+    assert runs == [("healthy_0", True), ("healthy_1", True), ("healthy_2", True), ("after_drop", True)]
+
+
+def _age_lake(settings, hours: float) -> None:
+    """Make every row of the lake look as if it had arrived ``hours`` ago."""
+    at = (datetime.now(UTC) - timedelta(hours=hours)).replace(tzinfo=None)
+    con = duckdb.connect()
+    for f in settings.lake_dir.rglob("*.parquet"):
+        tmp = f.with_suffix(".old")
+        f.rename(tmp)
+        con.execute(f"copy (select * replace (cast('{at.isoformat(sep=' ')}' as timestamp) as _loaded_at) "
+                    f"from read_parquet('{tmp}')) to '{f}' (format parquet)")
+        tmp.unlink()
+    con.close()
+
+
+def test_stale_sources_trigger_freshness_alerts_and_an_error_stops_the_run(demo_build, tmp_path, channels):
+    slack, smtp = channels
+    s = copy_of(demo_build, tmp_path)
+    _age_lake(s, hours=30)  # web events: error after 24 h; Salesforce Tasks: warn after 24 h
+    with pytest.raises(DataQualityError, match="freshness_web_events"):
+        gates.check_source_freshness(s, RunInfo("calltrail_transform", "stale"))
+    by_check = {a["check"]: a for a in alerts_in(s)}
+    assert set(by_check) == {"freshness_web_events", "freshness_salesforce_task"}
+    assert by_check["freshness_web_events"]["severity"] == "error"
+    assert by_check["freshness_salesforce_task"]["severity"] == "warn"
+    assert "30.0 h" in by_check["freshness_web_events"]["observed"]
+    assert len(slack.posts) == 2 and len(smtp.messages) == 2
+
+
+def test_fresh_sources_pass_freshness(demo_build, tmp_path):
+    s = copy_of(demo_build, tmp_path)
+    summary = gates.check_source_freshness(s, RunInfo("calltrail_transform", "fresh"))
+    assert summary["checks"] == 2 and summary["failed"] == []
+
+
+def test_a_dead_webhook_turns_neither_a_green_run_red_nor_a_red_one_green(demo_build, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", dead_webhook_connection())
+    warn_only = copy_of(demo_build, tmp_path / "warn", CALLTRAIL_DQ_CALL_TASK_TYPE_POPULATION_WARN="0.99")
+    summary = gates.audit(warn_only, RunInfo("calltrail_transform", "dead_green"))
+    assert summary["warnings"] == 1 and summary["errors"] == 0
+    assert [a["check"] for a in alerts_in(warn_only)] == ["call_task_type_population"]
+    assert "could not be sent to slack" in caplog.text
+
+    failing = copy_of(demo_build, tmp_path / "error", CALLTRAIL_DQ_CALL_TASK_TYPE_POPULATION_WARN="0.99",
+                      CALLTRAIL_DQ_CALL_TASK_TYPE_POPULATION_ERROR="0.99")
+    with pytest.raises(DataQualityError, match="call_task_type_population"):
+        gates.audit(failing, RunInfo("calltrail_transform", "dead_red"))
+    assert [a["severity"] for a in alerts_in(failing)] == ["error"]
+
+
+def test_publish_copies_the_marts_and_a_second_publish_replaces_them(demo_build, tmp_path):
+    s = copy_of(demo_build, tmp_path)
+    gates.publish(s)
+    gates.publish(s)
+    con = duckdb.connect(str(s.warehouse), read_only=True)
+    try:
+        published = {r[0] for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'published'").fetchall()}
+        same = con.execute("select count(*) from (select * from main.fct_touchpoints except "
+                           "select * from published.fct_touchpoints)").fetchone()[0]
+        n = con.execute("select count(*) from published.fct_touchpoints").fetchone()[0]
+    finally:
+        con.close()
+    assert published == {"fct_touchpoints", "dq_calls_missing_bizible_id", "rpt_touchpoints_by_channel",
+                         "rpt_call_match_rates"}
+    assert same == 0 and n > 100
+
+
+def test_thresholds_are_configuration_and_contradictions_are_refused():
+    s = settings_module.load({"CALLTRAIL_DQ_CALL_BIZIBLE_ID_POPULATION_WARN": "0.5",
+                              "CALLTRAIL_DQ_CALL_BIZIBLE_ID_POPULATION_ERROR": "0.4"})
+    assert s.quality.thresholds["call_bizible_id_population"].warn == 0.5
+    with pytest.raises(ConfigurationError, match="ERROR=0.95 is above"):
+        settings_module.load({"CALLTRAIL_DQ_CALL_BIZIBLE_ID_POPULATION_ERROR": "0.95"})
+    with pytest.raises(ConfigurationError, match="between 0 and 1"):
+        settings_module.load({"CALLTRAIL_DQ_CALL_BIZIBLE_ID_POPULATION_WARN": "90"})
