@@ -67,7 +67,7 @@ def test_dag_file_does_no_work_at_import(dag_file, tmp_path, dbt_manifest):
     assert result["seconds"] < 30, f"{dag_file.name} took {result['seconds']:.1f} s to parse"
 
 
-def test_transform_dag_shows_every_model_and_its_tests_and_uses_the_warehouse_pool(tmp_path, dbt_manifest):
+def test_transform_dag_shows_every_model_and_its_tests_gates_publishing_and_uses_the_warehouse_pool(tmp_path, dbt_manifest):
     probe = """
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
@@ -84,4 +84,9 @@ print(json.dumps({t.task_id: {"pool": t.pool, "upstream": sorted(t.upstream_task
     for model in models:
         assert f"dbt.{model}.run" in tasks and f"dbt.{model}.test" in tasks, f"{model} is not shown with its tests"
     assert {t["pool"] for t in tasks.values()} == {"calltrail_warehouse"}, "every task opens the warehouse"
-    assert tasks["generate_dbt_docs"]["upstream"] == ["validate_with_great_expectations"]
+    # write-audit-publish: freshness before dbt; the audit after every dbt task; publish only after the audit
+    assert all("check_source_freshness" in t["upstream"] for k, t in tasks.items()
+               if k.startswith("dbt.") and not any(u.startswith("dbt.") for u in t["upstream"]))
+    assert tasks["audit"]["upstream"] and all(u.startswith("dbt.") for u in tasks["audit"]["upstream"])
+    assert tasks["publish"]["upstream"] == ["audit"]
+    assert tasks["generate_dbt_docs"]["upstream"] == ["publish"]

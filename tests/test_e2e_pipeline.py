@@ -14,9 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from calltrail import report
+from calltrail import settings as settings_module
 from calltrail.demo.generate import iter_truth_tasks
 from tests.airflow_env import BIN, airflow_env, calltrail_env, run
+from tests.fakes.alerting import SlackWebhookServer, SmtpServer
 from tests.fakes.salesforce import FakeSalesforce, FakeSalesforceServer
+from tests.quality.helpers import task_ids, write_task_updates
 from tests.salesforce.test_extract import task
 
 
@@ -27,9 +30,18 @@ def lake_fingerprint(lake: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
+def channels():
+    """The alert channels every run of this module is configured with (loopback Slack and SMTP)."""
+    with SlackWebhookServer() as slack, SmtpServer() as smtp:
+        yield slack, smtp
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, channels):
     tmp = tmp_path_factory.mktemp("e2e")
-    env = calltrail_env(tmp)
+    slack, smtp = channels
+    env = calltrail_env(tmp, AIRFLOW_CONN_SLACK_ALERTS=slack.connection(), AIRFLOW_CONN_SMTP_ALERTS=smtp.connection(),
+                        CALLTRAIL_ALERT_EMAILS="marketing-ops@example.com")
     first = run([str(BIN / "calltrail"), "run"], env)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     data = tmp / "data"
@@ -37,10 +49,10 @@ def demo_run(tmp_path_factory):
     return tmp, env, first, truth
 
 
-def fct_rows(warehouse: Path) -> list[tuple]:
+def fct_rows(warehouse: Path, schema: str = "published") -> list[tuple]:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        return con.execute("select * from fct_touchpoints order by touchpoint_id").fetchall()
+        return con.execute(f"select * from {schema}.fct_touchpoints order by touchpoint_id").fetchall()
     finally:
         con.close()
 
@@ -119,6 +131,55 @@ def test_a_second_run_gives_the_same_lake_and_the_same_touchpoints(demo_run):
     assert lake_fingerprint(lake) == before
     assert fct_rows(warehouse) == touchpoints_before
     assert len(touchpoints_before) > 100
+
+
+def test_healthy_runs_pass_every_check_and_send_no_alert(demo_run, channels):
+    tmp, _, first, _ = demo_run
+    slack, smtp = channels
+    assert slack.posts == [] and smtp.messages == []
+    assert not (tmp / "data" / "warehouse" / "alerts.jsonl").exists()
+    assert "every check passed: no alerts" in first.stdout
+    assert (tmp / "data" / "gx_data_docs" / "index.html").as_uri() in first.stdout
+    assert (tmp / "data" / "warehouse" / "calls_missing_bizible_id.csv").exists()
+
+
+def test_when_the_vendor_stops_writing_bizible_ids_the_run_fails_alerts_once_and_keeps_the_published_touchpoints(
+        demo_run, channels):
+    """Runs after the healthy ones: a Task export in which 42% of the calls lost their BizibleId."""
+    tmp, env, _, _ = demo_run
+    slack, smtp = channels
+    settings = settings_module.load(env)
+    published_before = fct_rows(settings.warehouse)
+    calls = task_ids(settings, "select task_id from main.stg_salesforce__tasks where is_call "
+                               "and bizible_id is not null order by task_id")
+    blanked = calls[: int(len(calls) * 0.42)]
+    write_task_updates(settings, blanked, "vendor-stopped.csv", bizible2__BizibleId__c="''")
+
+    out = run([str(BIN / "calltrail"), "run"], env)
+    assert out.returncode == 1, out.stdout[-4000:]
+    assert "calltrail_transform FAILED" in out.stdout
+    assert "this run published nothing" in out.stdout
+    assert "[error] staging/call_bizible_id_population" in out.stdout
+
+    alerts = [json.loads(line) for line in settings.alerts_file.read_text().splitlines()]
+    assert [a["check"] for a in alerts] == ["call_bizible_id_population"]  # one failing check, one alert
+    alert = alerts[0]
+    assert alert["dag_id"] == "calltrail_transform" and alert["run_id"].startswith("manual__")
+    assert len(alert["record_ids"]) == 10 and set(alert["record_ids"]) & set(blanked)
+    assert len(slack.posts) == 1 and len(smtp.messages) == 1, (slack.texts, len(smtp.messages))
+    for text in (slack.texts[0], smtp.bodies()[0]):
+        for part in ("call_bizible_id_population", "staging", alert["run_id"], settings.data_docs_index,
+                     *alert["record_ids"]):
+            assert part in text, part
+
+    assert fct_rows(settings.warehouse) == published_before, "a failed audit must not publish"
+    assert fct_rows(settings.warehouse, "main") != published_before, "the audited build did change"
+    docs_pages = [p for p in (settings.data_docs_dir / "validations").rglob("*.html")
+                  if "/staging/call_tasks/" in p.as_posix() and alert["run_id"].replace(":", "") in
+                  p.as_posix().replace(":", "")]
+    assert docs_pages, "the Data Docs have a page for this run's failed validation"
+    page = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", docs_pages[0].read_text()))
+    assert "Status: Failed" in page and "bizible_id_given" in page
 
 
 def test_salesforce_api_intervals_extracted_through_airflow_over_https(tmp_path, monkeypatch):
