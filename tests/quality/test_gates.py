@@ -203,3 +203,25 @@ def test_thresholds_are_configuration_and_contradictions_are_refused():
         settings_module.load({"CALLTRAIL_DQ_CALL_BIZIBLE_ID_POPULATION_ERROR": "0.95"})
     with pytest.raises(ConfigurationError, match="between 0 and 1"):
         settings_module.load({"CALLTRAIL_DQ_CALL_BIZIBLE_ID_POPULATION_WARN": "90"})
+
+
+def test_a_failed_dbt_task_alerts_once_and_the_gates_own_failures_are_not_alerted_twice(tmp_path, channels,
+                                                                                         monkeypatch):
+    from types import SimpleNamespace
+
+    from calltrail.quality.gates import alert_task_failure
+
+    slack, _ = channels
+    s = settings_module.load(calltrail_env(tmp_path))
+    run = SimpleNamespace(dag_id="calltrail_transform", run_id="manual__dbt_failed")
+    dbt_failure = {"exception": RuntimeError("dbt test failed:\nunique_fct_touchpoints_touchpoint_id: 3 rows"),
+                   "task_instance": SimpleNamespace(task_id="dbt.fct_touchpoints.test"), "dag_run": run}
+    gate_failure = {**dbt_failure, "exception": DataQualityError("already alerted"),
+                    "task_instance": SimpleNamespace(task_id="audit")}
+    monkeypatch.setenv("CALLTRAIL_DATA_DIR", str(tmp_path / "data"))  # the callback reads its settings itself
+    alert_task_failure(dbt_failure)
+    alert_task_failure(gate_failure)
+    alerts = alerts_in(s)
+    assert [(a["check"], a["layer"], a["severity"]) for a in alerts] == [("dbt.fct_touchpoints.test", "dbt", "error")]
+    assert "unique_fct_touchpoints_touchpoint_id: 3 rows" in alerts[0]["observed"]
+    assert len(slack.posts) == 1 and "manual__dbt_failed" in slack.texts[0]
