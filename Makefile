@@ -16,13 +16,15 @@ ifeq ($(UV),)
 UV := $(CURDIR)/.tools/bin/uv
 endif
 
-.PHONY: run test demo lint summary clean help bench
+.PHONY: run test demo lint summary clean help bench airflow airflow-stop
 
 help:
 	@echo "make run      ingest the demo data (or Salesforce + landing files) end to end and print a summary"
 	@echo "make test     lint and run the test suite"
 	@echo "make demo     (re)write the demo data into the landing folder"
 	@echo "make summary  print what is in the lake"
+	@echo "make airflow  start a local Airflow (api-server, scheduler, dag-processor, triggerer) that runs the DAGs on schedule"
+	@echo "make airflow-stop  stop every process make airflow started"
 	@echo "make clean    remove data/ (landing, lake, warehouse, Airflow home) and the virtual environment"
 
 $(CURDIR)/.tools/bin/uv:
@@ -37,6 +39,12 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 run: $(VENV)/.synced
 	$(VENV)/bin/calltrail run
 
+airflow: $(VENV)/.synced
+	$(VENV)/bin/calltrail airflow start
+
+airflow-stop: $(VENV)/.synced
+	$(VENV)/bin/calltrail airflow stop
+
 demo: $(VENV)/.synced
 	$(VENV)/bin/calltrail demo
 
@@ -47,6 +55,7 @@ lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check plugins dags tests
 
 test: lint
+	scripts/system-deps.sh
 	$(PY) -m pytest -q
 
 clean:

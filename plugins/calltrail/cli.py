@@ -38,14 +38,17 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from calltrail import local_airflow, report
+def _refuse_while_services_run(settings: Settings) -> None:
+    from calltrail.airflow_services import running
 
-    env = local_airflow.environment(settings)
-    log_file = settings.airflow_home / "logs" / f"run-{time.strftime('%Y%m%dT%H%M%S')}.log"
-    _say(f"calltrail run: Airflow home {settings.airflow_home} (SQLite metadata); log {log_file}")
-    _say("  preparing the Airflow metadata database, pools and the dbt manifest ...")
-    local_airflow.prepare(settings, env, log_file)
+    if running(settings):
+        raise SystemExit(f"the local Airflow of `make airflow` is running on {settings.airflow_home} "
+                         "(it owns the metadata database and the warehouse): stop it with `make airflow-stop`, "
+                         "or let its scheduler run the DAGs")
+
+
+def _use_demo(settings: Settings, env: dict[str, str], log_file) -> bool:
+    from calltrail import local_airflow
 
     conn_id = settings.salesforce.conn_id
     connected = local_airflow.connection_configured(conn_id, env, log_file)
@@ -60,6 +63,19 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
         _say(f"  using demo data: generating {settings.demo_visitors:,} visitors into {settings.landing_dir}")
         generate(settings.landing_dir, visitors=settings.demo_visitors)
+    return use_demo
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from calltrail import local_airflow, report
+
+    _refuse_while_services_run(settings)
+    env = local_airflow.environment(settings)
+    log_file = settings.airflow_home / "logs" / f"run-{time.strftime('%Y%m%dT%H%M%S')}.log"
+    _say(f"calltrail run: Airflow home {settings.airflow_home} (SQLite metadata); log {log_file}")
+    _say("  preparing the Airflow metadata database, pools and the dbt manifest ...")
+    local_airflow.prepare(settings, env, log_file)
+    _use_demo(settings, env, log_file)
 
     failed = []
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -86,6 +102,50 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     if failed:
         _say(f"calltrail run: {', '.join(failed)} failed; the task logs are in {log_file}")
         return 1
+    return 0
+
+
+def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
+    from calltrail import airflow_services as services
+    from calltrail import local_airflow
+
+    if args.action == "stop":
+        stopped = services.stop(settings, say=_say)
+        _say("local Airflow stopped" if stopped else f"no local Airflow was running from {settings.airflow_home}")
+        return 0
+    if args.action == "status":
+        alive = services.running(settings)
+        _say(f"running: {', '.join(f'{k} (group {v})' for k, v in alive.items())}" if alive else "not running")
+        return 0 if alive else 1
+    endpoint = services.Endpoint(settings.airflow_host, settings.airflow_port)
+    env = local_airflow.environment(settings)
+    log_file = settings.airflow_home / "logs" / "airflow-start.log"
+    _say(f"calltrail airflow: home {settings.airflow_home} (metadata: "
+         f"{env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN'].split('://')[0]}, LocalExecutor, "
+         f"parallelism {env['AIRFLOW__CORE__PARALLELISM']})")
+    if services.running(settings):
+        raise SystemExit(f"already running from {settings.airflow_home}: `make airflow-stop` first")
+    _say("  preparing the metadata database, pools and the dbt manifest ...")
+    local_airflow.prepare(settings, env, log_file)
+    _use_demo(settings, env, log_file)
+    _say("  starting api-server, scheduler, dag-processor, triggerer ...")
+    try:
+        services.start(settings, env, endpoint, say=_say)
+    except services.AirflowServiceError as exc:
+        _say(f"calltrail airflow: {exc}")
+        return 1
+    if services.is_loopback(endpoint.host):
+        login = "no login needed on this loopback address (every user is an admin)"
+    else:
+        login = f"user admin, password {services.admin_password(settings)} (listening beyond loopback: login required)"
+    _say(f"""
+Airflow is up: {endpoint.url}
+  login       {login}
+  DAGs        unpaused: ingestion runs hourly, calltrail_transform runs when both ingestion Assets update
+  dbt docs    {endpoint.url}/cosmos/calltrail/dbt_docs_index.html  (menu Browse > calltrail dbt docs)
+  Data Docs   {endpoint.url}/calltrail/data-docs/index.html  (menu Browse > calltrail Data Docs)
+  logs        {settings.airflow_home / 'logs'}
+  stop        make airflow-stop""")
     return 0
 
 
@@ -121,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=7)
     sub.add_parser("run", help="ingest, transform and validate end to end with airflow dags test; print a summary")
     sub.add_parser("setup", help="prepare the Airflow metadata database, the pools and the dbt manifest")
+    af = sub.add_parser("airflow", help="start, stop or check the local Airflow (api-server, scheduler, "
+                                       "dag-processor, triggerer)")
+    af.add_argument("action", choices=("start", "stop", "status"))
     summary = sub.add_parser("summary", help="print what is in the lake")
     summary.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -131,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if args.command == "demo" and args.visitors is None:
         args.visitors = settings.demo_visitors
-    handler = {"demo": cmd_demo, "run": cmd_run, "setup": cmd_setup, "summary": cmd_summary}[args.command]
+    handler = {"demo": cmd_demo, "run": cmd_run, "setup": cmd_setup, "summary": cmd_summary,
+               "airflow": cmd_airflow}[args.command]
     return handler(settings, args)
 
 

@@ -148,6 +148,8 @@ class Settings:
     dbt_docs_dir: Path = PROJECT_ROOT / "data" / "dbt_docs"
     data_docs_dir: Path = PROJECT_ROOT / "data" / "gx_data_docs"
     data_docs_url: str = ""  # where the Data Docs folder is served, if it is; else a file:// link
+    airflow_host: str = "127.0.0.1"  # where `make airflow` serves the UI and API
+    airflow_port: int = 8080
     # The process environment as read once here, for the child processes calltrail starts.
     environ: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -256,5 +258,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         dbt_docs_dir=_path(env, "CALLTRAIL_DBT_DOCS_DIR", data / "dbt_docs"),
         data_docs_dir=_path(env, "CALLTRAIL_DATA_DOCS_DIR", data / "gx_data_docs"),
         data_docs_url=(env.get("CALLTRAIL_DATA_DOCS_URL") or "").rstrip("/"),
+        airflow_host=env.get("CALLTRAIL_AIRFLOW_HOST") or "127.0.0.1",
+        airflow_port=_int(env, "CALLTRAIL_AIRFLOW_PORT", 8080, minimum=1),
         environ=env,
     )

@@ -1,0 +1,204 @@
+"""``make airflow``: a real local Airflow (api-server, scheduler, dag-processor, triggerer).
+
+LocalExecutor on the SQLite metadata database of ``make run`` (or any database given in
+``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``). Every component gets the same environment
+(:func:`calltrail.local_airflow.environment`) and runs in its own process group (``setsid``), so
+``make airflow-stop`` stops each group with ``kill -TERM -- -PGID``, and whatever it started.
+
+Listening on a loopback address, the UI and API need no login (every user is an admin). On any
+other address a login is required: user ``admin`` with a password generated once into the
+Airflow home.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from calltrail.local_airflow import AIRFLOW
+from calltrail.settings import Settings
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+STATE_FILE = "calltrail-airflow.json"
+
+
+class AirflowServiceError(RuntimeError):
+    pass
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+
+def service_environment(settings: Settings, env: dict[str, str], endpoint: Endpoint) -> dict[str, str]:
+    """What every component gets on top of :func:`calltrail.local_airflow.environment`."""
+    home = settings.airflow_home
+    extra = {
+        "AIRFLOW__API__HOST": endpoint.host,
+        "AIRFLOW__API__PORT": str(endpoint.port),
+        "AIRFLOW__API__BASE_URL": endpoint.url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{endpoint.url}/execution/",
+        "AIRFLOW__API__SECRET_KEY": _secret(home / ".api_secret_key"),
+        # The DAGs run on their own schedule as soon as the dag-processor has parsed them.
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "30",
+        # The dbt docs of every run, in the UI through the astronomer-cosmos plugin (menu Browse).
+        "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS": json.dumps({"calltrail": {
+            "dir": str(settings.dbt_docs_dir), "index": "index.html", "name": "calltrail dbt docs"}}),
+        # Alerts link the Data Docs as the UI serves them (plugins/calltrail_data_docs.py).
+        "CALLTRAIL_DATA_DOCS_URL": f"{endpoint.url}/calltrail/data-docs",
+    }
+    merged = dict(env)
+    for key, value in extra.items():  # anything you set yourself wins ...
+        merged.setdefault(key, value)
+    if is_loopback(endpoint.host):
+        merged.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+    else:  # ... except that nothing listens beyond loopback without a login
+        merged["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "False"
+        merged.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+        merged.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(_passwords_file(home)))
+    return merged
+
+
+def _secret(path: Path) -> str:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _passwords_file(home: Path) -> Path:
+    path = home / "simple_auth_manager_passwords.json"
+    if not path.exists():
+        path.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
+        path.chmod(0o600)
+    return path
+
+
+def admin_password(settings: Settings) -> str:
+    return json.loads(_passwords_file(settings.airflow_home).read_text())["admin"]
+
+
+def _state_path(settings: Settings) -> Path:
+    return settings.airflow_home / STATE_FILE
+
+
+def _alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running(settings: Settings) -> dict[str, int]:
+    """The components started by ``make airflow`` that are still alive: name -> process group."""
+    path = _state_path(settings)
+    if not path.exists():
+        return {}
+    groups = json.loads(path.read_text()).get("groups", {})
+    return {name: pgid for name, pgid in groups.items() if _alive(pgid)}
+
+
+def health(url: str, timeout: float = 5) -> dict | None:
+    try:
+        with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=timeout) as response:
+            return json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def start(settings: Settings, env: dict[str, str], endpoint: Endpoint, *, wait_seconds: float = 180,
+          say=print) -> dict[str, int]:
+    """Start every component (each in its own process group) and wait until they report healthy."""
+    if running(settings):
+        raise AirflowServiceError(f"Airflow is already running from {settings.airflow_home} "
+                                  f"({', '.join(running(settings))}): `make airflow-stop` first")
+    senv = service_environment(settings, env, endpoint)
+    logs = settings.airflow_home / "logs" / "components"
+    logs.mkdir(parents=True, exist_ok=True)
+    groups: dict[str, int] = {}
+    try:
+        for name in COMPONENTS:
+            log = (logs / f"{name}.log").open("a")
+            proc = subprocess.Popen([AIRFLOW, name], env=senv, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)  # setsid: its own group
+            log.close()
+            groups[name] = proc.pid
+            say(f"  started {name} (process group {proc.pid}, log {logs / (name + '.log')})")
+        _state_path(settings).write_text(json.dumps({"groups": groups, "url": endpoint.url}))
+        wait_healthy(endpoint.url, groups, wait_seconds)
+    except BaseException:
+        stop(settings, say=say)
+        raise
+    return groups
+
+
+def wait_healthy(url: str, groups: dict[str, int], wait_seconds: float) -> dict:
+    deadline = time.monotonic() + wait_seconds
+    last = None
+    while time.monotonic() < deadline:
+        dead = [name for name, pgid in groups.items() if not _alive(pgid)]
+        if dead:
+            raise AirflowServiceError(f"{', '.join(dead)} exited during start-up: see its log under logs/components")
+        last = health(url)
+        if last and all((last.get(k) or {}).get("status") == "healthy"
+                        for k in ("metadatabase", "scheduler", "triggerer", "dag_processor")):
+            return last
+        time.sleep(2)
+    raise AirflowServiceError(f"Airflow did not report healthy within {wait_seconds:.0f} s at {url} "
+                              f"(last health: {last})")
+
+
+def stop(settings: Settings, *, timeout: float = 30, say=print) -> list[str]:
+    """TERM every process group started by :func:`start`, then KILL what is left after ``timeout``."""
+    path = _state_path(settings)
+    if not path.exists():
+        return []
+    groups = json.loads(path.read_text()).get("groups", {})
+    for name, pgid in groups.items():
+        if _alive(pgid):
+            os.killpg(pgid, signal.SIGTERM)
+            say(f"  stopping {name} (process group {pgid})")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(p) for p in groups.values()):
+        time.sleep(0.5)
+    for name, pgid in groups.items():
+        if _alive(pgid):
+            say(f"  {name} did not stop within {timeout:.0f} s: killing process group {pgid}")
+            os.killpg(pgid, signal.SIGKILL)
+    for pgid in groups.values():  # reap our direct children, if this process started them
+        try:
+            os.waitpid(pgid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    path.unlink(missing_ok=True)
+    return list(groups)

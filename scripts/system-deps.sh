@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# System packages the test suite uses, from Debian's packages (never a downloaded browser):
+#   chromium    the real browser the UI test drives with Playwright;
+#   postgresql  the server binaries for the PostgreSQL-metadata topology test (the test starts
+#               its own throwaway cluster; nothing is configured system-wide).
+# Installs what is missing when run as root; otherwise says what to install.
+set -euo pipefail
+
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "system packages missing for the tests: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+echo "installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
