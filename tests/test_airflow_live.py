@@ -85,39 +85,42 @@ def test_chromium_follows_the_dbt_docs_lineage_of_fct_touchpoints_inside_the_air
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
             "--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update",
             "--disable-sync", "--no-first-run", "--disable-quic"])
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
         try:
             page.goto(f"{url}/", wait_until="networkidle")
             page.get_by_role("button", name="Browse").click()
-            page.get_by_role("menuitem", name="calltrail dbt docs").click()
-            page.wait_for_load_state("networkidle")
-            page.screenshot(path=str(ARTIFACTS / "01-airflow-dbt-docs-page.png"))
+            page.screenshot(path=str(ARTIFACTS / "01-airflow-browse-menu.png"))
+            with context.expect_page() as opened:  # the plugin's menu entry opens the docs in a new tab
+                page.get_by_role("menuitem", name="calltrail dbt docs").click()
+            docs = opened.value
+            docs.wait_for_load_state("networkidle")
+            assert docs.url == f"{url}/cosmos/calltrail/dbt_docs_index.html"
 
-            docs = _dbt_docs_frame(page)
-            docs.goto(f"{url}/cosmos/calltrail/dbt_docs_index.html#!/model/model.calltrail.fct_touchpoints")
-            docs.get_by_text("fct_touchpoints").first.wait_for()
-            page.screenshot(path=str(ARTIFACTS / "02-fct-touchpoints-model.png"))
-
-            docs.locator("[data-toggle='tooltip'][title='View Lineage Graph'], .lineage-button, "
-                         "button:has-text('View Lineage Graph')").first.click()
-            docs.wait_for_function("() => document.querySelector('#cy') && document.querySelector('#cy')._cyreg "
-                                   "&& document.querySelector('#cy')._cyreg.cy.nodes().length > 0")
+            docs.get_by_placeholder("Search for models...").fill("fct_touchpoints")
+            docs.locator(".search-result").filter(has=docs.get_by_text("fct_touchpoints", exact=True)).click()
+            docs.wait_for_url("**#!/model/model.calltrail.fct_touchpoints")
+            docs.get_by_title("View Lineage Graph").click()
+            docs.wait_for_function(CY_READY, timeout=60_000)
+            docs.screenshot(path=str(ARTIFACTS / "02-fct-touchpoints-model-and-graph.png"))
+            docs.get_by_title("View Fullscreen").first.click()
+            docs.locator("input[ng-model='selectorService.selection.dirty.include']").fill("+fct_touchpoints")
+            docs.locator("input[value='Update Graph']").click()
+            docs.wait_for_function(CY_HAS_SOURCES, timeout=60_000)
             upstream = docs.evaluate("""() => {
                 const cy = document.querySelector('#cy')._cyreg.cy;
-                const node = cy.nodes().filter(n => n.id() === 'model.calltrail.fct_touchpoints');
-                return node.predecessors('node').map(n => n.id());
+                return cy.getElementById('model.calltrail.fct_touchpoints').predecessors('node').map(n => n.id());
             }""")
-            page.screenshot(path=str(ARTIFACTS / "03-fct-touchpoints-lineage.png"))
+            docs.screenshot(path=str(ARTIFACTS / "03-fct-touchpoints-upstream-lineage.png"))
         finally:
             browser.close()
     assert {"source.calltrail.lake.salesforce_task", "source.calltrail.lake.web_events"} <= set(upstream), upstream
-    assert {"model.calltrail.stg_salesforce__tasks", "model.calltrail.int_sessions",
+    assert {"model.calltrail.stg_salesforce__tasks", "model.calltrail.stg_web__events", "model.calltrail.int_sessions",
             "model.calltrail.int_calls_matched_to_sessions"} <= set(upstream), upstream
 
 
-def _dbt_docs_frame(page):
-    """The dbt docs app: the cosmos page embeds it in an iframe (or the page is the app itself)."""
-    for frame in page.frames:
-        if "dbt_docs_index.html" in frame.url:
-            return frame
-    return page
+# The dbt docs draw the lineage with cytoscape, which keeps its instance on the container element.
+CY_READY = ("() => { const e = document.querySelector('#cy'); "
+            "return !!(e && e._cyreg && e._cyreg.cy && e._cyreg.cy.nodes().length > 0); }")
+CY_HAS_SOURCES = ("() => { const e = document.querySelector('#cy'); return !!(e && e._cyreg && e._cyreg.cy && "
+                  "e._cyreg.cy.nodes().some(n => n.id().startsWith('source.'))); }")
