@@ -89,4 +89,4 @@ print(json.dumps({t.task_id: {"pool": t.pool, "upstream": sorted(t.upstream_task
                if k.startswith("dbt.") and not any(u.startswith("dbt.") for u in t["upstream"]))
     assert tasks["audit"]["upstream"] and all(u.startswith("dbt.") for u in tasks["audit"]["upstream"])
     assert tasks["publish"]["upstream"] == ["audit"]
-    assert tasks["generate_dbt_docs"]["upstream"] == ["publish"]
+    assert tasks["generate_dbt_docs"]["upstream"] == tasks["audit"]["upstream"]  # after the build, beside the audit
