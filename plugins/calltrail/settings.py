@@ -96,6 +96,7 @@ class Settings:
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     dbt_target: str = "duckdb"
+    dbt_duckdb_memory_limit: str = "3500MB"
     dbt_docs_dir: Path = PROJECT_ROOT / "data" / "dbt_docs"
     # The process environment as read once here, for the child processes calltrail starts.
     environ: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -148,6 +149,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
                              "Call,Phone Call,Inbound Call,Outbound Call,Email,Meeting").split(",") if t.strip()),
         ),
         dbt_target=env.get("CALLTRAIL_DBT_TARGET") or "duckdb",
+        dbt_duckdb_memory_limit=env.get("CALLTRAIL_DBT_DUCKDB_MEMORY_LIMIT") or "3500MB",
         dbt_docs_dir=_path(env, "CALLTRAIL_DBT_DOCS_DIR", data / "dbt_docs"),
         environ=env,
     )
