@@ -37,13 +37,21 @@ sessions as (
 
 first_page_view_parts as (
 
+    {#- Every session with its first page view's URL, in one step: sessions are read once. -#}
     select
         sessions.session_id,
+        sessions.bizible_id,
+        sessions.session_number,
+        sessions.session_start_at,
+        sessions.session_last_event_at,
+        sessions.events,
+        sessions.page_views,
+        sessions.form_submits,
         event_urls.page_url,
         event_urls.referrer_url,
         {{ calltrail.url_source_fields('event_urls.page_url', 'event_urls.referrer_url') }}
     from sessions
-    inner join event_urls
+    left join event_urls
         on sessions.first_page_view_event_id = event_urls.event_id
 
 ),
@@ -52,6 +60,13 @@ first_page_view as (
 
     select
         session_id,
+        bizible_id,
+        session_number,
+        session_start_at,
+        session_last_event_at,
+        events,
+        page_views,
+        form_submits,
         page_url as landing_page_raw,
         {{ calltrail.strip_utm('page_url') }} as landing_page,
         referrer_url as referrer_page,
@@ -114,14 +129,14 @@ channels as (
 final as (
 
     select
-        sessions.session_id,
-        sessions.bizible_id,
-        sessions.session_number,
-        sessions.session_start_at,
-        sessions.session_last_event_at,
-        sessions.events,
-        sessions.page_views,
-        sessions.form_submits,
+        first_page_view.session_id,
+        first_page_view.bizible_id,
+        first_page_view.session_number,
+        first_page_view.session_start_at,
+        first_page_view.session_last_event_at,
+        first_page_view.events,
+        first_page_view.page_views,
+        first_page_view.form_submits,
         first_page_view.landing_page,
         first_page_view.landing_page_raw,
         first_page_view.referrer_page,
@@ -139,13 +154,11 @@ final as (
             as touchpoint_source,
         coalesce(channels.marketing_channel, 'Other') as marketing_channel,
         channels.marketing_subchannel
-    from sessions
-    left join first_page_view
-        on sessions.session_id = first_page_view.session_id
+    from first_page_view
     left join engines
         on first_page_view.referrer_host = engines.referrer_host
     left join channels
-        on sessions.session_id = channels.session_id
+        on first_page_view.session_id = channels.session_id
 
 )
 
