@@ -145,6 +145,7 @@ class Settings:
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     dbt_target: str = "duckdb"
+    dbt_duckdb_memory_limit: str = "3500MB"
     dbt_docs_dir: Path = PROJECT_ROOT / "data" / "dbt_docs"
     data_docs_dir: Path = PROJECT_ROOT / "data" / "gx_data_docs"
     data_docs_url: str = ""  # where the Data Docs folder is served, if it is; else a file:// link
@@ -255,6 +256,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         salesforce=sf,
         quality=_quality(env),
         dbt_target=env.get("CALLTRAIL_DBT_TARGET") or "duckdb",
+        dbt_duckdb_memory_limit=env.get("CALLTRAIL_DBT_DUCKDB_MEMORY_LIMIT") or "3500MB",
         dbt_docs_dir=_path(env, "CALLTRAIL_DBT_DOCS_DIR", data / "dbt_docs"),
         data_docs_dir=_path(env, "CALLTRAIL_DATA_DOCS_DIR", data / "gx_data_docs"),
         data_docs_url=(env.get("CALLTRAIL_DATA_DOCS_URL") or "").rstrip("/"),

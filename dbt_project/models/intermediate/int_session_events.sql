@@ -6,7 +6,11 @@
     session's. A page view brings a source when it has a utm_* value, an ad click id or an external
     referrer; its signature is those values. The current session's signature is the signature of
     the latest "anchor" (an event that starts after a gap, or that brings a source), so every step
-    is a window over the visitor's events in one order. Form submits split only on inactivity. -#}
+    is a window over the visitor's events in one order. Form submits split only on inactivity.
+
+    The session's first page view (whose URL gives the session its marketing fields) is flagged
+    here, from running page-view counts over the same windows, so that int_sessions needs no join
+    of every event back to its session to find it. -#}
 {%- set visitor = 'bizible_id' -%}
 {%- set in_order = 'occurred_at, event_type_rank, event_id' -%}
 
@@ -62,7 +66,10 @@ gaps as (
                 "coalesce(external_referrer_host, '')"]) }}
             else ''
         end as source_signature,
-        lag(occurred_at) over (partition by {{ visitor }} order by {{ in_order }}) as previous_event_at
+        lag(occurred_at) over (partition by {{ visitor }} order by {{ in_order }}) as previous_event_at,
+        sum(case when event_type = 'page_view' then 1 else 0 end) over (
+            partition by {{ visitor }} order by {{ in_order }} rows between unbounded preceding and current row
+        ) as page_views_so_far
     from events
 
 ),
@@ -104,7 +111,10 @@ numbered as (
             partition by {{ visitor }} order by {{ in_order }} rows between unbounded preceding and current row
         ) as session_number,
         {{ calltrail.last_non_null("case when starts_session then event_id end", visitor, in_order,
-                                   include_current=true) }} as session_first_event_id
+                                   include_current=true) }} as session_first_event_id,
+        {{ calltrail.last_non_null(
+            "case when starts_session then page_views_so_far - (case when event_type = 'page_view' then 1 else 0 end) end",
+            visitor, in_order, include_current=true) }} as page_views_before_session
     from starts
 
 ),
@@ -120,7 +130,11 @@ final as (
         occurred_at,
         form_url,
         brings_source,
-        starts_session
+        starts_session,
+        (
+            event_type = 'page_view'
+            and page_views_so_far = page_views_before_session + 1
+        ) as is_first_page_view
     from numbered
 
 )

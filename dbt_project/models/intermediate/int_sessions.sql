@@ -1,8 +1,10 @@
 {#- One row per web session, with the marketing fields of its first page view and its channel.
 
-    The first page view is found on the narrow session events (earliest page view, then lowest
-    event id, the sessionisation order) and its URL fields are joined from stg_web__events.
-    Search engines and channels are looked up once per distinct value, not once per session. -#}
+    The first page view is flagged in int_session_events (earliest page view, then lowest event
+    id, the sessionisation order). Only those events' URLs are read back from stg_web__events and
+    taken apart here, with the same macros as staging: parsing every event's URL a second time cost
+    more than the rest of the model. Search engines and channels are looked up once per distinct
+    value, not once per session. -#}
 
 with session_events as (
 
@@ -10,9 +12,9 @@ with session_events as (
 
 ),
 
-events as (
+event_urls as (
 
-    select * from {{ ref('stg_web__events') }}
+    select event_id, page_url, referrer_url from {{ ref('stg_web__events') }}
 
 ),
 
@@ -24,48 +26,60 @@ sessions as (
         session_number,
         min(occurred_at) as session_start_at,
         max(occurred_at) as session_last_event_at,
-        min(case when event_type = 'page_view' then occurred_at end) as first_page_view_at,
         count(*) as events,
         sum(case when event_type = 'page_view' then 1 else 0 end) as page_views,
-        sum(case when event_type = 'form_submit' then 1 else 0 end) as form_submits
+        sum(case when event_type = 'form_submit' then 1 else 0 end) as form_submits,
+        max(case when is_first_page_view then event_id end) as first_page_view_event_id
     from session_events
     group by session_id, bizible_id, session_number
 
 ),
 
-first_page_view_ids as (
+first_page_view_parts as (
 
+    {#- Every session with its first page view's URL, in one step: sessions are read once. -#}
     select
         sessions.session_id,
-        min(session_events.event_id) as event_id
+        sessions.bizible_id,
+        sessions.session_number,
+        sessions.session_start_at,
+        sessions.session_last_event_at,
+        sessions.events,
+        sessions.page_views,
+        sessions.form_submits,
+        event_urls.page_url,
+        event_urls.referrer_url,
+        {{ calltrail.url_source_fields('event_urls.page_url', 'event_urls.referrer_url') }}
     from sessions
-    inner join session_events
-        on sessions.session_id = session_events.session_id
-       and sessions.first_page_view_at = session_events.occurred_at
-       and session_events.event_type = 'page_view'
-    group by sessions.session_id
+    left join event_urls
+        on sessions.first_page_view_event_id = event_urls.event_id
 
 ),
 
 first_page_view as (
 
     select
-        first_page_view_ids.session_id,
-        events.page_url as landing_page_raw,
-        {{ calltrail.strip_utm('events.page_url') }} as landing_page,
-        events.referrer_url as referrer_page,
-        events.external_referrer_host as referrer_host,
-        events.utm_source,
-        events.utm_medium,
-        events.utm_campaign,
-        events.utm_content,
-        events.utm_term,
-        events.gclid,
-        events.msclkid,
-        events.fbclid
-    from first_page_view_ids
-    inner join events
-        on first_page_view_ids.event_id = events.event_id
+        session_id,
+        bizible_id,
+        session_number,
+        session_start_at,
+        session_last_event_at,
+        events,
+        page_views,
+        form_submits,
+        page_url as landing_page_raw,
+        {{ calltrail.strip_utm('page_url') }} as landing_page,
+        referrer_url as referrer_page,
+        {{ calltrail.external_referrer_host('page_host', 'referrer_host_any') }} as referrer_host,
+        utm_source,
+        utm_medium,
+        utm_campaign,
+        utm_content,
+        utm_term,
+        gclid,
+        msclkid,
+        fbclid
+    from first_page_view_parts
 
 ),
 
@@ -115,14 +129,14 @@ channels as (
 final as (
 
     select
-        sessions.session_id,
-        sessions.bizible_id,
-        sessions.session_number,
-        sessions.session_start_at,
-        sessions.session_last_event_at,
-        sessions.events,
-        sessions.page_views,
-        sessions.form_submits,
+        first_page_view.session_id,
+        first_page_view.bizible_id,
+        first_page_view.session_number,
+        first_page_view.session_start_at,
+        first_page_view.session_last_event_at,
+        first_page_view.events,
+        first_page_view.page_views,
+        first_page_view.form_submits,
         first_page_view.landing_page,
         first_page_view.landing_page_raw,
         first_page_view.referrer_page,
@@ -140,13 +154,11 @@ final as (
             as touchpoint_source,
         coalesce(channels.marketing_channel, 'Other') as marketing_channel,
         channels.marketing_subchannel
-    from sessions
-    left join first_page_view
-        on sessions.session_id = first_page_view.session_id
+    from first_page_view
     left join engines
         on first_page_view.referrer_host = engines.referrer_host
     left join channels
-        on sessions.session_id = channels.session_id
+        on first_page_view.session_id = channels.session_id
 
 )
 

@@ -12,14 +12,40 @@
 
 with conversions as (
 
-    select * from {{ ref('int_conversions') }}
-    where touchpoint_kind <> 'none'
-
-),
-
-tasks as (
-
-    select * from {{ ref('int_calls_matched_to_sessions') }}
+    {#- Positions are worked out on narrow rows (keys, times, kinds and the few Task and form
+        fields a touchpoint takes) with windows over the visitor, each step read once; the
+        sessions' wide marketing fields are joined once, at the end. Joining everything to the
+        finished rows, and steps read several times, made DuckDB hold several copies of every
+        touchpoint at once (10 GB at the benchmark size). -#}
+    select
+        case
+            when int_conversions.conversion_kind = 'task'
+                then {{ dbt.hash(dbt.concat(["'task|'", "int_conversions.task_id"])) }}
+            else {{ dbt.hash(dbt.concat(["'form|'", "int_conversions.event_id"])) }}
+        end as touchpoint_id,
+        case
+            when int_conversions.conversion_kind = 'form' then 'web_form'
+            when int_conversions.touchpoint_kind = 'session' then 'task_in_session'
+            else 'task_only'
+        end as touchpoint_origin,
+        int_conversions.task_id,
+        int_conversions.event_id,
+        case when int_conversions.touchpoint_kind = 'session' then int_conversions.session_id end as session_id,
+        int_conversions.bizible_id,
+        int_conversions.converted_at as touchpoint_at,
+        int_conversions.match_status,
+        case when int_conversions.conversion_kind = 'task' then 0 else 1 end as kind_priority,
+        tasks.task_type_clean,
+        tasks.subject,
+        tasks.seconds_after_session_start,
+        form_events.form_url
+    from {{ ref('int_conversions') }} as int_conversions
+    left join {{ ref('int_calls_matched_to_sessions') }} as tasks
+        on int_conversions.task_id = tasks.task_id
+    left join {{ ref('int_session_events') }} as form_events
+        on int_conversions.event_id = form_events.event_id
+       and form_events.event_type = 'form_submit'
+    where int_conversions.touchpoint_kind <> 'none'
 
 ),
 
@@ -29,11 +55,11 @@ sessions as (
 
 ),
 
-form_events as (
+first_sessions as (
 
-    select event_id, form_url
-    from {{ ref('int_session_events') }}
-    where event_type = 'form_submit'
+    select session_id, bizible_id, session_start_at
+    from {{ ref('int_sessions') }}
+    where session_number = 1
 
 ),
 
@@ -46,10 +72,10 @@ task_only_input as (
         'CRM Activity' as source,
         cast(null as {{ dbt.type_string() }}) as landing_page_raw,
         cast(null as {{ dbt.type_string() }}) as referrer_host
-    from tasks
-    inner join conversions
-        on tasks.task_id = conversions.task_id
-       and conversions.touchpoint_kind = 'task_only'
+    from {{ ref('int_calls_matched_to_sessions') }} as tasks
+    inner join {{ ref('int_conversions') }} as task_only
+        on tasks.task_id = task_only.task_id
+       and task_only.touchpoint_kind = 'task_only'
 
 ),
 
@@ -59,214 +85,170 @@ task_only_channels as (
 
 ),
 
-conversion_touchpoints as (
+with_first_session as (
 
     select
-        case
-            when conversions.conversion_kind = 'task'
-                then {{ dbt.hash(dbt.concat(["'task|'", "conversions.task_id"])) }}
-            else {{ dbt.hash(dbt.concat(["'form|'", "conversions.event_id"])) }}
-        end as touchpoint_id,
-        case
-            when conversions.conversion_kind = 'form' then 'web_form'
-            when conversions.touchpoint_kind = 'session' then 'task_in_session'
-            else 'task_only'
-        end as touchpoint_origin,
-        conversions.task_id,
-        conversions.event_id,
-        case when conversions.touchpoint_kind = 'session' then conversions.session_id end as session_id,
-        conversions.bizible_id,
-        case
-            when conversions.conversion_kind = 'form' then 'Web Form'
-            else coalesce(tasks.task_type_clean, 'Web Visit')
-        end as touchpoint_type,
-        case
-            when conversions.conversion_kind = 'form' then sessions.utm_medium
-            when conversions.touchpoint_kind = 'session' then coalesce(tasks.task_type_clean, sessions.utm_medium)
-            else tasks.task_type_clean
-        end as medium,
-        case
-            when conversions.touchpoint_kind = 'session' then sessions.marketing_channel
-            else coalesce(task_only_channels.marketing_channel, 'Other')
-        end as marketing_channel,
-        case
-            when conversions.touchpoint_kind = 'session' then sessions.marketing_subchannel
-            else task_only_channels.marketing_subchannel
-        end as marketing_subchannel,
-        case
-            when conversions.touchpoint_kind = 'session' then sessions.touchpoint_source
-            else 'CRM Activity'
-        end as touchpoint_source,
-        sessions.utm_campaign as campaign,
-        case
-            when conversions.touchpoint_kind = 'session' then sessions.utm_content
-            else tasks.subject
-        end as ad_content,
-        case when conversions.touchpoint_kind = 'task_only' then conversions.task_id end as ad_id,
-        sessions.utm_term as keyword,
-        sessions.landing_page,
-        sessions.landing_page_raw,
-        sessions.referrer_page,
-        form_events.form_url,
-        conversions.converted_at as touchpoint_at,
-        conversions.match_status,
-        case when conversions.touchpoint_kind = 'session' then tasks.seconds_after_session_start end
-            as seconds_after_session_start,
-        case when conversions.conversion_kind = 'task' then 0 else 1 end as kind_priority
+        conversions.*,
+        first_sessions.session_id as first_session_id,
+        first_sessions.session_start_at as first_session_start_at
     from conversions
-    left join tasks
-        on conversions.task_id = tasks.task_id
-    left join sessions
-        on conversions.session_id = sessions.session_id
-       and conversions.touchpoint_kind = 'session'
-    left join form_events
-        on conversions.event_id = form_events.event_id
-    left join task_only_channels
-        on conversions.task_id = task_only_channels.task_id
-       and conversions.touchpoint_kind = 'task_only'
+    left join first_sessions
+        on conversions.bizible_id = first_sessions.bizible_id
 
 ),
 
 lead_creation as (
 
+    {#- One sort per visitor: the conversion order, the first conversion's time, and whether a
+        conversion owns the visitor's first session. -#}
     select
-        conversion_touchpoints.*,
+        with_first_session.*,
         row_number() over (
             partition by bizible_id
             order by touchpoint_at, kind_priority, touchpoint_id
-        ) as conversion_order
-    from conversion_touchpoints
-
-),
-
-visitors as (
-
-    select
-        lead_creation.bizible_id,
-        lead_creation.touchpoint_at as first_conversion_at,
-        first_sessions.session_id as first_session_id,
-        first_sessions.session_start_at as first_session_start_at,
-        (
-            first_sessions.session_id is not null
-            and first_sessions.session_start_at <= lead_creation.touchpoint_at
-        ) as journey_starts_on_the_web
-    from lead_creation
-    left join sessions as first_sessions
-        on lead_creation.bizible_id = first_sessions.bizible_id
-       and first_sessions.session_number = 1
-    where lead_creation.conversion_order = 1
+        ) as conversion_order,
+        min(touchpoint_at) over (partition by bizible_id) as first_conversion_at,
+        max(case when session_id = first_session_id then 1 else 0 end) over (partition by bizible_id)
+            as first_session_converted
+    from with_first_session
 
 ),
 
 positioned_conversions as (
 
     select
-        lead_creation.*,
-        case
-            when visitors.journey_starts_on_the_web
-                then lead_creation.session_id is not null and lead_creation.session_id = visitors.first_session_id
-            else lead_creation.conversion_order = 1
-        end as is_first_touch,
-        lead_creation.conversion_order = 1 as is_lead_creation
+        lead_creation.touchpoint_id,
+        lead_creation.touchpoint_origin,
+        lead_creation.task_id,
+        lead_creation.event_id,
+        lead_creation.session_id,
+        lead_creation.bizible_id,
+        lead_creation.touchpoint_at,
+        lead_creation.match_status,
+        lead_creation.task_type_clean,
+        lead_creation.subject,
+        lead_creation.seconds_after_session_start,
+        lead_creation.form_url,
+        task_only_channels.marketing_channel as task_only_channel,
+        task_only_channels.marketing_subchannel as task_only_subchannel,
+        lead_creation.first_session_id,
+        lead_creation.first_session_start_at,
+        lead_creation.conversion_order,
+        lead_creation.first_session_converted,
+        (
+            lead_creation.first_session_id is not null
+            and lead_creation.first_session_start_at <= lead_creation.first_conversion_at
+        ) as journey_starts_on_the_web
     from lead_creation
-    inner join visitors
-        on lead_creation.bizible_id = visitors.bizible_id
-
-),
-
-first_visits as (
-
-    select
-        {{ dbt.hash(dbt.concat(["'visit|'", "sessions.session_id"])) }} as touchpoint_id,
-        'web_visit' as touchpoint_origin,
-        cast(null as {{ dbt.type_string() }}) as task_id,
-        cast(null as {{ dbt.type_string() }}) as event_id,
-        sessions.session_id,
-        sessions.bizible_id,
-        'Web Visit' as touchpoint_type,
-        sessions.utm_medium as medium,
-        sessions.marketing_channel,
-        sessions.marketing_subchannel,
-        sessions.touchpoint_source,
-        sessions.utm_campaign as campaign,
-        sessions.utm_content as ad_content,
-        cast(null as {{ dbt.type_string() }}) as ad_id,
-        sessions.utm_term as keyword,
-        sessions.landing_page,
-        sessions.landing_page_raw,
-        sessions.referrer_page,
-        cast(null as {{ dbt.type_string() }}) as form_url,
-        sessions.session_start_at as touchpoint_at,
-        cast(null as {{ dbt.type_string() }}) as match_status,
-        cast(null as {{ dbt.type_bigint() }}) as seconds_after_session_start,
-        true as is_first_touch,
-        false as is_lead_creation
-    from visitors
-    inner join sessions
-        on visitors.first_session_id = sessions.session_id
-    where visitors.journey_starts_on_the_web
-      and not exists (
-          select 1 from conversion_touchpoints
-          where conversion_touchpoints.session_id = visitors.first_session_id
-      )
+    left join task_only_channels
+        on lead_creation.task_id = task_only_channels.task_id
+       and lead_creation.touchpoint_origin = 'task_only'
 
 ),
 
 all_touchpoints as (
 
     select
-        touchpoint_id, touchpoint_origin, task_id, event_id, session_id, bizible_id, touchpoint_type, medium,
-        marketing_channel, marketing_subchannel, touchpoint_source, campaign, ad_content, ad_id, keyword,
-        landing_page, landing_page_raw, referrer_page, form_url, touchpoint_at, match_status,
-        seconds_after_session_start, is_first_touch, is_lead_creation, true as is_conversion
+        touchpoint_id, touchpoint_origin, task_id, event_id, session_id, bizible_id, touchpoint_at,
+        match_status, task_type_clean, subject, seconds_after_session_start, form_url, task_only_channel,
+        task_only_subchannel,
+        case
+            when journey_starts_on_the_web
+                then session_id is not null and session_id = first_session_id
+            else conversion_order = 1
+        end as is_first_touch,
+        conversion_order = 1 as is_lead_creation,
+        true as is_conversion
     from positioned_conversions
 
     union all
 
+    {# The visitor's first session, when no conversion owns it and it came before the first
+       conversion: a Web Visit (FT). #}
     select
-        touchpoint_id, touchpoint_origin, task_id, event_id, session_id, bizible_id, touchpoint_type, medium,
-        marketing_channel, marketing_subchannel, touchpoint_source, campaign, ad_content, ad_id, keyword,
-        landing_page, landing_page_raw, referrer_page, form_url, touchpoint_at, match_status,
-        seconds_after_session_start, is_first_touch, is_lead_creation, false as is_conversion
-    from first_visits
+        {{ dbt.hash(dbt.concat(["'visit|'", "first_session_id"])) }} as touchpoint_id,
+        'web_visit' as touchpoint_origin,
+        cast(null as {{ dbt.type_string() }}) as task_id,
+        cast(null as {{ dbt.type_string() }}) as event_id,
+        first_session_id as session_id,
+        bizible_id,
+        first_session_start_at as touchpoint_at,
+        cast(null as {{ dbt.type_string() }}) as match_status,
+        cast(null as {{ dbt.type_string() }}) as task_type_clean,
+        cast(null as {{ dbt.type_string() }}) as subject,
+        cast(null as {{ dbt.type_bigint() }}) as seconds_after_session_start,
+        cast(null as {{ dbt.type_string() }}) as form_url,
+        cast(null as {{ dbt.type_string() }}) as task_only_channel,
+        cast(null as {{ dbt.type_string() }}) as task_only_subchannel,
+        true as is_first_touch,
+        false as is_lead_creation,
+        false as is_conversion
+    from positioned_conversions
+    where conversion_order = 1
+      and journey_starts_on_the_web
+      and first_session_converted = 0
 
 ),
 
 final as (
 
     select
-        touchpoint_id,
-        touchpoint_origin,
-        task_id,
-        event_id,
-        session_id,
-        bizible_id,
-        touchpoint_type,
-        medium,
-        marketing_channel,
-        marketing_subchannel,
-        touchpoint_source,
-        campaign,
-        ad_content,
-        ad_id,
-        keyword,
-        landing_page,
-        landing_page_raw,
-        referrer_page,
-        form_url,
-        touchpoint_at,
+        all_touchpoints.touchpoint_id,
+        all_touchpoints.touchpoint_origin,
+        all_touchpoints.task_id,
+        all_touchpoints.event_id,
+        all_touchpoints.session_id,
+        all_touchpoints.bizible_id,
         case
-            when is_first_touch and is_lead_creation then 'FT, LC'
-            when is_first_touch and is_conversion then 'FT, Post LC'
-            when is_first_touch then 'FT'
-            when is_lead_creation then 'LC'
+            when all_touchpoints.touchpoint_origin = 'web_form' then 'Web Form'
+            when all_touchpoints.touchpoint_origin = 'web_visit' then 'Web Visit'
+            else coalesce(all_touchpoints.task_type_clean, 'Web Visit')
+        end as touchpoint_type,
+        case
+            when all_touchpoints.touchpoint_origin = 'task_in_session' then coalesce(all_touchpoints.task_type_clean, sessions.utm_medium)
+            when all_touchpoints.touchpoint_origin = 'task_only' then all_touchpoints.task_type_clean
+            else sessions.utm_medium
+        end as medium,
+        case
+            when all_touchpoints.touchpoint_origin = 'task_only' then coalesce(all_touchpoints.task_only_channel, 'Other')
+            else sessions.marketing_channel
+        end as marketing_channel,
+        case
+            when all_touchpoints.touchpoint_origin = 'task_only' then all_touchpoints.task_only_subchannel
+            else sessions.marketing_subchannel
+        end as marketing_subchannel,
+        case
+            when all_touchpoints.touchpoint_origin = 'task_only' then 'CRM Activity'
+            else sessions.touchpoint_source
+        end as touchpoint_source,
+        sessions.utm_campaign as campaign,
+        case
+            when all_touchpoints.touchpoint_origin = 'task_only' then all_touchpoints.subject
+            else sessions.utm_content
+        end as ad_content,
+        case when all_touchpoints.touchpoint_origin = 'task_only' then all_touchpoints.task_id end as ad_id,
+        sessions.utm_term as keyword,
+        sessions.landing_page,
+        sessions.landing_page_raw,
+        sessions.referrer_page,
+        all_touchpoints.form_url,
+        all_touchpoints.touchpoint_at,
+        case
+            when all_touchpoints.is_first_touch and all_touchpoints.is_lead_creation then 'FT, LC'
+            when all_touchpoints.is_first_touch and all_touchpoints.is_conversion then 'FT, Post LC'
+            when all_touchpoints.is_first_touch then 'FT'
+            when all_touchpoints.is_lead_creation then 'LC'
             else 'Post LC'
         end as touchpoint_position,
-        is_first_touch,
-        is_lead_creation,
-        match_status,
-        seconds_after_session_start
+        all_touchpoints.is_first_touch,
+        all_touchpoints.is_lead_creation,
+        all_touchpoints.match_status,
+        case
+            when all_touchpoints.touchpoint_origin = 'task_in_session' then all_touchpoints.seconds_after_session_start
+        end as seconds_after_session_start
     from all_touchpoints
+    left join sessions
+        on all_touchpoints.session_id = sessions.session_id
 
 )
 

@@ -38,14 +38,7 @@ parsed as (
         referrer_url,
         email,
         form_url,
-        case when referrer_url is not null then {{ calltrail.url_host('page_url') }} end as page_host,
-        case when referrer_url is not null then {{ calltrail.url_host('referrer_url') }} end as referrer_host_any,
-        {%- for param in ['utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'utm_term'] %}
-        case when page_url like '%utm_%' then {{ calltrail.url_param('page_url', param) }} end as {{ param }},
-        {%- endfor %}
-        {%- for param in ['gclid', 'msclkid', 'fbclid'] %}
-        case when page_url like '%{{ param }}=%' then {{ calltrail.url_param('page_url', param) }} end as {{ param }}{{ "," if not loop.last }}
-        {%- endfor %}
+        {{ calltrail.url_source_fields('page_url', 'referrer_url') }}
     from typed
 
 ),
@@ -62,11 +55,7 @@ final as (
         referrer_url,
         email,
         form_url,
-        case
-            when referrer_host_any is not null
-             and referrer_host_any <> coalesce(page_host, '')
-                then referrer_host_any
-        end as external_referrer_host,
+        {{ calltrail.external_referrer_host('page_host', 'referrer_host_any') }} as external_referrer_host,
         utm_source,
         utm_medium,
         utm_campaign,

@@ -55,11 +55,12 @@ def dbt_vars(settings: Settings) -> dict[str, Any]:
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
-    """Environment for dbt: where the lake and the warehouse are, and which target."""
+    """Environment for dbt: where the lake and the warehouse are, which target, DuckDB's memory."""
     return {
         "CALLTRAIL_LAKE_DIR": str(settings.lake_dir),
         "CALLTRAIL_WAREHOUSE": str(settings.warehouse),
         "CALLTRAIL_DBT_TARGET": settings.dbt_target,
+        "CALLTRAIL_DBT_DUCKDB_MEMORY_LIMIT": settings.dbt_duckdb_memory_limit,
         "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
