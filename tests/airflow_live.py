@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +62,29 @@ def processes_of(airflow_home: Path) -> list[int]:
         if marker in environ.split(b"\0"):
             found.append(int(proc.name))
     return found
+
+
+@dataclass
+class LiveAirflow:
+    """``calltrail airflow start`` running in the background from the start of the test session,
+    so the scheduler works on the demo data while the other tests run (the machine has two cores
+    and most tests keep one busy)."""
+
+    env: dict[str, str]
+    url: str
+    airflow_home: Path
+    process: subprocess.Popen | None = None
+    output: str = ""
+    groups: dict[str, int] = field(default_factory=dict)
+
+    def start(self, calltrail: str) -> None:
+        self.process = subprocess.Popen([calltrail, "airflow", "start"], env=self.env, text=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def wait_started(self, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.output, _ = self.process.communicate(timeout=timeout)
+        state = self.airflow_home / "calltrail-airflow.json"
+        self.groups = json.loads(state.read_text())["groups"] if state.exists() else {}
+        return subprocess.CompletedProcess(self.process.args, self.process.returncode, self.output, "")

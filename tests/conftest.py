@@ -5,7 +5,45 @@ from __future__ import annotations
 import pytest
 
 from calltrail import settings as settings_module
-from tests.airflow_env import calltrail_env
+from tests.airflow_env import BIN, calltrail_env, run
+from tests.airflow_live import LiveAirflow, free_port, processes_of
+
+LIVE_TESTS = "tests/test_airflow_live.py"
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The live-Airflow tests run last: their Airflow starts in the background when the session
+    starts and has done its scheduled runs by then."""
+    items[:] = [i for i in items if not i.nodeid.startswith(LIVE_TESTS)] + \
+        [i for i in items if i.nodeid.startswith(LIVE_TESTS)]
+
+
+@pytest.fixture(scope="session")
+def live_airflow(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("live")
+    port = free_port()
+    # Its own dbt target folder: it runs dbt while the other tests run dbt in the same checkout.
+    env = calltrail_env(tmp, CALLTRAIL_AIRFLOW_PORT=str(port), CALLTRAIL_DEMO_VISITORS="150",
+                        CALLTRAIL_DBT_TARGET_DIR=str(tmp / "dbt_target"))
+    live = LiveAirflow(env=env, url=f"http://127.0.0.1:{port}", airflow_home=tmp / "data" / "airflow")
+    live.start(str(BIN / "calltrail"))
+    yield live
+    from calltrail.airflow_services import group_members
+
+    if live.process and live.process.returncode is None:
+        live.process.wait(timeout=600)
+    stopped = run([str(BIN / "calltrail"), "airflow", "stop"], env, timeout=120)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    leftovers = {name: group_members(pgid) for name, pgid in live.groups.items() if group_members(pgid)}
+    assert not leftovers, f"still running after make airflow-stop: {leftovers}"
+    assert processes_of(live.airflow_home) == [], "a process of this Airflow is still running"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_live_airflow_early(request):
+    """Start the live Airflow at the beginning of the session when its tests were collected."""
+    if any(i.nodeid.startswith(LIVE_TESTS) for i in request.session.items):
+        request.getfixturevalue("live_airflow")
 
 
 @pytest.fixture(scope="session")

@@ -4,15 +4,13 @@ headless Chromium follows the dbt docs lineage inside the Airflow UI."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 
 from calltrail import settings as settings_module
-from tests.airflow_env import BIN, calltrail_env, run
-from tests.airflow_live import api, free_port, processes_of, task_states, wait_for_run
+from tests.airflow_live import api, task_states, wait_for_run
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("CALLTRAIL_TEST_ARTIFACTS", ROOT / "test-artifacts"))
@@ -21,25 +19,13 @@ INGESTION = ("calltrail_ingest_web_events", "calltrail_ingest_salesforce")
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("live")
-    port = free_port()
-    env = calltrail_env(tmp, CALLTRAIL_AIRFLOW_PORT=str(port), CALLTRAIL_DEMO_VISITORS="150")
-    settings = settings_module.load(env)
-    started = run([str(BIN / "calltrail"), "airflow", "start"], env, timeout=600)
-    state = settings.airflow_home / "calltrail-airflow.json"
-    groups = json.loads(state.read_text())["groups"] if state.exists() else {}
-    try:
-        assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
-        yield {"url": f"http://127.0.0.1:{port}", "env": env, "settings": settings, "start": started,
-               "groups": groups}
-    finally:
-        stopped = run([str(BIN / "calltrail"), "airflow", "stop"], env, timeout=120)
-        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-        for pgid in groups.values():
-            with pytest.raises(ProcessLookupError):
-                os.killpg(pgid, 0)
-        assert processes_of(settings.airflow_home) == [], "a process of this Airflow is still running"
+def live(live_airflow):
+    """The Airflow of `make airflow`, started in the background at the beginning of the session
+    (tests/conftest.py), stopped at its end with a check that no process is left."""
+    started = live_airflow.wait_started()
+    assert started.returncode == 0, started.stdout[-4000:]
+    return {"url": live_airflow.url, "env": live_airflow.env, "start": started, "groups": live_airflow.groups,
+            "settings": settings_module.load(live_airflow.env)}
 
 
 @pytest.fixture(scope="module")

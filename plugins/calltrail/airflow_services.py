@@ -109,14 +109,32 @@ def _state_path(settings: Settings) -> Path:
     return settings.airflow_home / STATE_FILE
 
 
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group. A component whose parent has exited is
+    reparented to PID 1, which may never reap it: its zombie must not count as running."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: ask the kernel, zombies included
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return []
+        except PermissionError:
+            pass
+        return [pgid]
+    members = []
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            data = stat.read_text()
+        except OSError:
+            continue
+        fields = data[data.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
 def _alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return bool(group_members(pgid))
 
 
 def running(settings: Settings) -> dict[str, int]:
@@ -195,6 +213,9 @@ def stop(settings: Settings, *, timeout: float = 30, say=print) -> list[str]:
         if _alive(pgid):
             say(f"  {name} did not stop within {timeout:.0f} s: killing process group {pgid}")
             os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in groups.values()):
+        time.sleep(0.2)
     for pgid in groups.values():  # reap our direct children, if this process started them
         try:
             os.waitpid(pgid, os.WNOHANG)

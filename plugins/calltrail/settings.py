@@ -147,6 +147,8 @@ class Settings:
     dbt_target: str = "duckdb"
     dbt_duckdb_memory_limit: str = "3500MB"
     dbt_docs_dir: Path = PROJECT_ROOT / "data" / "dbt_docs"
+    # dbt's target folder (manifest, run artifacts); two installations sharing a checkout need one each.
+    dbt_target_dir: Path = PROJECT_ROOT / "dbt_project" / "target"
     data_docs_dir: Path = PROJECT_ROOT / "data" / "gx_data_docs"
     data_docs_url: str = ""  # where the Data Docs folder is served, if it is; else a file:// link
     airflow_host: str = "127.0.0.1"  # where `make airflow` serves the UI and API
@@ -160,7 +162,7 @@ class Settings:
 
     @property
     def dbt_manifest(self) -> Path:
-        return self.dbt_project_dir / "target" / "manifest.json"
+        return self.dbt_target_dir / "manifest.json"
 
     @property
     def alerts_file(self) -> Path:
@@ -258,6 +260,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         dbt_target=env.get("CALLTRAIL_DBT_TARGET") or "duckdb",
         dbt_duckdb_memory_limit=env.get("CALLTRAIL_DBT_DUCKDB_MEMORY_LIMIT") or "3500MB",
         dbt_docs_dir=_path(env, "CALLTRAIL_DBT_DOCS_DIR", data / "dbt_docs"),
+        dbt_target_dir=_path(env, "CALLTRAIL_DBT_TARGET_DIR", PROJECT_ROOT / "dbt_project" / "target"),
         data_docs_dir=_path(env, "CALLTRAIL_DATA_DOCS_DIR", data / "gx_data_docs"),
         data_docs_url=(env.get("CALLTRAIL_DATA_DOCS_URL") or "").rstrip("/"),
         airflow_host=env.get("CALLTRAIL_AIRFLOW_HOST") or "127.0.0.1",

@@ -1,6 +1,6 @@
 """The dbt task group of the transformation DAG, built by astronomer-cosmos from the manifest.
 
-Cosmos reads ``dbt_project/target/manifest.json`` at DAG parse time (LoadMode.DBT_MANIFEST); it
+Cosmos reads the manifest (``dbt_project/target/manifest.json``, or CALLTRAIL_DBT_TARGET_DIR) at DAG parse time (LoadMode.DBT_MANIFEST); it
 never runs ``dbt ls`` while parsing. The manifest is written by ``calltrail setup`` (``dbt parse``).
 """
 
@@ -31,7 +31,8 @@ def dbt_task_group(settings: Settings, group_id: str) -> Any:
             dbt_project_path=settings.dbt_project_dir,
             manifest_path=settings.dbt_manifest,
             install_dbt_deps=False,
-            env_vars=dbt_env(settings),
+            # cosmos runs dbt in a temporary copy of the project, with its own target folder there
+            env_vars={k: v for k, v in dbt_env(settings).items() if k != "DBT_TARGET_PATH"},
             dbt_vars=dbt_vars(settings),
         ),
         profile_config=ProfileConfig(
