@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -87,20 +88,20 @@ def connection_exists(conn_id: str) -> bool:
         return False
 
 
-def _notifiers(settings: Settings, alert: Alert) -> list[tuple[str, Any]]:
+def _channels(settings: Settings) -> list[tuple[str, Callable[[Alert], Any]]]:
+    """The configured channels, looked up once per delivery: name and a notifier for an alert."""
     a = settings.quality.alerts
-    out: list[tuple[str, Any]] = []
+    out: list[tuple[str, Callable[[Alert], Any]]] = []
     if connection_exists(a.slack_conn_id):
         from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
-        out.append((f"slack ({a.slack_conn_id})",
-                    SlackWebhookNotifier(slack_webhook_conn_id=a.slack_conn_id, text=alert.text(), timeout=10)))
+        out.append((f"slack ({a.slack_conn_id})", lambda alert: SlackWebhookNotifier(
+            slack_webhook_conn_id=a.slack_conn_id, text=alert.text(), timeout=10)))
     if a.emails and connection_exists(a.smtp_conn_id):
         from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-        out.append((f"e-mail ({a.smtp_conn_id})",
-                    SmtpNotifier(smtp_conn_id=a.smtp_conn_id, to=list(a.emails), subject=alert.subject,
-                                 html_content=alert.html())))
+        out.append((f"e-mail ({a.smtp_conn_id})", lambda alert: SmtpNotifier(
+            smtp_conn_id=a.smtp_conn_id, to=list(a.emails), subject=alert.subject, html_content=alert.html())))
     elif a.emails:
         log.warning("CALLTRAIL_ALERT_EMAILS is set but there is no Airflow connection %r: no e-mail sent",
                     a.smtp_conn_id)
@@ -117,11 +118,12 @@ def deliver(outcomes: list[Outcome], settings: Settings, run: RunInfo, context: 
     with settings.alerts_file.open("a") as fh:
         for alert in alerts:
             fh.write(json.dumps(asdict(alert)) + "\n")
+    channels = _channels(settings)
     for alert in alerts:
         (log.error if alert.severity == ERROR else log.warning)("ALERT %s", alert.text().replace("\n", " | "))
-        for channel, notifier in _notifiers(settings, alert):
+        for channel, notifier_for in channels:
             try:
-                notifier.notify(context or {})
+                notifier_for(alert).notify(context or {})
                 log.info("alert %s sent to %s", alert.check, channel)
             except Exception as exc:  # a dead endpoint must not change the run's outcome
                 log.error("alert %s could not be sent to %s: %s: %s (it is in %s)", alert.check, channel,
