@@ -23,28 +23,9 @@ sessions as (
 
 ),
 
-candidates as (
-
-    select
-        tasks.task_id,
-        sessions.session_id,
-        sessions.session_start_at,
-        sessions.session_last_event_at,
-        row_number() over (
-            partition by tasks.task_id
-            order by sessions.session_start_at desc, sessions.session_id
-        ) as recency
-    from tasks
-    inner join sessions
-        on tasks.bizible_id = sessions.bizible_id
-       and sessions.session_start_at <= tasks.call_at
-
-),
-
 candidate as (
 
-    select * from candidates
-    where recency = 1
+    {{ calltrail.candidate_sessions('tasks', 'sessions') }}
 
 ),
 

@@ -2,7 +2,8 @@
 
     One touchpoint per session: the session's first conversion owns it; on a tie the call wins. A
     later Task in the same session becomes a task-only touchpoint; a later form submit in the same
-    session makes none. Tasks that matched no session are task-only. -#}
+    session makes none, so only each session's first form submit (from int_sessions) takes part.
+    Tasks that matched no session are task-only. -#}
 
 with tasks as (
 
@@ -10,9 +11,15 @@ with tasks as (
 
 ),
 
-session_events as (
+first_form_submits as (
 
-    select * from {{ ref('int_session_events') }}
+    select
+        session_id,
+        bizible_id,
+        first_form_submit_event_id as event_id,
+        first_form_submit_at as occurred_at
+    from {{ ref('int_sessions') }}
+    where first_form_submit_event_id is not null
 
 ),
 
@@ -41,8 +48,7 @@ session_conversions as (
         session_id,
         occurred_at as converted_at,
         1 as kind_priority
-    from session_events
-    where event_type = 'form_submit'
+    from first_form_submits
 
 ),
 

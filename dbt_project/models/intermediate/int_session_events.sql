@@ -8,30 +8,25 @@
     the latest "anchor" (an event that starts after a gap, or that brings a source), so every step
     is a window over the visitor's events in one order. Form submits split only on inactivity.
 
-    The session's first page view (whose URL gives the session its marketing fields) is flagged
-    here, from running page-view counts over the same windows, so that int_sessions needs no join
-    of every event back to its session to find it. -#}
+    The session's first page view (whose URL gives the session its marketing fields) and first
+    form submit (the only one that can own the session) are flagged here, from running counts over
+    the same windows, so that int_sessions needs no join of every event back to its session.
+
+    A view: int_sessions is its only reader, so the events are sessionised inside that model's
+    query and never written out (writing and re-reading 10 M rows cost more than the windows).
+    The windows carry only narrow columns: the source signature is built before the first window,
+    not from the utm_* columns carried through it. -#}
+{{ config(materialized='view') }}
 {%- set visitor = 'bizible_id' -%}
 {%- set in_order = 'occurred_at, event_type_rank, event_id' -%}
 
-with events as (
+with parsed as (
 
-    {#- Only what the windows need (sorting wide URL columns costs more than joining them back
-        for the sessions' first page views in int_sessions). -#}
     select
         event_id,
         bizible_id,
         event_type,
         occurred_at,
-        utm_source,
-        utm_medium,
-        utm_campaign,
-        utm_content,
-        utm_term,
-        gclid,
-        msclkid,
-        fbclid,
-        external_referrer_host,
         form_url,
         case when event_type = 'page_view' then 0 else 1 end as event_type_rank,
         (
@@ -42,8 +37,41 @@ with events as (
                 or gclid is not null or msclkid is not null or fbclid is not null
                 or external_referrer_host is not null
             )
-        ) as brings_source
+        ) as brings_source,
+        utm_source,
+        utm_medium,
+        utm_campaign,
+        utm_content,
+        utm_term,
+        gclid,
+        msclkid,
+        fbclid,
+        external_referrer_host
     from {{ ref('stg_web__events') }} as events
+
+),
+
+events as (
+
+    {#- Only what the windows need: sorting wide columns costs more than everything else here. -#}
+    select
+        event_id,
+        bizible_id,
+        event_type,
+        occurred_at,
+        form_url,
+        event_type_rank,
+        brings_source,
+        case
+            when brings_source then {{ dbt.concat([
+                "coalesce(utm_source, '')", "'|'", "coalesce(utm_medium, '')", "'|'",
+                "coalesce(utm_campaign, '')", "'|'", "coalesce(utm_content, '')", "'|'",
+                "coalesce(utm_term, '')", "'|'", "coalesce(gclid, '')", "'|'",
+                "coalesce(msclkid, '')", "'|'", "coalesce(fbclid, '')", "'|'",
+                "coalesce(external_referrer_host, '')"]) }}
+            else ''
+        end as source_signature
+    from parsed
 
 ),
 
@@ -57,19 +85,14 @@ gaps as (
         event_type_rank,
         form_url,
         brings_source,
-        case
-            when brings_source then {{ dbt.concat([
-                "coalesce(utm_source, '')", "'|'", "coalesce(utm_medium, '')", "'|'",
-                "coalesce(utm_campaign, '')", "'|'", "coalesce(utm_content, '')", "'|'",
-                "coalesce(utm_term, '')", "'|'", "coalesce(gclid, '')", "'|'",
-                "coalesce(msclkid, '')", "'|'", "coalesce(fbclid, '')", "'|'",
-                "coalesce(external_referrer_host, '')"]) }}
-            else ''
-        end as source_signature,
+        source_signature,
         lag(occurred_at) over (partition by {{ visitor }} order by {{ in_order }}) as previous_event_at,
         sum(case when event_type = 'page_view' then 1 else 0 end) over (
             partition by {{ visitor }} order by {{ in_order }} rows between unbounded preceding and current row
-        ) as page_views_so_far
+        ) as page_views_so_far,
+        sum(case when event_type = 'form_submit' then 1 else 0 end) over (
+            partition by {{ visitor }} order by {{ in_order }} rows between unbounded preceding and current row
+        ) as form_submits_so_far
     from events
 
 ),
@@ -114,7 +137,10 @@ numbered as (
                                    include_current=true) }} as session_first_event_id,
         {{ calltrail.last_non_null(
             "case when starts_session then page_views_so_far - (case when event_type = 'page_view' then 1 else 0 end) end",
-            visitor, in_order, include_current=true) }} as page_views_before_session
+            visitor, in_order, include_current=true) }} as page_views_before_session,
+        {{ calltrail.last_non_null(
+            "case when starts_session then form_submits_so_far - (case when event_type = 'form_submit' then 1 else 0 end) end",
+            visitor, in_order, include_current=true) }} as form_submits_before_session
     from starts
 
 ),
@@ -134,7 +160,11 @@ final as (
         (
             event_type = 'page_view'
             and page_views_so_far = page_views_before_session + 1
-        ) as is_first_page_view
+        ) as is_first_page_view,
+        (
+            event_type = 'form_submit'
+            and form_submits_so_far = form_submits_before_session + 1
+        ) as is_first_form_submit
     from numbered
 
 )

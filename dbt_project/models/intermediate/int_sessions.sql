@@ -20,8 +20,10 @@ event_urls as (
 
 sessions as (
 
+    {#- Grouped on the visitor and the session number, not on the long session id: the id is
+        built once per session, from the event that starts it. -#}
     select
-        session_id,
+        {{ dbt.concat(["bizible_id", "':'", "max(case when starts_session then event_id end)"]) }} as session_id,
         bizible_id,
         session_number,
         min(occurred_at) as session_start_at,
@@ -29,9 +31,12 @@ sessions as (
         count(*) as events,
         sum(case when event_type = 'page_view' then 1 else 0 end) as page_views,
         sum(case when event_type = 'form_submit' then 1 else 0 end) as form_submits,
-        max(case when is_first_page_view then event_id end) as first_page_view_event_id
+        max(case when is_first_page_view then event_id end) as first_page_view_event_id,
+        max(case when is_first_form_submit then event_id end) as first_form_submit_event_id,
+        max(case when is_first_form_submit then occurred_at end) as first_form_submit_at,
+        max(case when is_first_form_submit then form_url end) as first_form_url
     from session_events
-    group by session_id, bizible_id, session_number
+    group by bizible_id, session_number
 
 ),
 
@@ -47,6 +52,9 @@ first_page_view_parts as (
         sessions.events,
         sessions.page_views,
         sessions.form_submits,
+        sessions.first_form_submit_event_id,
+        sessions.first_form_submit_at,
+        sessions.first_form_url,
         event_urls.page_url,
         event_urls.referrer_url,
         {{ calltrail.url_source_fields('event_urls.page_url', 'event_urls.referrer_url') }}
@@ -67,6 +75,9 @@ first_page_view as (
         events,
         page_views,
         form_submits,
+        first_form_submit_event_id,
+        first_form_submit_at,
+        first_form_url,
         page_url as landing_page_raw,
         {{ calltrail.strip_utm('page_url') }} as landing_page,
         referrer_url as referrer_page,
@@ -137,6 +148,9 @@ final as (
         first_page_view.events,
         first_page_view.page_views,
         first_page_view.form_submits,
+        first_page_view.first_form_submit_event_id,
+        first_page_view.first_form_submit_at,
+        first_page_view.first_form_url,
         first_page_view.landing_page,
         first_page_view.landing_page_raw,
         first_page_view.referrer_page,

@@ -37,14 +37,10 @@ with conversions as (
         case when int_conversions.conversion_kind = 'task' then 0 else 1 end as kind_priority,
         tasks.task_type_clean,
         tasks.subject,
-        tasks.seconds_after_session_start,
-        form_events.form_url
+        tasks.seconds_after_session_start
     from {{ ref('int_conversions') }} as int_conversions
     left join {{ ref('int_calls_matched_to_sessions') }} as tasks
         on int_conversions.task_id = tasks.task_id
-    left join {{ ref('int_session_events') }} as form_events
-        on int_conversions.event_id = form_events.event_id
-       and form_events.event_type = 'form_submit'
     where int_conversions.touchpoint_kind <> 'none'
 
 ),
@@ -128,7 +124,6 @@ positioned_conversions as (
         lead_creation.task_type_clean,
         lead_creation.subject,
         lead_creation.seconds_after_session_start,
-        lead_creation.form_url,
         task_only_channels.marketing_channel as task_only_channel,
         task_only_channels.marketing_subchannel as task_only_subchannel,
         lead_creation.first_session_id,
@@ -150,7 +145,7 @@ all_touchpoints as (
 
     select
         touchpoint_id, touchpoint_origin, task_id, event_id, session_id, bizible_id, touchpoint_at,
-        match_status, task_type_clean, subject, seconds_after_session_start, form_url, task_only_channel,
+        match_status, task_type_clean, subject, seconds_after_session_start, task_only_channel,
         task_only_subchannel,
         case
             when journey_starts_on_the_web
@@ -177,7 +172,6 @@ all_touchpoints as (
         cast(null as {{ dbt.type_string() }}) as task_type_clean,
         cast(null as {{ dbt.type_string() }}) as subject,
         cast(null as {{ dbt.type_bigint() }}) as seconds_after_session_start,
-        cast(null as {{ dbt.type_string() }}) as form_url,
         cast(null as {{ dbt.type_string() }}) as task_only_channel,
         cast(null as {{ dbt.type_string() }}) as task_only_subchannel,
         true as is_first_touch,
@@ -231,7 +225,8 @@ final as (
         sessions.landing_page,
         sessions.landing_page_raw,
         sessions.referrer_page,
-        all_touchpoints.form_url,
+        {#- A form touchpoint is always its session's first form submit. #}
+        case when all_touchpoints.touchpoint_origin = 'web_form' then sessions.first_form_url end as form_url,
         all_touchpoints.touchpoint_at,
         case
             when all_touchpoints.is_first_touch and all_touchpoints.is_lead_creation then 'FT, LC'

@@ -1,5 +1,9 @@
 {#- One row per live Task: its latest version (highest SystemModstamp), deletes removed, the
     BizibleId normalised with a status, and whether it is a call. -#}
+{#- A table, unlike the other staging models: the latest-version window over every Task version
+    is read by the call matching, the missing-BizibleId list, the match-rate report and the
+    data-quality gate, and was computed again for each of them as a view. -#}
+{{ config(materialized='table') }}
 
 with versions as (
 
