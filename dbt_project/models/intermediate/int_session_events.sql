@@ -87,12 +87,14 @@ gaps as (
         brings_source,
         source_signature,
         lag(occurred_at) over (partition by {{ visitor }} order by {{ in_order }}) as previous_event_at,
-        sum(case when event_type = 'page_view' then 1 else 0 end) over (
+        {#- Counts are cast to integers: DuckDB sums into 128-bit integers, which the later windows
+            would carry and sort. #}
+        cast(sum(case when event_type = 'page_view' then 1 else 0 end) over (
             partition by {{ visitor }} order by {{ in_order }} rows between unbounded preceding and current row
-        ) as page_views_so_far,
-        sum(case when event_type = 'form_submit' then 1 else 0 end) over (
+        ) as {{ dbt.type_int() }}) as page_views_so_far,
+        cast(sum(case when event_type = 'form_submit' then 1 else 0 end) over (
             partition by {{ visitor }} order by {{ in_order }} rows between unbounded preceding and current row
-        ) as form_submits_so_far
+        ) as {{ dbt.type_int() }}) as form_submits_so_far
     from events
 
 ),
@@ -130,9 +132,9 @@ numbered as (
 
     select
         starts.*,
-        sum(case when starts_session then 1 else 0 end) over (
+        cast(sum(case when starts_session then 1 else 0 end) over (
             partition by {{ visitor }} order by {{ in_order }} rows between unbounded preceding and current row
-        ) as session_number,
+        ) as {{ dbt.type_int() }}) as session_number,
         {{ calltrail.last_non_null("case when starts_session then event_id end", visitor, in_order,
                                    include_current=true) }} as session_first_event_id,
         {{ calltrail.last_non_null(
