@@ -12,7 +12,14 @@
 
 with tasks as (
 
-    select * from {{ ref('stg_salesforce__tasks') }}
+    select
+        task_id,
+        bizible_id,
+        is_call,
+        task_type_clean,
+        subject,
+        call_at
+    from {{ ref('stg_salesforce__tasks') }}
     where bizible_id_status = 'valid'
 
 ),
@@ -25,33 +32,32 @@ sessions as (
 
 candidate as (
 
-    {{ calltrail.candidate_sessions('tasks', 'sessions') }}
+    {{ calltrail.candidate_sessions('tasks', 'sessions',
+        ['task_id', 'bizible_id', 'is_call', 'task_type_clean', 'subject', 'call_at']) }}
 
 ),
 
 final as (
 
     select
-        tasks.task_id,
-        tasks.bizible_id,
-        tasks.is_call,
-        tasks.task_type_clean,
-        tasks.subject,
-        tasks.call_at,
-        candidate.session_id as candidate_session_id,
-        candidate.session_start_at,
-        candidate.session_last_event_at,
-        {{ dbt.datediff('candidate.session_start_at', 'tasks.call_at', 'second') }} as seconds_after_session_start,
-        {{ dbt.datediff('candidate.session_last_event_at', 'tasks.call_at', 'second') }} as seconds_after_last_activity,
+        task_id,
+        bizible_id,
+        is_call,
+        task_type_clean,
+        subject,
+        call_at,
+        session_id as candidate_session_id,
+        session_start_at,
+        session_last_event_at,
+        {{ dbt.datediff('session_start_at', 'call_at', 'second') }} as seconds_after_session_start,
+        {{ dbt.datediff('session_last_event_at', 'call_at', 'second') }} as seconds_after_last_activity,
         case
-            when candidate.session_id is null then 'no_session'
-            when tasks.call_at <= {{ dbt.dateadd('minute', var('calltrail__call_window_minutes'), 'candidate.' ~ anchor_column) }}
+            when session_id is null then 'no_session'
+            when call_at <= {{ dbt.dateadd('minute', var('calltrail__call_window_minutes'), anchor_column) }}
                 then 'matched'
             else 'outside_window'
         end as match_status
-    from tasks
-    left join candidate
-        on tasks.task_id = candidate.task_id
+    from candidate
 
 )
 

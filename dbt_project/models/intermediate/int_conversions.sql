@@ -33,6 +33,7 @@ session_conversions as (
         bizible_id,
         candidate_session_id as session_id,
         call_at as converted_at,
+        match_status,
         0 as kind_priority
     from tasks
     where match_status = 'matched'
@@ -47,6 +48,7 @@ session_conversions as (
         bizible_id,
         session_id,
         occurred_at as converted_at,
+        cast(null as {{ dbt.type_string() }}) as match_status,
         1 as kind_priority
     from first_form_submits
 
@@ -74,6 +76,7 @@ owned as (
         bizible_id,
         session_id,
         converted_at,
+        match_status,
         conversion_rank_in_session = 1 as owns_session
     from ranked
 
@@ -89,6 +92,7 @@ unmatched_tasks as (
         bizible_id,
         cast(null as {{ dbt.type_string() }}) as session_id,
         call_at as converted_at,
+        match_status,
         false as owns_session
     from tasks
     where match_status <> 'matched'
@@ -119,10 +123,8 @@ final as (
             when all_conversions.conversion_kind = 'task' then 'task_only'
             else 'none'
         end as touchpoint_kind,
-        tasks.match_status
+        all_conversions.match_status
     from all_conversions
-    left join tasks
-        on all_conversions.task_id = tasks.task_id
 
 )
 

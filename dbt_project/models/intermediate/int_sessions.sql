@@ -121,58 +121,54 @@ engines as (
 channel_input as (
 
     select
-        session_id,
+        first_page_view.*,
         utm_campaign as campaign,
         utm_medium as medium,
-        utm_source as source,
-        landing_page_raw,
-        referrer_host
+        utm_source as source
     from first_page_view
 
 ),
 
-channels as (
+with_channel as (
 
-    {{ calltrail.assign_channel('channel_input', 'session_id') }}
+    {{ calltrail.assign_channel('channel_input', ['session_id', 'bizible_id', 'session_number', 'session_start_at', 'session_last_event_at', 'events', 'page_views', 'form_submits', 'first_form_submit_event_id', 'first_form_submit_at', 'first_form_url', 'landing_page', 'landing_page_raw', 'referrer_page', 'referrer_host', 'utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'utm_term', 'gclid', 'msclkid', 'fbclid']) }}
 
 ),
 
 final as (
 
     select
-        first_page_view.session_id,
-        first_page_view.bizible_id,
-        first_page_view.session_number,
-        first_page_view.session_start_at,
-        first_page_view.session_last_event_at,
-        first_page_view.events,
-        first_page_view.page_views,
-        first_page_view.form_submits,
-        first_page_view.first_form_submit_event_id,
-        first_page_view.first_form_submit_at,
-        first_page_view.first_form_url,
-        first_page_view.landing_page,
-        first_page_view.landing_page_raw,
-        first_page_view.referrer_page,
-        first_page_view.referrer_host,
-        first_page_view.utm_source,
-        first_page_view.utm_medium,
-        first_page_view.utm_campaign,
-        first_page_view.utm_content,
-        first_page_view.utm_term,
-        first_page_view.gclid,
-        first_page_view.msclkid,
-        first_page_view.fbclid,
+        with_channel.session_id,
+        with_channel.bizible_id,
+        with_channel.session_number,
+        with_channel.session_start_at,
+        with_channel.session_last_event_at,
+        with_channel.events,
+        with_channel.page_views,
+        with_channel.form_submits,
+        with_channel.first_form_submit_event_id,
+        with_channel.first_form_submit_at,
+        with_channel.first_form_url,
+        with_channel.landing_page,
+        with_channel.landing_page_raw,
+        with_channel.referrer_page,
+        with_channel.referrer_host,
+        with_channel.utm_source,
+        with_channel.utm_medium,
+        with_channel.utm_campaign,
+        with_channel.utm_content,
+        with_channel.utm_term,
+        with_channel.gclid,
+        with_channel.msclkid,
+        with_channel.fbclid,
         engines.search_engine,
-        coalesce(first_page_view.utm_source, engines.search_engine, first_page_view.referrer_host, 'Web Direct')
+        coalesce(with_channel.utm_source, engines.search_engine, with_channel.referrer_host, 'Web Direct')
             as touchpoint_source,
-        coalesce(channels.marketing_channel, 'Other') as marketing_channel,
-        channels.marketing_subchannel
-    from first_page_view
+        with_channel.marketing_channel,
+        with_channel.marketing_subchannel
+    from with_channel
     left join engines
-        on first_page_view.referrer_host = engines.referrer_host
-    left join channels
-        on first_page_view.session_id = channels.session_id
+        on with_channel.referrer_host = engines.referrer_host
 
 )
 

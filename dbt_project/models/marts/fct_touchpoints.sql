@@ -61,23 +61,22 @@ first_sessions as (
 
 task_only_input as (
 
-    select
-        tasks.task_id,
+    {#- A task-only touchpoint's channel depends only on its Type (the medium; the source is
+        always 'CRM Activity'), so the rules run once per distinct Type. -#}
+    select distinct
         cast(null as {{ dbt.type_string() }}) as campaign,
-        tasks.task_type_clean as medium,
+        task_type_clean as medium,
         'CRM Activity' as source,
         cast(null as {{ dbt.type_string() }}) as landing_page_raw,
-        cast(null as {{ dbt.type_string() }}) as referrer_host
-    from {{ ref('int_calls_matched_to_sessions') }} as tasks
-    inner join {{ ref('int_conversions') }} as task_only
-        on tasks.task_id = task_only.task_id
-       and task_only.touchpoint_kind = 'task_only'
+        cast(null as {{ dbt.type_string() }}) as referrer_host,
+        task_type_clean
+    from {{ ref('int_calls_matched_to_sessions') }}
 
 ),
 
 task_only_channels as (
 
-    {{ calltrail.assign_channel('task_only_input', 'task_id') }}
+    {{ calltrail.assign_channel('task_only_input', ['task_type_clean']) }}
 
 ),
 
@@ -136,7 +135,7 @@ positioned_conversions as (
         ) as journey_starts_on_the_web
     from lead_creation
     left join task_only_channels
-        on lead_creation.task_id = task_only_channels.task_id
+        on coalesce(lead_creation.task_type_clean, '') = coalesce(task_only_channels.task_type_clean, '')
        and lead_creation.touchpoint_origin = 'task_only'
 
 ),
