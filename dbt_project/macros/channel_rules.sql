@@ -36,161 +36,190 @@
   (lower(coalesce({{ value }}, '')) like {{ pattern }} escape '!')
 {%- endmacro %}
 
-{#- Select the `columns` of `rows` (a relation or CTE with, besides, the columns campaign, medium,
-    source, landing_page_raw and referrer_host) with marketing_channel and marketing_subchannel
-    added: 'Other' when no rule matches.
+{#- CTE definitions (to be placed in a WITH list) that assign channels without touching rows one
+    by one:
 
-    Rules are not evaluated per row. Each distinct landing page is reduced to the set of
-    landing-page rules it matches (a bit mask), and the rules are evaluated once per distinct
-    (campaign, medium, source, referrer host, landing mask). The rows then find their channel by
-    those values, through small lookups: joining a channel back by a row key cost more than the
-    rest (make bench: 3.5 million sessions). -#}
-{% macro assign_channel(rows, columns) -%}
-  with rules as (
+    - `<prefix>_landing_masks` (landing_page_raw, landing_mask): for each distinct landing page of
+      `landing_pages` (a relation with a landing_page_raw column) that matches a landing-page rule,
+      the set of those rules as a bit mask. Other pages have mask 0.
+    - `<prefix>_channels` (campaign, medium, source, referrer_host, landing_mask, channel,
+      subchannel): the first matching rule for every distinct (campaign, medium, source,
+      referrer_host) of `signatures` combined with every landing mask that occurs. Empty values
+      are ''. No row means no rule matched: 'Other'.
+
+    Rows then take their channel through calltrail.channel_joins. Rules are evaluated once per
+    distinct value; the caller decides which rows those come from, so that a wide intermediate
+    result is not read twice (DuckDB materialises a step read twice: make bench). -#}
+{% macro channel_lookup_ctes(prefix, signatures, landing_pages) -%}
+  {{ prefix }}_rules as (
       select rule_order, channel, subchannel, campaign, medium, source, landing_page, referring_website
       from {{ ref('channel_rules') }}
   ),
 
-  rule_values as (
-      {{ calltrail.explode_cells('rules', 'rule_order', ['campaign', 'medium', 'source', 'landing_page', 'referring_website']) }}
+  {{ prefix }}_rule_values as (
+      {{ calltrail.explode_cells(prefix ~ '_rules', 'rule_order', ['campaign', 'medium', 'source', 'landing_page', 'referring_website']) }}
   ),
 
-  required_cells as (
+  {{ prefix }}_required_cells as (
       select rule_key as rule_order, count(distinct cell_name) as required
-      from rule_values
+      from {{ prefix }}_rule_values
       group by rule_key
   ),
 
-  landing_rules as (
+  {{ prefix }}_landing_rules as (
       select rule_order, row_number() over (order by rule_order) - 1 as landing_bit
-      from (select distinct rule_key as rule_order from rule_values where cell_name = 'landing_page') as with_landing
+      from (select distinct rule_key as rule_order from {{ prefix }}_rule_values where cell_name = 'landing_page') as with_landing
   ),
 
-  landing_pages as (
+  {{ prefix }}_landing_pages as (
       select distinct coalesce(landing_page_raw, '') as landing_page_raw
-      from {{ rows }}
+      from {{ landing_pages }}
   ),
 
-  landing_masks as (
-      {#- Only landing pages that match a landing-page rule; the others have mask 0. -#}
+  {{ prefix }}_landing_masks as (
       select
           landing_page_raw,
           cast(sum(power(2, landing_bit)) as {{ dbt.type_bigint() }}) as landing_mask
       from (
-          select distinct landing_pages.landing_page_raw, landing_rules.landing_bit
-          from landing_pages
-          inner join rule_values
+          select distinct pages.landing_page_raw, landing_rules.landing_bit
+          from {{ prefix }}_landing_pages as pages
+          inner join {{ prefix }}_rule_values as rule_values
               on rule_values.cell_name = 'landing_page'
-             and {{ calltrail.like_matches('landing_pages.landing_page_raw', 'rule_values.like_pattern') }}
-          inner join landing_rules
+             and {{ calltrail.like_matches('pages.landing_page_raw', 'rule_values.like_pattern') }}
+          inner join {{ prefix }}_landing_rules as landing_rules
               on rule_values.rule_key = landing_rules.rule_order
       ) as hits
       group by landing_page_raw
   ),
 
-  distinct_signatures as (
+  {{ prefix }}_distinct_signatures as (
       select distinct
-          coalesce(candidates.campaign, '') as campaign,
-          coalesce(candidates.medium, '') as medium,
-          coalesce(candidates.source, '') as source,
-          coalesce(candidates.referrer_host, '') as referrer_host,
-          coalesce(landing_masks.landing_mask, 0) as landing_mask
-      from {{ rows }} as candidates
-      left join landing_masks
-          on coalesce(candidates.landing_page_raw, '') = landing_masks.landing_page_raw
+          values_seen.campaign, values_seen.medium, values_seen.source, values_seen.referrer_host,
+          masks.landing_mask
+      from (
+          select distinct
+              coalesce(campaign, '') as campaign,
+              coalesce(medium, '') as medium,
+              coalesce(source, '') as source,
+              coalesce(referrer_host, '') as referrer_host
+          from {{ signatures }}
+      ) as values_seen
+      cross join (
+          select 0 as landing_mask
+          union
+          select distinct landing_mask from {{ prefix }}_landing_masks
+      ) as masks
   ),
 
-  signature_values as (
+  {{ prefix }}_signature_values as (
       select campaign, medium, source, referrer_host, landing_mask, 'campaign' as cell_name, campaign as cell_value
-      from distinct_signatures
+      from {{ prefix }}_distinct_signatures
       union all
-      select campaign, medium, source, referrer_host, landing_mask, 'medium', medium from distinct_signatures
+      select campaign, medium, source, referrer_host, landing_mask, 'medium', medium from {{ prefix }}_distinct_signatures
       union all
-      select campaign, medium, source, referrer_host, landing_mask, 'source', source from distinct_signatures
+      select campaign, medium, source, referrer_host, landing_mask, 'source', source from {{ prefix }}_distinct_signatures
       union all
       select campaign, medium, source, referrer_host, landing_mask, 'referring_website', referrer_host
-      from distinct_signatures
+      from {{ prefix }}_distinct_signatures
   ),
 
-  cell_hits as (
+  {{ prefix }}_cell_hits as (
       select
           signature_values.campaign, signature_values.medium, signature_values.source,
           signature_values.referrer_host, signature_values.landing_mask,
           rule_values.rule_key as rule_order,
           count(distinct rule_values.cell_name) as matched
-      from signature_values
-      inner join rule_values
+      from {{ prefix }}_signature_values as signature_values
+      inner join {{ prefix }}_rule_values as rule_values
           on signature_values.cell_name = rule_values.cell_name
          and {{ calltrail.like_matches('signature_values.cell_value', 'rule_values.like_pattern') }}
       group by 1, 2, 3, 4, 5, 6
   ),
 
-  landing_cell_hits as (
+  {{ prefix }}_landing_cell_hits as (
       select
-          distinct_signatures.campaign, distinct_signatures.medium, distinct_signatures.source,
-          distinct_signatures.referrer_host, distinct_signatures.landing_mask,
+          signatures.campaign, signatures.medium, signatures.source,
+          signatures.referrer_host, signatures.landing_mask,
           landing_rules.rule_order,
           1 as matched
-      from distinct_signatures
-      inner join landing_rules
-          on mod(cast(floor(distinct_signatures.landing_mask / power(2, landing_rules.landing_bit)) as {{ dbt.type_bigint() }}), 2) = 1
+      from {{ prefix }}_distinct_signatures as signatures
+      inner join {{ prefix }}_landing_rules as landing_rules
+          on mod(cast(floor(signatures.landing_mask / power(2, landing_rules.landing_bit)) as {{ dbt.type_bigint() }}), 2) = 1
   ),
 
-  all_hits as (
+  {{ prefix }}_all_hits as (
       select campaign, medium, source, referrer_host, landing_mask, rule_order, sum(matched) as matched
       from (
-          select * from cell_hits
+          select * from {{ prefix }}_cell_hits
           union all
-          select * from landing_cell_hits
+          select * from {{ prefix }}_landing_cell_hits
       ) as hits
       group by campaign, medium, source, referrer_host, landing_mask, rule_order
   ),
 
-  candidates_rules as (
+  {{ prefix }}_candidate_rules as (
       select
-          distinct_signatures.campaign, distinct_signatures.medium, distinct_signatures.source,
-          distinct_signatures.referrer_host, distinct_signatures.landing_mask,
+          signatures.campaign, signatures.medium, signatures.source,
+          signatures.referrer_host, signatures.landing_mask,
           rules.rule_order
-      from distinct_signatures
-      cross join rules
-      left join required_cells
+      from {{ prefix }}_distinct_signatures as signatures
+      cross join {{ prefix }}_rules as rules
+      left join {{ prefix }}_required_cells as required_cells
           on rules.rule_order = required_cells.rule_order
-      left join all_hits
-          on distinct_signatures.campaign = all_hits.campaign
-         and distinct_signatures.medium = all_hits.medium
-         and distinct_signatures.source = all_hits.source
-         and distinct_signatures.referrer_host = all_hits.referrer_host
-         and distinct_signatures.landing_mask = all_hits.landing_mask
+      left join {{ prefix }}_all_hits as all_hits
+          on signatures.campaign = all_hits.campaign
+         and signatures.medium = all_hits.medium
+         and signatures.source = all_hits.source
+         and signatures.referrer_host = all_hits.referrer_host
+         and signatures.landing_mask = all_hits.landing_mask
          and rules.rule_order = all_hits.rule_order
       where coalesce(all_hits.matched, 0) = coalesce(required_cells.required, 0)
   ),
 
-  channel_by_signature as (
+  {{ prefix }}_channels as (
       select
           first_match.campaign, first_match.medium, first_match.source, first_match.referrer_host,
           first_match.landing_mask, rules.channel, rules.subchannel
       from (
           select campaign, medium, source, referrer_host, landing_mask, min(rule_order) as rule_order
-          from candidates_rules
+          from {{ prefix }}_candidate_rules
           group by campaign, medium, source, referrer_host, landing_mask
       ) as first_match
-      inner join rules
+      inner join {{ prefix }}_rules as rules
           on first_match.rule_order = rules.rule_order
   )
+{%- endmacro %}
+
+{#- The joins that give rows of `row_alias` (with columns campaign, medium, source, referrer_host
+    and landing_page_raw, or expressions for them in `columns`) their channel from the lookups of
+    channel_lookup_ctes: select coalesce(<prefix>_channels.channel, 'Other') and
+    <prefix>_channels.subchannel. -#}
+{% macro channel_joins(prefix, row_alias, columns={}) -%}
+  {%- set c = {'campaign': row_alias ~ '.campaign', 'medium': row_alias ~ '.medium', 'source': row_alias ~ '.source',
+               'referrer_host': row_alias ~ '.referrer_host', 'landing_page_raw': row_alias ~ '.landing_page_raw'} -%}
+  {%- do c.update(columns) -%}
+    left join {{ prefix }}_landing_masks
+        on coalesce({{ c['landing_page_raw'] }}, '') = {{ prefix }}_landing_masks.landing_page_raw
+    left join {{ prefix }}_channels
+        on coalesce({{ c['campaign'] }}, '') = {{ prefix }}_channels.campaign
+       and coalesce({{ c['medium'] }}, '') = {{ prefix }}_channels.medium
+       and coalesce({{ c['source'] }}, '') = {{ prefix }}_channels.source
+       and coalesce({{ c['referrer_host'] }}, '') = {{ prefix }}_channels.referrer_host
+       and coalesce({{ prefix }}_landing_masks.landing_mask, 0) = {{ prefix }}_channels.landing_mask
+{%- endmacro %}
+
+{#- Select the `columns` of `rows` (a relation or CTE with, besides, the columns campaign, medium,
+    source, landing_page_raw and referrer_host) with marketing_channel and marketing_subchannel
+    added: 'Other' when no rule matches. For small inputs; see channel_lookup_ctes for large ones. -#}
+{% macro assign_channel(rows, columns) -%}
+  with {{ calltrail.channel_lookup_ctes('channel', rows, rows) }}
 
   select
       {%- for column in columns %}
       candidates.{{ column }},
       {%- endfor %}
-      coalesce(channel_by_signature.channel, 'Other') as marketing_channel,
-      channel_by_signature.subchannel as marketing_subchannel
+      coalesce(channel_channels.channel, 'Other') as marketing_channel,
+      channel_channels.subchannel as marketing_subchannel
   from {{ rows }} as candidates
-  left join landing_masks
-      on coalesce(candidates.landing_page_raw, '') = landing_masks.landing_page_raw
-  left join channel_by_signature
-      on coalesce(candidates.campaign, '') = channel_by_signature.campaign
-     and coalesce(candidates.medium, '') = channel_by_signature.medium
-     and coalesce(candidates.source, '') = channel_by_signature.source
-     and coalesce(candidates.referrer_host, '') = channel_by_signature.referrer_host
-     and coalesce(landing_masks.landing_mask, 0) = channel_by_signature.landing_mask
+  {{ calltrail.channel_joins('channel', 'candidates') }}
 {%- endmacro %}

@@ -41,3 +41,25 @@
                 then {{ referrer_host_any }}
         end
 {%- endmacro %}
+
+{#- The source signature of a page view (DOMAIN.md, Web sessions): its utm_* values, click ids and
+    external referrer host, in this order, joined by '#'. No value can hold a '#': query values
+    end at '#' or '&', and hosts at '#'. int_session_events compares signatures to split sessions;
+    int_sessions takes the first page view's fields back out of its signature instead of parsing
+    its URL again. -#}
+{% macro source_signature() -%}
+  {%- set parts = [] -%}
+  {%- for field in ['utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'utm_term', 'gclid', 'msclkid', 'fbclid', 'external_referrer_host'] -%}
+    {%- do parts.append("coalesce(" ~ field ~ ", '')") -%}
+    {%- if not loop.last %}{% do parts.append("'#'") %}{% endif -%}
+  {%- endfor -%}
+  {{ dbt.concat(parts) }}
+{%- endmacro %}
+
+{#- Select-list items: the signature's fields as columns (null when empty), the external referrer
+    host named `referrer_host_as`. -#}
+{% macro source_signature_fields(signature, referrer_host_as='external_referrer_host') -%}
+  {%- for field in ['utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'utm_term', 'gclid', 'msclkid', 'fbclid', 'external_referrer_host'] %}
+        nullif({{ dbt.split_part(signature, "'#'", loop.index) }}, '') as {{ referrer_host_as if field == 'external_referrer_host' else field }}{{ "," if not loop.last }}
+  {%- endfor %}
+{%- endmacro %}

@@ -63,12 +63,7 @@ events as (
         event_type_rank,
         brings_source,
         case
-            when brings_source then {{ dbt.concat([
-                "coalesce(utm_source, '')", "'|'", "coalesce(utm_medium, '')", "'|'",
-                "coalesce(utm_campaign, '')", "'|'", "coalesce(utm_content, '')", "'|'",
-                "coalesce(utm_term, '')", "'|'", "coalesce(gclid, '')", "'|'",
-                "coalesce(msclkid, '')", "'|'", "coalesce(fbclid, '')", "'|'",
-                "coalesce(external_referrer_host, '')"]) }}
+            when brings_source then {{ calltrail.source_signature() }}
             else ''
         end as source_signature
     from parsed
@@ -158,6 +153,7 @@ final as (
         occurred_at,
         form_url,
         brings_source,
+        source_signature,
         starts_session,
         (
             event_type = 'page_view'

@@ -1,10 +1,12 @@
 {#- One row per web session, with the marketing fields of its first page view and its channel.
 
-    The first page view is flagged in int_session_events (earliest page view, then lowest event
-    id, the sessionisation order). Only those events' URLs are read back from stg_web__events and
-    taken apart here, with the same macros as staging: parsing every event's URL a second time cost
-    more than the rest of the model. Search engines and channels are looked up once per distinct
-    value, not once per session. -#}
+    The sessions are grouped from int_session_events (a view, so the sessionisation runs inside
+    this model's query). The first page view is flagged there (earliest page view, then lowest
+    event id, the sessionisation order), and its utm_* values, click ids and external referrer
+    come out of its source signature: parsing the URLs of 3.5 million first page views again cost
+    more than the sessionisation's windows (make bench). Only those events' URLs are read back
+    from stg_web__events, for the landing and referrer pages. Search engines and channels are
+    looked up once per distinct value, not once per session. -#}
 
 with session_events as (
 
@@ -32,6 +34,7 @@ sessions as (
         sum(case when event_type = 'page_view' then 1 else 0 end) as page_views,
         sum(case when event_type = 'form_submit' then 1 else 0 end) as form_submits,
         max(case when is_first_page_view then event_id end) as first_page_view_event_id,
+        max(case when is_first_page_view then source_signature end) as first_page_view_signature,
         max(case when is_first_form_submit then event_id end) as first_form_submit_event_id,
         max(case when is_first_form_submit then occurred_at end) as first_form_submit_at,
         max(case when is_first_form_submit then form_url end) as first_form_url
@@ -42,7 +45,9 @@ sessions as (
 
 first_page_view_parts as (
 
-    {#- Every session with its first page view's URL, in one step: sessions are read once. -#}
+    {#- Every session with its first page view's URL (for the landing page and the referrer page)
+        and the marketing fields from its source signature, which int_session_events built from
+        the same URL. -#}
     select
         sessions.session_id,
         sessions.bizible_id,
@@ -57,7 +62,7 @@ first_page_view_parts as (
         sessions.first_form_url,
         event_urls.page_url,
         event_urls.referrer_url,
-        {{ calltrail.url_source_fields('event_urls.page_url', 'event_urls.referrer_url') }}
+        {{ calltrail.source_signature_fields('sessions.first_page_view_signature', 'referrer_host') }}
     from sessions
     left join event_urls
         on sessions.first_page_view_event_id = event_urls.event_id
@@ -81,7 +86,7 @@ first_page_view as (
         page_url as landing_page_raw,
         {{ calltrail.strip_utm('page_url') }} as landing_page,
         referrer_url as referrer_page,
-        {{ calltrail.external_referrer_host('page_host', 'referrer_host_any') }} as referrer_host,
+        referrer_host,
         utm_source,
         utm_medium,
         utm_campaign,
@@ -100,9 +105,37 @@ search_engine_patterns as (
 
 ),
 
+signature_values as (
+
+    {#- The lookups below read narrow, distinct values: the sessions' signatures and the pages that
+        were viewed, not the wide session rows, which are read once, by final. -#}
+    select
+        {{ calltrail.source_signature_fields('first_page_view_signature', 'referrer_host') }}
+    from (select distinct first_page_view_signature from sessions) as signatures
+
+),
+
+channel_signatures as (
+
+    select utm_campaign as campaign, utm_medium as medium, utm_source as source, referrer_host
+    from signature_values
+
+),
+
+viewed_pages as (
+
+    {#- Every event's page (a superset of the first page views), so that the lookups do not read
+        the joined session rows. -#}
+    select page_url as landing_page_raw
+    from {{ ref('stg_web__events') }}
+
+),
+
+{{ calltrail.channel_lookup_ctes('session', 'channel_signatures', 'viewed_pages') }},
+
 referrer_hosts as (
 
-    select distinct referrer_host from first_page_view where referrer_host is not null
+    select distinct referrer_host from signature_values where referrer_host is not null
 
 ),
 
@@ -118,57 +151,44 @@ engines as (
 
 ),
 
-channel_input as (
-
-    select
-        first_page_view.*,
-        utm_campaign as campaign,
-        utm_medium as medium,
-        utm_source as source
-    from first_page_view
-
-),
-
-with_channel as (
-
-    {{ calltrail.assign_channel('channel_input', ['session_id', 'bizible_id', 'session_number', 'session_start_at', 'session_last_event_at', 'events', 'page_views', 'form_submits', 'first_form_submit_event_id', 'first_form_submit_at', 'first_form_url', 'landing_page', 'landing_page_raw', 'referrer_page', 'referrer_host', 'utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'utm_term', 'gclid', 'msclkid', 'fbclid']) }}
-
-),
-
 final as (
 
     select
-        with_channel.session_id,
-        with_channel.bizible_id,
-        with_channel.session_number,
-        with_channel.session_start_at,
-        with_channel.session_last_event_at,
-        with_channel.events,
-        with_channel.page_views,
-        with_channel.form_submits,
-        with_channel.first_form_submit_event_id,
-        with_channel.first_form_submit_at,
-        with_channel.first_form_url,
-        with_channel.landing_page,
-        with_channel.landing_page_raw,
-        with_channel.referrer_page,
-        with_channel.referrer_host,
-        with_channel.utm_source,
-        with_channel.utm_medium,
-        with_channel.utm_campaign,
-        with_channel.utm_content,
-        with_channel.utm_term,
-        with_channel.gclid,
-        with_channel.msclkid,
-        with_channel.fbclid,
+        first_page_view.session_id,
+        first_page_view.bizible_id,
+        first_page_view.session_number,
+        first_page_view.session_start_at,
+        first_page_view.session_last_event_at,
+        first_page_view.events,
+        first_page_view.page_views,
+        first_page_view.form_submits,
+        first_page_view.first_form_submit_event_id,
+        first_page_view.first_form_submit_at,
+        first_page_view.first_form_url,
+        first_page_view.landing_page,
+        first_page_view.landing_page_raw,
+        first_page_view.referrer_page,
+        first_page_view.referrer_host,
+        first_page_view.utm_source,
+        first_page_view.utm_medium,
+        first_page_view.utm_campaign,
+        first_page_view.utm_content,
+        first_page_view.utm_term,
+        first_page_view.gclid,
+        first_page_view.msclkid,
+        first_page_view.fbclid,
         engines.search_engine,
-        coalesce(with_channel.utm_source, engines.search_engine, with_channel.referrer_host, 'Web Direct')
+        coalesce(first_page_view.utm_source, engines.search_engine, first_page_view.referrer_host, 'Web Direct')
             as touchpoint_source,
-        with_channel.marketing_channel,
-        with_channel.marketing_subchannel
-    from with_channel
+        coalesce(session_channels.channel, 'Other') as marketing_channel,
+        session_channels.subchannel as marketing_subchannel
+    from first_page_view
     left join engines
-        on with_channel.referrer_host = engines.referrer_host
+        on first_page_view.referrer_host = engines.referrer_host
+    {{ calltrail.channel_joins('session', 'first_page_view', {
+        'campaign': 'first_page_view.utm_campaign',
+        'medium': 'first_page_view.utm_medium',
+        'source': 'first_page_view.utm_source'}) }}
 
 )
 
