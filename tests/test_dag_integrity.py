@@ -78,11 +78,13 @@ print(json.dumps({t.task_id: {"pool": t.pool, "upstream": sorted(t.upstream_task
                          env=airflow_env(tmp_path), capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     tasks = json.loads(out.stdout.strip().splitlines()[-1])
-    models = ["stg_salesforce__task_versions", "stg_salesforce__tasks", "stg_web__events", "int_session_events",
+    models = ["stg_salesforce__task_versions", "stg_salesforce__tasks", "stg_web__events",
               "int_sessions", "int_calls_matched_to_sessions", "int_conversions", "fct_touchpoints",
               "dq_calls_missing_bizible_id"]
     for model in models:
         assert f"dbt.{model}.run" in tasks and f"dbt.{model}.test" in tasks, f"{model} is not shown with its tests"
+    # int_session_events is a view without data tests of its own (int_sessions tests the sessions): one task
+    assert "dbt.int_session_events_run" in tasks, sorted(tasks)
     assert {t["pool"] for t in tasks.values()} == {"calltrail_warehouse"}, "every task opens the warehouse"
     # write-audit-publish: freshness before dbt; the audit after every dbt task; publish only after the audit
     assert all("check_source_freshness" in t["upstream"] for k, t in tasks.items()
