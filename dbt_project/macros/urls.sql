@@ -19,16 +19,23 @@
   {{ calltrail.regexp_replace_all(tidy, "'[?&]+$'", "''") }}
 {%- endmacro %}
 
-{#- The URL pieces the session rules use, as select-list items: page_host, referrer_host_any,
-    the utm_* values and the ad click ids. Used by stg_web__events for every event and by
-    int_sessions for the sessions' first page views, so both read URLs the same way. The regular
-    expressions run on every URL, without a guard: DuckDB's regular expressions give up early on a
-    URL without the parameter, and a guard (`case when url like ... then url end`) made them two to
-    four times slower (make bench, 10 M events). -#}
+{#- The fields a page view's traffic source is made of (DOMAIN.md, Web sessions), in signature
+    order: the utm_* values, the ad click ids (read from the URL) and the external referrer host. -#}
+{% macro source_signature_columns() -%}
+  {{ return(['utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'utm_term',
+             'gclid', 'msclkid', 'fbclid', 'external_referrer_host']) }}
+{%- endmacro %}
+
+{#- The URL pieces the session rules use, as select-list items: page_host, referrer_host_any and
+    the URL's query parameters among calltrail.source_signature_columns (utm_* and click ids). Used
+    by stg_web__events. The regular expressions run on every URL, without a guard: DuckDB's regular
+    expressions give up early on a URL without the parameter, and a guard
+    (`case when url like ... then url end`) made them two to four times slower (make bench, 10 M
+    events). -#}
 {% macro url_source_fields(page_url, referrer_url) -%}
         {{ calltrail.url_host(page_url) }} as page_host,
         {{ calltrail.url_host(referrer_url) }} as referrer_host_any,
-        {%- for param in ['utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'utm_term', 'gclid', 'msclkid', 'fbclid'] %}
+        {%- for param in calltrail.source_signature_columns() if param != 'external_referrer_host' %}
         {{ calltrail.url_param(page_url, param) }} as {{ param }}{{ "," if not loop.last }}
         {%- endfor %}
 {%- endmacro %}
@@ -49,7 +56,7 @@
     its URL again. -#}
 {% macro source_signature() -%}
   {%- set parts = [] -%}
-  {%- for field in ['utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'utm_term', 'gclid', 'msclkid', 'fbclid', 'external_referrer_host'] -%}
+  {%- for field in calltrail.source_signature_columns() -%}
     {%- do parts.append("coalesce(" ~ field ~ ", '')") -%}
     {%- if not loop.last %}{% do parts.append("'#'") %}{% endif -%}
   {%- endfor -%}
@@ -59,7 +66,12 @@
 {#- Select-list items: the signature's fields as columns (null when empty), the external referrer
     host named `referrer_host_as`. -#}
 {% macro source_signature_fields(signature, referrer_host_as='external_referrer_host') -%}
-  {%- for field in ['utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'utm_term', 'gclid', 'msclkid', 'fbclid', 'external_referrer_host'] %}
+  {%- for field in calltrail.source_signature_columns() %}
         nullif({{ dbt.split_part(signature, "'#'", loop.index) }}, '') as {{ referrer_host_as if field == 'external_referrer_host' else field }}{{ "," if not loop.last }}
   {%- endfor %}
+{%- endmacro %}
+
+{#- A session's key: its visitor's BizibleId and the id of the event that starts it. -#}
+{% macro session_key(bizible_id, first_event_id) -%}
+  {{ dbt.concat([bizible_id, "':'", first_event_id]) }}
 {%- endmacro %}

@@ -10,15 +10,11 @@
 {%- endif -%}
 {%- set anchor_column = 'session_start_at' if anchor == 'session_start' else 'session_last_event_at' -%}
 
+{%- set task_columns = ['task_id', 'bizible_id', 'is_call', 'task_type_clean', 'subject', 'call_at'] %}
+
 with tasks as (
 
-    select
-        task_id,
-        bizible_id,
-        is_call,
-        task_type_clean,
-        subject,
-        call_at
+    select {{ task_columns | join(', ') }}
     from {{ ref('stg_salesforce__tasks') }}
     where bizible_id_status = 'valid'
 
@@ -32,8 +28,7 @@ sessions as (
 
 candidate as (
 
-    {{ calltrail.candidate_sessions('tasks', 'sessions',
-        ['task_id', 'bizible_id', 'is_call', 'task_type_clean', 'subject', 'call_at']) }}
+    {{ calltrail.candidate_sessions('tasks', 'sessions', task_columns) }}
 
 ),
 

@@ -32,21 +32,14 @@ with parsed as (
         (
             event_type = 'page_view'
             and (
-                utm_source is not null or utm_medium is not null or utm_campaign is not null
-                or utm_content is not null or utm_term is not null
-                or gclid is not null or msclkid is not null or fbclid is not null
-                or external_referrer_host is not null
+                {%- for field in calltrail.source_signature_columns() %}
+                {{ field }} is not null{{ " or" if not loop.last }}
+                {%- endfor %}
             )
         ) as brings_source,
-        utm_source,
-        utm_medium,
-        utm_campaign,
-        utm_content,
-        utm_term,
-        gclid,
-        msclkid,
-        fbclid,
-        external_referrer_host
+        {%- for field in calltrail.source_signature_columns() %}
+        {{ field }}{{ "," if not loop.last }}
+        {%- endfor %}
     from {{ ref('stg_web__events') }} as events
 
 ),
@@ -145,7 +138,7 @@ numbered as (
 final as (
 
     select
-        {{ dbt.concat(["bizible_id", "':'", "session_first_event_id"]) }} as session_id,
+        {{ calltrail.session_key('bizible_id', 'session_first_event_id') }} as session_id,
         bizible_id,
         session_number,
         event_id,

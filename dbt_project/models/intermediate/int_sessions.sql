@@ -25,7 +25,7 @@ sessions as (
     {#- Grouped on the visitor and the session number, not on the long session id: the id is
         built once per session, from the event that starts it. -#}
     select
-        {{ dbt.concat(["bizible_id", "':'", "max(case when starts_session then event_id end)"]) }} as session_id,
+        {{ calltrail.session_key('bizible_id', 'max(case when starts_session then event_id end)') }} as session_id,
         bizible_id,
         session_number,
         min(occurred_at) as session_start_at,
@@ -43,11 +43,11 @@ sessions as (
 
 ),
 
-first_page_view_parts as (
+first_page_view as (
 
-    {#- Every session with its first page view's URL (for the landing page and the referrer page)
-        and the marketing fields from its source signature, which int_session_events built from
-        the same URL. -#}
+    {#- Every session with its first page view's URL (the landing page and the referrer page) and
+        the marketing fields from that page view's source signature, which int_session_events
+        built from the same URL. -#}
     select
         sessions.session_id,
         sessions.bizible_id,
@@ -60,42 +60,13 @@ first_page_view_parts as (
         sessions.first_form_submit_event_id,
         sessions.first_form_submit_at,
         sessions.first_form_url,
-        event_urls.page_url,
-        event_urls.referrer_url,
+        event_urls.page_url as landing_page_raw,
+        {{ calltrail.strip_utm('event_urls.page_url') }} as landing_page,
+        event_urls.referrer_url as referrer_page,
         {{ calltrail.source_signature_fields('sessions.first_page_view_signature', 'referrer_host') }}
     from sessions
     left join event_urls
         on sessions.first_page_view_event_id = event_urls.event_id
-
-),
-
-first_page_view as (
-
-    select
-        session_id,
-        bizible_id,
-        session_number,
-        session_start_at,
-        session_last_event_at,
-        events,
-        page_views,
-        form_submits,
-        first_form_submit_event_id,
-        first_form_submit_at,
-        first_form_url,
-        page_url as landing_page_raw,
-        {{ calltrail.strip_utm('page_url') }} as landing_page,
-        referrer_url as referrer_page,
-        referrer_host,
-        utm_source,
-        utm_medium,
-        utm_campaign,
-        utm_content,
-        utm_term,
-        gclid,
-        msclkid,
-        fbclid
-    from first_page_view_parts
 
 ),
 

@@ -12,8 +12,8 @@
 
 with conversions as (
 
-    {#- Positions are worked out on narrow rows (keys, times, kinds and the few Task and form
-        fields a touchpoint takes) with windows over the visitor, each step read once; the
+    {#- Positions are worked out on narrow rows (keys, times, kinds and the few Task fields a
+        touchpoint takes) with windows over the visitor, each step read once; the
         sessions' wide marketing fields are joined once, at the end. Joining everything to the
         finished rows, and steps read several times, made DuckDB hold several copies of every
         touchpoint at once (10 GB at the benchmark size). -#}
@@ -68,15 +68,14 @@ task_only_input as (
         task_type_clean as medium,
         'CRM Activity' as source,
         cast(null as {{ dbt.type_string() }}) as landing_page_raw,
-        cast(null as {{ dbt.type_string() }}) as referrer_host,
-        task_type_clean
+        cast(null as {{ dbt.type_string() }}) as referrer_host
     from {{ ref('int_calls_matched_to_sessions') }}
 
 ),
 
 task_only_channels as (
 
-    {{ calltrail.assign_channel('task_only_input', ['task_type_clean']) }}
+    {{ calltrail.assign_channel('task_only_input', ['medium']) }}
 
 ),
 
@@ -135,7 +134,7 @@ positioned_conversions as (
         ) as journey_starts_on_the_web
     from lead_creation
     left join task_only_channels
-        on coalesce(lead_creation.task_type_clean, '') = coalesce(task_only_channels.task_type_clean, '')
+        on coalesce(lead_creation.task_type_clean, '') = coalesce(task_only_channels.medium, '')
        and lead_creation.touchpoint_origin = 'task_only'
 
 ),

@@ -31,6 +31,15 @@ latest as (
 
 ),
 
+checked as (
+
+    select
+        latest.*,
+        {{ calltrail.bizible_id_status('bizible_id_raw') }} as bizible_id_status
+    from latest
+
+),
+
 final as (
 
     select
@@ -53,13 +62,13 @@ final as (
         touchpoint_date_at,
         call_at,
         bizible_id_raw,
-        {{ calltrail.bizible_id_status('bizible_id_raw') }} as bizible_id_status,
+        bizible_id_status,
         case
-            when {{ calltrail.bizible_id_status('bizible_id_raw') }} = 'valid'
+            when bizible_id_status = 'valid'
                 then {{ calltrail.normalise_bizible_id('bizible_id_raw') }}
         end as bizible_id,
         coalesce({{ var('calltrail__call_filter') }}, false) as is_call
-    from latest
+    from checked
 
 )
 
