@@ -32,8 +32,10 @@ $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
 
+# --compile-bytecode: every module is compiled once, at install (as pip does), not again in every
+# process: with PYTHONDONTWRITEBYTECODE set, importing dbt alone took 5 s instead of 3 s per command.
 $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
-	$(UV) sync --frozen --all-groups
+	$(UV) sync --frozen --all-groups --compile-bytecode
 	@touch $@
 
 run: $(VENV)/.synced
