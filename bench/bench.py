@@ -64,16 +64,14 @@ def main() -> int:
     ingest_s, ingest_mb = phase("ingest", [sys.executable, "-c", ingest_code], env)
 
     denv = {**env, **dbt_env(settings)}
-    vars_json = json.dumps(dbt_vars(settings))
+    dbt_settings = ["--project-dir", str(settings.dbt_project_dir), "--vars", json.dumps(dbt_vars(settings))]
     # Not timed: the project is parsed first with the same settings, as `calltrail setup` does for
     # Airflow, so that the timed build measures the models rather than a full parse (dbt discards
     # its partial parse whenever the vars or the profile's environment differ from the last run).
-    phase("dbt parse (not timed)", [str(BIN / "dbt"), "parse", "--project-dir", str(settings.dbt_project_dir),
-                                    "--vars", vars_json], denv)
+    phase("dbt parse (not timed)", [str(BIN / "dbt"), "parse", *dbt_settings], denv)
     build_s, build_mb = phase(
         "dbt build (seeds and models)",
-        [str(BIN / "dbt"), "build", "--resource-type", "seed", "--resource-type", "model",
-         "--project-dir", str(settings.dbt_project_dir), "--vars", vars_json], denv)
+        [str(BIN / "dbt"), "build", "--resource-type", "seed", "--resource-type", "model", *dbt_settings], denv)
 
     validate_code = (
         "from calltrail import settings; from calltrail.quality import gates; "
