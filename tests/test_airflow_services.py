@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 
 from calltrail import settings as settings_module
 from calltrail.airflow_services import Endpoint, is_loopback, service_environment
@@ -38,3 +41,52 @@ def test_beyond_loopback_a_login_is_required_even_if_asked_otherwise(tmp_path):
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin"
     passwords = json.loads((s.airflow_home / "simple_auth_manager_passwords.json").read_text())
     assert len(passwords["admin"]) >= 12
+
+
+# A stand-in for the scheduler: like Airflow's task supervisor, it runs a task in a process group
+# of its own (here with setsid) and dies on TERM without stopping it. The task ignores TERM, as a
+# task in the middle of a dbt build may, and has a child of its own (the dbt process).
+SCHEDULER = r"""
+import os, subprocess, sys, time
+task = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]], start_new_session=True)
+time.sleep(3600)
+"""
+TASK = r"""
+import signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+dbt = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+open(sys.argv[1], "w").write(str(dbt.pid))
+time.sleep(3600)
+"""
+
+
+def test_stop_ends_the_task_processes_airflow_put_in_process_groups_of_their_own(tmp_path):
+    import subprocess
+    import sys
+
+    from calltrail import airflow_services
+    from tests.airflow_live import processes_of
+
+    s = settings_module.load(calltrail_env(tmp_path))
+    s.airflow_home.mkdir(parents=True, exist_ok=True)
+    ready = tmp_path / "dbt.pid"
+    env = {"PATH": "/usr/bin:/bin", "AIRFLOW_HOME": str(s.airflow_home)}
+    scheduler = subprocess.Popen([sys.executable, "-c", SCHEDULER, TASK, str(ready)], env=env,
+                                 start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (ready.exists() and ready.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ready.read_text(), "the stand-in task did not start"
+        assert len(processes_of(s.airflow_home)) == 3  # scheduler, task, dbt
+        (s.airflow_home / airflow_services.STATE_FILE).write_text(
+            json.dumps({"groups": {"scheduler": scheduler.pid}, "url": "http://127.0.0.1:1"}))
+        said = []
+        assert airflow_services.stop(s, timeout=5, say=said.append) == ["scheduler"]
+        assert processes_of(s.airflow_home) == []
+        assert any("left running" in line for line in said), said
+        assert any("did not stop within 10 s" in line for line in said), said
+        assert not (s.airflow_home / airflow_services.STATE_FILE).exists()
+    finally:
+        for pid in processes_of(s.airflow_home):
+            os.kill(pid, signal.SIGKILL)

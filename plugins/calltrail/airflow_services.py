@@ -3,7 +3,8 @@
 LocalExecutor on the SQLite metadata database of ``make run`` (or any database given in
 ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``). Every component gets the same environment
 (:func:`calltrail.local_airflow.environment`) and runs in its own process group (``setsid``), so
-``make airflow-stop`` stops each group with ``kill -TERM -- -PGID``, and whatever it started.
+``make airflow-stop`` stops each group with ``kill -TERM -- -PGID``, and then whatever they started
+(Airflow puts each task in a process group of its own).
 
 Listening on a loopback address, the UI and API need no login (every user is an admin). On any
 other address a login is required: user ``admin`` with a password generated once into the
@@ -121,20 +122,74 @@ def group_members(pgid: int) -> list[int]:
         except PermissionError:
             pass
         return [pgid]
-    members = []
-    for stat in proc.glob("[0-9]*/stat"):
+    return [pid for pid, (_, pgrp, _) in _process_table().items() if pgrp == pgid]
+
+
+def _alive(pgid: int) -> bool:
+    return bool(group_members(pgid))
+
+
+def _process_table() -> dict[int, tuple[int, int, int]]:
+    """Live (not zombie) processes: pid -> (parent pid, process group, start time). Empty if not
+    Linux. The start time tells a process from a later one that reused its pid."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             data = stat.read_text()
         except OSError:
             continue
         fields = data[data.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members
+        if fields[0] != "Z":
+            table[int(stat.parent.name)] = (int(fields[1]), int(fields[2]), int(fields[19]))
+    return table
 
 
-def _alive(pgid: int) -> bool:
-    return bool(group_members(pgid))
+def _still_running(procs: dict[int, int]) -> dict[int, int]:
+    """Those of ``procs`` (pid -> start time) that are still alive."""
+    table = _process_table()
+    return {pid: start for pid, start in procs.items() if pid in table and table[pid][2] == start}
+
+
+def _tree(groups: set[int], known: dict[int, int]) -> dict[int, int]:
+    """The live members of ``groups``, the live ``known`` processes, and all their descendants
+    (pid -> start time).
+
+    Airflow runs each task in a process group of its own (the supervisor's ``setpgid``), so a
+    task, and the dbt or GX process it started, is not reached by TERMing the scheduler's group:
+    if its supervisor dies first, the task is reparented to PID 1 and runs on, holding the
+    warehouse's lock. So the tree is recorded while the supervisors are still alive.
+    """
+    table = _process_table()
+    found = {pid: start for pid, (_, pgrp, start) in table.items() if pgrp in groups}
+    found.update(_still_running(known))
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    todo = list(found)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found[child] = table[child][2]
+                todo.append(child)
+    return found
+
+
+def _wait(busy, seconds: float) -> bool:
+    """Poll ``busy()`` until it is false (True) or ``seconds`` have passed (False)."""
+    deadline = time.monotonic() + seconds
+    while busy():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _signal_each(pids, sig: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def running(settings: Settings) -> dict[str, int]:
@@ -197,26 +252,41 @@ def wait_healthy(url: str, groups: dict[str, int], wait_seconds: float) -> dict:
 
 
 def stop(settings: Settings, *, timeout: float = 30, say=print) -> list[str]:
-    """TERM every process group started by :func:`start`, then KILL what is left after ``timeout``."""
+    """TERM every process group started by :func:`start`, then KILL what is left after ``timeout``.
+
+    Task processes that Airflow put in groups of their own, and what they started, are stopped
+    too: TERM once their component is gone, KILL after 10 s more.
+    """
     path = _state_path(settings)
     if not path.exists():
         return []
     groups = json.loads(path.read_text()).get("groups", {})
+    pgids = set(groups.values())
+    tree = _tree(pgids, {})
     for name, pgid in groups.items():
         if _alive(pgid):
             os.killpg(pgid, signal.SIGTERM)
             say(f"  stopping {name} (process group {pgid})")
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_alive(p) for p in groups.values()):
+    while time.monotonic() < deadline and any(_alive(p) for p in pgids):
+        tree = _tree(pgids, tree) | tree
         time.sleep(0.5)
+    tree = _tree(pgids, tree) | tree
     for name, pgid in groups.items():
         if _alive(pgid):
             say(f"  {name} did not stop within {timeout:.0f} s: killing process group {pgid}")
             os.killpg(pgid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in groups.values()):
-        time.sleep(0.2)
-    for pgid in groups.values():  # reap our direct children, if this process started them
+    _wait(lambda: any(_alive(p) for p in pgids), 10)
+    orphans = _tree(set(), tree)
+    if orphans:
+        say(f"  stopping {len(orphans)} task process(es) the scheduler left running: {sorted(orphans)}")
+        _signal_each(orphans, signal.SIGTERM)
+        if not _wait(lambda: _still_running(orphans), 10):
+            left = _still_running(orphans)
+            say(f"  killing task process(es) that did not stop within 10 s: {sorted(left)}")
+            _signal_each(left, signal.SIGKILL)
+            _wait(lambda: _still_running(left), 10)
+    for pgid in pgids:  # reap our direct children, if this process started them
         try:
             os.waitpid(pgid, os.WNOHANG)
         except ChildProcessError:
