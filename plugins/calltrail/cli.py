@@ -30,7 +30,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from calltrail.demo.generate import generate
 
     started = time.monotonic()
-    truth = generate(settings.landing_dir, visitors=args.visitors, seed=args.seed)
+    truth = generate(settings.landing_dir, visitors=args.visitors, seed=args.seed, call_share=args.call_share)
     t = truth.as_dict()
     _say(f"demo data: {t['visitors']:,} visitors, {t['web_rows_written']:,} web rows, "
          f"{t['task_records_written'] + t['task_versions_in_updates']:,} Task records "
@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="write the deterministic demo data set into the landing folder")
     demo.add_argument("--visitors", type=int, default=None, help="number of visitors (default CALLTRAIL_DEMO_VISITORS)")
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--call-share", type=float, default=None,
+                      help="share of visitors who call, 0 to 1 (default 0.64: every case shows up in a small set)")
     sub.add_parser("run", help="ingest, transform and validate end to end with airflow dags test; print a summary")
     sub.add_parser("setup", help="prepare the Airflow metadata database, the pools and the dbt manifest")
     af = sub.add_parser("airflow", help="start, stop or check the local Airflow (api-server, scheduler, "
@@ -194,6 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if args.command == "demo" and args.visitors is None:
         args.visitors = settings.demo_visitors
+    if args.command == "demo" and args.call_share is None:
+        from calltrail.demo.generate import DEMO_CALL_SHARE
+
+        args.call_share = DEMO_CALL_SHARE
+    if args.command == "demo" and not 0 <= args.call_share <= 1:
+        parser.error(f"--call-share must be between 0 and 1, got {args.call_share}")
     handler = {"demo": cmd_demo, "run": cmd_run, "setup": cmd_setup, "summary": cmd_summary,
                "airflow": cmd_airflow}[args.command]
     return handler(settings, args)

@@ -51,3 +51,44 @@ def test_the_demo_covers_every_case_the_pipeline_must_handle(tmp_path):
                    "https://www.linkedin.com/feed/", "https://www.g2.example/", '"referrer_url":null'):
         assert marker in web, f"no visitor arrives with {marker}"
     assert truth["web_rows_bad"] and truth["web_duplicate_rows"] > 0
+
+
+def test_call_share_sets_the_share_of_visitors_who_call(tmp_path):
+    visitors = 3000
+    demo = generate(tmp_path / "demo", visitors=visitors).as_dict()
+    third = generate(tmp_path / "third", visitors=visitors, call_share=0.33).as_dict()
+    nobody = generate(tmp_path / "none", visitors=visitors, call_share=0.0).as_dict()
+
+    def calling(truth):
+        return sum(n for s, n in truth["scenarios"].items() if s not in ("browse_only", "form_only")) / visitors
+
+    assert abs(calling(demo) - 0.64) < 0.03
+    assert abs(calling(third) - 0.33) < 0.03
+    assert calling(nobody) == 0 and nobody["tasks"].get("call_tasks", 0) == 0
+    # Fewer callers, fewer Tasks; the visitors who do not call keep their mix (browse : form = 26 : 10).
+    assert third["tasks"]["call_tasks"] < 0.6 * demo["tasks"]["call_tasks"]
+    assert abs(third["scenarios"]["browse_only"] / third["scenarios"]["form_only"] - 2.6) < 0.4
+    recorded = json.loads((tmp_path / "third" / "_demo" / "truth.json").read_text())
+    assert recorded["call_share"] == 0.33
+
+
+def test_a_call_share_outside_0_to_1_is_refused_before_anything_is_cleared(tmp_path):
+    import pytest
+
+    generate(tmp_path, visitors=50)
+    before = digest(tmp_path)
+    with pytest.raises(ValueError, match="call_share must be between 0 and 1"):
+        generate(tmp_path, visitors=50, call_share=1.5)
+    assert digest(tmp_path) == before
+
+
+def test_calltrail_demo_takes_a_call_share_and_refuses_one_outside_0_to_1(tmp_path):
+    from tests.airflow_env import BIN, calltrail_env, run
+
+    env = calltrail_env(tmp_path)
+    ok = run([str(BIN / "calltrail"), "demo", "--visitors", "40", "--call-share", "0.2"], env)
+    assert ok.returncode == 0, ok.stderr
+    truth = json.loads((tmp_path / "data" / "landing" / "_demo" / "truth.json").read_text())
+    assert truth["visitors"] == 40 and truth["call_share"] == 0.2
+    bad = run([str(BIN / "calltrail"), "demo", "--visitors", "40", "--call-share", "64"], env)
+    assert bad.returncode == 2 and "--call-share must be between 0 and 1, got 64.0" in bad.stderr

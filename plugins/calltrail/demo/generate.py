@@ -74,6 +74,10 @@ SCENARIOS = {  # what a visitor does, with weights
     "call_upper_case_bizible_id": 2,
     "call_gains_bizible_id_later": 2,
 }
+# The scenarios in which the visitor never calls. Every other scenario has one call or two.
+CALL_FREE_SCENARIOS = ("browse_only", "form_only")
+# The demo's share of visitors who call (0.64): many, so that every case shows up in a small data set.
+DEMO_CALL_SHARE = sum(w for k, w in SCENARIOS.items() if k not in CALL_FREE_SCENARIOS) / sum(SCENARIOS.values())
 CALL_TYPES = ["Call", "Call", "Call", "Phone Call", "Inbound Call"]
 VENDORS = ["CallTrackingMetrics", "CallRail", "Invoca"]
 
@@ -101,6 +105,18 @@ class Truth:
             "task_versions_in_updates": self.task_versions_in_updates,
             "scenarios": dict(sorted(self.scenarios.items())), "tasks": dict(sorted(self.tasks.items())),
         }
+
+
+def scenario_weights(call_share: float = DEMO_CALL_SHARE) -> dict[str, float]:
+    """SCENARIOS reweighted so that ``call_share`` of the visitors call; each group keeps its mix."""
+    if not 0 <= call_share <= 1:
+        raise ValueError(f"call_share must be between 0 and 1, got {call_share}")
+    if call_share == DEMO_CALL_SHARE:
+        return dict(SCENARIOS)  # the integer weights, so the demo's bytes do not depend on rounding
+    calling = sum(w for k, w in SCENARIOS.items() if k not in CALL_FREE_SCENARIOS)
+    free = sum(SCENARIOS.values()) - calling
+    return {k: w * ((1 - call_share) / free if k in CALL_FREE_SCENARIOS else call_share / calling)
+            for k, w in SCENARIOS.items()}
 
 
 def _sf_time(value: datetime) -> str:
@@ -153,8 +169,11 @@ class _Writer:
 
 
 class Generator:
-    def __init__(self, landing: Path, visitors: int, seed: int, start: datetime, days: int) -> None:
+    def __init__(self, landing: Path, visitors: int, seed: int, start: datetime, days: int,
+                 call_share: float = DEMO_CALL_SHARE) -> None:
         self.rng = random.Random(seed)
+        self.weights = scenario_weights(call_share)
+        self.call_share = call_share
         self.landing = landing
         self.visitors = visitors
         self.start = start
@@ -288,7 +307,7 @@ class Generator:
         return self.rng.choices(list(CHANNEL_WEIGHTS), weights=list(CHANNEL_WEIGHTS.values()))[0]
 
     def visitor(self, n: int) -> None:
-        scenario = self.rng.choices(list(SCENARIOS), weights=list(SCENARIOS.values()))[0]
+        scenario = self.rng.choices(list(self.weights), weights=list(self.weights.values()))[0]
         self.truth.scenarios[scenario] += 1
         bid = self._bizible_id()
         # Sessions start between 08:00 and 20:00 UTC on a random day of the period.
@@ -361,7 +380,8 @@ class Generator:
                     log.info("generated %d of %d visitors", n + 1, self.visitors)
         finally:
             self.out.close()
-        (self.out.truth_dir / "truth.json").write_text(json.dumps(self.truth.as_dict(), indent=2) + "\n")
+        truth = {**self.truth.as_dict(), "call_share": self.call_share}
+        (self.out.truth_dir / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
         return self.truth
 
 
@@ -377,12 +397,15 @@ def clear(landing: Path) -> None:
 
 
 def generate(landing: Path, *, visitors: int = 400, seed: int = 7,
-             start: datetime = datetime(2026, 11, 1, tzinfo=UTC), days: int = 21) -> Truth:
-    """Write the demo data set for ``visitors`` visitors; the same arguments give the same bytes."""
+             start: datetime = datetime(2026, 11, 1, tzinfo=UTC), days: int = 21,
+             call_share: float = DEMO_CALL_SHARE) -> Truth:
+    """Write the demo data set for ``visitors`` visitors, ``call_share`` of whom call; the same
+    arguments give the same bytes."""
     if visitors < 1:
         raise ValueError("visitors must be at least 1")
+    scenario_weights(call_share)  # checks it before anything is cleared
     clear(landing)
-    return Generator(landing, visitors, seed, start, days).run()
+    return Generator(landing, visitors, seed, start, days, call_share).run()
 
 
 def iter_truth_tasks(landing: Path) -> Iterator[dict[str, Any]]:
