@@ -80,3 +80,21 @@
   (array_agg({{ expr }}) filter (where {{ expr }} is not null) {{ window }})[
       count({{ expr }}) {{ window }}]
 {%- endmacro %}
+
+{#- An aggregate: the value of `expr` on the row with the smallest `key`, ignoring rows whose key is
+    null; the value itself may be null. Keys must be unique within a group (a position). -#}
+{% macro first_by(expr, key) -%}
+  {{ return(adapter.dispatch('first_by', 'calltrail')(expr, key)) }}
+{%- endmacro %}
+
+{% macro default__first_by(expr, key) -%}
+  (array_agg({{ expr }} order by {{ key }}) filter (where {{ key }} is not null))[1]
+{%- endmacro %}
+
+{% macro duckdb__first_by(expr, key) -%}
+  arg_min_null({{ expr }}, {{ key }})
+{%- endmacro %}
+
+{% macro spark__first_by(expr, key) -%}
+  min_by({{ expr }}, {{ key }})
+{%- endmacro %}

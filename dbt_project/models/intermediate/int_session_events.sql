@@ -8,9 +8,12 @@
     the latest "anchor" (an event that starts after a gap, or that brings a source), so every step
     is a window over the visitor's events in one order. Form submits split only on inactivity.
 
-    The session's first page view (whose URL gives the session its marketing fields) and first
-    form submit (the only one that can own the session) are flagged here, from running counts over
-    the same windows, so that int_sessions needs no join of every event back to its session.
+    Each event also gets its position in the visitor's order (1, 2, 3, ...: earliest first, a page
+    view before a form submit at the same moment, then the lowest event id), so that int_sessions
+    picks each session's first page view (whose URL gives the session its marketing fields) and
+    first form submit (the only one that can own the session) in its GROUP BY, with no join of
+    every event back to its session. Running counts and last values over the windows for the same
+    flags cost 2 s more at the make bench size.
 
     A view: int_sessions is its only reader, so the events are sessionised inside that model's
     query and never written out (writing and re-reading 10 M rows cost more than the windows).
@@ -75,14 +78,7 @@ gaps as (
         brings_source,
         source_signature,
         lag(occurred_at) over (partition by {{ visitor }} order by {{ in_order }}) as previous_event_at,
-        {#- Counts are cast to integers: DuckDB sums into 128-bit integers, which the later windows
-            would carry and sort. #}
-        cast(sum(case when event_type = 'page_view' then 1 else 0 end) over (
-            partition by {{ visitor }} order by {{ in_order }} rows between unbounded preceding and current row
-        ) as {{ dbt.type_int() }}) as page_views_so_far,
-        cast(sum(case when event_type = 'form_submit' then 1 else 0 end) over (
-            partition by {{ visitor }} order by {{ in_order }} rows between unbounded preceding and current row
-        ) as {{ dbt.type_int() }}) as form_submits_so_far
+        row_number() over (partition by {{ visitor }} order by {{ in_order }}) as event_position
     from events
 
 ),
@@ -124,13 +120,7 @@ numbered as (
             partition by {{ visitor }} order by {{ in_order }} rows between unbounded preceding and current row
         ) as {{ dbt.type_int() }}) as session_number,
         {{ calltrail.last_non_null("case when starts_session then event_id end", visitor, in_order,
-                                   include_current=true) }} as session_first_event_id,
-        {{ calltrail.last_non_null(
-            "case when starts_session then page_views_so_far - (case when event_type = 'page_view' then 1 else 0 end) end",
-            visitor, in_order, include_current=true) }} as page_views_before_session,
-        {{ calltrail.last_non_null(
-            "case when starts_session then form_submits_so_far - (case when event_type = 'form_submit' then 1 else 0 end) end",
-            visitor, in_order, include_current=true) }} as form_submits_before_session
+                                   include_current=true) }} as session_first_event_id
     from starts
 
 ),
@@ -148,14 +138,7 @@ final as (
         brings_source,
         source_signature,
         starts_session,
-        (
-            event_type = 'page_view'
-            and page_views_so_far = page_views_before_session + 1
-        ) as is_first_page_view,
-        (
-            event_type = 'form_submit'
-            and form_submits_so_far = form_submits_before_session + 1
-        ) as is_first_form_submit
+        event_position
     from numbered
 
 )

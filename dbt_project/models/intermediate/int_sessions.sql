@@ -1,12 +1,15 @@
 {#- One row per web session, with the marketing fields of its first page view and its channel.
 
     The sessions are grouped from int_session_events (a view, so the sessionisation runs inside
-    this model's query). The first page view is flagged there (earliest page view, then lowest
-    event id, the sessionisation order), and its utm_* values, click ids and external referrer
-    come out of its source signature: parsing the URLs of 3.5 million first page views again cost
-    more than the sessionisation's windows (make bench). Only those events' URLs are read back
+    this model's query). The first page view is the session's page view with the lowest position
+    there (earliest, then lowest event id: the sessionisation order). Its utm_* values, click ids
+    and external referrer come out of its source signature: parsing the URLs of 3.5 million first
+    page views again cost more than the sessionisation's windows (make bench). Only those events' URLs are read back
     from stg_web__events, for the landing and referrer pages. Search engines and channels are
     looked up once per distinct value, not once per session. -#}
+
+{%- set page_view_position = "case when event_type = 'page_view' then event_position end" -%}
+{%- set form_submit_position = "case when event_type = 'form_submit' then event_position end" -%}
 
 with session_events as (
 
@@ -33,11 +36,13 @@ sessions as (
         count(*) as events,
         sum(case when event_type = 'page_view' then 1 else 0 end) as page_views,
         sum(case when event_type = 'form_submit' then 1 else 0 end) as form_submits,
-        max(case when is_first_page_view then event_id end) as first_page_view_event_id,
-        max(case when is_first_page_view then source_signature end) as first_page_view_signature,
-        max(case when is_first_form_submit then event_id end) as first_form_submit_event_id,
-        max(case when is_first_form_submit then occurred_at end) as first_form_submit_at,
-        max(case when is_first_form_submit then form_url end) as first_form_url
+        {#- The session's first page view and first form submit: the value on the row with the
+            lowest position among the session's page views (form submits). #}
+        {{ calltrail.first_by('event_id', page_view_position) }} as first_page_view_event_id,
+        {{ calltrail.first_by('source_signature', page_view_position) }} as first_page_view_signature,
+        {{ calltrail.first_by('event_id', form_submit_position) }} as first_form_submit_event_id,
+        {{ calltrail.first_by('occurred_at', form_submit_position) }} as first_form_submit_at,
+        {{ calltrail.first_by('form_url', form_submit_position) }} as first_form_url
     from session_events
     group by bizible_id, session_number
 
