@@ -239,8 +239,10 @@ final as (
         case
             when all_touchpoints.touchpoint_origin = 'task_in_session' then all_touchpoints.seconds_after_session_start
         end as seconds_after_session_start
-    from all_touchpoints
-    left join sessions
+    {#- A right join, so that the touchpoints are the build side (the right side; see profiles.yml)
+        and the sessions, more rows and wider, are streamed past them (make bench: 1 s less). #}
+    from sessions
+    right join all_touchpoints
         on all_touchpoints.session_id = sessions.session_id
 
 )
