@@ -60,7 +60,21 @@ time.sleep(3600)
 """
 
 
-def test_stop_ends_the_task_processes_airflow_put_in_process_groups_of_their_own(tmp_path):
+# A task whose supervisor died long before the stop: the stand-in scheduler starts it through a
+# process that exits at once, so the task is reparented to PID 1 while the scheduler still runs.
+SCHEDULER_WITH_AN_ORPHAN = r"""
+import os, subprocess, sys, time
+middle = subprocess.Popen([sys.executable, "-c",
+    "import subprocess, sys; subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]], start_new_session=True)",
+    sys.argv[1], sys.argv[2]])
+middle.wait()
+time.sleep(3600)
+"""
+
+
+def stop_with_a_running_task(tmp_path, scheduler_code: str) -> list[str]:
+    """Start the stand-in scheduler and its task (which ignores TERM and has a child), stop it
+    with ``stop`` and return what stop said; every process of the Airflow home must be gone."""
     import subprocess
     import sys
 
@@ -71,7 +85,8 @@ def test_stop_ends_the_task_processes_airflow_put_in_process_groups_of_their_own
     s.airflow_home.mkdir(parents=True, exist_ok=True)
     ready = tmp_path / "dbt.pid"
     env = {"PATH": "/usr/bin:/bin", "AIRFLOW_HOME": str(s.airflow_home)}
-    scheduler = subprocess.Popen([sys.executable, "-c", SCHEDULER, TASK, str(ready)], env=env,
+    (s.airflow_home / airflow_services.STATE_FILE).write_text("{}")  # written when the components start
+    scheduler = subprocess.Popen([sys.executable, "-c", scheduler_code, TASK, str(ready)], env=env,
                                  start_new_session=True)
     try:
         deadline = time.monotonic() + 30
@@ -81,12 +96,23 @@ def test_stop_ends_the_task_processes_airflow_put_in_process_groups_of_their_own
         assert len(processes_of(s.airflow_home)) == 3  # scheduler, task, dbt
         (s.airflow_home / airflow_services.STATE_FILE).write_text(
             json.dumps({"groups": {"scheduler": scheduler.pid}, "url": "http://127.0.0.1:1"}))
+        os.utime(s.airflow_home / airflow_services.STATE_FILE, (time.time() - 3, time.time() - 3))
         said = []
         assert airflow_services.stop(s, timeout=5, say=said.append) == ["scheduler"]
         assert processes_of(s.airflow_home) == []
-        assert any("left running" in line for line in said), said
-        assert any("did not stop within 10 s" in line for line in said), said
         assert not (s.airflow_home / airflow_services.STATE_FILE).exists()
+        return said
     finally:
         for pid in processes_of(s.airflow_home):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_stop_ends_the_task_processes_airflow_put_in_process_groups_of_their_own(tmp_path):
+    said = stop_with_a_running_task(tmp_path, SCHEDULER)
+    assert any("left running" in line for line in said), said
+    assert any("did not stop within 10 s" in line for line in said), said
+
+
+def test_stop_ends_a_task_that_was_orphaned_before_the_stop(tmp_path):
+    said = stop_with_a_running_task(tmp_path, SCHEDULER_WITH_AN_ORPHAN)
+    assert any("left running" in line for line in said), said

@@ -174,6 +174,30 @@ def _tree(groups: set[int], known: dict[int, int]) -> dict[int, int]:
     return found
 
 
+def _strays(home: Path, since: float) -> dict[int, int]:
+    """Orphans (parent PID 1) with this Airflow home that started after ``since`` (epoch seconds):
+    task processes whose supervisor died before ``make airflow-stop`` ran. An ``airflow`` command
+    run by hand has a shell as its parent, so it is not one of them."""
+    try:
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, StopIteration):
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    marker = f"AIRFLOW_HOME={home}".encode()
+    found = {}
+    for pid, (ppid, _, start) in _process_table().items():
+        if ppid != 1 or boot + start / tick < since:
+            continue
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in environ:
+            found[pid] = start
+    return found
+
+
 def _wait(busy, seconds: float) -> bool:
     """Poll ``busy()`` until it is false (True) or ``seconds`` have passed (False)."""
     deadline = time.monotonic() + seconds
@@ -255,12 +279,14 @@ def stop(settings: Settings, *, timeout: float = 30, say=print) -> list[str]:
     """TERM every process group started by :func:`start`, then KILL what is left after ``timeout``.
 
     Task processes that Airflow put in groups of their own, and what they started, are stopped
-    too: TERM once their component is gone, KILL after 10 s more.
+    too: TERM once their component is gone, KILL after 10 s more. So are orphans of this Airflow
+    home started since ``make airflow`` (:func:`_strays`).
     """
     path = _state_path(settings)
     if not path.exists():
         return []
     groups = json.loads(path.read_text()).get("groups", {})
+    started_at = path.stat().st_mtime - 5  # written right after the components started
     pgids = set(groups.values())
     tree = _tree(pgids, {})
     for name, pgid in groups.items():
@@ -277,7 +303,7 @@ def stop(settings: Settings, *, timeout: float = 30, say=print) -> list[str]:
             say(f"  {name} did not stop within {timeout:.0f} s: killing process group {pgid}")
             os.killpg(pgid, signal.SIGKILL)
     _wait(lambda: any(_alive(p) for p in pgids), 10)
-    orphans = _tree(set(), tree)
+    orphans = _tree(set(), tree | _strays(settings.airflow_home, started_at))
     if orphans:
         say(f"  stopping {len(orphans)} task process(es) the scheduler left running: {sorted(orphans)}")
         _signal_each(orphans, signal.SIGTERM)
