@@ -27,7 +27,8 @@ typed as (
 
 parsed as (
 
-    {#- Most page views carry no query string and no referrer: parse only when there is one. -#}
+    {#- Every URL goes through the regular expressions: wrapped in a CASE that skips URLs without
+        a query string, DuckDB ran them slower (make bench). An empty referrer is null by now. -#}
     select
         event_id,
         bizible_id_raw,
