@@ -55,7 +55,8 @@ def main() -> int:
     settings = settings_module.load(env)
     truth_file = settings.landing_dir / "_demo" / "truth.json"
     wanted = {"visitors": args.visitors, "call_share": args.call_share}
-    size_ok = truth_file.exists() and all(json.loads(truth_file.read_text()).get(k) == v for k, v in wanted.items())
+    generated = json.loads(truth_file.read_text()) if truth_file.exists() else {}
+    size_ok = all(generated.get(k) == v for k, v in wanted.items())
     if not (args.keep and size_ok):
         t, _ = phase("generate", [str(BIN / "calltrail"), "demo", "--visitors", str(args.visitors),
                                   "--call-share", str(args.call_share)], env)

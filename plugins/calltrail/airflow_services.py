@@ -144,9 +144,9 @@ def _process_table() -> dict[int, tuple[int, int, int]]:
     return table
 
 
-def _still_running(procs: dict[int, int]) -> dict[int, int]:
-    """Those of ``procs`` (pid -> start time) that are still alive."""
-    table = _process_table()
+def _still_running(procs: dict[int, int], table: dict[int, tuple[int, int, int]] | None = None) -> dict[int, int]:
+    """Those of ``procs`` (pid -> start time) that are alive in ``table`` (default: now)."""
+    table = _process_table() if table is None else table
     return {pid: start for pid, start in procs.items() if pid in table and table[pid][2] == start}
 
 
@@ -161,7 +161,7 @@ def _tree(groups: set[int], known: dict[int, int]) -> dict[int, int]:
     """
     table = _process_table()
     found = {pid: start for pid, (_, pgrp, start) in table.items() if pgrp in groups}
-    found.update(_still_running(known))
+    found.update(_still_running(known, table))
     children: dict[int, list[int]] = {}
     for pid, (ppid, _, _) in table.items():
         children.setdefault(ppid, []).append(pid)
@@ -295,9 +295,9 @@ def stop(settings: Settings, *, timeout: float = 30, say=print) -> list[str]:
             say(f"  stopping {name} (process group {pgid})")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(_alive(p) for p in pgids):
-        tree = _tree(pgids, tree) | tree
+        tree = _tree(pgids, tree)
         time.sleep(0.5)
-    tree = _tree(pgids, tree) | tree
+    tree = _tree(pgids, tree)
     for name, pgid in groups.items():
         if _alive(pgid):
             say(f"  {name} did not stop within {timeout:.0f} s: killing process group {pgid}")

@@ -116,6 +116,7 @@ numbered as (
 
     select
         starts.*,
+        {#- Cast to an integer: DuckDB sums into 128-bit integers, which the GROUP BY would carry. #}
         cast(sum(case when starts_session then 1 else 0 end) over (
             partition by {{ visitor }} order by {{ in_order }} rows between unbounded preceding and current row
         ) as {{ dbt.type_int() }}) as session_number,

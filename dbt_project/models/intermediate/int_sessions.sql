@@ -4,9 +4,9 @@
     this model's query). The first page view is the session's page view with the lowest position
     there (earliest, then lowest event id: the sessionisation order). Its utm_* values, click ids
     and external referrer come out of its source signature: parsing the URLs of 3.5 million first
-    page views again cost more than the sessionisation's windows (make bench). Only those events' URLs are read back
-    from stg_web__events, for the landing and referrer pages. Search engines and channels are
-    looked up once per distinct value, not once per session. -#}
+    page views again cost more than the sessionisation's windows (make bench). Only those events'
+    URLs are read back from stg_web__events, for the landing and referrer pages. Search engines
+    and channels are looked up once per distinct value, not once per session. -#}
 
 {%- set page_view_position = "case when event_type = 'page_view' then event_position end" -%}
 {%- set form_submit_position = "case when event_type = 'form_submit' then event_position end" -%}
