@@ -25,6 +25,7 @@ help:
 	@echo "make summary  print what is in the lake"
 	@echo "make airflow  start a local Airflow (api-server, scheduler, dag-processor, triggerer) that runs the DAGs on schedule"
 	@echo "make airflow-stop  stop every process make airflow started"
+	@echo "make bench   the benchmark (N visitors, default about 10 M page views; REPEAT build/floor runs, default 3)"
 	@echo "make clean    remove data/ (landing, lake, warehouse, Airflow home) and the virtual environment"
 
 $(CURDIR)/.tools/bin/uv:
@@ -64,7 +65,9 @@ clean:
 	rm -rf data $(VENV) .tools
 
 # Benchmark (not part of the tests): N visitors, default about ten million page views and a million
-# Tasks (bench.py generates them with a third of the visitors calling).
+# Tasks (bench.py generates them with a third of the visitors calling). The build and the floor run
+# REPEAT times each, alternately; the medians are reported.
 N ?= 2300000
+REPEAT ?= 3
 bench: $(VENV)/.synced
-	$(PY) bench/bench.py --visitors $(N)
+	$(PY) bench/bench.py --visitors $(N) --repeat $(REPEAT)

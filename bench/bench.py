@@ -5,8 +5,12 @@ The default size is the one the benchmark is specified at: about ten million pag
 million Tasks. A third of the visitors call (``--call-share``), not the demo's 64 %, which would
 give twice as many Tasks for the same page views.
 
-Each phase runs in its own process so its peak memory (max RSS) is measured on its own. The last
-line of output is one JSON object.
+Each phase runs in its own process so its peak memory (max RSS) is measured on its own. The build
+and the floor are timed ``--repeat`` times each (default 3), alternately (build, floor, build,
+floor, ...), each build on a new warehouse: these machines vary by 10 to 20 % from one minute to
+the next, and alternating puts both measurements through the same slow and fast spells. The
+reported build and floor seconds are the medians of their runs, and ``ratio`` is the median build
+over the median floor; every run is printed. The last line of output is one JSON object.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -43,7 +48,11 @@ def main() -> int:
                         help="share of visitors who call (default 0.33: about a million Tasks)")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "bench")
     parser.add_argument("--keep", action="store_true", help="reuse generated landing files of the same size")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="times the build and the floor are each run, alternately (default 3; medians are reported)")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
     data = args.data_dir.resolve()
     env = {**os.environ, "CALLTRAIL_DATA_DIR": str(data), "AIRFLOW_HOME": str(data / "airflow")}
     for key in ("CALLTRAIL_LANDING_DIR", "CALLTRAIL_LAKE_DIR", "CALLTRAIL_WAREHOUSE", "CALLTRAIL_DBT_DOCS_DIR"):
@@ -62,9 +71,7 @@ def main() -> int:
                                   "--call-share", str(args.call_share)], env)
         print(f"   generated in {t:.1f} s", flush=True)
     truth = json.loads(truth_file.read_text())
-    for folder in (settings.lake_dir, settings.warehouse.parent):
-        subprocess.run(["rm", "-rf", str(folder)], check=True)
-    settings.warehouse.parent.mkdir(parents=True)
+    subprocess.run(["rm", "-rf", str(settings.lake_dir)], check=True)
 
     ingest_code = (
         "from calltrail import settings, pipeline; s = settings.load(); "
@@ -74,21 +81,7 @@ def main() -> int:
 
     denv = {**env, **dbt_env(settings)}
     dbt_settings = ["--project-dir", str(settings.dbt_project_dir), "--vars", json.dumps(dbt_vars(settings))]
-    # Not timed: the project is parsed first with the same settings, as `calltrail setup` does for
-    # Airflow, so that the timed build measures the models rather than a full parse (dbt discards
-    # its partial parse whenever the vars or the profile's environment differ from the last run).
-    phase("dbt parse (not timed)", [str(BIN / "dbt"), "parse", *dbt_settings], denv)
-    build_s, build_mb = phase(
-        "dbt build (seeds and models)",
-        [str(BIN / "dbt"), "build", "--resource-type", "seed", "--resource-type", "model", *dbt_settings], denv)
-
-    validate_code = (
-        "from calltrail import settings; from calltrail.quality import gates; "
-        "from calltrail.quality.alerts import RunInfo; s = settings.load(); "
-        "r = gates.audit(s, RunInfo('bench', 'bench')); print({k: r[k] for k in ('checks', 'warnings', 'errors')})"
-    )
-    validate_s, validate_mb = phase("validate", [sys.executable, "-c", validate_code], env)
-
+    build_cmd = [str(BIN / "dbt"), "build", "--resource-type", "seed", "--resource-type", "model", *dbt_settings]
     floor_db = data / "floor.duckdb"
     floor_code = (
         "import duckdb, sys, pathlib; con = duckdb.connect(sys.argv[1]); "
@@ -97,13 +90,47 @@ def main() -> int:
         "con.execute(pathlib.Path(sys.argv[4]).read_text()); "
         "print(con.execute('select match_status, count(*) from floor_matches group by 1 order by 1').fetchall())"
     )
-    floor_db.unlink(missing_ok=True)
-    floor_s, floor_mb = phase("floor (one DuckDB query)", [
+    floor_cmd = [
         sys.executable, "-c", floor_code, str(floor_db),
         str(settings.lake_dir / "web_events" / "*" / "events.parquet"),
         str(settings.lake_dir / "salesforce_task" / "*" / "*" / "tasks.parquet"),
-        str(ROOT / "bench" / "floor.sql")], env)
+        str(ROOT / "bench" / "floor.sql")]
 
+    builds: list[tuple[float, float]] = []
+    floors: list[tuple[float, float]] = []
+    for run in range(1, args.repeat + 1):
+        of = f"{run} of {args.repeat}"
+        # Every build starts from an empty warehouse, as the first one does.
+        subprocess.run(["rm", "-rf", str(settings.warehouse.parent)], check=True)
+        settings.warehouse.parent.mkdir(parents=True)
+        # Not timed: the project is parsed first with the same settings, as `calltrail setup` does
+        # for Airflow, so that the timed build measures the models rather than a full parse (dbt
+        # discards its partial parse whenever the vars or the profile's environment differ from
+        # the last run).
+        if run == 1:
+            phase("dbt parse (not timed)", [str(BIN / "dbt"), "parse", *dbt_settings], denv)
+        builds.append(phase(f"dbt build (seeds and models), run {of}", build_cmd, denv))
+        floor_db.unlink(missing_ok=True)
+        floors.append(phase(f"floor (one DuckDB query), run {of}", floor_cmd, env))
+        print(f"   run {of}: build {builds[-1][0]:.1f} s, floor {floors[-1][0]:.1f} s, "
+              f"ratio {builds[-1][0] / floors[-1][0]:.2f}", flush=True)
+
+    validate_code = (
+        "from calltrail import settings; from calltrail.quality import gates; "
+        "from calltrail.quality.alerts import RunInfo; s = settings.load(); "
+        "r = gates.audit(s, RunInfo('bench', 'bench')); print({k: r[k] for k in ('checks', 'warnings', 'errors')})"
+    )
+    validate_s, validate_mb = phase("validate", [sys.executable, "-c", validate_code], env)
+
+    build_s = statistics.median(t for t, _ in builds)
+    floor_s = statistics.median(t for t, _ in floors)
+    build_mb = max(mb for _, mb in builds)
+    floor_mb = max(mb for _, mb in floors)
+    if args.repeat > 1:
+        print(f"\nbuild runs (s): {', '.join(f'{t:.1f}' for t, _ in builds)}; "
+              f"floor runs (s): {', '.join(f'{t:.1f}' for t, _ in floors)}; "
+              f"per-run ratios: {', '.join(f'{b / f:.2f}' for (b, _), (f, _) in zip(builds, floors, strict=True))}")
+        print("build and floor below: the medians of their runs; peak MB: the highest run")
     events = truth["web_events_valid"]
     tasks = truth["task_records_written"] + truth["task_versions_in_updates"]
     rows = [("ingest", ingest_s, events + tasks, ingest_mb), ("dbt build", build_s, events + tasks, build_mb),

@@ -22,6 +22,9 @@
 {{ config(materialized='view') }}
 {%- set visitor = 'bizible_id' -%}
 {%- set in_order = 'occurred_at, event_type_rank, event_id' -%}
+{#- After the first pass, the position is the same order in one integer: the later passes sort on
+    it instead of on the time, the type and the event id (a string). -#}
+{%- set by_position = 'event_position' -%}
 
 with parsed as (
 
@@ -105,7 +108,7 @@ starts as (
                 brings_source
                 and source_signature <> coalesce({{ calltrail.last_non_null(
                     "case when starts_after_gap or brings_source then source_signature end",
-                    visitor, in_order) }}, '')
+                    visitor, by_position) }}, '')
             )
         ) as starts_session
     from anchors
@@ -118,9 +121,9 @@ numbered as (
         starts.*,
         {#- Cast to an integer: DuckDB sums into 128-bit integers, which the GROUP BY would carry. #}
         cast(sum(case when starts_session then 1 else 0 end) over (
-            partition by {{ visitor }} order by {{ in_order }} rows between unbounded preceding and current row
+            partition by {{ visitor }} order by {{ by_position }} rows between unbounded preceding and current row
         ) as {{ dbt.type_int() }}) as session_number,
-        {{ calltrail.last_non_null("case when starts_session then event_id end", visitor, in_order,
+        {{ calltrail.last_non_null("case when starts_session then event_id end", visitor, by_position,
                                    include_current=true) }} as session_first_event_id
     from starts
 
