@@ -103,3 +103,21 @@ def test_calls_missing_a_bizible_id_are_listed_but_emails_are_not(built):
 def test_rebuilding_gives_the_same_touchpoints_with_the_same_ids(built):
     settings, first = built
     assert touchpoints(settings) == first
+
+
+def string_compressions(settings, table: str) -> set[str]:
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    found = {r[0] for r in con.execute(
+        f"select distinct compression from pragma_storage_info('{table}') where segment_type = 'VARCHAR'").fetchall()}
+    con.close()
+    return found
+
+
+def test_only_the_models_with_the_hooks_write_plain_strings(built):
+    # int_calls_matched_to_sessions and int_conversions set disabled_compression_methods before
+    # they are written and reset it after; the models built after them compress strings again.
+    settings, _ = built
+    for table in ("int_calls_matched_to_sessions", "int_conversions"):
+        assert not {"FSST", "DICT_FSST"} & string_compressions(settings, table), table
+    for table in ("stg_salesforce__tasks", "int_sessions", "fct_touchpoints", "rpt_touchpoints_by_channel"):
+        assert "DICT_FSST" in string_compressions(settings, table), table

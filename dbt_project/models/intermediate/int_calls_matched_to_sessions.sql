@@ -4,6 +4,9 @@
     matches when the call came at most calltrail__call_window_minutes after the anchor (inclusive):
     the session start (default) or the session's last event (calltrail__call_window_anchor =
     last_activity). Without a candidate the status is no_session. -#}
+{{ config(pre_hook={"sql": "{{ calltrail.plain_strings_on() }}", "transaction": false},
+          post_hook={"sql": "{{ calltrail.plain_strings_off() }}", "transaction": false}) }}
+
 {%- set anchor = var('calltrail__call_window_anchor') -%}
 {%- if anchor not in ['session_start', 'last_activity'] -%}
   {{ exceptions.raise_compiler_error("calltrail__call_window_anchor must be session_start or last_activity, got '" ~ anchor ~ "'") }}

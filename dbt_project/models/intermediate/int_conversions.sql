@@ -4,6 +4,8 @@
     later Task in the same session becomes a task-only touchpoint; a later form submit in the same
     session makes none, so only each session's first form submit (from int_sessions) takes part.
     Tasks that matched no session are task-only. -#}
+{{ config(pre_hook={"sql": "{{ calltrail.plain_strings_on() }}", "transaction": false},
+          post_hook={"sql": "{{ calltrail.plain_strings_off() }}", "transaction": false}) }}
 
 with tasks as (
 
