@@ -31,6 +31,7 @@ def test_on_loopback_nobody_logs_in_and_every_component_shares_the_secrets(tmp_p
     assert (again["AIRFLOW__API_AUTH__JWT_SECRET"], again["AIRFLOW__API__SECRET_KEY"]) == (
         env["AIRFLOW__API_AUTH__JWT_SECRET"], env["AIRFLOW__API__SECRET_KEY"])
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18080/execution/"
+    assert env["AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT"] == "30"
     docs = json.loads(env["AIRFLOW__COSMOS__DBT_DOCS_PROJECTS"])["calltrail"]
     assert docs["dir"] == str(s.dbt_docs_dir) and docs["index"] == "index.html"
 

@@ -64,6 +64,10 @@ def service_environment(settings: Settings, env: dict[str, str], endpoint: Endpo
         "AIRFLOW__API__PORT": str(endpoint.port),
         "AIRFLOW__API__BASE_URL": endpoint.url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{endpoint.url}/execution/",
+        # A task's first call to the execution API took 5.6 s on a 2-core machine right after the
+        # components started; the default 5 s timeout made the task retry a call the server had
+        # already carried out, and the task failed ("invalid state").
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         "AIRFLOW__API__SECRET_KEY": _secret(home / ".api_secret_key"),
         # The DAGs run on their own schedule as soon as the dag-processor has parsed them.
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
