@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-import pytest
+import os
+import shutil
+import tempfile
 
-from calltrail import settings as settings_module
-from tests.airflow_env import BIN, calltrail_env, run
-from tests.airflow_live import LiveAirflow, free_port, processes_of
+# Before anything imports Airflow: the test process gets an Airflow home and a data folder of its
+# own, so the suite neither reads nor writes the user's ~/airflow or the checkout's data/ (importing
+# Airflow creates $AIRFLOW_HOME/logs), whatever the machine and the order of the tests.
+_ISOLATED = tempfile.mkdtemp(prefix="calltrail-tests-")
+os.environ["AIRFLOW_HOME"] = os.path.join(_ISOLATED, "airflow")
+os.environ["CALLTRAIL_DATA_DIR"] = os.path.join(_ISOLATED, "data")
+
+import pytest  # noqa: E402
+
+from calltrail import settings as settings_module  # noqa: E402
+from tests.airflow_env import BIN, calltrail_env, run  # noqa: E402
+from tests.airflow_live import LiveAirflow, free_port, processes_of  # noqa: E402
 
 LIVE_TESTS = "tests/test_airflow_live.py"
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_ISOLATED, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(session, config, items):
