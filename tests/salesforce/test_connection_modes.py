@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from simple_salesforce.exceptions import SalesforceAuthenticationFailed
+from calltrail.salesforce.client import AuthenticationFailed
 
 from calltrail.salesforce.client import ResilientSalesforce, connect
 from calltrail.salesforce.extract import extract_tasks
@@ -55,7 +55,7 @@ def test_wrong_security_token_is_refused_at_login(org, tmp_path, monkeypatch):
     _, proxy = org
     use_connection(monkeypatch, login="integration@acme.example", password="s3cret",
                    extra={"security_token": "WRONG", "proxies": {"https": proxy.url}})
-    with pytest.raises(SalesforceAuthenticationFailed, match="INVALID_LOGIN"):
+    with pytest.raises(AuthenticationFailed, match="INVALID_LOGIN"):
         extract(tmp_path)
 
 

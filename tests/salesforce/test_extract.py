@@ -11,6 +11,7 @@ import pytest
 from simple_salesforce import Salesforce
 
 from calltrail.salesforce.client import (
+    DailyApiLimitExceeded,
     FieldNotReadable,
     RequestLimitExceeded,
     ResilientSalesforce,
@@ -110,24 +111,39 @@ def test_expired_session_is_re_authenticated_and_the_extraction_continues(fake, 
     assert client.reauthentications == 1
 
 
-def test_access_token_rejected_after_re_authentication_fails_with_instructions(fake, tmp_path):
-    client = client_for(fake, tokens=["stale", "still-stale"])
-    with pytest.raises(SessionRejected, match="mint a new token"):
+def test_a_session_rejected_again_right_after_a_new_login_fails_with_instructions(fake, tmp_path):
+    client = client_for(fake, tokens=["stale", "still-stale", "token-1"])
+    with pytest.raises(SessionRejected, match="even right after logging in again"):
         extract_tasks(client, SF, tmp_path / "lake", START, END)
+    assert client.logins == 2, f"one login, one renewal, then give up; saw {client.logins} logins"
+
+
+CONCURRENT_LIMIT = "ConcurrentPerOrgLongTxn Limit exceeded."
 
 
 def test_request_limit_exceeded_is_retried_with_backoff_then_succeeds(fake, tmp_path):
     fake.state.records = [task(1, START)]
-    fake.state.fail("queryAll", 403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.", times=2)
+    fake.state.fail("queryAll", 403, "REQUEST_LIMIT_EXCEEDED", CONCURRENT_LIMIT, times=2)
     client = client_for(fake)
     out = extract_tasks(client, SF, tmp_path / "lake", START, END)
     assert out.records == 1 and client.retries == 2
 
 
 def test_request_limit_exceeded_on_every_attempt_fails_clearly(fake, tmp_path):
-    fake.state.fail("queryAll", 403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.", times=5)
-    with pytest.raises(RequestLimitExceeded, match="daily|24-hour"):
+    fake.state.fail("queryAll", 403, "REQUEST_LIMIT_EXCEEDED", CONCURRENT_LIMIT, times=5)
+    with pytest.raises(RequestLimitExceeded, match="24-hour") as err:
         extract_tasks(client_for(fake), SF, tmp_path / "lake", START, END)
+    assert "after 3 attempts" in str(err.value)
+
+
+def test_daily_request_limit_hit_fails_at_once_without_retrying(fake, tmp_path):
+    fake.state.fail("queryAll", 403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.", times=5)
+    client = client_for(fake)
+    with pytest.raises(DailyApiLimitExceeded, match="daily API request limit is used up") as err:
+        extract_tasks(client, SF, tmp_path / "lake", START, END)
+    queries = [p for _, p in fake.state.requests if "/queryAll/" in p]
+    assert len(queries) == 1 and client.retries == 0, f"the daily limit cannot recover in seconds: {queries}"
+    assert "not retried" in str(err.value)
 
 
 def test_server_error_500_then_success(fake, tmp_path):
