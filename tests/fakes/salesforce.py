@@ -24,6 +24,7 @@ import socket
 import socketserver
 import ssl
 import threading
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     after_work: bool = False  # do what the request asks, then answer with the error
     broken_body: bool = False  # answer 200 with the real body, chunked, cut off half-way
+    stall_seconds: float = 0.0  # wait this long before answering normally (a client timeout)
 
 
 @dataclass
@@ -77,6 +79,8 @@ class FakeSalesforce:
     issued: int = 0
     daily_api_max: int = 15000
     daily_api_remaining: int = 15000
+    sessions_expire_after: int | None = None  # authorised API requests until every session expires
+    served_at: str = ""  # https://127.0.0.1:<port> once a FakeSalesforceServer serves this org
 
     def fail(self, endpoint: str, status: int, error_code: str, message: str, times: int = 1, *,
              headers: dict[str, str] | None = None, after_work: bool = False) -> None:
@@ -92,6 +96,12 @@ class FakeSalesforce:
         queue = self.faults.setdefault(endpoint, deque())
         for _ in range(times):
             queue.append(Fault(200, None, broken_body=True))
+
+    def stall(self, endpoint: str, seconds: float, times: int = 1) -> None:
+        """Hold the next ``times`` answers of ``endpoint`` for ``seconds`` before answering normally."""
+        queue = self.faults.setdefault(endpoint, deque())
+        for _ in range(times):
+            queue.append(Fault(200, None, stall_seconds=seconds))
 
     def issue_token(self) -> str:
         self.issued += 1
@@ -192,7 +202,9 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
             queue = state.faults.get(endpoint)
             if queue:
                 fault = queue.popleft()
-                if fault.broken_body:
+                if fault.stall_seconds:
+                    time.sleep(fault.stall_seconds)
+                elif fault.broken_body:
                     self._break_next = True
                 elif fault.after_work:
                     self._after_work = fault
@@ -211,6 +223,11 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
             if token not in state.tokens:
                 raise _ApiError(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
             state.daily_api_remaining -= 1
+            if state.sessions_expire_after is not None:
+                state.sessions_expire_after -= 1
+                if state.sessions_expire_after <= 0:
+                    state.sessions_expire_after = None
+                    state.expire_sessions()
 
         def do_GET(self) -> None:
             self._dispatch("GET")
@@ -334,8 +351,8 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
                 version, endpoint = m.group(1), m.group(2)
                 if m["cursor"]:
                     self._fault("more")
-                    # a broken answer leaves the cursor in place, so the client can ask again
-                    rows = (state.cursors.get if self._break_next else state.cursors.pop)(m["cursor"], None)
+                    # a cursor stays readable while it lives, so a client may ask for a page again
+                    rows = state.cursors.get(m["cursor"])
                     if rows is None:
                         raise _ApiError(400, [{"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}])
                     total = len(rows)
@@ -430,6 +447,7 @@ class FakeSalesforceServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
         self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        state.served_at = self.instance_url
 
     @property
     def instance_url(self) -> str:

@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import random
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -279,19 +280,23 @@ def error_text(exc: SalesforceError) -> str:
     return str(content)
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    """The innermost urllib3/socket error behind a requests exception."""
-    seen = exc
-    for _ in range(10):
-        nxt = getattr(seen, "reason", None) if isinstance(seen, urllib3.exceptions.MaxRetryError) else None
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the errors behind it (requests -> urllib3 -> socket), outermost first."""
+    chain = [exc]
+    while len(chain) < 12:
+        seen = chain[-1]
+        nxt = seen.reason if isinstance(seen, urllib3.exceptions.MaxRetryError) else None
         if nxt is None and seen.args and isinstance(seen.args[0], BaseException):
             nxt = seen.args[0]
-        if nxt is None:
-            nxt = seen.__cause__ or seen.__context__
-        if nxt is None or nxt is seen:
-            return seen
-        seen = nxt
-    return seen
+        nxt = nxt or seen.__cause__ or seen.__context__
+        if nxt is None or nxt in chain:
+            break
+        chain.append(nxt)
+    return chain
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    return _causes(exc)[-1]
 
 
 def _cannot_connect(exc: BaseException) -> str | None:
@@ -302,15 +307,15 @@ def _cannot_connect(exc: BaseException) -> str | None:
         return "did not accept the connection in time"
     if isinstance(exc, requests.exceptions.ProxyError):
         return "could not be reached through the proxy"
-    if isinstance(exc, requests.ConnectionError):
-        root = _root_cause(exc)
-        text = str(root)
-        if isinstance(root, urllib3.exceptions.NameResolutionError) or "resolve" in text.lower():
-            return "could not be resolved (DNS)"
-        if isinstance(root, ConnectionRefusedError) or "refused" in text.lower():
-            return "refused the connection"
-        if isinstance(root, urllib3.exceptions.NewConnectionError):
-            return "could not be reached"
+    if not isinstance(exc, requests.ConnectionError):
+        return None
+    chain = _causes(exc)
+    if any(isinstance(e, (urllib3.exceptions.NameResolutionError, socket.gaierror)) for e in chain):
+        return "could not be resolved (DNS)"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "refused the connection"
+    if any(isinstance(e, urllib3.exceptions.NewConnectionError) for e in chain):
+        return "could not be reached"
     return None
 
 
