@@ -161,6 +161,9 @@ def test_invalid_field_on_bizible_id_names_the_field_and_the_cause(fake, tmp_pat
         extract_tasks(client_for(fake), SF, tmp_path / "lake", START, END)
     message = str(err.value)
     assert "bizible2__BizibleId__c" in message and "package" in message and "field-level" in message
+    assert "\n" not in message, f"one line for the console: {message!r}"
+    queries = [p for _, p in fake.state.requests if "/queryAll/" in p]
+    assert len(queries) == 1, f"INVALID_FIELD cannot recover and is not retried: {queries}"
 
 
 def test_a_failed_run_writes_no_partial_partition_and_keeps_the_previous_one(fake, tmp_path):

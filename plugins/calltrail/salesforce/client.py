@@ -270,14 +270,17 @@ def error_codes(exc: SalesforceError) -> list[str]:
 
 
 def error_text(exc: SalesforceError) -> str:
+    """What Salesforce said, on one line (INVALID_FIELD messages quote the query over several)."""
     if isinstance(exc, SalesforceAuthenticationFailed):
-        return f"{exc.code}: {exc.auth_message}"
-    content = exc.content
-    if isinstance(content, list):
-        return " ".join(str(item.get("message", item)) if isinstance(item, dict) else str(item) for item in content)
-    if isinstance(content, bytes):
-        return content.decode(errors="replace")
-    return str(content)
+        text = f"{exc.code}: {exc.auth_message}"
+    elif isinstance(exc.content, list):
+        text = " ".join(str(item.get("message", item)) if isinstance(item, dict) else str(item)
+                        for item in exc.content)
+    elif isinstance(exc.content, bytes):
+        text = exc.content.decode(errors="replace")
+    else:
+        text = str(exc.content)
+    return " ".join(text.split())
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -369,6 +372,10 @@ def _origin(url: str | None) -> str:
         return "Salesforce"
     parsed = urlparse(url)
     return f"{parsed.scheme}://{parsed.netloc}" if parsed.netloc else url
+
+
+# What the API and the network raise; anything else (a calltrail error, a bug) passes through as is.
+_API_ERRORS = (SalesforceError, requests.RequestException, json.JSONDecodeError, urllib3.exceptions.HTTPError)
 
 
 # --- the resilient client ----------------------------------------------------------------------
@@ -488,9 +495,7 @@ class ResilientSalesforce:
                             sleep=self._sleep, before_sleep=self._before_sleep(what), reraise=True)
         try:
             return retrying(attempt)
-        except SalesforceExtractionError:
-            raise
-        except Exception as exc:
+        except _API_ERRORS as exc:
             raise self._final_error(what, exc, attempts) from exc
 
     def _session_message(self, what: str, exc: SalesforceError, *, renewed: bool) -> str:
