@@ -120,6 +120,7 @@ def test_a_wrong_client_secret_fails_at_once_naming_the_url_and_the_connection(o
     assert "https://acme.my.salesforce.com/services/oauth2/token" in message and "invalid_client" in message
     assert "`salesforce_default`" in message and "not retried" in message and "\n" not in message
     assert len(token_posts(state)) == 1 and delays == [], "bad credentials cannot recover: no retry, no wait"
+    assert err.value.recoverable is False, "a scheduler must not retry refused credentials either"
     assert not [p for _, p in state.requests if "/services/data/" in p], "nothing is queried without a login"
 
 
@@ -194,6 +195,7 @@ def test_a_refused_connection_fails_after_three_attempts_within_a_minute(tmp_pat
     assert str(err.value) == (f"Salesforce at https://127.0.0.1:{port} refused the connection after 3 attempts: "
                               "check the connection `salesforce_default`")
     assert len(delays) == 2 and sum(delays) < 20, f"two backoffs between three attempts, saw {delays}"
+    assert err.value.recoverable is True, "an outage may end: a scheduled retry may succeed"
     assert time.monotonic() - began < 60
 
 

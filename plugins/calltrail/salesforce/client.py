@@ -70,7 +70,13 @@ BULK_EXTRACTION_CALLS = 60
 
 
 class SalesforceExtractionError(RuntimeError):
-    """Extraction failed; the message says why and what to do."""
+    """Extraction failed; the message says why and what to do.
+
+    ``recoverable`` tells a scheduler whether running the task again later may succeed (an outage,
+    a limit) or cannot until someone changes something (credentials, the connection, a field).
+    """
+
+    recoverable = False
 
 
 class FieldNotReadable(SalesforceExtractionError):
@@ -90,11 +96,11 @@ class ConnectionMisconfigured(SalesforceExtractionError):
 
 
 class RequestLimitExceeded(SalesforceExtractionError):
-    pass
+    recoverable = True
 
 
 class DailyApiLimitExceeded(RequestLimitExceeded):
-    """The org's rolling 24-hour API request limit is used up."""
+    """The org's rolling 24-hour API request limit is used up (it frees up over hours)."""
 
 
 class ApiBudgetTooLow(RequestLimitExceeded):
@@ -102,7 +108,13 @@ class ApiBudgetTooLow(RequestLimitExceeded):
 
 
 class SalesforceUnavailable(SalesforceExtractionError):
-    pass
+    recoverable = True
+
+
+class CertificateNotTrusted(SalesforceUnavailable):
+    """The TLS certificate is not trusted: a CA bundle or proxy to fix, not an outage."""
+
+    recoverable = False
 
 
 # --- logging in --------------------------------------------------------------------------------
@@ -181,10 +193,11 @@ def credentials_from_connection(conn_id: str, login: str | None, password: str |
             )
         return made("jwt_bearer", f"{host}/services/oauth2/token", username=login, consumer_key=consumer_key,
                     privatekey=private_key, privatekey_file=private_key_file, domain=domain)
-    if login and password and security_token is not None:
+    if login and password and (security_token is not None or not (consumer_key and consumer_secret)):
+        # Legacy SOAP login(); without a security token it works only from the org's trusted IP ranges.
         return made("password", f"{host}/services/Soap/u/{version}", username=login, password=password,
-                    security_token=security_token, domain=domain, client_id=_extra(extras, "client_id"))
-    if login and password and consumer_key and consumer_secret:
+                    security_token=security_token or "", domain=domain, client_id=_extra(extras, "client_id"))
+    if login and password:
         return made("password", f"{host}/services/oauth2/token", username=login, password=password,
                     consumer_key=consumer_key, consumer_secret=consumer_secret, domain=domain)
     if consumer_key and consumer_secret:
@@ -557,7 +570,7 @@ class ResilientSalesforce:
         request = getattr(exc, "request", None)
         url = _origin(getattr(request, "url", None))
         if isinstance(exc, requests.exceptions.SSLError):
-            return SalesforceUnavailable(
+            return CertificateNotTrusted(
                 f"Salesforce at {url}: the TLS certificate is not trusted ({_root_cause(exc)}); not retried: {conn}, "
                 "and for a proxy that inspects TLS set REQUESTS_CA_BUNDLE to its CA bundle")
         how = _cannot_connect(exc)
