@@ -51,7 +51,8 @@ class Fault:
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
     after_work: bool = False  # do what the request asks, then answer with the error
-    broken_body: bool = False  # answer 200 with the real body, chunked, cut off half-way
+    broken_body: bool = False  # answer 200 with the real body, cut off half-way
+    chunked: bool = True  # a broken body is sent chunked, else with the full Content-Length
     stall_seconds: float = 0.0  # wait this long before answering normally (a client timeout)
 
 
@@ -91,11 +92,12 @@ class FakeSalesforce:
             queue.append(Fault(status, [{"message": message, "errorCode": error_code}], dict(headers or {}),
                                after_work))
 
-    def break_body(self, endpoint: str, times: int = 1) -> None:
-        """Send the next ``times`` answers of ``endpoint`` chunked and close the connection half-way."""
+    def break_body(self, endpoint: str, times: int = 1, *, chunked: bool = True) -> None:
+        """Close the connection half-way through the next ``times`` answers of ``endpoint``: chunked
+        (the last chunk never comes) or with a ``Content-Length`` the body falls short of."""
         queue = self.faults.setdefault(endpoint, deque())
         for _ in range(times):
-            queue.append(Fault(200, None, broken_body=True))
+            queue.append(Fault(200, None, broken_body=True, chunked=chunked))
 
     def stall(self, endpoint: str, seconds: float, times: int = 1) -> None:
         """Hold the next ``times`` answers of ``endpoint`` for ``seconds`` before answering normally."""
@@ -183,18 +185,22 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         _break_next = False
+        _break_chunked = True
         _after_work: Fault | None = None
 
         def _send_broken(self, data: bytes, content_type: str, headers: dict[str, str] | None) -> None:
             """A 200 whose chunked body stops half-way: the connection closes before the last chunk."""
             self.send_response(200)
             self.send_header("Content-Type", content_type)
-            self.send_header("Transfer-Encoding", "chunked")
+            if self._break_chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(len(data)))
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
             self.end_headers()
             half = data[: max(1, len(data) // 2)]
-            self.wfile.write(f"{len(half):x}\r\n".encode() + half + b"\r\n")
+            self.wfile.write(f"{len(half):x}\r\n".encode() + half + b"\r\n" if self._break_chunked else half)
             self.wfile.flush()
             self.close_connection = True
 
@@ -206,6 +212,7 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
                     time.sleep(fault.stall_seconds)
                 elif fault.broken_body:
                     self._break_next = True
+                    self._break_chunked = fault.chunked
                 elif fault.after_work:
                     self._after_work = fault
                 else:

@@ -280,6 +280,16 @@ def test_a_chunked_page_broken_off_mid_stream_is_read_again_and_the_data_is_whol
     assert len(pages) == 3 and pages[0] == pages[1], f"the broken page is asked for again: {pages}"
 
 
+def test_a_first_page_cut_short_of_its_content_length_is_read_again(fake, tmp_path):
+    fake.state.records = [task(i, START + timedelta(minutes=i)) for i in range(3)]
+    fake.state.break_body("queryAll", chunked=False)
+    client = client_for(fake)
+    out = extract_tasks(client, SF, tmp_path / "lake", START, END)
+    assert ids(lake_rows(out.partition)) == [f"00T5e00000ABC{i:03d}AAA" for i in range(3)]
+    assert client.retries == 1
+    assert len([p for _, p in fake.state.requests if "/queryAll/" in p]) == 2
+
+
 def test_a_page_that_times_out_is_asked_for_again(fake, tmp_path, monkeypatch):
     from calltrail.salesforce.client import Credentials, SalesforceConnector
 
@@ -343,3 +353,13 @@ def test_a_budget_that_covers_the_run_and_the_reserve_lets_it_run(fake, tmp_path
     fake.state.daily_api_max, fake.state.daily_api_remaining = 15000, 1600
     out = extract_tasks(client_for(fake), SF, tmp_path / "lake", START, END)
     assert out.records == 1 and fake.state.daily_api_remaining == 1598, "/limits and one query page"
+
+
+def test_a_page_broken_on_every_attempt_fails_naming_the_org_and_the_attempts(fake, tmp_path):
+    fake.state.records = [task(i, START + timedelta(minutes=i)) for i in range(5)]
+    fake.state.break_body("more", times=SF.max_attempts)
+    with pytest.raises(SalesforceUnavailable) as err:
+        extract_tasks(client_for(fake), SF, tmp_path / "lake", START, END)
+    message = str(err.value)
+    assert f"Salesforce at {fake.instance_url} failed after 3 attempts: response broken off mid-body" in message
+    assert not list((tmp_path / "lake").rglob("*.parquet")), "a failed run stores no partition"

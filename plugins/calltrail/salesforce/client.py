@@ -568,7 +568,8 @@ class ResilientSalesforce:
             return SalesforceExtractionError(f"{what}: Salesforce at {_origin(exc.url)} answered HTTP {exc.status} "
                                              f"(not retried): {error_text(exc)}")
         request = getattr(exc, "request", None)
-        url = _origin(getattr(request, "url", None))
+        url = _origin(getattr(request, "url", None) or (self._sf.base_url if self._sf is not None else None)
+                      or getattr(self._factory, "login_url", None))
         if isinstance(exc, requests.exceptions.SSLError):
             return CertificateNotTrusted(
                 f"Salesforce at {url}: the TLS certificate is not trusted ({_root_cause(exc)}); not retried: {conn}, "
