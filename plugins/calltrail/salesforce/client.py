@@ -35,17 +35,18 @@ import math
 import random
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import requests
 import urllib3.exceptions
 from simple_salesforce import Salesforce, SalesforceLogin
 from simple_salesforce.api import DEFAULT_API_VERSION
+from simple_salesforce.bulk2 import JobState
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
     SalesforceError,
@@ -53,6 +54,7 @@ from simple_salesforce.exceptions import (
     SalesforceGeneralError,
     SalesforceMalformedRequest,
     SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
 )
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
@@ -618,6 +620,36 @@ class ResilientSalesforce:
         log.info("Salesforce daily API requests: %d of %d left; this run needs about %d, reserve %d",
                  remaining, maximum, expected_calls, reserve)
         return budget
+
+
+# --- Bulk API 2.0 job housekeeping --------------------------------------------------------------
+
+
+def list_query_jobs(sf: Salesforce) -> Iterator[dict[str, Any]]:
+    """Every Bulk API 2.0 query job of the org (``GET jobs/query``, 1,000 per page)."""
+    params = {"jobType": "V2Query"}
+    while True:
+        page = sf.restful("jobs/query", params=params) or {}
+        yield from page.get("records", [])
+        locator = parse_qs(urlparse(page.get("nextRecordsUrl") or "").query).get("queryLocator")
+        if page.get("done", True) or not locator:
+            return
+        params = {"jobType": "V2Query", "queryLocator": locator[0]}
+
+
+def discard_query_job(sf: Salesforce, job: dict[str, Any]) -> None:
+    """Abort (if still running) and delete a job left by a failed attempt."""
+    path = f"jobs/query/{job['id']}"
+    log.warning("removing Bulk API 2.0 job %s (%s) left by a failed attempt", job["id"], job.get("state"))
+    if job.get("state") in (JobState.upload_complete.value, JobState.in_progress.value):
+        try:
+            sf.restful(path, method="PATCH", data=json.dumps({"state": JobState.aborted.value}))
+        except SalesforceMalformedRequest:
+            pass  # it finished meanwhile: deleting it is enough
+    try:
+        sf.restful(path, method="DELETE")
+    except SalesforceResourceNotFound:
+        pass
 
 
 def _describe(exc: BaseException | None) -> str:

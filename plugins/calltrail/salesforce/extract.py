@@ -20,15 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 from simple_salesforce import Salesforce
-from simple_salesforce.bulk2 import JobState, Operation
-from simple_salesforce.exceptions import (
-    SalesforceMalformedRequest,
-    SalesforceOperationError,
-    SalesforceResourceNotFound,
-)
+from simple_salesforce.bulk2 import Operation
+from simple_salesforce.exceptions import SalesforceOperationError
 
 from calltrail.lake.convert import DEFAULT_MEMORY_LIMIT, ConvertResult, convert
 from calltrail.lake.partitions import QUARANTINE, SALESFORCE_TASK, interval_key, replace_partition
@@ -37,6 +32,8 @@ from calltrail.salesforce.client import (
     REST_EXTRACTION_CALLS,
     ResilientSalesforce,
     SalesforceExtractionError,
+    discard_query_job,
+    list_query_jobs,
 )
 from calltrail.salesforce.tasks import contract, full_soql, incremental_soql, soql_datetime
 from calltrail.settings import SalesforceSettings
@@ -93,15 +90,15 @@ def bulk_pages(
     or a dropped connection, after which Salesforce may still have created the job) never leaves
     two jobs behind.
     """
-    known = client.call("list Bulk API 2.0 query jobs", lambda sf: {job["id"] for job in _query_jobs(sf)})
+    known = client.call("list Bulk API 2.0 query jobs", lambda sf: {job["id"] for job in list_query_jobs(sf)})
 
     with tempfile.TemporaryDirectory(prefix="calltrail-bulk-") as scratch:
 
         def one_job(sf: Salesforce) -> list[Path]:
-            for job in _query_jobs(sf):
+            for job in list_query_jobs(sf):
                 if (job["id"] not in known and job.get("object") == object_name
                         and job.get("operation") == Operation.query_all.value):
-                    _discard_job(sf, job)
+                    discard_query_job(sf, job)
             files: list[Path] = []
             try:
                 pages = getattr(sf.bulk2, object_name).query_all(soql, max_records=page_size, wait=poll_seconds)
@@ -119,33 +116,6 @@ def bulk_pages(
             with path.open(newline="", encoding="utf-8") as fh:
                 # Bulk CSV has no nulls: an empty cell is an empty field.
                 yield [{k: (v if v != "" else None) for k, v in row.items()} for row in csv.DictReader(fh)]
-
-
-def _query_jobs(sf: Salesforce) -> Iterator[dict[str, Any]]:
-    """Every Bulk API 2.0 query job of the org (``GET jobs/query``, 1,000 per page)."""
-    params = {"jobType": "V2Query"}
-    while True:
-        page = sf.restful("jobs/query", params=params) or {}
-        yield from page.get("records", [])
-        locator = parse_qs(urlparse(page.get("nextRecordsUrl") or "").query).get("queryLocator")
-        if page.get("done", True) or not locator:
-            return
-        params = {"jobType": "V2Query", "queryLocator": locator[0]}
-
-
-def _discard_job(sf: Salesforce, job: dict[str, Any]) -> None:
-    """Abort (if still running) and delete a job left by a failed attempt."""
-    path = f"jobs/query/{job['id']}"
-    log.warning("removing Bulk API 2.0 job %s (%s) left by a failed attempt", job["id"], job.get("state"))
-    if job.get("state") in (JobState.upload_complete.value, JobState.in_progress.value):
-        try:
-            sf.restful(path, method="PATCH", data=json.dumps({"state": JobState.aborted.value}))
-        except SalesforceMalformedRequest:
-            pass  # it finished meanwhile: deleting it is enough
-    try:
-        sf.restful(path, method="DELETE")
-    except SalesforceResourceNotFound:
-        pass
 
 
 def extract_tasks(
