@@ -219,3 +219,19 @@ def test_an_unresolvable_host_fails_after_three_attempts(tmp_path, monkeypatch):
                                                     r"after 3 attempts: check the connection `salesforce_default`"):
         extract_tasks(default_client(delays), SF, tmp_path / "lake", START, START + timedelta(hours=1))
     assert len(delays) == 2 and time.monotonic() - began < 60
+
+
+def test_the_retry_timeout_and_budget_settings_are_read_and_checked():
+    from calltrail.settings import ConfigurationError, load
+
+    sf = load({"CALLTRAIL_SF_CONNECT_ATTEMPTS": "2", "CALLTRAIL_SF_MAX_BACKOFF_SECONDS": "30",
+               "CALLTRAIL_SF_CONNECT_TIMEOUT_SECONDS": "5", "CALLTRAIL_SF_READ_TIMEOUT_SECONDS": "60",
+               "CALLTRAIL_SF_API_RESERVE_PERCENT": "25"}).salesforce
+    assert (sf.connect_attempts, sf.max_backoff_seconds, sf.connect_timeout_seconds, sf.read_timeout_seconds,
+            sf.api_reserve_percent) == (2, 30.0, 5.0, 60.0, 25.0)
+    defaults = load({}).salesforce
+    assert (defaults.connect_attempts, defaults.connect_timeout_seconds, defaults.api_reserve_percent) == (3, 10.0, 10.0)
+    for name, value in (("CALLTRAIL_SF_CONNECT_ATTEMPTS", "0"), ("CALLTRAIL_SF_API_RESERVE_PERCENT", "100"),
+                        ("CALLTRAIL_SF_READ_TIMEOUT_SECONDS", "0"), ("CALLTRAIL_SF_MAX_BACKOFF_SECONDS", "-1")):
+        with pytest.raises(ConfigurationError, match=name):
+            load({name: value})
