@@ -42,6 +42,7 @@ def contract(sf: SalesforceSettings) -> Contract:
         columns=STANDARD_FIELDS
         + (Column(sf.bizible_id_field), Column(sf.touchpoint_date_field, "timestamp")),
         key=("Id", "SystemModstamp"),
+        case_insensitive_headers=True,
     )
 
 
