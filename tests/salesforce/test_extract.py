@@ -363,3 +363,15 @@ def test_a_page_broken_on_every_attempt_fails_naming_the_org_and_the_attempts(fa
     message = str(err.value)
     assert f"Salesforce at {fake.instance_url} failed after 3 attempts: response broken off mid-body" in message
     assert not list((tmp_path / "lake").rglob("*.parquet")), "a failed run stores no partition"
+
+
+def test_a_session_expiring_while_a_bulk_job_runs_is_renewed_and_the_orphan_job_removed(fake, tmp_path):
+    fake.state.records = [task(i, START - timedelta(days=30) + timedelta(hours=i)) for i in range(7)]
+    fake.state.sessions_expire_after = 4  # /limits, two job lists and the create; the first poll gets 401
+    client = ResilientSalesforce(lambda: Salesforce(instance_url=fake.instance_url, session_id=fake.state.issue_token()),
+                                 max_attempts=3, backoff_seconds=0.01)
+    out = extract_tasks(client, SF, tmp_path / "lake", START, END, full_load=True, poll_seconds=0.01)
+    assert sorted(ids(lake_rows(out.partition))) == sorted(str(r["Id"]) for r in fake.state.records)
+    assert client.reauthentications == 1
+    assert len(fake.state.bulk_jobs) == 1, f"the job of the expired session is removed: {list(fake.state.bulk_jobs)}"
+    assert len([p for m, p in fake.state.requests if m == "DELETE"]) == 1
