@@ -375,3 +375,11 @@ def test_a_session_expiring_while_a_bulk_job_runs_is_renewed_and_the_orphan_job_
     assert client.reauthentications == 1
     assert len(fake.state.bulk_jobs) == 1, f"the job of the expired session is removed: {list(fake.state.bulk_jobs)}"
     assert len([p for m, p in fake.state.requests if m == "DELETE"]) == 1
+
+
+def test_limits_the_user_may_not_read_leave_the_budget_unchecked_and_the_run_goes_on(fake, tmp_path, caplog):
+    fake.state.records = [task(1, START)]
+    fake.state.fail("limits", 403, "INSUFFICIENT_ACCESS", "insufficient access rights on object id")
+    out = extract_tasks(client_for(fake), SF, tmp_path / "lake", START, END)
+    assert out.records == 1
+    assert "View Setup and Configuration" in caplog.text, "the operator is told why the budget was not checked"

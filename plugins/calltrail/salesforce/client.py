@@ -600,8 +600,21 @@ class ResilientSalesforce:
     def check_api_budget(self, expected_calls: int) -> dict[str, int]:
         """Read ``/limits`` and fail before any query when the daily API requests left cannot cover
         ``expected_calls`` plus the reserve kept for the org's other integrations."""
-        limits = self.call("read API limits", lambda sf: sf.limits())
-        daily = (limits or {}).get("DailyApiRequests") or {}
+
+        def read(sf: Salesforce) -> Any:
+            try:
+                return sf.limits()
+            except SalesforceRefusedRequest as exc:
+                if "REQUEST_LIMIT_EXCEEDED" in error_codes(exc):
+                    raise
+                log.warning("cannot read Salesforce /limits (%s): the integration user lacks the View Setup and "
+                            "Configuration permission; the daily API budget is not checked", error_text(exc))
+                return None
+
+        limits = self.call("read API limits", read)
+        if limits is None:
+            return {}
+        daily = limits.get("DailyApiRequests") or {}
         try:
             maximum, remaining = int(daily["Max"]), int(daily["Remaining"])
         except (KeyError, TypeError, ValueError):
