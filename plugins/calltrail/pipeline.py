@@ -51,7 +51,7 @@ def extract_salesforce_tasks(
     settings: Settings, start: datetime, end: datetime, *, full_load: bool = False
 ) -> dict[str, Any]:
     """Extract the interval's Tasks from the Salesforce API (connection ``salesforce_default``)."""
-    from calltrail.salesforce.client import ResilientSalesforce, connect
+    from calltrail.salesforce.client import ResilientSalesforce
     from calltrail.salesforce.extract import extract_tasks
 
     sf = settings.salesforce
@@ -60,11 +60,6 @@ def extract_salesforce_tasks(
             f"no Airflow connection {sf.conn_id!r}: Salesforce API extraction skipped; Task files in "
             f"{settings.task_landing_dir} are still ingested"
         )
-    client = ResilientSalesforce(
-        lambda: connect(sf.conn_id),
-        max_attempts=sf.max_attempts,
-        backoff_seconds=sf.backoff_seconds,
-        watched_fields=(sf.bizible_id_field, sf.touchpoint_date_field),
-    )
+    client = ResilientSalesforce.from_settings(sf)
     return extract_tasks(client, sf, settings.lake_dir, start, end, full_load=full_load,
                          memory_limit=settings.ingest_memory_limit).as_dict()

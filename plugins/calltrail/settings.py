@@ -44,6 +44,20 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _positive(env: dict[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if value == 0:
+        raise ConfigurationError(f"{name}=0 must be more than 0")
+    return value
+
+
+def _percent(env: dict[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if value >= 100:
+        raise ConfigurationError(f"{name}={value:g} must be below 100 (a share of the daily API requests)")
+    return value
+
+
 def _choice(env: dict[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = (env.get(name) or default).strip().lower()
     if value not in allowed:
@@ -62,9 +76,14 @@ class SalesforceSettings:
     bizible_id_field: str = "bizible2__BizibleId__c"
     touchpoint_date_field: str = "bizible2__Bizible_Touchpoint_Date__c"
     overlap_minutes: int = 15
-    max_attempts: int = 5
+    max_attempts: int = 5  # per API call, for what can recover (5xx, timeouts, broken bodies)
     backoff_seconds: float = 2.0
     bulk_page_size: int = 50_000
+    connect_attempts: int = 3  # per API call when the host cannot be reached at all
+    max_backoff_seconds: float = 60.0  # cap of one wait; a longer Retry-After fails the call
+    connect_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 120.0
+    api_reserve_percent: float = 10.0  # share of the org's daily API requests left to other integrations
 
 
 # Field-population checks (Great Expectations) with two thresholds each: the share of rows that
@@ -246,6 +265,11 @@ def load(env: dict[str, str] | None = None) -> Settings:
         max_attempts=_int(env, "CALLTRAIL_SF_MAX_ATTEMPTS", 5, minimum=1),
         backoff_seconds=_float(env, "CALLTRAIL_SF_BACKOFF_SECONDS", 2.0),
         bulk_page_size=_int(env, "CALLTRAIL_SF_BULK_PAGE_SIZE", 50_000, minimum=1),
+        connect_attempts=_int(env, "CALLTRAIL_SF_CONNECT_ATTEMPTS", 3, minimum=1),
+        max_backoff_seconds=_float(env, "CALLTRAIL_SF_MAX_BACKOFF_SECONDS", 60.0),
+        connect_timeout_seconds=_positive(env, "CALLTRAIL_SF_CONNECT_TIMEOUT_SECONDS", 10.0),
+        read_timeout_seconds=_positive(env, "CALLTRAIL_SF_READ_TIMEOUT_SECONDS", 120.0),
+        api_reserve_percent=_percent(env, "CALLTRAIL_SF_API_RESERVE_PERCENT", 10.0),
     )
     return Settings(
         landing_dir=_path(env, "CALLTRAIL_LANDING_DIR", data / "landing"),

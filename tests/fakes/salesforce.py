@@ -2,8 +2,14 @@
 
 It speaks the wire format simple-salesforce expects: ``query``/``queryAll`` pages with
 ``nextRecordsUrl``, Bulk 2.0 query jobs with CSV result pages, ``Sforce-Locator`` and
-``Sforce-NumberOfRecords`` headers, and Salesforce's JSON error bodies
-(``[{"message": ..., "errorCode": ...}]``). Faults are scripted per endpoint.
+``Sforce-NumberOfRecords`` headers, the job list, abort and delete, ``/limits`` with
+``DailyApiRequests`` (every API request counts against it), and Salesforce's JSON error bodies
+(``[{"message": ..., "errorCode": ...}]``). Logins: SOAP ``login()``, and ``/services/oauth2/token``
+for the client-credentials grant (HTTP Basic consumer key and secret, only on the org's My Domain)
+and the JWT bearer grant, each minting a fresh access token. Field names in SOQL are matched
+ignoring case and answered in their canonical case, as Salesforce does. Faults are scripted per
+endpoint: an error answer (optionally with ``Retry-After``, optionally after the work was done, as a
+Bulk job created behind a 500), or a chunked body broken off mid-stream.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import socket
 import socketserver
 import ssl
 import threading
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -42,6 +49,11 @@ def _parse_time(value: str) -> datetime:
 class Fault:
     status: int
     body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    after_work: bool = False  # do what the request asks, then answer with the error
+    broken_body: bool = False  # answer 200 with the real body, cut off half-way
+    chunked: bool = True  # a broken body is sent chunked, else with the full Content-Length
+    stall_seconds: float = 0.0  # wait this long before answering normally (a client timeout)
 
 
 @dataclass
@@ -63,13 +75,50 @@ class FakeSalesforce:
     jwt_public_key: bytes | None = None
     instance_host: str = "acme.my.salesforce.com"
     logins: list[str] = field(default_factory=list)
+    # OAuth client credentials: consumer key -> consumer secret of connected apps with that flow on.
+    clients: dict[str, str] = field(default_factory=dict)
+    issued: int = 0
+    daily_api_max: int = 15000
+    daily_api_remaining: int = 15000
+    sessions_expire_after: int | None = None  # authorised API requests until every session expires
+    served_at: str = ""  # https://127.0.0.1:<port> once a FakeSalesforceServer serves this org
 
-    def fail(self, endpoint: str, status: int, error_code: str, message: str, times: int = 1) -> None:
-        """Answer the next ``times`` requests to ``endpoint`` (query, queryAll, more, bulk_create,
-        bulk_status, bulk_results) with this Salesforce error."""
+    def fail(self, endpoint: str, status: int, error_code: str, message: str, times: int = 1, *,
+             headers: dict[str, str] | None = None, after_work: bool = False) -> None:
+        """Answer the next ``times`` requests to ``endpoint`` (query, queryAll, more, limits, bulk_create,
+        bulk_status, bulk_results, bulk_list) with this Salesforce error."""
         queue = self.faults.setdefault(endpoint, deque())
         for _ in range(times):
-            queue.append(Fault(status, [{"message": message, "errorCode": error_code}]))
+            queue.append(Fault(status, [{"message": message, "errorCode": error_code}], dict(headers or {}),
+                               after_work))
+
+    def break_body(self, endpoint: str, times: int = 1, *, chunked: bool = True) -> None:
+        """Close the connection half-way through the next ``times`` answers of ``endpoint``: chunked
+        (the last chunk never comes) or with a ``Content-Length`` the body falls short of."""
+        queue = self.faults.setdefault(endpoint, deque())
+        for _ in range(times):
+            queue.append(Fault(200, None, broken_body=True, chunked=chunked))
+
+    def stall(self, endpoint: str, seconds: float, times: int = 1) -> None:
+        """Hold the next ``times`` answers of ``endpoint`` for ``seconds`` before answering normally."""
+        queue = self.faults.setdefault(endpoint, deque())
+        for _ in range(times):
+            queue.append(Fault(200, None, stall_seconds=seconds))
+
+    def issue_token(self) -> str:
+        self.issued += 1
+        token = f"00D000000000001!issued-{self.issued}"
+        self.tokens.add(token)
+        return token
+
+    def expire_sessions(self) -> None:
+        """Every access token issued so far stops working (a session timeout or a revoke)."""
+        self.tokens.clear()
+
+    def canonical(self, name: str) -> str:
+        """The field's API name in its canonical case (Salesforce ignores case in SOQL)."""
+        known = {k.lower(): k for r in self.records for k in r}
+        return known.get(name.lower(), name)
 
     def run_soql(self, soql: str, include_deleted: bool) -> list[dict[str, Any]]:
         self.soql_seen.append(soql)
@@ -78,9 +127,10 @@ class FakeSalesforce:
             raise _ApiError(400, [{"message": f"unexpected token: {soql[:40]}", "errorCode": "MALFORMED_QUERY"}])
         if "OFFSET" in soql.upper():
             raise AssertionError("calltrail must follow nextRecordsUrl, never OFFSET")
-        fields = [f.strip() for f in m["fields"].split(",")]
+        fields = [self.canonical(f.strip()) for f in m["fields"].split(",")]
+        readable = None if self.readable_fields is None else {f.lower() for f in self.readable_fields}
         for f in fields:
-            if self.readable_fields is not None and f not in self.readable_fields:
+            if readable is not None and f.lower() not in readable:
                 raise _ApiError(400, [{
                     "message": f"\n{soql[:60]}\n^\nERROR at Row:1:Column:8\nNo such column '{f}' on entity "
                                "'Task'. If you are attempting to use a custom field, be sure to append the "
@@ -94,20 +144,23 @@ class FakeSalesforce:
             if not c:
                 raise _ApiError(400, [{"message": f"fake cannot evaluate {cond!r}", "errorCode": "MALFORMED_QUERY"}])
             name, op, literal = c.groups()
+            name = self.canonical(name)
             bound = _parse_time(literal)
             compare = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "=": operator.eq}[op]
             rows = [r for r in rows if r.get(name) and compare(_parse_time(r[name]), bound)]
         if m["order"]:
-            rows.sort(key=lambda r: r.get(m["order"]) or "")
+            order = self.canonical(m["order"])
+            rows.sort(key=lambda r: r.get(order) or "")
         return [{"attributes": {"type": "Task", "url": f"/services/data/v59.0/sobjects/Task/{r['Id']}"},
                  **{f: r.get(f) for f in fields}} for r in rows]
 
 
 class _ApiError(Exception):
-    def __init__(self, status: int, body: Any) -> None:
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         super().__init__(status)
         self.status = status
         self.body = body
+        self.headers = headers or {}
 
 
 def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
@@ -120,6 +173,9 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
         def _send(self, status: int, body: Any, content_type: str = "application/json",
                   headers: dict[str, str] | None = None) -> None:
             data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            if self._break_next:
+                self._break_next = False
+                return self._send_broken(data, content_type, headers)
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
@@ -128,17 +184,57 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        _break_next = False
+        _break_chunked = True
+        _after_work: Fault | None = None
+
+        def _send_broken(self, data: bytes, content_type: str, headers: dict[str, str] | None) -> None:
+            """A 200 whose chunked body stops half-way: the connection closes before the last chunk."""
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            if self._break_chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            half = data[: max(1, len(data) // 2)]
+            self.wfile.write(f"{len(half):x}\r\n".encode() + half + b"\r\n" if self._break_chunked else half)
+            self.wfile.flush()
+            self.close_connection = True
+
         def _fault(self, endpoint: str) -> None:
             queue = state.faults.get(endpoint)
             if queue:
                 fault = queue.popleft()
-                raise _ApiError(fault.status, fault.body)
+                if fault.stall_seconds:
+                    time.sleep(fault.stall_seconds)
+                elif fault.broken_body:
+                    self._break_next = True
+                    self._break_chunked = fault.chunked
+                elif fault.after_work:
+                    self._after_work = fault
+                else:
+                    raise _ApiError(fault.status, fault.body, fault.headers)
+
+        def _done(self) -> None:
+            """Raise the fault that waited for the work to be done (a 500 after the job was created)."""
+            if self._after_work is not None:
+                fault, self._after_work = self._after_work, None
+                raise _ApiError(fault.status, fault.body, fault.headers)
 
         def _authorised(self) -> None:
             auth = self.headers.get("Authorization", "")
             token = auth.removeprefix("Bearer ").removeprefix("OAuth ").strip()
             if token not in state.tokens:
                 raise _ApiError(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+            state.daily_api_remaining -= 1
+            if state.sessions_expire_after is not None:
+                state.sessions_expire_after -= 1
+                if state.sessions_expire_after <= 0:
+                    state.sessions_expire_after = None
+                    state.expire_sessions()
 
         def do_GET(self) -> None:
             self._dispatch("GET")
@@ -146,18 +242,25 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             self._dispatch("POST")
 
+        def do_PATCH(self) -> None:
+            self._dispatch("PATCH")
+
+        def do_DELETE(self) -> None:
+            self._dispatch("DELETE")
+
         def _dispatch(self, method: str) -> None:
             url = urlparse(self.path)
             state.requests.append((method, self.path))
+            self._break_next, self._after_work = False, None
             try:
                 if method == "POST" and re.match(r"^/services/Soap/u/[\d.]+/?$", url.path):
                     return self._soap_login()
                 if method == "POST" and url.path == "/services/oauth2/token":
-                    return self._jwt_login()
+                    return self._token_login()
                 self._authorised()
                 self._route(method, url.path, parse_qs(url.query))
             except _ApiError as err:
-                self._send(err.status, err.body)
+                self._send(err.status, err.body, headers=err.headers)
 
         def _body(self) -> bytes:
             return self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -180,15 +283,44 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
                   "<loginResponse><result><metadataServerUrl>https://" + state.instance_host +
                   "/services/Soap/m/59.0/00D000000000001</metadataServerUrl><passwordExpired>false</passwordExpired>"
                   "<sandbox>false</sandbox><serverUrl>https://" + state.instance_host +
-                  "/services/Soap/u/59.0/00D000000000001</serverUrl><sessionId>" + sorted(state.tokens)[0] +
+                  "/services/Soap/u/59.0/00D000000000001</serverUrl><sessionId>" + state.issue_token() +
                   "</sessionId><userId>005000000000001</userId></result></loginResponse></soapenv:Body>"
                   "</soapenv:Envelope>")
             return self._send(200, ok, "text/xml")
 
-        def _jwt_login(self) -> None:
+        def _token_login(self) -> None:
+            """``POST /services/oauth2/token``: a form body, a JSON answer, OAuth errors as 400."""
+            form = parse_qs(self._body().decode())
+            grant = (form.get("grant_type") or [""])[0]
+            if grant == "client_credentials":
+                return self._client_credentials_login()
+            if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+                return self._jwt_login(form)
+            return self._send(400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"})
+
+        def _client_credentials_login(self) -> None:
+            import base64
+
+            host = (self.headers.get("Host") or "").split(":")[0]
+            if host in ("login.salesforce.com", "test.salesforce.com"):
+                return self._send(400, {"error": "invalid_grant",
+                                        "error_description": "request not supported on this domain"})
+            auth = self.headers.get("Authorization", "")
+            try:
+                key, secret = base64.b64decode(auth.removeprefix("Basic ")).decode().split(":", 1)
+            except ValueError:
+                key, secret = "", ""
+            if not key or state.clients.get(key) != secret:
+                return self._send(400, {"error": "invalid_client", "error_description": "invalid client credentials"})
+            state.logins.append(f"client_credentials:{key}")
+            return self._send(200, {"access_token": state.issue_token(), "signature": "fake", "scope": "api",
+                                    "instance_url": f"https://{state.instance_host}", "token_type": "Bearer",
+                                    "id": "https://login.salesforce.com/id/00D000000000001/005000000000001",
+                                    "issued_at": "1767225600000"})
+
+        def _jwt_login(self, form: dict[str, list[str]]) -> None:
             import jwt
 
-            form = parse_qs(self._body().decode())
             try:
                 assert form.get("grant_type") == ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
                 claims = jwt.decode(form["assertion"][0], state.jwt_public_key, algorithms=["RS256"],
@@ -196,9 +328,14 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
             except Exception as exc:  # any bad assertion is an invalid grant, as in Salesforce
                 return self._send(400, {"error": "invalid_grant", "error_description": f"invalid assertion: {exc}"})
             state.logins.append(f"jwt:{claims['sub']}:{claims['iss']}")
-            return self._send(200, {"access_token": sorted(state.tokens)[0], "scope": "api",
+            return self._send(200, {"access_token": state.issue_token(), "scope": "api",
                                     "instance_url": f"https://{state.instance_host}", "token_type": "Bearer",
                                     "id": "https://login.salesforce.com/id/00D000000000001/005000000000001"})
+
+        def _job_state(self, job: dict[str, Any]) -> str:
+            if job["state"]:
+                return job["state"]
+            return "JobComplete" if job["polls"] > state.polls_before_complete else "InProgress"
 
         def _page(self, rows: list[dict[str, Any]], version: str, endpoint: str) -> dict[str, Any]:
             head, rest = rows[: state.page_size], rows[state.page_size:]
@@ -210,12 +347,19 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
             return body
 
         def _route(self, method: str, path: str, query: dict[str, list[str]]) -> None:
+            if method == "GET" and re.match(r"^/services/data/v[\d.]+/limits/?$", path):
+                self._fault("limits")
+                return self._send(200, {
+                    "DailyApiRequests": {"Max": state.daily_api_max, "Remaining": state.daily_api_remaining},
+                    "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000 - len(state.bulk_jobs)},
+                    "ConcurrentAsyncGetReportInstances": {"Max": 200, "Remaining": 200}})
             m = re.match(r"^/services/data/(v[\d.]+)/(query|queryAll)/?(?P<cursor>[^/]+)?$", path)
             if m and method == "GET":
                 version, endpoint = m.group(1), m.group(2)
                 if m["cursor"]:
                     self._fault("more")
-                    rows = state.cursors.pop(m["cursor"], None)
+                    # a cursor stays readable while it lives, so a client may ask for a page again
+                    rows = state.cursors.get(m["cursor"])
                     if rows is None:
                         raise _ApiError(400, [{"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}])
                     total = len(rows)
@@ -226,21 +370,52 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
                 rows = state.run_soql(query["q"][0], include_deleted=endpoint == "queryAll")
                 return self._send(200, self._page(rows, version, endpoint))
             m = re.match(r"^/services/data/(v[\d.]+)/jobs/query/?(?P<job>[^/]+)?(?P<results>/results)?$", path)
+            if m and method == "GET" and not m["job"]:
+                self._fault("bulk_list")
+                return self._send(200, {"done": True, "nextRecordsUrl": None, "records": [
+                    {"id": job_id, "operation": job["operation"], "object": job["object"],
+                     "createdById": "005000000000001", "state": self._job_state(job), "jobType": "V2Query",
+                     "contentType": "CSV", "apiVersion": 59.0, "concurrencyMode": "Parallel"}
+                    for job_id, job in state.bulk_jobs.items()]})
             if m and method == "POST" and not m["job"]:
                 self._fault("bulk_create")
                 payload = json.loads(self._body() or b"{}")
-                rows = state.run_soql(payload["query"], include_deleted=payload["operation"] == "queryAll")
+                soql = payload["query"]
+                rows = state.run_soql(soql, include_deleted=payload["operation"] == "queryAll")
                 job_id = "750FAKE" + uuid.uuid4().hex[:11]
-                state.bulk_jobs[job_id] = {"rows": rows, "polls": 0, "operation": payload["operation"]}
-                return self._send(200, {"id": job_id, "operation": payload["operation"], "object": "Task",
+                obj = _SOQL.match(soql)["object"]
+                state.bulk_jobs[job_id] = {"rows": rows, "polls": 0, "operation": payload["operation"],
+                                           "object": obj, "query": soql, "state": None}
+                self._done()
+                return self._send(200, {"id": job_id, "operation": payload["operation"], "object": obj,
                                         "state": "UploadComplete", "contentType": "CSV"})
+            if m and m["job"] and m["job"] not in state.bulk_jobs:
+                raise _ApiError(404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
+            if m and method == "PATCH" and m["job"] and not m["results"]:
+                job = state.bulk_jobs[m["job"]]
+                wanted = json.loads(self._body() or b"{}").get("state")
+                if wanted != "Aborted" or self._job_state(job) not in ("UploadComplete", "InProgress"):
+                    raise _ApiError(400, [{"errorCode": "INVALIDJOBSTATE",
+                                           "message": f"Invalid job state: {self._job_state(job)}"}])
+                job["state"] = "Aborted"
+                return self._send(200, {"id": m["job"], "state": "Aborted", "operation": job["operation"],
+                                        "object": job["object"]})
+            if m and method == "DELETE" and m["job"] and not m["results"]:
+                job = state.bulk_jobs[m["job"]]
+                if self._job_state(job) in ("InProgress",):
+                    raise _ApiError(400, [{"errorCode": "INVALIDJOBSTATE",
+                                           "message": "Abort the job before deleting it"}])
+                del state.bulk_jobs[m["job"]]
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
             if m and method == "GET" and m["job"] and not m["results"]:
                 self._fault("bulk_status")
                 job = state.bulk_jobs[m["job"]]
                 job["polls"] += 1
-                done = job["polls"] > state.polls_before_complete
-                return self._send(200, {"id": m["job"], "operation": job["operation"],
-                                        "state": "JobComplete" if done else "InProgress"})
+                return self._send(200, {"id": m["job"], "operation": job["operation"], "object": job["object"],
+                                        "state": self._job_state(job)})
             if m and method == "GET" and m["results"]:
                 self._fault("bulk_results")
                 job = state.bulk_jobs[m["job"]]
@@ -279,6 +454,7 @@ class FakeSalesforceServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
         self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        state.served_at = self.instance_url
 
     @property
     def instance_url(self) -> str:

@@ -11,6 +11,8 @@ import pytest
 from simple_salesforce import Salesforce
 
 from calltrail.salesforce.client import (
+    ApiBudgetTooLow,
+    DailyApiLimitExceeded,
     FieldNotReadable,
     RequestLimitExceeded,
     ResilientSalesforce,
@@ -110,24 +112,39 @@ def test_expired_session_is_re_authenticated_and_the_extraction_continues(fake, 
     assert client.reauthentications == 1
 
 
-def test_access_token_rejected_after_re_authentication_fails_with_instructions(fake, tmp_path):
-    client = client_for(fake, tokens=["stale", "still-stale"])
-    with pytest.raises(SessionRejected, match="mint a new token"):
+def test_a_session_rejected_again_right_after_a_new_login_fails_with_instructions(fake, tmp_path):
+    client = client_for(fake, tokens=["stale", "still-stale", "token-1"])
+    with pytest.raises(SessionRejected, match="even right after logging in again"):
         extract_tasks(client, SF, tmp_path / "lake", START, END)
+    assert client.logins == 2, f"one login, one renewal, then give up; saw {client.logins} logins"
+
+
+CONCURRENT_LIMIT = "ConcurrentPerOrgLongTxn Limit exceeded."
 
 
 def test_request_limit_exceeded_is_retried_with_backoff_then_succeeds(fake, tmp_path):
     fake.state.records = [task(1, START)]
-    fake.state.fail("queryAll", 403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.", times=2)
+    fake.state.fail("queryAll", 403, "REQUEST_LIMIT_EXCEEDED", CONCURRENT_LIMIT, times=2)
     client = client_for(fake)
     out = extract_tasks(client, SF, tmp_path / "lake", START, END)
     assert out.records == 1 and client.retries == 2
 
 
 def test_request_limit_exceeded_on_every_attempt_fails_clearly(fake, tmp_path):
-    fake.state.fail("queryAll", 403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.", times=5)
-    with pytest.raises(RequestLimitExceeded, match="daily|24-hour"):
+    fake.state.fail("queryAll", 403, "REQUEST_LIMIT_EXCEEDED", CONCURRENT_LIMIT, times=5)
+    with pytest.raises(RequestLimitExceeded, match="24-hour") as err:
         extract_tasks(client_for(fake), SF, tmp_path / "lake", START, END)
+    assert "after 3 attempts" in str(err.value)
+
+
+def test_daily_request_limit_hit_fails_at_once_without_retrying(fake, tmp_path):
+    fake.state.fail("queryAll", 403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.", times=5)
+    client = client_for(fake)
+    with pytest.raises(DailyApiLimitExceeded, match="daily API request limit is used up") as err:
+        extract_tasks(client, SF, tmp_path / "lake", START, END)
+    queries = [p for _, p in fake.state.requests if "/queryAll/" in p]
+    assert len(queries) == 1 and client.retries == 0, f"the daily limit cannot recover in seconds: {queries}"
+    assert "not retried" in str(err.value)
 
 
 def test_server_error_500_then_success(fake, tmp_path):
@@ -144,6 +161,9 @@ def test_invalid_field_on_bizible_id_names_the_field_and_the_cause(fake, tmp_pat
         extract_tasks(client_for(fake), SF, tmp_path / "lake", START, END)
     message = str(err.value)
     assert "bizible2__BizibleId__c" in message and "package" in message and "field-level" in message
+    assert "\n" not in message, f"one line for the console: {message!r}"
+    queries = [p for _, p in fake.state.requests if "/queryAll/" in p]
+    assert len(queries) == 1, f"INVALID_FIELD cannot recover and is not retried: {queries}"
 
 
 def test_a_failed_run_writes_no_partial_partition_and_keeps_the_previous_one(fake, tmp_path):
@@ -209,3 +229,157 @@ SF_FIELDS_WITHOUT_BIZIBLE_ID = [
     "CallDisposition", "Status", "ActivityDate", "CreatedDate", "LastModifiedDate", "SystemModstamp", "IsDeleted",
     "bizible2__Bizible_Touchpoint_Date__c",
 ]
+
+
+def recording_client(server: FakeSalesforceServer, delays: list[float], **kwargs: object) -> ResilientSalesforce:
+    """A client whose backoffs are recorded instead of slept (its own settings otherwise)."""
+    options: dict[str, object] = {"max_attempts": SF.max_attempts, "backoff_seconds": SF.backoff_seconds, **kwargs}
+    return ResilientSalesforce(lambda: Salesforce(instance_url=server.instance_url, session_id="token-1"),
+                               watched_fields=(SF.bizible_id_field, SF.touchpoint_date_field),
+                               sleep=delays.append, **options)  # type: ignore[arg-type]
+
+
+def ids(rows: list[dict[str, object]]) -> list[str]:
+    return [str(r["Id"]) for r in rows]
+
+
+def test_retry_after_on_a_503_is_honoured(fake, tmp_path):
+    fake.state.records = [task(1, START)]
+    fake.state.fail("queryAll", 503, "SERVER_UNAVAILABLE", "Down for maintenance", headers={"Retry-After": "7"})
+    delays: list[float] = []
+    out = extract_tasks(recording_client(fake, delays), SF, tmp_path / "lake", START, END)
+    assert out.records == 1
+    assert len(delays) == 1 and 7 <= delays[0] <= 8, f"expected a wait of 7 s (+ jitter up to 1 s), saw {delays}"
+
+
+def test_backoff_without_retry_after_grows_with_jitter(fake, tmp_path):
+    fake.state.records = [task(1, START)]
+    fake.state.fail("queryAll", 500, "UNKNOWN_EXCEPTION", "boom", times=2)
+    delays: list[float] = []
+    extract_tasks(recording_client(fake, delays, backoff_seconds=1.0), SF, tmp_path / "lake", START, END)
+    assert len(delays) == 2
+    assert 1 <= delays[0] <= 2 and 2 <= delays[1] <= 3, f"expected 1 s then 2 s, each + up to 1 s jitter: {delays}"
+
+
+def test_a_retry_after_longer_than_the_longest_wait_fails_at_once_and_says_so(fake, tmp_path):
+    fake.state.fail("queryAll", 503, "SERVER_UNAVAILABLE", "Down for maintenance", headers={"Retry-After": "3600"})
+    delays: list[float] = []
+    with pytest.raises(SalesforceUnavailable, match=r"asked to wait 3600 s \(Retry-After\)"):
+        extract_tasks(recording_client(fake, delays), SF, tmp_path / "lake", START, END)
+    assert delays == []
+
+
+def test_a_chunked_page_broken_off_mid_stream_is_read_again_and_the_data_is_whole(fake, tmp_path):
+    fake.state.records = [task(i, START + timedelta(minutes=i)) for i in range(8)]
+    fake.state.break_body("more")
+    client = client_for(fake)
+    out = extract_tasks(client, SF, tmp_path / "lake", START, END)
+    assert ids(lake_rows(out.partition)) == [f"00T5e00000ABC{i:03d}AAA" for i in range(8)]
+    assert out.records == 8 and client.retries == 1
+    pages = [p for _, p in fake.state.requests if "01gFAKE" in p]
+    assert len(pages) == 3 and pages[0] == pages[1], f"the broken page is asked for again: {pages}"
+
+
+def test_a_first_page_cut_short_of_its_content_length_is_read_again(fake, tmp_path):
+    fake.state.records = [task(i, START + timedelta(minutes=i)) for i in range(3)]
+    fake.state.break_body("queryAll", chunked=False)
+    client = client_for(fake)
+    out = extract_tasks(client, SF, tmp_path / "lake", START, END)
+    assert ids(lake_rows(out.partition)) == [f"00T5e00000ABC{i:03d}AAA" for i in range(3)]
+    assert client.retries == 1
+    assert len([p for _, p in fake.state.requests if "/queryAll/" in p]) == 2
+
+
+def test_a_page_that_times_out_is_asked_for_again(fake, tmp_path, monkeypatch):
+    from calltrail.salesforce.client import Credentials, SalesforceConnector
+
+    fake.state.records = [task(i, START + timedelta(minutes=i)) for i in range(5)]
+    fake.state.stall("more", seconds=1.5)
+    token = Credentials("salesforce_default", "access_token",
+                        {"session_id": "token-1", "instance": fake.instance_url.removeprefix("https://")},
+                        "59.0", None, fake.instance_url)
+    connector = SalesforceConnector("salesforce_default", read_timeout=0.5, credentials=token)
+    client = ResilientSalesforce(connector, max_attempts=3, backoff_seconds=0.01)
+    out = extract_tasks(client, SF, tmp_path / "lake", START, END)
+    assert out.records == 5 and client.retries == 1
+
+
+def test_a_bulk_result_page_broken_off_mid_stream_retries_the_job_and_leaves_one(fake, tmp_path):
+    fake.state.records = [task(i, START - timedelta(days=30) + timedelta(hours=i)) for i in range(7)]
+    fake.state.break_body("bulk_results")
+    out = extract_tasks(client_for(fake), SF, tmp_path / "lake", START, END, full_load=True, poll_seconds=0.01)
+    assert sorted(ids(lake_rows(out.partition))) == sorted(str(r["Id"]) for r in fake.state.records)
+    assert len(fake.state.bulk_jobs) == 1, f"one job left in the org, saw {list(fake.state.bulk_jobs)}"
+
+
+def test_a_500_on_bulk_job_creation_after_the_job_was_created_leaves_exactly_one_job(fake, tmp_path):
+    fake.state.records = [task(i, START - timedelta(days=400) + timedelta(hours=i)) for i in range(7)]
+    fake.state.fail("bulk_create", 500, "UNKNOWN_EXCEPTION", "An unexpected error occurred.", after_work=True)
+    out = extract_tasks(client_for(fake), SF, tmp_path / "lake", START, END, full_load=True, poll_seconds=0.01)
+    assert len(lake_rows(out.partition)) == 7
+    creates = [p for m, p in fake.state.requests if m == "POST" and p.rstrip("/").endswith("/jobs/query")]
+    deletes = [p for m, p in fake.state.requests if m == "DELETE"]
+    assert len(creates) == 2 and len(deletes) == 1, f"creates {creates}, deletes {deletes}"
+    assert len(fake.state.bulk_jobs) == 1, f"exactly one job in the org, saw {list(fake.state.bulk_jobs)}"
+
+
+def test_a_lower_case_configured_field_name_gets_the_value_salesforce_sends_in_canonical_case(fake, tmp_path):
+    lower = SalesforceSettings(bizible_id_field="bizible2__bizibleid__c",
+                               touchpoint_date_field="BIZIBLE2__BIZIBLE_TOUCHPOINT_DATE__C", bulk_page_size=3)
+    fake.state.records = [task(1, START), task(2, START + timedelta(minutes=1))]
+    answered = fake.state.run_soql("SELECT bizible2__bizibleid__c FROM Task", include_deleted=True)[0]
+    assert "bizible2__BizibleId__c" in answered, f"the fake answers in canonical case as Salesforce does: {answered}"
+    for full_load in (False, True):
+        out = extract_tasks(client_for(fake), lower, tmp_path / f"lake-{full_load}", START, END,
+                            full_load=full_load, poll_seconds=0.01)
+        rows = lake_rows(out.partition)
+        assert [r["bizible2__bizibleid__c"] for r in rows] == [f"{1:032x}", f"{2:032x}"], (full_load, rows)
+        assert rows[0]["BIZIBLE2__BIZIBLE_TOUCHPOINT_DATE__C"] == datetime(2026, 3, 1, 9, 0)
+
+
+def test_a_daily_api_budget_too_low_fails_before_any_query(fake, tmp_path):
+    fake.state.records = [task(1, START)]
+    fake.state.daily_api_max, fake.state.daily_api_remaining = 15000, 1200
+    with pytest.raises(ApiBudgetTooLow) as err:
+        extract_tasks(client_for(fake), SF, tmp_path / "lake", START, END)
+    message = str(err.value)
+    assert "1199 of 15000 requests left" in message  # the /limits read is a request too and "CALLTRAIL_SF_API_RESERVE_PERCENT=10" in message
+    assert [p for _, p in fake.state.requests] == ["/services/data/v59.0/limits/"], fake.state.requests
+    assert not (tmp_path / "lake" / "salesforce_task").exists()
+
+
+def test_a_budget_that_covers_the_run_and_the_reserve_lets_it_run(fake, tmp_path):
+    fake.state.records = [task(1, START)]
+    fake.state.daily_api_max, fake.state.daily_api_remaining = 15000, 1600
+    out = extract_tasks(client_for(fake), SF, tmp_path / "lake", START, END)
+    assert out.records == 1 and fake.state.daily_api_remaining == 1598, "/limits and one query page"
+
+
+def test_a_page_broken_on_every_attempt_fails_naming_the_org_and_the_attempts(fake, tmp_path):
+    fake.state.records = [task(i, START + timedelta(minutes=i)) for i in range(5)]
+    fake.state.break_body("more", times=SF.max_attempts)
+    with pytest.raises(SalesforceUnavailable) as err:
+        extract_tasks(client_for(fake), SF, tmp_path / "lake", START, END)
+    message = str(err.value)
+    assert f"Salesforce at {fake.instance_url} failed after 3 attempts: response broken off mid-body" in message
+    assert not list((tmp_path / "lake").rglob("*.parquet")), "a failed run stores no partition"
+
+
+def test_a_session_expiring_while_a_bulk_job_runs_is_renewed_and_the_orphan_job_removed(fake, tmp_path):
+    fake.state.records = [task(i, START - timedelta(days=30) + timedelta(hours=i)) for i in range(7)]
+    fake.state.sessions_expire_after = 4  # /limits, two job lists and the create; the first poll gets 401
+    client = ResilientSalesforce(lambda: Salesforce(instance_url=fake.instance_url, session_id=fake.state.issue_token()),
+                                 max_attempts=3, backoff_seconds=0.01)
+    out = extract_tasks(client, SF, tmp_path / "lake", START, END, full_load=True, poll_seconds=0.01)
+    assert sorted(ids(lake_rows(out.partition))) == sorted(str(r["Id"]) for r in fake.state.records)
+    assert client.reauthentications == 1
+    assert len(fake.state.bulk_jobs) == 1, f"the job of the expired session is removed: {list(fake.state.bulk_jobs)}"
+    assert len([p for m, p in fake.state.requests if m == "DELETE"]) == 1
+
+
+def test_limits_the_user_may_not_read_leave_the_budget_unchecked_and_the_run_goes_on(fake, tmp_path, caplog):
+    fake.state.records = [task(1, START)]
+    fake.state.fail("limits", 403, "INSUFFICIENT_ACCESS", "insufficient access rights on object id")
+    out = extract_tasks(client_for(fake), SF, tmp_path / "lake", START, END)
+    assert out.records == 1
+    assert "View Setup and Configuration" in caplog.text, "the operator is told why the budget was not checked"

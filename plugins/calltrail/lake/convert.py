@@ -153,11 +153,17 @@ def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) 
                       null_padding = false)
         """
     )
-    extracts = ", ".join(
-        f"json_extract_string(case when _ok then line else '{{}}' end, {_lit('$.' + json.dumps(c.name))}) "
-        f"as {_q(c.name)}"
-        for c in contract.columns
-    )
+    keys = _json_keys(con, contract)
+
+    def extract(c: Column) -> str:
+        # Salesforce answers with a field's canonical API name, whatever case the query used: match
+        # keys ignoring case (when the contract does), and keep the value under the contract's name.
+        variants = keys.get(c.name.lower(), [c.name]) if contract.case_insensitive_headers else [c.name]
+        found = [f"json_extract_string(case when _ok then line else '{{}}' end, {_lit('$.' + json.dumps(v))})"
+                 for v in variants]
+        return (found[0] if len(found) == 1 else f"coalesce({', '.join(found)})") + f" as {_q(c.name)}"
+
+    extracts = ", ".join(extract(c) for c in contract.columns)
     con.execute(
         f"""
         create or replace temp table _raw as
@@ -173,6 +179,20 @@ def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) 
         """
     )
     return ()
+
+
+def _json_keys(con: duckdb.DuckDBPyConnection, contract: Contract) -> dict[str, list[str]]:
+    """Lower-cased key -> the spellings the file's JSON objects use (exact contract name first)."""
+    if not contract.case_insensitive_headers:
+        return {}
+    found = [row[0] for row in con.execute(
+        "select distinct unnest(json_keys(line)) from _lines "
+        "where json_valid(line) and json_type(line) = 'OBJECT'").fetchall()]
+    exact = set(contract.names)
+    keys: dict[str, list[str]] = {}
+    for key in sorted(found, key=lambda k: (k not in exact, k)):
+        keys.setdefault(key.lower(), []).append(key)
+    return keys
 
 
 def _map_columns(available: list[str], contract: Contract) -> tuple[dict[str, str], tuple[str, ...]]:

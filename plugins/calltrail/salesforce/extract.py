@@ -12,21 +12,29 @@ since the interval is the watermark, the retry extracts the same interval again.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
-import time
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from simple_salesforce.bulk2 import ColumnDelimiter, JobState, LineEnding, Operation
+from simple_salesforce import Salesforce
+from simple_salesforce.bulk2 import Operation
+from simple_salesforce.exceptions import SalesforceOperationError
 
 from calltrail.lake.convert import DEFAULT_MEMORY_LIMIT, ConvertResult, convert
 from calltrail.lake.partitions import QUARANTINE, SALESFORCE_TASK, interval_key, replace_partition
-from calltrail.salesforce.client import ResilientSalesforce, SalesforceExtractionError, bulk2_client
+from calltrail.salesforce.client import (
+    BULK_EXTRACTION_CALLS,
+    REST_EXTRACTION_CALLS,
+    ResilientSalesforce,
+    SalesforceExtractionError,
+    discard_query_job,
+    list_query_jobs,
+)
 from calltrail.salesforce.tasks import contract, full_soql, incremental_soql, soql_datetime
 from calltrail.settings import SalesforceSettings
 
@@ -70,37 +78,44 @@ def bulk_pages(
     *,
     page_size: int,
     poll_seconds: float = 2.0,
-    timeout_seconds: float = 3600.0,
-    sleep: Callable[[float], None] = time.sleep,
+    object_name: str = "Task",
 ) -> Iterator[list[dict[str, Any]]]:
-    """Bulk API 2.0 ``queryAll``: create the job, wait for it, read the CSV result pages by locator."""
-    job = client.call("bulk queryAll job", lambda sf: bulk2_client(sf).create_job(
-        Operation.query_all, soql, ColumnDelimiter.COMMA, LineEnding.LF))
-    job_id = job["id"]
-    log.info("bulk job %s created", job_id)
-    waited = 0.0
-    while True:
-        info = client.call(f"bulk job {job_id}", lambda sf: bulk2_client(sf).get_job(job_id, True))
-        state = info.get("state")
-        if state == JobState.job_complete:
-            break
-        if state in (JobState.failed, JobState.aborted):
-            raise BulkJobFailed(f"bulk job {job_id} ended {state}: {info.get('errorMessage') or info}")
-        if waited >= timeout_seconds:
-            raise BulkJobFailed(f"bulk job {job_id} still {state} after {timeout_seconds:.0f} s")
-        log.info("bulk job %s is %s; waiting", job_id, state)
-        sleep(poll_seconds)
-        waited += poll_seconds
-    locator = ""
-    while True:
-        result = client.call(f"bulk job {job_id} results",
-                             lambda sf, at=locator: bulk2_client(sf).get_query_results(job_id, at, page_size))
-        # Bulk CSV has no nulls: an empty cell is an empty field.
-        reader = csv.DictReader(io.StringIO(result["records"]))
-        yield [{k: (v if v != "" else None) for k, v in row.items()} for row in reader]
-        locator = result["locator"]
-        if not locator:
-            return
+    """Bulk API 2.0 ``queryAll`` through simple-salesforce's public API (``sf.bulk2.Task.query_all``).
+
+    The library creates the job, waits for it and yields its CSV result pages. One job is one
+    attempt: its pages are staged in a scratch folder (``TMPDIR``) and yielded only once the whole
+    job has been read, so a failure half-way retries the job without yielding a record twice.
+    Before each attempt, the query jobs created since this extraction began are listed and those
+    for this object and operation are aborted and deleted: a create that failed ambiguously (a 5xx
+    or a dropped connection, after which Salesforce may still have created the job) never leaves
+    two jobs behind.
+    """
+    known = client.call("list Bulk API 2.0 query jobs", lambda sf: {job["id"] for job in list_query_jobs(sf)})
+
+    with tempfile.TemporaryDirectory(prefix="calltrail-bulk-") as scratch:
+
+        def one_job(sf: Salesforce) -> list[Path]:
+            for job in list_query_jobs(sf):
+                if (job["id"] not in known and job.get("object") == object_name
+                        and job.get("operation") == Operation.query_all.value):
+                    discard_query_job(sf, job)
+            files: list[Path] = []
+            try:
+                pages = getattr(sf.bulk2, object_name).query_all(soql, max_records=page_size, wait=poll_seconds)
+                for number, page in enumerate(pages):
+                    path = Path(scratch) / f"page-{number:06d}.csv"
+                    path.write_text(page, encoding="utf-8")
+                    files.append(path)
+            except SalesforceOperationError as exc:
+                raise BulkJobFailed(f"Bulk API 2.0 queryAll job for {object_name} failed: {exc}") from exc
+            return files
+
+        files = client.call(f"bulk queryAll job ({object_name})", one_job)
+        log.info("bulk job read: %d result page(s)", len(files))
+        for path in files:
+            with path.open(newline="", encoding="utf-8") as fh:
+                # Bulk CSV has no nulls: an empty cell is an empty field.
+                yield [{k: (v if v != "" else None) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
 def extract_tasks(
@@ -115,6 +130,9 @@ def extract_tasks(
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> ExtractionResult:
     """Extract the Tasks of ``[start, end)`` (widened by the overlap), or all before ``end``."""
+    # Daily API budget: fail before any query when the org's remaining requests cannot cover the run.
+    client.check_api_budget(BULK_EXTRACTION_CALLS if full_load else REST_EXTRACTION_CALLS)
+
     if full_load:
         soql, mode = full_soql(sf, end), "bulk2_queryAll"
         key = f"full_{soql_datetime(end).replace('-', '').replace(':', '')}"

@@ -32,14 +32,17 @@ def contract(sf: SalesforceSettings) -> Contract:
     """Task columns in the lake: Salesforce API names, typed, timestamps in UTC.
 
     The BizibleId and touchpoint-date fields keep their configured API names, so the lake always
-    says which field a value came from. A Task without a BizibleId is valid here: it is reported
-    downstream, not quarantined.
+    says which field a value came from. Salesforce ignores case in SOQL and answers with each
+    field's canonical name (``bizible2__BizibleId__c`` for a configured ``bizible2__bizibleid__c``);
+    the contract matches names ignoring case, so the value lands under the configured name. A Task
+    without a BizibleId is valid here: it is reported downstream, not quarantined.
     """
     return Contract(
         dataset=SALESFORCE_TASK,
         columns=STANDARD_FIELDS
         + (Column(sf.bizible_id_field), Column(sf.touchpoint_date_field, "timestamp")),
         key=("Id", "SystemModstamp"),
+        case_insensitive_headers=True,
     )
 
 
