@@ -354,6 +354,7 @@ def thin_windows(frames: list[Frame], data: dict[str, Any], window: Window, q: Q
                           "judge (CALLTRAIL_DQ_WINDOW_MIN_ROWS): not judged"),
                 expected=f"{check.description}: judged over at least {window.min_rows:,} rows",
                 expectation="window"))
+            log.info("%s", outcomes[-1].describe())
     return keep, outcomes
 
 
