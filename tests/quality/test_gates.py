@@ -229,3 +229,41 @@ def test_a_failed_dbt_task_alerts_once_and_the_gates_own_failures_are_not_alerte
     assert [(a["check"], a["layer"], a["severity"]) for a in alerts] == [("dbt.fct_touchpoints.test", "dbt", "error")]
     assert "unique_fct_touchpoints_touchpoint_id: 3 rows" in alerts[0]["observed"]
     assert len(slack.posts) == 1 and "manual__dbt_failed" in slack.texts[0]
+
+
+def test_task_types_outside_the_list_are_published_and_only_warned_about_by_name_and_count(demo_build, tmp_path,
+                                                                                          channels):
+    slack, _ = channels
+    s = copy_of(demo_build, tmp_path)
+    with_touchpoint = task_ids(s, "select task_id from main.fct_touchpoints where task_id is not null order by task_id")
+    other, demo_request = with_touchpoint[:5], with_touchpoint[5:8]
+    write_task_updates(s, other, "type-other.csv", Type="'Other'")  # Salesforce's standard picklist value
+    write_task_updates(s, demo_request, "type-demo-request.csv", Type="' Demo Request '")  # the org's own
+    rebuild(s)
+
+    summary = gates.audit(s, RunInfo("calltrail_transform", "org_types"))
+    assert summary["errors"] == 0 and summary["warnings"] == 1, summary["failed"]
+    [alert] = alerts_in(s)
+    assert (alert["check"], alert["severity"], alert["layer"]) == ("touchpoint_type_known", "warn", "marts")
+    assert "'Demo Request' (3)" in alert["observed"] and "Other" not in alert["observed"], alert["observed"]
+    assert "published as they are" in alert["observed"]
+    assert len(slack.posts) == 1 and "'Demo Request' (3)" in slack.texts[0]
+
+    gates.publish(s)
+    con = duckdb.connect(str(s.warehouse), read_only=True)
+    try:
+        published = dict(con.execute("select task_id, touchpoint_type from published.fct_touchpoints "
+                                     "where task_id is not null").fetchall())
+    finally:
+        con.close()
+    assert [published[t] for t in other] == ["Other"] * 5
+    assert [published[t] for t in demo_request] == ["Demo Request"] * 3  # Task.Type trimmed
+
+    # Whatever the list says, an unexpected Type never fails the run: with only "Call" expected,
+    # Other is named too, and it is still a warning.
+    narrow = settings_module.load(calltrail_env(tmp_path, CALLTRAIL_DQ_TASK_TYPES="Call"))
+    summary = gates.audit(narrow, RunInfo("calltrail_transform", "narrow_list"))
+    assert summary["errors"] == 0 and summary["warnings"] == 1, summary["failed"]
+    last = alerts_in(narrow)[-1]
+    assert last["check"] == "touchpoint_type_known" and last["severity"] == "warn"
+    assert "'Other' (5)" in last["observed"] and "'Demo Request' (3)" in last["observed"], last["observed"]
