@@ -119,6 +119,7 @@ def test_a_week_of_calls_without_bizible_id_after_six_months_fails_the_run_and_t
     s, written = settings_for(histories, "outage", tmp_path)
     share_all_time = written["missing"] / written["calls"]
     assert share_all_time < 0.10, "the fixture must keep the all-time share under the 10 % warning"
+    assert share_all_time - 0.05 < 0.05, "an all-time trend figure must stay within the 5-point minimum change"
     audit_the_weeks_before(s)
     caplog.clear()
 
