@@ -96,7 +96,10 @@ DEFAULT_THRESHOLDS: dict[str, tuple[float, float]] = {
     "session_landing_page_population": (0.99, 0.95),
     "touchpoint_landing_page_population": (0.99, 0.95),
 }
-DEFAULT_TASK_TYPES = ("Call", "Phone Call", "Inbound Call", "Outbound Call", "Email", "Meeting")
+# Task.Type values expected as touchpoint types: Salesforce's standard picklist (Call, Email, Meeting,
+# Other) and the call types vendors write. Any other value still becomes a touchpoint type; the check
+# `touchpoint_type_known` only warns and names it, so an org adds its own values here.
+DEFAULT_TASK_TYPES = ("Call", "Phone Call", "Inbound Call", "Outbound Call", "Email", "Meeting", "Other")
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,12 @@ class QualitySettings:
         default_factory=lambda: {k: Threshold(*v) for k, v in DEFAULT_THRESHOLDS.items()})
     task_types: tuple[str, ...] = DEFAULT_TASK_TYPES
     raw_max_rows: int = 500_000  # raw-lake checks read at most this many of the newest rows per dataset
+    # The recent window: threshold checks and trend figures also run over the rows whose event time
+    # (call time, session start, event time) falls in the last ``window_days`` days before the audit.
+    window_days: int = 7
+    # A window check (and a trend share) is judged only over at least this many rows; fewer are
+    # reported as not judged, so a quiet week cannot fail the run on three calls.
+    window_min_rows: int = 100
     trend: TrendSettings = field(default_factory=TrendSettings)
     freshness: FreshnessSettings = field(default_factory=FreshnessSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
@@ -241,6 +250,8 @@ def _quality(env: dict[str, str]) -> QualitySettings:
         thresholds=thresholds,
         task_types=_list(env, "CALLTRAIL_DQ_TASK_TYPES", DEFAULT_TASK_TYPES),
         raw_max_rows=_int(env, "CALLTRAIL_DQ_RAW_MAX_ROWS", 500_000, minimum=1),
+        window_days=_int(env, "CALLTRAIL_DQ_WINDOW_DAYS", 7, minimum=1),
+        window_min_rows=_int(env, "CALLTRAIL_DQ_WINDOW_MIN_ROWS", 100, minimum=1),
         trend=trend, freshness=fresh, alerts=alerts,
     )
 

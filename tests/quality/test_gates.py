@@ -21,6 +21,9 @@ from tests.airflow_env import calltrail_env
 from tests.fakes.alerting import SlackWebhookServer, SmtpServer, dead_webhook_connection
 from tests.quality.helpers import build, rebuild, task_ids, write_task_updates
 
+# The demo's visitors arrive from 2026-11-01 for 21 days: a 21-day window ending here holds them all.
+DEMO_END = datetime(2026, 11, 22, tzinfo=UTC)
+
 
 @pytest.fixture(scope="module")
 def demo_build(tmp_path_factory):
@@ -111,19 +114,20 @@ def test_the_data_docs_name_the_failed_expectation(demo_build, tmp_path):
 
 def test_a_sudden_drop_in_match_rate_raises_the_trend_alert(demo_build, tmp_path, channels):
     slack, _ = channels
-    s = copy_of(demo_build, tmp_path)
+    s = copy_of(demo_build, tmp_path, CALLTRAIL_DQ_WINDOW_DAYS="21")  # the trend figures cover the demo's calls
     for n in range(3):  # three healthy runs make the baseline
-        assert gates.audit(s, RunInfo("calltrail_transform", f"healthy_{n}"))["failed"] == []
+        assert gates.audit(s, RunInfo("calltrail_transform", f"healthy_{n}"), as_of=DEMO_END)["failed"] == []
     matched = task_ids(s, "select task_id from main.int_calls_matched_to_sessions where match_status = 'matched'")
     late = "coalesce(bizible2__Bizible_Touchpoint_Date__c, CreatedDate) + interval 3 hour"
     write_task_updates(s, matched, "calls-logged-late.csv", bizible2__Bizible_Touchpoint_Date__c=late)
     rebuild(s)
-    summary = gates.audit(s, RunInfo("calltrail_transform", "after_drop"))
+    summary = gates.audit(s, RunInfo("calltrail_transform", "after_drop"), as_of=DEMO_END)
     assert summary["errors"] == 0  # absolute thresholds hold: the trend warns, the run goes on
-    assert [a["check"] for a in alerts_in(s)] == ["trend_match_rate"]
-    assert len(slack.posts) == 1 and "trend_match_rate" in slack.texts[0]
+    assert [a["check"] for a in alerts_in(s)] == ["trend_match_rate_21d"]
+    assert len(slack.posts) == 1 and "trend_match_rate_21d" in slack.texts[0]
+    assert "in the last 21 days (since 2026-11-01 00:00 UTC)" in alerts_in(s)[0]["observed"]
     con = duckdb.connect(str(s.warehouse), read_only=True)
-    runs = con.execute("select run_id, passed from quality.run_metrics where metric = 'match_rate' "
+    runs = con.execute("select run_id, passed from quality.run_metrics where metric = 'match_rate_21d' "
                        "order by measured_at").fetchall()
     con.close()
     assert runs == [("healthy_0", True), ("healthy_1", True), ("healthy_2", True), ("after_drop", True)]
@@ -225,3 +229,41 @@ def test_a_failed_dbt_task_alerts_once_and_the_gates_own_failures_are_not_alerte
     assert [(a["check"], a["layer"], a["severity"]) for a in alerts] == [("dbt.fct_touchpoints.test", "dbt", "error")]
     assert "unique_fct_touchpoints_touchpoint_id: 3 rows" in alerts[0]["observed"]
     assert len(slack.posts) == 1 and "manual__dbt_failed" in slack.texts[0]
+
+
+def test_task_types_outside_the_list_are_published_and_only_warned_about_by_name_and_count(demo_build, tmp_path,
+                                                                                          channels):
+    slack, _ = channels
+    s = copy_of(demo_build, tmp_path)
+    with_touchpoint = task_ids(s, "select task_id from main.fct_touchpoints where task_id is not null order by task_id")
+    other, demo_request = with_touchpoint[:5], with_touchpoint[5:8]
+    write_task_updates(s, other, "type-other.csv", Type="'Other'")  # Salesforce's standard picklist value
+    write_task_updates(s, demo_request, "type-demo-request.csv", Type="' Demo Request '")  # the org's own
+    rebuild(s)
+
+    summary = gates.audit(s, RunInfo("calltrail_transform", "org_types"))
+    assert summary["errors"] == 0 and summary["warnings"] == 1, summary["failed"]
+    [alert] = alerts_in(s)
+    assert (alert["check"], alert["severity"], alert["layer"]) == ("touchpoint_type_known", "warn", "marts")
+    assert "'Demo Request' (3)" in alert["observed"] and "Other" not in alert["observed"], alert["observed"]
+    assert "published as they are" in alert["observed"]
+    assert len(slack.posts) == 1 and "'Demo Request' (3)" in slack.texts[0]
+
+    gates.publish(s)
+    con = duckdb.connect(str(s.warehouse), read_only=True)
+    try:
+        published = dict(con.execute("select task_id, touchpoint_type from published.fct_touchpoints "
+                                     "where task_id is not null").fetchall())
+    finally:
+        con.close()
+    assert [published[t] for t in other] == ["Other"] * 5
+    assert [published[t] for t in demo_request] == ["Demo Request"] * 3  # Task.Type trimmed
+
+    # Whatever the list says, an unexpected Type never fails the run: with only "Call" expected,
+    # Other is named too, and it is still a warning.
+    narrow = settings_module.load(calltrail_env(tmp_path, CALLTRAIL_DQ_TASK_TYPES="Call"))
+    summary = gates.audit(narrow, RunInfo("calltrail_transform", "narrow_list"))
+    assert summary["errors"] == 0 and summary["warnings"] == 1, summary["failed"]
+    last = alerts_in(narrow)[-1]
+    assert last["check"] == "touchpoint_type_known" and last["severity"] == "warn"
+    assert "'Other' (5)" in last["observed"] and "'Demo Request' (3)" in last["observed"], last["observed"]

@@ -10,6 +10,7 @@ as they were. ``warn`` alerts and lets the run go on.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from calltrail.quality.alerts import RunInfo, deliver
@@ -52,18 +53,30 @@ def export_missing_bizible_id_csv(con: Any, settings: Settings, schema: str = BU
 
 
 def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = None,
-          schema: str = BUILD_SCHEMA) -> dict:
-    """Check the build before it is published; alert; fail at ``error``."""
+          schema: str = BUILD_SCHEMA, as_of: datetime | None = None) -> dict:
+    """Check the build before it is published; alert; fail at ``error``.
+
+    The recent window ends at ``as_of`` (default: now): the threshold checks and the trend figures
+    run over its rows as well as (the checks) over all rows.
+    """
     import duckdb
 
     from calltrail.quality import trends
-    from calltrail.quality.validate import load_frames, raw_frames, validate_frames, warehouse_frames
+    from calltrail.quality.validate import (
+        load_frames,
+        raw_frames,
+        thin_windows,
+        validate_frames,
+        warehouse_frames,
+    )
+    from calltrail.quality.window import Window
     from calltrail.transform.dbt_commands import release_in_process_warehouse
 
     release_in_process_warehouse()
     q = settings.quality
+    window = Window.ending(q, as_of)
     raw = raw_frames(settings.lake_dir, q.raw_max_rows)
-    built = warehouse_frames(schema)
+    built = warehouse_frames(schema, window)
     lake = duckdb.connect()
     try:
         data = load_frames(lake, raw)
@@ -72,11 +85,12 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
     con = duckdb.connect(str(settings.warehouse))
     try:
         data.update(load_frames(con, built))
-        outcomes = validate_frames(raw + built, data, q, settings.data_docs_dir, run_name=run.run_id)
+        frames, outcomes = thin_windows(raw + built, data, window, q)
+        outcomes += validate_frames(frames, data, q, settings.data_docs_dir, run_name=run.run_id, window=window)
         del data
         trends.ensure_history(con)
-        current = trends.measure(con, schema)
-        outcomes += trends.compare(current, trends.baselines(con, run.run_id, q.trend.runs), q.trend)
+        current = trends.measure(con, schema, window)
+        outcomes += trends.compare(current, trends.baselines(con, run.run_id, q.trend.runs), q.trend, window)
         passed = not any(o.severity == ERROR for o in outcomes)
         trends.record(con, run.run_id, run.dag_id, current, passed)
         missing = export_missing_bizible_id_csv(con, settings, schema)

@@ -6,18 +6,23 @@ a checkpoint whose action writes the GX Data Docs (static HTML) to ``CALLTRAIL_D
 
 A check with a threshold passes when at least ``warn`` of the rows pass (GX ``mostly``); below
 that it is a warning, and below ``error`` an error. Checks without a threshold must hold for
-every row and fail at error.
+every row and fail at error, except those capped at warning (``max_severity``), which report data
+that flows on as it is (a Task Type outside the expected list).
+
+Every threshold check runs twice: over all rows, and as ``<check>_recent`` over the rows of the
+recent window (:mod:`calltrail.quality.window`), with the same thresholds.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from calltrail.quality.outcome import ERROR, OK, WARN, Outcome
+from calltrail.quality.window import Window
 from calltrail.settings import QualitySettings
 
 log = logging.getLogger(__name__)
@@ -37,6 +42,15 @@ class Check:
     expectation: Callable[[float | None], Any]  # mostly -> a GX expectation
     description: str
     threshold: str | None = None  # key of QualitySettings.thresholds; None: every row, error
+    # How a threshold check's figure reads: "62% of 540 calls lack a BizibleId".
+    noun: str = ""
+    fails: str = ""
+    scope: str = "all time"  # the rows it ran over; a recent check names its window
+    max_severity: str = ERROR  # WARN: the rows are published as they are, the check only reports them
+    # For a value-set check that lists what it found: the column and the expected values (counted
+    # over every row of the frame, not GX's sample).
+    column: str | None = None
+    value_set: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,9 +69,19 @@ def _gxe() -> Any:
     return gxe
 
 
-def checks(q: QualitySettings) -> list[Check]:
+RECENT = "recent_"  # prefix of a recent frame's name; suffix "_recent" of its checks' names
+
+
+def recent_twin(check: Check, window: Window) -> Check:
+    """The same threshold check over the rows of the recent window."""
+    return replace(check, name=f"{check.name}_recent", frame=f"{RECENT}{check.frame}", scope=window.label,
+                   description=f"{check.description}, over the recent window")
+
+
+def checks(q: QualitySettings, window: Window | None = None) -> list[Check]:
+    """Every check; with ``window``, each threshold check also as its recent twin."""
     gxe = _gxe()
-    touchpoint_types = sorted(set(WEB_TOUCHPOINT_TYPES) | set(q.task_types))
+    touchpoint_types = tuple(sorted(set(WEB_TOUCHPOINT_TYPES) | set(q.task_types)))
 
     def mostly_kw(mostly: float | None) -> dict[str, float]:
         return {} if mostly is None else {"mostly": mostly}
@@ -72,7 +96,7 @@ def checks(q: QualitySettings) -> list[Check]:
     def typed(column: str, types: list[str]) -> Callable[[float | None], Any]:
         return lambda mostly: gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=types)
 
-    return [
+    all_time = [
         # raw lake: what ingestion wrote (the newest rows of each dataset)
         Check("web_event_id_present", "raw", "raw_web_events", not_null("event_id"), "every web event has an id"),
         Check("web_bizible_id_present", "raw", "raw_web_events", not_null("bizible_id"),
@@ -90,18 +114,20 @@ def checks(q: QualitySettings) -> list[Check]:
               "CreatedDate is a timestamp"),
         # staging
         Check("call_bizible_id_population", "staging", "call_tasks", not_null("bizible_id_given"),
-              "call Tasks carry a BizibleId", "call_bizible_id_population"),
+              "call Tasks carry a BizibleId", "call_bizible_id_population", noun="calls", fails="lack a BizibleId"),
         Check("call_bizible_id_format", "staging", "call_tasks_with_bizible_id",
               in_set("bizible_id_status", ("valid",)),
-              "a call Task's BizibleId is 32 hex characters after normalisation", "call_bizible_id_format"),
+              "a call Task's BizibleId is 32 hex characters after normalisation", "call_bizible_id_format",
+              noun="calls with a BizibleId", fails="have a malformed one"),
         Check("call_task_type_population", "staging", "call_tasks", not_null("task_type_clean"),
-              "call Tasks have a Type", "call_task_type_population"),
+              "call Tasks have a Type", "call_task_type_population", noun="calls", fails="lack a Type"),
         Check("call_time_present", "staging", "call_tasks", not_null("call_at"),
               "every call has a call time (timestamps without an offset are quarantined at ingestion)"),
         Check("call_time_timestamp", "staging", "call_tasks", typed("call_at", TIMESTAMP_TYPES),
               "the call time is a timestamp (UTC)"),
         Check("session_landing_page_population", "staging", "sessions", not_null("landing_page"),
-              "sessions have a landing page", "session_landing_page_population"),
+              "sessions have a landing page", "session_landing_page_population", noun="sessions",
+              fails="lack a landing page"),
         Check("session_source_present", "staging", "sessions", not_null("touchpoint_source"),
               "every session has a touchpoint source"),
         Check("session_channel_present", "staging", "sessions", not_null("marketing_channel"),
@@ -109,8 +135,11 @@ def checks(q: QualitySettings) -> list[Check]:
         # marts
         Check("touchpoint_type_present", "marts", "touchpoints", not_null("touchpoint_type"),
               "every touchpoint has a type"),
+        # A Type outside the list is data (it becomes the touchpoint type as it is), never an error.
         Check("touchpoint_type_known", "marts", "touchpoints", in_set("touchpoint_type", touchpoint_types),
-              "touchpoint types are Web Visit, Web Form or an expected Task.Type (CALLTRAIL_DQ_TASK_TYPES)"),
+              "touchpoint types are Web Visit, Web Form or a Task.Type listed in CALLTRAIL_DQ_TASK_TYPES "
+              "(add your org's own Types there; others are published as they are)",
+              max_severity=WARN, column="touchpoint_type", value_set=touchpoint_types),
         Check("touchpoint_position_present", "marts", "touchpoints", not_null("touchpoint_position"),
               "every touchpoint has a journey position"),
         Check("touchpoint_position_known", "marts", "touchpoints", in_set("touchpoint_position", TOUCHPOINT_POSITIONS),
@@ -122,28 +151,46 @@ def checks(q: QualitySettings) -> list[Check]:
         Check("touchpoint_source_present", "marts", "touchpoints", not_null("touchpoint_source"),
               "every touchpoint has a source"),
         Check("touchpoint_landing_page_population", "marts", "web_touchpoints", not_null("landing_page"),
-              "web touchpoints have a landing page", "touchpoint_landing_page_population"),
+              "web touchpoints have a landing page", "touchpoint_landing_page_population", noun="web touchpoints",
+              fails="lack a landing page"),
     ]
+    if window is None:
+        return all_time
+    return all_time + [recent_twin(c, window) for c in all_time if c.threshold]
 
 
-def warehouse_frames(schema: str) -> list[Frame]:
-    """The staging and marts frames, read from the dbt build (``schema``) before it is published."""
-    return [
+def warehouse_frames(schema: str, window: Window | None = None) -> list[Frame]:
+    """The staging and marts frames, read from the dbt build (``schema``) before it is published;
+    with ``window``, also the recent frames the threshold checks' twins read."""
+    frames = [
         Frame("call_tasks", "staging", "task_id",
               "select task_id, bizible_id_status, task_type_clean, call_at, "
               "case when bizible_id_status <> 'missing' then bizible_id_raw end as bizible_id_given "
               f"from {schema}.stg_salesforce__tasks where is_call"),
         Frame("call_tasks_with_bizible_id", "staging", "task_id",
-              f"select task_id, bizible_id_status from {schema}.stg_salesforce__tasks "
+              f"select task_id, bizible_id_status, call_at from {schema}.stg_salesforce__tasks "
               "where is_call and bizible_id_status <> 'missing'"),
         Frame("sessions", "staging", "session_id",
-              f"select session_id, landing_page, touchpoint_source, marketing_channel from {schema}.int_sessions"),
+              "select session_id, landing_page, touchpoint_source, marketing_channel, session_start_at "
+              f"from {schema}.int_sessions"),
         Frame("touchpoints", "marts", "touchpoint_id",
               "select touchpoint_id, touchpoint_type, touchpoint_position, match_status, marketing_channel, "
               f"touchpoint_source from {schema}.fct_touchpoints"),
         Frame("web_touchpoints", "marts", "touchpoint_id",
-              f"select touchpoint_id, landing_page from {schema}.fct_touchpoints where session_id is not null"),
+              f"select touchpoint_id, landing_page, touchpoint_at from {schema}.fct_touchpoints "
+              "where session_id is not null"),
     ]
+    if window is None:
+        return frames
+    # Each recent frame is its frame's rows whose own time is in the window.
+    times = {"call_tasks": "call_at", "call_tasks_with_bizible_id": "call_at", "sessions": "session_start_at",
+             "web_touchpoints": "touchpoint_at"}
+    by_name = {f.name: f for f in frames}
+    for name, column in times.items():
+        f = by_name[name]
+        frames.append(Frame(f"{RECENT}{name}", f.layer, f.id_column,
+                            f"select * from ({f.sql}) as rows_in_scope where {window.contains(column)}"))
+    return frames
 
 
 def raw_frames(lake_dir: Path, max_rows: int) -> list[Frame]:
@@ -194,6 +241,11 @@ def _outcome(check: Check, result: Any, q: QualitySettings, id_column: str) -> O
     values = sorted({str(v) for v in (res.get("partial_unexpected_list") or []) if isinstance(v, str)})[:5]
     if cfg.type == "expect_column_values_to_be_in_type_list":
         observed = f"type {res.get('observed_value')}"
+    elif check.noun:
+        observed = (f"{check.scope}: {_percent(100.0 * bad / total if total else 0.0)} of {total:,} {check.noun} "
+                    f"{check.fails} ({bad:,})")
+        if values:
+            observed += f"; values {values}"
     else:
         observed = f"{bad:,} of {total:,} rows fail ({_percent(100.0 * bad / total if total else 0.0)})"
         if values:
@@ -205,8 +257,8 @@ def _outcome(check: Check, result: Any, q: QualitySettings, id_column: str) -> O
         expected = (f"at least {_percent(100 * t.warn)} of rows pass (below: warn), "
                     f"at least {_percent(100 * t.error)} (below: error)")
     else:
-        severity = OK if result.success else ERROR
-        expected = "every row passes"
+        severity = OK if result.success else check.max_severity
+        expected = "every row passes" if check.max_severity == ERROR else "every row passes (below: warn, never error)"
     return Outcome(check=check.name, layer=check.layer, severity=severity, observed=observed,
                    expected=f"{check.description}: {expected}", record_ids=ids, expectation=cfg.type)
 
@@ -246,7 +298,7 @@ class DataDocs:
             expectation = check.expectation(mostly)
             expectation.notes = f"calltrail check `{check.name}` ({check.layer}): {check.description}"
             expectation.meta = {"check": check.name, "layer": check.layer}
-            expectation.severity = "warning" if check.threshold else "critical"
+            expectation.severity = "warning" if check.threshold or check.max_severity != ERROR else "critical"
             suite.add_expectation(expectation)
         definition = self.context.validation_definitions.add(
             gx.ValidationDefinition(name=name, data=batch, suite=suite))
@@ -269,18 +321,58 @@ class DataDocs:
         return self.folder / "index.html"
 
 
+def _values_found(check: Check, data: Any, outcome: Outcome) -> Outcome:
+    """Name every value outside ``check.value_set`` with its count, over all rows of ``data``."""
+    column = data[check.column]
+    counts = column[column.notna() & ~column.isin(list(check.value_set))].value_counts()
+    if counts.empty:
+        return outcome
+    shown = ", ".join(f"{value!r} ({n:,})" for value, n in counts.head(20).items())
+    more = f" and {len(counts) - 20} more" if len(counts) > 20 else ""
+    outcome.observed = (f"{int(counts.sum()):,} of {len(column):,} rows have a {check.column} outside the expected "
+                        f"list: {shown}{more}")
+    if check.max_severity != ERROR:
+        outcome.observed += "; they are published as they are"
+    return outcome
+
+
+def thin_windows(frames: list[Frame], data: dict[str, Any], window: Window, q: QualitySettings
+                 ) -> tuple[list[Frame], list[Outcome]]:
+    """The frames to validate, without the recent ones that hold fewer than ``window.min_rows`` rows,
+    and a not-judged outcome (ok) for each check of those: a quiet week is reported, not failed."""
+    all_checks = checks(q, window)
+    keep, outcomes = [], []
+    for frame in frames:
+        rows = None if data.get(frame.name) is None else len(data[frame.name])
+        if not frame.name.startswith(RECENT) or rows is None or rows >= window.min_rows:
+            keep.append(frame)
+            continue
+        for check in (c for c in all_checks if c.frame == frame.name):
+            outcomes.append(Outcome(
+                check=check.name, layer=check.layer, severity=OK,
+                observed=(f"{window.label}: {rows:,} {check.noun}, fewer than the {window.min_rows:,} needed to "
+                          "judge (CALLTRAIL_DQ_WINDOW_MIN_ROWS): not judged"),
+                expected=f"{check.description}: judged over at least {window.min_rows:,} rows",
+                expectation="window"))
+            log.info("%s", outcomes[-1].describe())
+    return keep, outcomes
+
+
 def validate_frames(frames: list[Frame], data: dict[str, Any], q: QualitySettings, docs_dir: Path,
-                    run_name: str) -> list[Outcome]:
+                    run_name: str, window: Window | None = None) -> list[Outcome]:
     """Validate every frame that has data with its checks; write the Data Docs; log each outcome."""
     docs = DataDocs(docs_dir)
-    all_checks = checks(q)
+    all_checks = checks(q, window)
+    by_name = {c.name: c for c in all_checks}
     outcomes: list[Outcome] = []
     for frame in frames:
         frame_checks = [c for c in all_checks if c.frame == frame.name]
         if data.get(frame.name) is None:
             log.warning("%s: no data in the lake yet, %d check(s) skipped", frame.name, len(frame_checks))
             continue
-        outcomes += docs.validate(frame, data[frame.name], frame_checks, q, run_name)
+        found = docs.validate(frame, data[frame.name], frame_checks, q, run_name)
+        outcomes += [_values_found(by_name[o.check], data[frame.name], o) if by_name[o.check].column and o.failed
+                     else o for o in found]
     for o in outcomes:
         (log.info if o.severity == OK else log.warning if o.severity == WARN else log.error)("%s", o.describe())
     log.info("Great Expectations Data Docs: %s", docs.index)
