@@ -7,6 +7,7 @@ folders under ``data/`` in the project root so that ``make run`` works on a fres
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +66,31 @@ class SalesforceSettings:
     max_attempts: int = 5
     backoff_seconds: float = 2.0
     bulk_page_size: int = 50_000
+    # Above this many Tasks an extraction (or the reconciliation's Id list) uses Bulk API 2.0
+    # queryAll, at or below it REST queryAll; decided by a COUNT() through queryAll.
+    bulk_threshold: int = 10_000
+    # Reconciliation of deletes beyond the Recycle Bin: a cron expression or preset, or "off".
+    reconcile_schedule: str | None = "0 4 * * 0"
+    # The reconciliation refuses to mark more than this share of the lake's live Tasks deleted.
+    reconcile_max_delete_share: float = 0.5
+
+
+_CRON_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually", "@midnight")
+
+
+def _schedule(env: dict[str, str], name: str, default: str) -> str | None:
+    """A cron expression (five fields) or an Airflow preset; ``off`` or ``none`` for manual runs only."""
+    value = " ".join((env.get(name) or default).split())
+    if value.lower() in ("off", "none"):
+        return None
+    if value.lower() in _CRON_PRESETS:
+        return value.lower()
+    fields = value.split(" ")
+    if len(fields) != 5 or not all(re.fullmatch(r"[0-9A-Za-z*/,?#LW-]+", f) for f in fields):
+        raise ConfigurationError(
+            f"{name}={value!r} is not a schedule: give five cron fields (e.g. '0 4 * * 0', Sundays 04:00 UTC), "
+            f"a preset ({', '.join(_CRON_PRESETS)}), or 'off' to run it only by hand")
+    return value
 
 
 # Field-population checks (Great Expectations) with two thresholds each: the share of rows that
@@ -246,6 +272,9 @@ def load(env: dict[str, str] | None = None) -> Settings:
         max_attempts=_int(env, "CALLTRAIL_SF_MAX_ATTEMPTS", 5, minimum=1),
         backoff_seconds=_float(env, "CALLTRAIL_SF_BACKOFF_SECONDS", 2.0),
         bulk_page_size=_int(env, "CALLTRAIL_SF_BULK_PAGE_SIZE", 50_000, minimum=1),
+        bulk_threshold=_int(env, "CALLTRAIL_SF_BULK_THRESHOLD", 10_000),
+        reconcile_schedule=_schedule(env, "CALLTRAIL_SF_RECONCILE_SCHEDULE", "0 4 * * 0"),
+        reconcile_max_delete_share=_share(env, "CALLTRAIL_SF_RECONCILE_MAX_DELETE_SHARE", 0.5),
     )
     return Settings(
         landing_dir=_path(env, "CALLTRAIL_LANDING_DIR", data / "landing"),
