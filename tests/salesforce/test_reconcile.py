@@ -202,3 +202,14 @@ def touchpoint_tasks(settings) -> list[str]:
             "select task_id from fct_touchpoints where task_id is not null order by task_id").fetchall()]
     finally:
         con.close()
+
+
+def test_the_reconciliation_settings_are_validated_with_the_variable_named():
+    assert settings_module.load({"CALLTRAIL_SF_RECONCILE_SCHEDULE": "off"}).salesforce.reconcile_schedule is None
+    assert settings_module.load({"CALLTRAIL_SF_RECONCILE_SCHEDULE": "@Daily"}).salesforce.reconcile_schedule == "@daily"
+    with pytest.raises(settings_module.ConfigurationError, match="CALLTRAIL_SF_RECONCILE_SCHEDULE='every sunday'"):
+        settings_module.load({"CALLTRAIL_SF_RECONCILE_SCHEDULE": "every sunday"})
+    with pytest.raises(settings_module.ConfigurationError, match="CALLTRAIL_SF_RECONCILE_MAX_DELETE_SHARE"):
+        settings_module.load({"CALLTRAIL_SF_RECONCILE_MAX_DELETE_SHARE": "5"})
+    with pytest.raises(settings_module.ConfigurationError, match="CALLTRAIL_SF_BULK_THRESHOLD"):
+        settings_module.load({"CALLTRAIL_SF_BULK_THRESHOLD": "-1"})
