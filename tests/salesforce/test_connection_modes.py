@@ -39,7 +39,7 @@ def use_connection(monkeypatch, **conn: object) -> None:
 
 def extract(tmp_path) -> int:
     client = ResilientSalesforce(lambda: connect("salesforce_default"), max_attempts=1)
-    return extract_tasks(client, SF, tmp_path / "lake", START, START + timedelta(hours=1)).records
+    return extract_tasks(client, SF, tmp_path / "lake", until=START + timedelta(hours=1)).records
 
 
 def test_username_password_and_security_token(org, tmp_path, monkeypatch):
