@@ -149,3 +149,18 @@ def test_full_load_parameter_reads_everything_again_whatever_the_watermark(fake,
     assert set(lake_versions(lake)) == org_versions(fake.state.records)
     manifest = json.loads((out.partition / "_manifest.json").read_text())
     assert manifest["kind"] == "full" and manifest["watermark_before"] is None
+
+
+def test_an_incremental_window_above_the_threshold_goes_through_bulk_api(fake, tmp_path):
+    """After a long outage the changes since the watermark are many: one Bulk queryAll job for them."""
+    lake = tmp_path / "lake"
+    fake.state.records = history(3)
+    extract_tasks(client_for(fake), SF, lake, until=T0)
+    fake.state.records += [task(100 + i, T0 + timedelta(hours=i)) for i in range(8)]
+
+    out = extract_tasks(client_for(fake), replace(SF, bulk_threshold=5), lake, until=T0 + timedelta(days=1),
+                        poll_seconds=0.01)
+
+    assert (out.kind, out.mode, out.result.rows_valid) == ("incremental", "bulk2_queryAll", 8)
+    assert set(lake_versions(lake)) == org_versions(fake.state.records)
+    assert "SystemModstamp >= " in out.soql and "ORDER BY" not in out.soql

@@ -38,6 +38,7 @@ from calltrail.salesforce.client import ResilientSalesforce, SalesforceExtractio
 from calltrail.salesforce.tasks import (
     contract,
     count_soql,
+    field_names,
     full_soql,
     incremental_soql,
     modstamp_filter,
@@ -160,8 +161,8 @@ def _modstamp(record: dict[str, Any]) -> datetime | None:
 def _stored_range(parquet: Path) -> tuple[datetime | None, datetime | None]:
     con = duckdb.connect()
     try:
-        low, high = con.execute(
-            f"select min(SystemModstamp), max(SystemModstamp) from read_parquet('{parquet}')").fetchone()
+        low, high = con.execute("select min(SystemModstamp), max(SystemModstamp) from read_parquet(?)",
+                                [str(parquet)]).fetchone()
     finally:
         con.close()
     return (low.replace(tzinfo=UTC) if low else None, high.replace(tzinfo=UTC) if high else None)
@@ -201,8 +202,13 @@ def extract_tasks(
         log.info("watermark %s (from %s); reading SystemModstamp >= %s (overlap %d min) and < %s",
                  soql_datetime(mark.at), mark.partition.name, soql_datetime(since), sf.overlap_minutes,
                  soql_datetime(until))
-    soql = full_soql(sf, until) if since is None else incremental_soql(sf, since, until)
     expected = count_tasks(client, modstamp_filter(since, until))
+    if since is None:
+        soql = full_soql(sf, until)
+    elif expected > sf.bulk_threshold:  # Bulk API 2.0 gains nothing from an ORDER BY and may time out on it
+        soql = f"SELECT {', '.join(field_names(sf))} FROM Task {modstamp_filter(since, until)}"
+    else:
+        soql = incremental_soql(sf, since, until)
     partition = lake_dir / API_DATASET / f"interval={key}"
     quarantine_file = lake_dir / QUARANTINE / API_DATASET / f"interval={key}.jsonl"
     pages = records = 0
