@@ -1,4 +1,13 @@
-"""Salesforce Tasks into the lake, hourly: the API (when connected) and Task files from the landing folder."""
+"""Salesforce Tasks into the lake, hourly: the API (when connected) and Task files from the landing folder.
+
+The API extraction reads from the lake's own watermark (the highest `SystemModstamp` a successful
+run stored, less the overlap), not from the run's data interval: a failed or missed run loses
+nothing, and the first run reads the whole history. `full_load` forces a full reload.
+
+The Asset `calltrail_lake_salesforce_task` is updated by `salesforce_tasks_ingested` only when the
+ingestion as a whole succeeded (an API task skipped for want of a connection counts as success), so
+the transform never publishes over a failed extraction.
+"""
 
 from __future__ import annotations
 
@@ -10,41 +19,43 @@ from calltrail.assets import SALESFORCE_TASKS
 
 @dag(
     dag_id="calltrail_ingest_salesforce",
-    schedule=CronDataIntervalTimetable("@hourly", timezone="UTC"),  # runs own [start, end) intervals
+    schedule=CronDataIntervalTimetable("@hourly", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
+    catchup=False,  # nothing to catch up: every run reads from the watermark the lake holds
     max_active_runs=1,
     tags=["calltrail", "ingestion"],
     params={
         "full_load": Param(False, type="boolean",
-                           description="Historical load of every Task through Bulk API 2.0 queryAll"),
+                           description="Ignore the watermark and read every Task again (full reload; "
+                                       "Bulk API 2.0 queryAll above CALLTRAIL_SF_BULK_THRESHOLD Tasks)"),
         "reprocess_files": Param(False, type="boolean",
                                  description="Re-ingest landing files that are already in the lake"),
     },
     doc_md=__doc__,
 )
 def calltrail_ingest_salesforce() -> None:
-    @task(outlets=[SALESFORCE_TASKS], retries=2, retry_delay=pendulum.duration(minutes=5))
-    def extract_tasks_from_api(data_interval_start=None, data_interval_end=None, params=None) -> dict:
+    @task(retries=2, retry_delay=pendulum.duration(minutes=5))
+    def extract_tasks_from_api(params=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from calltrail import pipeline, settings
 
         try:
-            return pipeline.extract_salesforce_tasks(
-                settings.load(), data_interval_start, data_interval_end, full_load=bool(params["full_load"])
-            )
+            return pipeline.extract_salesforce_tasks(settings.load(), full_load=bool(params["full_load"]))
         except pipeline.SalesforceNotConfigured as exc:
             raise AirflowSkipException(str(exc)) from None
 
-    @task(outlets=[SALESFORCE_TASKS])
+    @task
     def ingest_task_files(params=None) -> dict:
         from calltrail import pipeline, settings
 
         return pipeline.ingest_task_files(settings.load(), reprocess=bool(params["reprocess_files"]))
 
-    extract_tasks_from_api()
-    ingest_task_files()
+    @task(outlets=[SALESFORCE_TASKS], trigger_rule="none_failed")
+    def salesforce_tasks_ingested() -> None:
+        """Runs only when no ingestion task failed; its success updates the Asset."""
+
+    [extract_tasks_from_api(), ingest_task_files()] >> salesforce_tasks_ingested()
 
 
 calltrail_ingest_salesforce()

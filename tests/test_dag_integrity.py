@@ -13,7 +13,8 @@ from tests.airflow_env import airflow_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
-EXPECTED = {"calltrail_ingest_salesforce", "calltrail_ingest_web_events", "calltrail_transform"}
+EXPECTED = {"calltrail_ingest_salesforce", "calltrail_ingest_web_events", "calltrail_transform",
+            "calltrail_reconcile_salesforce"}
 # (astronomer-cosmos itself is loaded by Airflow for every file: it registers the dbt docs plugin.)
 HEAVY = ["duckdb", "pandas", "pyarrow", "simple_salesforce", "great_expectations", "dbt.adapters.duckdb",
          "calltrail.lake.convert"]
@@ -28,7 +29,10 @@ print(json.dumps({
     "import_errors": {k: str(v) for k, v in bag.import_errors.items()},
     "dags": {d.dag_id: {"tasks": sorted(t.task_id for t in d.tasks), "catchup": d.catchup,
                         "schedule": str(getattr(d.timetable, "expression", d.timetable)), "file": d.fileloc,
-                        "outlets": sorted(str(o.name) for t in d.tasks for o in t.outlets)}
+                        "outlets": sorted(str(o.name) for t in d.tasks for o in t.outlets),
+                        "by_task": {t.task_id: {"outlets": sorted(str(o.name) for o in t.outlets),
+                                                "trigger_rule": str(getattr(t.trigger_rule, "value", t.trigger_rule)),
+                                                "upstream": sorted(t.upstream_task_ids)} for t in d.tasks}}
              for d in bag.dags.values()},
     "heavy": [m for m in json.loads(sys.argv[2]) if m in sys.modules],
     "seconds": elapsed,
@@ -52,8 +56,32 @@ def test_dag_folder_has_no_import_errors_and_the_expected_dags(tmp_path, dbt_man
         assert dag["catchup"] is False, dag_id
     for dag_id in ("calltrail_ingest_salesforce", "calltrail_ingest_web_events"):
         assert result["dags"][dag_id]["schedule"] == "0 * * * *", dag_id  # hourly
-    assert result["dags"]["calltrail_ingest_salesforce"]["outlets"] == ["calltrail_lake_salesforce_task"] * 2
     assert result["dags"]["calltrail_ingest_web_events"]["outlets"] == ["calltrail_lake_web_events"]
+    assert result["dags"]["calltrail_reconcile_salesforce"]["schedule"] == "0 4 * * 0"  # weekly, Sundays 04:00 UTC
+    assert result["dags"]["calltrail_reconcile_salesforce"]["outlets"] == ["calltrail_lake_salesforce_task"]
+
+
+def test_the_salesforce_asset_is_updated_only_when_the_whole_ingestion_succeeded(tmp_path, dbt_manifest):
+    """One task carries the Asset, after both ingestion tasks, and runs only when none failed
+    (a skipped API task, for want of a connection, is no failure)."""
+    tasks = parse(ROOT / "dags" / "calltrail_ingest_salesforce.py", tmp_path)["dags"][
+        "calltrail_ingest_salesforce"]["by_task"]
+    carriers = {k: t for k, t in tasks.items() if t["outlets"]}
+    assert list(carriers) == ["salesforce_tasks_ingested"], f"tasks that update the Asset: {sorted(carriers)}"
+    final = carriers["salesforce_tasks_ingested"]
+    assert final["outlets"] == ["calltrail_lake_salesforce_task"]
+    assert final["upstream"] == ["extract_tasks_from_api", "ingest_task_files"]
+    assert final["trigger_rule"] == "none_failed"
+
+
+def test_the_reconciliation_schedule_is_a_setting(tmp_path, dbt_manifest):
+    path = ROOT / "dags" / "calltrail_reconcile_salesforce.py"
+    out = subprocess.run([sys.executable, "-c", PROBE, str(path), json.dumps(HEAVY)],
+                         env=airflow_env(tmp_path, CALLTRAIL_SF_RECONCILE_SCHEDULE="30 2 * * 1"),
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["dags"]["calltrail_reconcile_salesforce"]["schedule"] \
+        == "30 2 * * 1"
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)

@@ -182,24 +182,37 @@ def test_when_the_vendor_stops_writing_bizible_ids_the_run_fails_alerts_once_and
     assert "Status: Failed" in page and "bizible_id_given" in page
 
 
-def test_salesforce_api_intervals_extracted_through_airflow_over_https(tmp_path, monkeypatch):
-    """The access-token connection, TLS trust through REQUESTS_CA_BUNDLE, and one partition per interval
-    when two hourly intervals are run one after the other (a backfill by logical date)."""
+def test_salesforce_history_then_each_change_extracted_through_airflow_over_https(tmp_path):
+    """The access-token connection and TLS trust through REQUESTS_CA_BUNDLE. With no parameter the
+    first run reads the whole history (no watermark yet), the next one only what changed since the
+    watermark, and a run with nothing new writes nothing, whatever the runs' logical dates."""
     base = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-    state = FakeSalesforce(page_size=2, records=[task(i, base + timedelta(minutes=20 * i)) for i in range(6)])
+    state = FakeSalesforce(page_size=2, records=[task(i, base - timedelta(days=300 * i)) for i in range(6)])
+    api = tmp_path / "data" / "lake" / "salesforce_task" / "source=api"
     with FakeSalesforceServer(state, tmp_path) as server:
         conn = json.dumps({"conn_type": "salesforce",
                            "extra": {"instance_url": server.instance_url, "access_token": "token-1"}})
-        env = airflow_env(tmp_path, AIRFLOW_CONN_SALESFORCE_DEFAULT=conn, REQUESTS_CA_BUNDLE=str(server.ca_path),
-                          CALLTRAIL_SF_OVERLAP_MINUTES="0")
+        env = airflow_env(tmp_path, AIRFLOW_CONN_SALESFORCE_DEFAULT=conn, REQUESTS_CA_BUNDLE=str(server.ca_path))
         migrate = run([str(BIN / "airflow"), "db", "migrate"], env)
         assert migrate.returncode == 0, migrate.stdout[-3000:]
-        for logical_date in ("2026-03-01T10:00:00+00:00", "2026-03-01T11:00:00+00:00"):
+
+        def dags_test(logical_date: str) -> None:
             out = run([str(BIN / "airflow"), "dags", "test", "calltrail_ingest_salesforce", logical_date], env)
             assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
-    lake = tmp_path / "data" / "lake" / "salesforce_task" / "source=api"
-    partitions = sorted(p.name for p in lake.iterdir())
-    assert partitions == ["interval=20260301T090000Z_20260301T100000Z", "interval=20260301T100000Z_20260301T110000Z"]
-    counts = {p: pq.read_metadata(lake / p / "tasks.parquet").num_rows for p in partitions}
-    assert counts == {partitions[0]: 3, partitions[1]: 3}, counts
+
+        dags_test("2026-03-01T10:00:00+00:00")
+        first = sorted(p.name for p in api.iterdir())
+        assert len(first) == 1 and first[0].startswith("interval=full_"), first
+        assert pq.read_metadata(api / first[0] / "tasks.parquet").num_rows == 6, "the first run reads the history"
+
+        state.records += [task(10, base + timedelta(hours=2)), task(11, base + timedelta(hours=5))]
+        dags_test("2026-03-01T11:00:00+00:00")  # an hour later, as the scheduler would
+        second = sorted(p.name for p in api.iterdir())
+        assert len(second) == 2, second
+        new = next(p for p in second if p not in first)
+        assert pq.read_metadata(api / new / "tasks.parquet").num_rows == 2, "the second run reads only the changes"
+
+        dags_test("2026-03-01T12:00:00+00:00")
+        assert sorted(p.name for p in api.iterdir()) == second, "a run with nothing new must write nothing"
     assert any("/queryAll/" in path for _, path in state.requests)
+    assert not state.bulk_jobs, "8 Tasks are far below the Bulk threshold"

@@ -7,10 +7,12 @@ same interval (or the same landing files) run twice gives the same lake.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from calltrail.settings import Settings
+
+if TYPE_CHECKING:
+    from calltrail.salesforce.client import ResilientSalesforce
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +49,33 @@ def connection_configured(conn_id: str) -> bool:
     return True
 
 
-def extract_salesforce_tasks(
-    settings: Settings, start: datetime, end: datetime, *, full_load: bool = False
-) -> dict[str, Any]:
-    """Extract the interval's Tasks from the Salesforce API (connection ``salesforce_default``)."""
+def _salesforce_client(settings: Settings, skipped: str) -> ResilientSalesforce:
     from calltrail.salesforce.client import ResilientSalesforce
-    from calltrail.salesforce.extract import extract_tasks
 
     sf = settings.salesforce
     if not connection_configured(sf.conn_id):
-        raise SalesforceNotConfigured(
-            f"no Airflow connection {sf.conn_id!r}: Salesforce API extraction skipped; Task files in "
-            f"{settings.task_landing_dir} are still ingested"
-        )
-    client = ResilientSalesforce.from_settings(sf)
-    return extract_tasks(client, sf, settings.lake_dir, start, end, full_load=full_load,
+        raise SalesforceNotConfigured(f"no Airflow connection {sf.conn_id!r}: {skipped}")
+    return ResilientSalesforce.from_settings(sf)
+
+
+def extract_salesforce_tasks(settings: Settings, *, full_load: bool = False) -> dict[str, Any]:
+    """Extract the Tasks changed since the lake's watermark (connection ``salesforce_default``).
+
+    No watermark (first run) or ``full_load``: every Task. The run's data interval plays no part, so
+    a failed or missed run loses nothing: the next one reads from the same watermark.
+    """
+    from calltrail.salesforce.extract import extract_tasks
+
+    client = _salesforce_client(settings, f"Salesforce API extraction skipped; Task files in "
+                                          f"{settings.task_landing_dir} are still ingested")
+    return extract_tasks(client, settings.salesforce, settings.lake_dir, full_load=full_load,
                          memory_limit=settings.ingest_memory_limit).as_dict()
+
+
+def reconcile_salesforce_tasks(settings: Settings) -> dict[str, Any]:
+    """Mark deleted the lake's Tasks that Salesforce no longer has (deletes beyond the Recycle Bin)."""
+    from calltrail.salesforce.reconcile import reconcile_tasks
+
+    client = _salesforce_client(settings, "reconciliation with Salesforce skipped (nothing to compare with)")
+    return reconcile_tasks(client, settings.salesforce, settings.lake_dir,
+                           memory_limit=settings.ingest_memory_limit).as_dict()

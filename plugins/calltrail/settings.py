@@ -7,6 +7,7 @@ folders under ``data/`` in the project root so that ``make run`` works on a fres
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +85,31 @@ class SalesforceSettings:
     connect_timeout_seconds: float = 10.0
     read_timeout_seconds: float = 120.0
     api_reserve_percent: float = 10.0  # share of the org's daily API requests left to other integrations
+    # Above this many Tasks an extraction (or the reconciliation's Id list) uses Bulk API 2.0
+    # queryAll, at or below it REST queryAll; decided by a COUNT() through queryAll.
+    bulk_threshold: int = 10_000
+    # Reconciliation of deletes beyond the Recycle Bin: a cron expression or preset, or "off".
+    reconcile_schedule: str | None = "0 4 * * 0"
+    # The reconciliation refuses to mark more than this share of the lake's live Tasks deleted.
+    reconcile_max_delete_share: float = 0.5
+
+
+_CRON_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually", "@midnight")
+
+
+def _schedule(env: dict[str, str], name: str, default: str) -> str | None:
+    """A cron expression (five fields) or an Airflow preset; ``off`` or ``none`` for manual runs only."""
+    value = " ".join((env.get(name) or default).split())
+    if value.lower() in ("off", "none"):
+        return None
+    if value.lower() in _CRON_PRESETS:
+        return value.lower()
+    fields = value.split(" ")
+    if len(fields) != 5 or not all(re.fullmatch(r"[0-9A-Za-z*/,?#LW-]+", f) for f in fields):
+        raise ConfigurationError(
+            f"{name}={value!r} is not a schedule: give five cron fields (e.g. '0 4 * * 0', Sundays 04:00 UTC), "
+            f"a preset ({', '.join(_CRON_PRESETS)}), or 'off' to run it only by hand")
+    return value
 
 
 # Field-population checks (Great Expectations) with two thresholds each: the share of rows that
@@ -281,6 +307,9 @@ def load(env: dict[str, str] | None = None) -> Settings:
         connect_timeout_seconds=_positive(env, "CALLTRAIL_SF_CONNECT_TIMEOUT_SECONDS", 10.0),
         read_timeout_seconds=_positive(env, "CALLTRAIL_SF_READ_TIMEOUT_SECONDS", 120.0),
         api_reserve_percent=_percent(env, "CALLTRAIL_SF_API_RESERVE_PERCENT", 10.0),
+        bulk_threshold=_int(env, "CALLTRAIL_SF_BULK_THRESHOLD", 10_000),
+        reconcile_schedule=_schedule(env, "CALLTRAIL_SF_RECONCILE_SCHEDULE", "0 4 * * 0"),
+        reconcile_max_delete_share=_share(env, "CALLTRAIL_SF_RECONCILE_MAX_DELETE_SHARE", 0.5),
     )
     return Settings(
         landing_dir=_path(env, "CALLTRAIL_LANDING_DIR", data / "landing"),

@@ -154,6 +154,61 @@ class FakeSalesforce:
         return [{"attributes": {"type": "Task", "url": f"/services/data/v59.0/sobjects/Task/{r['Id']}"},
                  **{f: r.get(f) for f in fields}} for r in rows]
 
+    # --- Watermark and reconciliation: COUNT(), faults and holds on the n-th page of a REST query ---
+    # Pages are numbered from 1 (the query's own answer); page n > 1 is the nextRecordsUrl whose
+    # offset is (n - 1) * page_size, as in Salesforce's ``.../query/01g...-2000``.
+    page_faults: dict[int, deque[Fault]] = field(default_factory=dict)
+    session_revocations: dict[int, str] = field(default_factory=dict)  # page -> the only token valid from then
+    page_holds: dict[int, tuple[threading.Event, threading.Event]] = field(default_factory=dict)
+    deleted_for_good: list[str] = field(default_factory=list)
+
+    def fail_page(self, page: int, status: int, error_code: str, message: str, times: int = 1) -> None:
+        """Answer the next ``times`` requests for page ``page`` of a query with this Salesforce error."""
+        queue = self.page_faults.setdefault(page, deque())
+        for _ in range(times):
+            queue.append(Fault(status, [{"message": message, "errorCode": error_code}]))
+
+    def expire_session_at_page(self, page: int, new_token: str) -> None:
+        """When page ``page`` is requested, every session ends (the request gets ``401
+        INVALID_SESSION_ID``); only a client that logs in again (and gets ``new_token``) goes on."""
+        self.session_revocations[page] = new_token
+
+    def hold_page(self, page: int) -> tuple[threading.Event, threading.Event]:
+        """Page ``page`` is answered only once ``release`` is set; ``reached`` is set when it is asked for."""
+        reached, release = threading.Event(), threading.Event()
+        self.page_holds[page] = (reached, release)
+        return reached, release
+
+    def hard_delete(self, task_id: str) -> None:
+        """Delete a Task beyond the Recycle Bin: ``queryAll`` no longer returns it at all."""
+        before = len(self.records)
+        self.records = [r for r in self.records if r["Id"] != task_id]
+        assert len(self.records) == before - 1, f"no Task {task_id} in the fake org"
+        self.deleted_for_good.append(task_id)
+
+    def count_soql(self, soql: str, include_deleted: bool) -> dict[str, Any]:
+        """``SELECT COUNT() FROM Task [WHERE ...]``: Salesforce answers totalSize and no records."""
+        rows = self.run_soql(re.sub(r"COUNT\(\)", "Id", soql, count=1, flags=re.IGNORECASE), include_deleted)
+        self.soql_seen[-1] = soql
+        return {"totalSize": len(rows), "done": True, "records": []}
+
+    def before_page(self, path: str) -> None:
+        """Called for every request before authorisation: per-page session ends, faults and holds."""
+        m = re.search(r"/(?:query|queryAll)/[^/]+-(\d+)$", path)
+        if not m:
+            return
+        page = int(m[1]) // self.page_size + 1
+        if page in self.session_revocations:
+            self.tokens = {self.session_revocations.pop(page)}
+        if page in self.page_holds:
+            reached, release = self.page_holds.pop(page)
+            reached.set()
+            release.wait(timeout=60)
+        queue = self.page_faults.get(page)
+        if queue:
+            fault = queue.popleft()
+            raise _ApiError(fault.status, fault.body)
+
 
 class _ApiError(Exception):
     def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
@@ -257,6 +312,7 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
                     return self._soap_login()
                 if method == "POST" and url.path == "/services/oauth2/token":
                     return self._token_login()
+                state.before_page(url.path)
                 self._authorised()
                 self._route(method, url.path, parse_qs(url.query))
             except _ApiError as err:
@@ -337,11 +393,11 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
                 return job["state"]
             return "JobComplete" if job["polls"] > state.polls_before_complete else "InProgress"
 
-        def _page(self, rows: list[dict[str, Any]], version: str, endpoint: str) -> dict[str, Any]:
+        def _page(self, rows: list[dict[str, Any]], version: str, endpoint: str, offset: int = 0) -> dict[str, Any]:
             head, rest = rows[: state.page_size], rows[state.page_size:]
             body: dict[str, Any] = {"totalSize": len(rows), "done": not rest, "records": head}
             if rest:
-                cursor = f"01gFAKE{uuid.uuid4().hex[:8]}-{state.page_size}"
+                cursor = f"01gFAKE{uuid.uuid4().hex[:8]}-{offset + state.page_size}"
                 state.cursors[cursor] = rest
                 body["nextRecordsUrl"] = f"/services/data/{version}/{endpoint}/{cursor}"
             return body
@@ -363,10 +419,12 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
                     if rows is None:
                         raise _ApiError(400, [{"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}])
                     total = len(rows)
-                    body = self._page(rows, version, endpoint)
+                    body = self._page(rows, version, endpoint, int(m["cursor"].rsplit("-", 1)[1]))
                     body["totalSize"] = total
                     return self._send(200, body)
                 self._fault(endpoint)
+                if re.match(r"^\s*SELECT\s+COUNT\(\)\s", query["q"][0], re.IGNORECASE):
+                    return self._send(200, state.count_soql(query["q"][0], include_deleted=endpoint == "queryAll"))
                 rows = state.run_soql(query["q"][0], include_deleted=endpoint == "queryAll")
                 return self._send(200, self._page(rows, version, endpoint))
             m = re.match(r"^/services/data/(v[\d.]+)/jobs/query/?(?P<job>[^/]+)?(?P<results>/results)?$", path)

@@ -47,7 +47,7 @@ def use_connection(monkeypatch, **conn: object) -> None:
 
 def extract(tmp_path) -> int:
     client = ResilientSalesforce(lambda: connect("salesforce_default"), max_attempts=1)
-    return extract_tasks(client, SF, tmp_path / "lake", START, START + timedelta(hours=1)).records
+    return extract_tasks(client, SF, tmp_path / "lake", until=START + timedelta(hours=1)).records
 
 
 def test_username_password_and_security_token(org, tmp_path, monkeypatch):
@@ -115,7 +115,7 @@ def test_a_wrong_client_secret_fails_at_once_naming_the_url_and_the_connection(o
                                        "domain": "acme.my", "proxies": {"https": proxy.url}})
     delays: list[float] = []
     with pytest.raises(AuthenticationFailed) as err:
-        extract_tasks(default_client(delays), SF, tmp_path / "lake", START, START + timedelta(hours=1))
+        extract_tasks(default_client(delays), SF, tmp_path / "lake", until=START + timedelta(hours=1))
     message = str(err.value)
     assert "https://acme.my.salesforce.com/services/oauth2/token" in message and "invalid_client" in message
     assert "`salesforce_default`" in message and "not retried" in message and "\n" not in message
@@ -133,7 +133,7 @@ def test_client_credentials_token_expiring_mid_run_is_renewed_and_the_data_is_wh
     use_connection(monkeypatch, extra={"consumer_key": "3MVG9-cc-app", "consumer_secret": "cc-s3cret",
                                        "domain": "acme.my", "proxies": {"https": proxy.url}})
     client = default_client([])
-    out = extract_tasks(client, SF, tmp_path / "lake", START, START + timedelta(hours=1))
+    out = extract_tasks(client, SF, tmp_path / "lake", until=START + timedelta(hours=1))
     assert out.records == 7 and out.pages == 4
     assert state.logins == ["client_credentials:3MVG9-cc-app"] * 2 and client.reauthentications == 1
     unauthorised_then_retried = [p for _, p in state.requests if "01gFAKE" in p]
@@ -158,7 +158,7 @@ def test_a_jwt_signed_with_another_key_is_an_invalid_grant_and_not_retried(org, 
                    extra={"consumer_key": "3MVG9-connected-app", "private_key": other_pem,
                           "proxies": {"https": proxy.url}})
     with pytest.raises(AuthenticationFailed, match="invalid_grant"):
-        extract_tasks(default_client([]), SF, tmp_path / "lake", START, START + timedelta(hours=1))
+        extract_tasks(default_client([]), SF, tmp_path / "lake", until=START + timedelta(hours=1))
     assert len(token_posts(state)) == 1
 
 
@@ -167,7 +167,7 @@ def test_an_expired_access_token_cannot_be_renewed_and_says_to_mint_a_new_one(or
     use_connection(monkeypatch, extra={"instance_url": state.served_at, "access_token": "expired"})
     client = default_client([])
     with pytest.raises(SessionRejected, match="mint a new token"):
-        extract_tasks(client, SF, tmp_path / "lake", START, START + timedelta(hours=1))
+        extract_tasks(client, SF, tmp_path / "lake", until=START + timedelta(hours=1))
     assert client.logins == 1 and client.reauthentications == 0
 
 
@@ -191,7 +191,7 @@ def test_a_refused_connection_fails_after_three_attempts_within_a_minute(tmp_pat
     delays: list[float] = []
     began = time.monotonic()
     with pytest.raises(SalesforceUnavailable) as err:
-        extract_tasks(default_client(delays), SF, tmp_path / "lake", START, START + timedelta(hours=1))
+        extract_tasks(default_client(delays), SF, tmp_path / "lake", until=START + timedelta(hours=1))
     assert str(err.value) == (f"Salesforce at https://127.0.0.1:{port} refused the connection after 3 attempts: "
                               "check the connection `salesforce_default`")
     assert len(delays) == 2 and sum(delays) < 20, f"two backoffs between three attempts, saw {delays}"
@@ -204,7 +204,7 @@ def test_a_refusing_proxy_fails_after_three_attempts_naming_the_login_url(tmp_pa
                                        "proxies": {"https": f"http://127.0.0.1:{closed_port()}"}})
     delays: list[float] = []
     with pytest.raises(SalesforceUnavailable) as err:
-        extract_tasks(default_client(delays), SF, tmp_path / "lake", START, START + timedelta(hours=1))
+        extract_tasks(default_client(delays), SF, tmp_path / "lake", until=START + timedelta(hours=1))
     assert str(err.value).startswith("Salesforce at https://acme.my.salesforce.com could not be reached through "
                                      "the proxy after 3 attempts: check the connection `salesforce_default`")
     assert len(delays) == 2
@@ -217,7 +217,7 @@ def test_an_unresolvable_host_fails_after_three_attempts(tmp_path, monkeypatch):
     began = time.monotonic()
     with pytest.raises(SalesforceUnavailable, match=r"calltrail-no-such-org.invalid could not be resolved \(DNS\) "
                                                     r"after 3 attempts: check the connection `salesforce_default`"):
-        extract_tasks(default_client(delays), SF, tmp_path / "lake", START, START + timedelta(hours=1))
+        extract_tasks(default_client(delays), SF, tmp_path / "lake", until=START + timedelta(hours=1))
     assert len(delays) == 2 and time.monotonic() - began < 60
 
 

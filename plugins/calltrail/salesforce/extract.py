@@ -1,12 +1,19 @@
-"""Extract Salesforce Tasks into the lake, page by page.
+"""Extract Salesforce Tasks into the lake, page by page, from the lake's own watermark.
 
-Incremental runs query ``queryAll`` (so deleted Tasks arrive with ``IsDeleted = true``) for
-``SystemModstamp`` in the run's data interval widened by the overlap, following
-``nextRecordsUrl`` until ``done``. A historical load uses Bulk API 2.0 ``queryAll``. Records are
-spooled to a JSON-lines file one page at a time (memory stays bounded whatever the volume) and
-then validated into ``salesforce_task/source=api/interval=<start>_<end>/tasks.parquet``. The
-partition appears only when the whole extraction succeeded: a failed run writes nothing and,
-since the interval is the watermark, the retry extracts the same interval again.
+Each run reads ``queryAll`` (so deleted Tasks arrive with ``IsDeleted = true``) for
+``SystemModstamp >= watermark - overlap`` up to the run's start (``until``, now). The watermark is
+the highest ``SystemModstamp`` a successful extraction stored (:mod:`calltrail.salesforce.watermark`):
+a failed, killed or missed run leaves it where it was, so the next run reads everything since. With
+no watermark (the first run, or the manifests are gone) or with ``full_load``, the run reads every
+Task before ``until``. A ``SELECT COUNT()`` through ``queryAll`` decides the API: REST ``queryAll``
+(following ``nextRecordsUrl`` until ``done``) up to ``bulk_threshold`` Tasks, Bulk API 2.0
+``queryAll`` above.
+
+Records are spooled to a JSON-lines file one page at a time (memory stays bounded whatever the
+volume) and validated into ``salesforce_task/source=api/interval=<from>_<until>/tasks.parquet``,
+beside a ``_manifest.json`` that records the ``SystemModstamp`` range stored. Versions the lake
+already holds (the overlap re-reads them) are not written again. The partition appears only when
+the whole extraction succeeded, in one rename, together with the watermark it advances.
 """
 
 from __future__ import annotations
@@ -21,12 +28,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from simple_salesforce import Salesforce
 from simple_salesforce.bulk2 import Operation
 from simple_salesforce.exceptions import SalesforceOperationError
 
 from calltrail.lake.convert import DEFAULT_MEMORY_LIMIT, ConvertResult, convert
-from calltrail.lake.partitions import QUARANTINE, SALESFORCE_TASK, interval_key, replace_partition
+from calltrail.lake.partitions import QUARANTINE, interval_key, replace_partition
 from calltrail.salesforce.client import (
     BULK_EXTRACTION_CALLS,
     REST_EXTRACTION_CALLS,
@@ -35,12 +43,28 @@ from calltrail.salesforce.client import (
     discard_query_job,
     list_query_jobs,
 )
-from calltrail.salesforce.tasks import contract, full_soql, incremental_soql, soql_datetime
+from calltrail.salesforce.tasks import (
+    contract,
+    count_soql,
+    field_names,
+    full_soql,
+    incremental_soql,
+    modstamp_filter,
+    soql_datetime,
+)
+from calltrail.salesforce.watermark import (
+    API_DATASET,
+    MANIFEST,
+    PARQUET,
+    parse_utc,
+    partitions_reaching,
+    read_watermark,
+)
 from calltrail.settings import SalesforceSettings
 
 log = logging.getLogger(__name__)
 
-API_DATASET = f"{SALESFORCE_TASK}/source=api"
+__all__ = ["API_DATASET", "ExtractionResult", "bulk_pages", "count_tasks", "extract_tasks", "rest_pages"]
 
 
 class BulkJobFailed(SalesforceExtractionError):
@@ -49,16 +73,19 @@ class BulkJobFailed(SalesforceExtractionError):
 
 @dataclass
 class ExtractionResult:
-    mode: str
+    kind: str  # "full" or "incremental"
+    mode: str  # "rest_queryAll" or "bulk2_queryAll"
     soql: str
     pages: int
     records: int
-    partition: Path
+    partition: Path | None  # None: every version read was already in the lake
     result: ConvertResult
+    watermark: str | None  # after this run
 
     def as_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "soql": self.soql, "pages": self.pages, "records": self.records,
-                "partition": str(self.partition), **self.result.as_dict()}
+        return {"kind": self.kind, "mode": self.mode, "soql": self.soql, "pages": self.pages,
+                "records": self.records, "partition": str(self.partition) if self.partition else None,
+                "watermark": self.watermark, **self.result.as_dict()}
 
 
 def rest_pages(client: ResilientSalesforce, soql: str) -> Iterator[list[dict[str, Any]]]:
@@ -118,50 +145,130 @@ def bulk_pages(
                 yield [{k: (v if v != "" else None) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
+class _NothingNew(Exception):
+    """The window held no version the lake lacks: nothing is committed."""
+
+
+def count_tasks(client: ResilientSalesforce, where: str = "") -> int:
+    """``SELECT COUNT() FROM Task`` through ``queryAll`` (deleted Tasks count): one API call."""
+    soql = count_soql(where)
+    page = client.call("queryAll COUNT()", lambda sf: sf.query(soql, include_deleted=True))
+    return int(page["totalSize"])
+
+
+def task_pages(
+    client: ResilientSalesforce, sf: SalesforceSettings, soql: str, expected: int, *, poll_seconds: float = 2.0
+) -> tuple[str, Iterator[list[dict[str, Any]]]]:
+    """REST ``queryAll`` up to ``sf.bulk_threshold`` expected records, Bulk API 2.0 ``queryAll`` above."""
+    if expected > sf.bulk_threshold:
+        return "bulk2_queryAll", bulk_pages(client, soql, page_size=sf.bulk_page_size, poll_seconds=poll_seconds)
+    return "rest_queryAll", rest_pages(client, soql)
+
+
+def _modstamp(record: dict[str, Any]) -> datetime | None:
+    value = record.get("SystemModstamp")
+    try:
+        return parse_utc(str(value)) if value else None
+    except ValueError:
+        return None  # the contract quarantines it with the reason
+
+
+def _stored_range(parquet: Path) -> tuple[datetime | None, datetime | None]:
+    con = duckdb.connect()
+    try:
+        low, high = con.execute("select min(SystemModstamp), max(SystemModstamp) from read_parquet(?)",
+                                [str(parquet)]).fetchone()
+    finally:
+        con.close()
+    return (low.replace(tzinfo=UTC) if low else None, high.replace(tzinfo=UTC) if high else None)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
 def extract_tasks(
     client: ResilientSalesforce,
     sf: SalesforceSettings,
     lake_dir: Path,
-    start: datetime,
-    end: datetime,
     *,
+    until: datetime | None = None,
     full_load: bool = False,
     poll_seconds: float = 2.0,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> ExtractionResult:
-    """Extract the Tasks of ``[start, end)`` (widened by the overlap), or all before ``end``."""
-    # Daily API budget: fail before any query when the org's remaining requests cannot cover the run.
-    client.check_api_budget(BULK_EXTRACTION_CALLS if full_load else REST_EXTRACTION_CALLS)
+    """Extract every Task version changed since the watermark (less the overlap) and before ``until``.
 
-    if full_load:
-        soql, mode = full_soql(sf, end), "bulk2_queryAll"
-        key = f"full_{soql_datetime(end).replace('-', '').replace(':', '')}"
+    ``until`` defaults to now. ``full_load`` ignores the watermark and reads every Task, as the first
+    run does.
+    """
+    until = (until or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)  # SOQL has whole seconds
+    mark = None if full_load else read_watermark(lake_dir)
+    # Daily API budget: fail before any query when the org's remaining requests cannot cover the run.
+    client.check_api_budget(BULK_EXTRACTION_CALLS if mark is None else REST_EXTRACTION_CALLS)
+    if mark is None:
+        kind, since = "full", None
+        key = f"full_{until.strftime('%Y%m%dT%H%M%SZ')}"
+        known = sorted((lake_dir / API_DATASET).glob(f"*/{PARQUET}"))
+        reason = "forced full reload" if full_load else "no watermark in the lake (first run, or its manifests are gone)"
+        log.info("full load of every Task before %s: %s", soql_datetime(until), reason)
     else:
-        soql, mode = incremental_soql(sf, start - timedelta(minutes=sf.overlap_minutes), end), "rest_queryAll"
-        key = interval_key(start, end)
+        kind, since = "incremental", min(mark.at - timedelta(minutes=sf.overlap_minutes), until)
+        key = interval_key(since, until)
+        known = partitions_reaching(lake_dir, since)
+        log.info("watermark %s (from %s); reading SystemModstamp >= %s (overlap %d min) and < %s",
+                 soql_datetime(mark.at), mark.partition.name, soql_datetime(since), sf.overlap_minutes,
+                 soql_datetime(until))
+    expected = count_tasks(client, modstamp_filter(since, until))
+    if since is None:
+        soql = full_soql(sf, until)
+    elif expected > sf.bulk_threshold:  # Bulk API 2.0 gains nothing from an ORDER BY and may time out on it
+        soql = f"SELECT {', '.join(field_names(sf))} FROM Task {modstamp_filter(since, until)}"
+    else:
+        soql = incremental_soql(sf, since, until)
     partition = lake_dir / API_DATASET / f"interval={key}"
     quarantine_file = lake_dir / QUARANTINE / API_DATASET / f"interval={key}.jsonl"
-    log.info("extracting Tasks (%s): %s", mode, soql)
     pages = records = 0
-    with replace_partition(partition, lake_dir) as work:
-        spool = work / "_spool.jsonl"
-        source = (bulk_pages(client, soql, page_size=sf.bulk_page_size, poll_seconds=poll_seconds)
-                  if full_load else rest_pages(client, soql))
-        with spool.open("w") as fh:
-            for page in source:
-                pages += 1
-                for record in page:
-                    record.pop("attributes", None)
-                    fh.write(json.dumps(record, default=str) + "\n")
-                records += len(page)
-                log.info("page %d: %d record(s), %d so far", pages, len(page), records)
-        quarantine_file.unlink(missing_ok=True)
-        result = convert(spool, contract(sf), work / "tasks.parquet", quarantine_file, fmt="jsonl",
-                         source_label=f"salesforce {mode} {key}", memory_limit=memory_limit)
-        spool.unlink()
-        (work / "_manifest.json").write_text(json.dumps({
-            "mode": mode, "soql": soql, "pages": pages, "records": records,
-            "extracted_at": datetime.now(UTC).isoformat(), **result.as_dict()}, indent=2) + "\n")
-    log.info("extracted %d Task record(s) in %d page(s) into %s (%d retries, %d re-authentications)",
-             records, pages, partition, client.retries, client.reauthentications)
-    return ExtractionResult(mode, soql, pages, records, partition, result)
+    highest: datetime | None = None
+    mode, source = task_pages(client, sf, soql, expected, poll_seconds=poll_seconds)
+    log.info("extracting %d Task record(s) through %s: %s", expected, mode, soql)
+    try:
+        with replace_partition(partition, lake_dir) as work:
+            spool = work / "_spool.jsonl"
+            with spool.open("w") as fh:
+                for page in source:
+                    pages += 1
+                    for record in page:
+                        record.pop("attributes", None)
+                        stamp = _modstamp(record)
+                        if stamp is not None and (highest is None or stamp > highest):
+                            highest = stamp
+                        fh.write(json.dumps(record, default=str) + "\n")
+                    records += len(page)
+                    log.info("page %d: %d record(s), %d so far", pages, len(page), records)
+            quarantine_file.unlink(missing_ok=True)
+            result = convert(spool, contract(sf), work / PARQUET, quarantine_file, fmt="jsonl",
+                             source_label=f"salesforce {mode} {key}", existing_keys=known or None,
+                             memory_limit=memory_limit)
+            spool.unlink()
+            advances = highest is not None and (mark is None or highest > mark.at)
+            if not (result.rows_valid or result.rows_quarantined or advances):
+                raise _NothingNew
+            low, high = _stored_range(work / PARQUET)
+            # The watermark is what this extraction stored: its valid rows, and the quarantined ones
+            # (kept in the quarantine with their reasons) so that they are not read again each hour.
+            high = max(v for v in (high, highest) if v is not None) if (high or highest) else None
+            (work / MANIFEST).write_text(json.dumps({
+                "kind": kind, "mode": mode, "soql": soql, "pages": pages, "records": records,
+                "window_from": _iso(since), "window_until": until.isoformat(),
+                "watermark_before": _iso(mark.at if mark else None),
+                "min_system_modstamp": _iso(low), "max_system_modstamp": _iso(high),
+                "extracted_at": datetime.now(UTC).isoformat(), **result.as_dict()}, indent=2) + "\n")
+    except _NothingNew:
+        log.info("read %d Task record(s) in %d page(s): every version is already in the lake; nothing written, "
+                 "the watermark stays at %s", records, pages, soql_datetime(mark.at) if mark else "none")
+        return ExtractionResult(kind, mode, soql, pages, records, None, result, _iso(mark.at if mark else None))
+    log.info("extracted %d Task record(s) in %d page(s) into %s, %d new version(s); watermark now %s "
+             "(%d retries, %d re-authentications)", records, pages, partition, result.rows_valid,
+             _iso(high), client.retries, client.reauthentications)
+    return ExtractionResult(kind, mode, soql, pages, records, partition, result, _iso(high))

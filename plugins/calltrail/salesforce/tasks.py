@@ -69,3 +69,19 @@ def incremental_soql(sf: SalesforceSettings, start: datetime, end: datetime) -> 
 def full_soql(sf: SalesforceSettings, end: datetime) -> str:
     """Every Task modified before ``end`` (historical load through Bulk API 2.0)."""
     return f"SELECT {', '.join(field_names(sf))} FROM Task WHERE SystemModstamp < {soql_datetime(end)}"
+
+
+def modstamp_filter(start: datetime | None, end: datetime) -> str:
+    """The ``WHERE`` clause of an extraction: ``SystemModstamp`` in ``[start, end)``, or before ``end``."""
+    lower = f"SystemModstamp >= {soql_datetime(start)} AND " if start is not None else ""
+    return f"WHERE {lower}SystemModstamp < {soql_datetime(end)}"
+
+
+def count_soql(where: str = "") -> str:
+    """How many Tasks a query would read (through ``queryAll``, so deleted ones count)."""
+    return f"SELECT COUNT() FROM Task {where}".rstrip()
+
+
+def ids_soql() -> str:
+    """Every Task Id Salesforce still has (through ``queryAll``: the Recycle Bin's too)."""
+    return "SELECT Id FROM Task"
