@@ -20,16 +20,20 @@ class SalesforceNotConfigured(RuntimeError):
 
 
 def ingest_web_events(settings: Settings, *, reprocess: bool = False) -> dict[str, Any]:
+    from calltrail.demo.apart import refuse_to_mix
     from calltrail.web.ingest import ingest_web_events as run
 
+    refuse_to_mix(settings)
     report = run(settings.web_landing_dir, settings.lake_dir, reprocess=reprocess,
                  memory_limit=settings.ingest_memory_limit)
     return report.as_dict()
 
 
 def ingest_task_files(settings: Settings, *, reprocess: bool = False) -> dict[str, Any]:
+    from calltrail.demo.apart import refuse_to_mix
     from calltrail.salesforce.files import ingest_task_files as run
 
+    refuse_to_mix(settings)
     report = run(settings.task_landing_dir, settings.lake_dir, settings.salesforce, reprocess=reprocess,
                  memory_limit=settings.ingest_memory_limit)
     return report.as_dict()
@@ -60,6 +64,9 @@ def extract_salesforce_tasks(
             f"no Airflow connection {sf.conn_id!r}: Salesforce API extraction skipped; Task files in "
             f"{settings.task_landing_dir} are still ingested"
         )
+    from calltrail.demo.apart import refuse_to_mix
+
+    refuse_to_mix(settings, salesforce_connected=True)
     client = ResilientSalesforce(
         lambda: connect(sf.conn_id),
         max_attempts=sf.max_attempts,
