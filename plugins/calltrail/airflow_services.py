@@ -370,8 +370,8 @@ def wait_registered(url: str, token: str, dags_folder: Path, *, timeout: float =
     missing = expected
     while True:
         try:
-            dags = _call(url, "/api/v2/dags?limit=1000", token=token)["dags"]
-            errors = _call(url, "/api/v2/importErrors?limit=1000", token=token)["import_errors"]
+            dags = _call(url, "/api/v2/dags?limit=100", token=token)["dags"]
+            errors = _call(url, "/api/v2/importErrors?limit=100", token=token)["import_errors"]
         except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
             dags, errors = [], []
             last_error = exc
