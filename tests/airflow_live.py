@@ -4,6 +4,10 @@ talk to them over the REST API v2, and that check nothing is left running afterw
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
+import signal
 import socket
 import subprocess
 import time
@@ -29,17 +33,21 @@ def api(url: str, path: str, token: str | None = None, method: str = "GET", body
         return json.loads(response.read())
 
 
-def wait_for_run(url: str, dag_id: str, *, timeout: float, token: str | None = None) -> dict:
-    """The DAG's first run, once it has finished (success or failed)."""
+def wait_for_run(url: str, dag_id: str, *, timeout: float, token: str | None = None,
+                 run_type: str | None = None) -> dict:
+    """The DAG's first run (of ``run_type``, e.g. ``scheduled``), once it has finished (success or
+    failed)."""
     deadline = time.monotonic() + timeout
     runs: list[dict] = []
     while time.monotonic() < deadline:
         runs = api(url, f"/dags/{dag_id}/dagRuns?order_by=start_date", token)["dag_runs"]
-        done = [r for r in runs if r["state"] in ("success", "failed")]
+        done = [r for r in runs if r["state"] in ("success", "failed") and run_type in (None, r["run_type"])]
         if done:
             return done[0]
         time.sleep(5)
-    raise AssertionError(f"{dag_id}: no finished run within {timeout:.0f} s; runs: {runs}")
+    paused = api(url, f"/dags/{dag_id}", token)["is_paused"]
+    raise AssertionError(f"{dag_id}: no finished {run_type or ''} run within {timeout:.0f} s (DAG paused: {paused}); "
+                         f"runs: {[(r['run_id'], r['run_type'], r['state']) for r in runs]}")
 
 
 def task_states(url: str, dag_id: str, run_id: str, token: str | None = None) -> dict[str, str]:
@@ -66,25 +74,56 @@ def processes_of(airflow_home: Path) -> list[int]:
 
 @dataclass
 class LiveAirflow:
-    """``calltrail airflow start`` running in the background from the start of the test session,
-    so the scheduler works on the demo data while the other tests run (the machine has two cores
-    and most tests keep one busy)."""
+    """What a newcomer does, in the background from the start of the test session: ``calltrail
+    run`` (``make run``), then ``calltrail airflow start`` (``make airflow``) on the same data
+    folder and Airflow home, so the scheduler works on the demo data while the other tests run (the
+    machine has two cores and most tests keep one busy). Both run in one process group of their
+    own (``setsid``), which :meth:`kill` TERMs if they hang."""
 
     env: dict[str, str]
     url: str
     airflow_home: Path
+    run_log: Path  # the output of `calltrail run`, then a line "make run exit <code>"
     process: subprocess.Popen | None = None
     output: str = ""
     groups: dict[str, int] = field(default_factory=dict)
 
     def start(self, calltrail: str) -> None:
-        self.process = subprocess.Popen([calltrail, "airflow", "start"], env=self.env, text=True,
+        run, log = shlex.quote(calltrail), shlex.quote(str(self.run_log))
+        script = f'{run} run > {log} 2>&1; echo "make run exit $?" >> {log}; exec {run} airflow start'
+        self.process = subprocess.Popen(["bash", "-c", script], env=self.env, text=True, start_new_session=True,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
-    def wait_started(self, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def make_run(self) -> tuple[int | None, str]:
+        """The exit code and output of ``calltrail run`` (None: it did not finish)."""
+        text = self.run_log.read_text() if self.run_log.exists() else ""
+        found = re.search(r"^make run exit (\d+)$", text, re.MULTILINE)
+        return (int(found.group(1)) if found else None), text
+
+    def wait_started(self, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
         assert self.process is not None
         if self.process.returncode is None:
-            self.output, _ = self.process.communicate(timeout=timeout)
+            try:
+                self.output, _ = self.process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                rc, text = self.make_run()
+                raise AssertionError(f"`calltrail run` then `calltrail airflow start` did not finish within "
+                                     f"{timeout:.0f} s (make run exit: {rc}); make run's output ends: {text[-3000:]}"
+                                     ) from None
         state = self.airflow_home / "calltrail-airflow.json"
         self.groups = json.loads(state.read_text())["groups"] if state.exists() else {}
         return subprocess.CompletedProcess(self.process.args, self.process.returncode, self.output, "")
+
+    def kill(self) -> None:
+        """TERM the process group of ``calltrail run`` / ``airflow start`` (``kill -TERM -- -PGID``)."""
+        if self.process and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.communicate(timeout=30)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 
 # Before anything imports Airflow: the test process gets an Airflow home and a data folder of its
@@ -40,13 +41,17 @@ def live_airflow(tmp_path_factory):
     # Its own dbt target folder: it runs dbt while the other tests run dbt in the same checkout.
     env = calltrail_env(tmp, CALLTRAIL_AIRFLOW_PORT=str(port), CALLTRAIL_DEMO_VISITORS="150",
                         CALLTRAIL_DBT_TARGET_DIR=str(tmp / "dbt_target"))
-    live = LiveAirflow(env=env, url=f"http://127.0.0.1:{port}", airflow_home=tmp / "data" / "airflow")
-    live.start(str(BIN / "calltrail"))
+    live = LiveAirflow(env=env, url=f"http://127.0.0.1:{port}", airflow_home=tmp / "data" / "airflow",
+                       run_log=tmp / "make-run.log")
+    live.start(str(BIN / "calltrail"))  # `calltrail run`, then `calltrail airflow start`
     yield live
     from calltrail.airflow_services import group_members
 
     if live.process and live.process.returncode is None:
-        live.process.wait(timeout=600)
+        try:
+            live.process.wait(timeout=1800)
+        except subprocess.TimeoutExpired:
+            live.kill()
     stopped = run([str(BIN / "calltrail"), "airflow", "stop"], env, timeout=120)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     leftovers = {name: group_members(pgid) for name, pgid in live.groups.items() if group_members(pgid)}

@@ -1,6 +1,7 @@
 """The real local Airflow of ``make airflow`` (api-server, scheduler, dag-processor, triggerer;
-LocalExecutor on SQLite): the scheduler runs the DAGs on its own on the demo data, and a real
-headless Chromium follows the dbt docs lineage inside the Airflow UI."""
+LocalExecutor on SQLite), started as a newcomer does, after ``make run`` on the same data folder
+and Airflow home: the scheduler runs the DAGs on its own on the demo data, and a real headless
+Chromium follows the dbt docs lineage inside the Airflow UI."""
 
 from __future__ import annotations
 
@@ -23,14 +24,37 @@ def live(live_airflow):
     """The Airflow of `make airflow`, started in the background at the beginning of the session
     (tests/conftest.py), stopped at its end with a check that no process is left."""
     started = live_airflow.wait_started()
+    run_rc, run_output = live_airflow.make_run()
+    assert run_rc == 0, f"make run (before make airflow) exited {run_rc}: {run_output[-4000:]}"
     assert started.returncode == 0, started.stdout[-4000:]
     return {"url": live_airflow.url, "env": live_airflow.env, "start": started, "groups": live_airflow.groups,
-            "settings": settings_module.load(live_airflow.env)}
+            "settings": settings_module.load(live_airflow.env), "make_run": run_output}
 
 
 @pytest.fixture(scope="module")
-def transform_run(live):
-    return wait_for_run(live["url"], "calltrail_transform", timeout=1200)
+def scheduled_ingestion(live):
+    """The first scheduled run of each ingestion DAG, once finished (the DAGs run hourly; with
+    catchup off the scheduler starts the latest hour as soon as a DAG is unpaused)."""
+    return {dag_id: wait_for_run(live["url"], dag_id, timeout=1200, run_type="scheduled") for dag_id in INGESTION}
+
+
+@pytest.fixture(scope="module")
+def transform_run(live, scheduled_ingestion):
+    return wait_for_run(live["url"], "calltrail_transform", timeout=1800, run_type="asset_triggered")
+
+
+def test_make_airflow_after_make_run_unpauses_every_dag_and_says_so(live):
+    """`make run` (airflow dags test) created the DAG rows paused; `make airflow` unpauses them."""
+    assert "calltrail_transform succeeded" in live["make_run"], live["make_run"][-3000:]
+    url = live["url"]
+    dags = {d["dag_id"]: d for d in api(url, "/dags?limit=100")["dags"]}
+    expected = {p.stem for p in (ROOT / "dags").glob("*.py")}
+    assert set(dags) == expected, (set(dags), expected)
+    for dag_id in expected:  # make run's `dags test` runs are in this metadata database
+        assert {r["run_type"] for r in api(url, f"/dags/{dag_id}/dagRuns")["dag_runs"]} >= {"manual"}, dag_id
+    assert {k: d["is_paused"] for k, d in dags.items()} == dict.fromkeys(expected, False)
+    assert f"DAGs        unpaused: {', '.join(sorted(expected))}" in live["start"].stdout, live["start"].stdout
+    assert "data        demo data (generated)" in live["start"].stdout
 
 
 def test_make_airflow_prints_the_url_and_the_login_and_every_component_is_healthy(live):
@@ -43,12 +67,15 @@ def test_make_airflow_prints_the_url_and_the_login_and_every_component_is_health
         "metadatabase": "healthy", "scheduler": "healthy", "triggerer": "healthy", "dag_processor": "healthy"}
 
 
-def test_the_scheduler_runs_ingestion_on_its_schedule_and_the_transformation_on_the_assets(live, transform_run):
+def test_the_scheduler_runs_ingestion_on_its_schedule_and_the_transformation_on_the_assets(
+        live, scheduled_ingestion, transform_run):
     url = live["url"]
-    for dag_id in INGESTION:
+    for dag_id, first in scheduled_ingestion.items():
+        assert first["state"] == "success", (first, task_states(url, dag_id, first["dag_run_id"]))
         runs = api(url, f"/dags/{dag_id}/dagRuns")["dag_runs"]
-        assert runs and all(r["run_type"] == "scheduled" for r in runs), runs  # nobody triggered them
-        assert {r["state"] for r in runs} == {"success"}, runs
+        # make run's `dags test` (manual) and the scheduler's: nobody else triggered them
+        assert {r["run_type"] for r in runs} == {"manual", "scheduled"}, runs
+        assert {r["state"] for r in runs if r["run_type"] == "scheduled"} <= {"success", "running", "queued"}, runs
     assert transform_run["run_type"] == "asset_triggered", transform_run
     assert transform_run["state"] == "success", task_states(url, "calltrail_transform", transform_run["dag_run_id"])
     quoted = transform_run["dag_run_id"].replace(":", "%3A").replace("+", "%2B")

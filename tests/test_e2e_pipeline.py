@@ -145,7 +145,9 @@ def test_healthy_runs_pass_every_check_and_send_no_alert(demo_run, channels):
 
 def test_when_the_vendor_stops_writing_bizible_ids_the_run_fails_alerts_once_and_keeps_the_published_touchpoints(
         demo_run, channels):
-    """Runs after the healthy ones: a Task export in which 42% of the calls lost their BizibleId."""
+    """Runs after the healthy ones: a Task export in which 42% of the calls lost their BizibleId.
+    The export is a fault injected into the demo, so this run keeps the demo (CALLTRAIL_DEMO=always):
+    in the default mode a file of your own makes the run remove the demo data."""
     tmp, env, _, _ = demo_run
     slack, smtp = channels
     settings = settings_module.load(env)
@@ -155,7 +157,7 @@ def test_when_the_vendor_stops_writing_bizible_ids_the_run_fails_alerts_once_and
     blanked = calls[: int(len(calls) * 0.42)]
     write_task_updates(settings, blanked, "vendor-stopped.csv", bizible2__BizibleId__c="''")
 
-    out = run([str(BIN / "calltrail"), "run"], env)
+    out = run([str(BIN / "calltrail"), "run"], {**env, "CALLTRAIL_DEMO": "always"})
     assert out.returncode == 1, out.stdout[-4000:]
     assert "calltrail_transform FAILED" in out.stdout
     assert "this run published nothing" in out.stdout

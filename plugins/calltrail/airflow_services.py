@@ -69,7 +69,8 @@ def service_environment(settings: Settings, env: dict[str, str], endpoint: Endpo
         # already carried out, and the task failed ("invalid state").
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         "AIRFLOW__API__SECRET_KEY": _secret(home / ".api_secret_key"),
-        # The DAGs run on their own schedule as soon as the dag-processor has parsed them.
+        # New DAG rows are created unpaused; the rows `make run` created paused are unpaused by
+        # unpause_dags once the components are up.
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "30",
         # The dbt docs of every run, in the UI through the astronomer-cosmos plugin (menu Browse).
@@ -323,3 +324,98 @@ def stop(settings: Settings, *, timeout: float = 30, say=print) -> list[str]:
             pass
     path.unlink(missing_ok=True)
     return list(groups)
+
+
+# -- the DAGs: registered by the dag-processor, then unpaused ---------------------------------------
+
+DAG_REGISTRATION_SECONDS = 600  # the dag-processor parses every file; on a busy 2-core machine this took minutes
+
+
+def _call(url: str, path: str, *, token: str | None = None, method: str = "GET", body: object = None,
+          timeout: float = 30) -> dict:
+    request = urllib.request.Request(f"{url}{path}", method=method,
+                                     data=None if body is None else json.dumps(body).encode())
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def api_token(settings: Settings, endpoint: Endpoint) -> str:
+    """A JWT for the REST API v2: without credentials on loopback (every user is an admin), else
+    as user ``admin``."""
+    try:
+        if is_loopback(endpoint.host):
+            return _call(endpoint.url, "/auth/token")["access_token"]
+        return _call(endpoint.url, "/auth/token", method="POST",
+                     body={"username": "admin", "password": admin_password(settings)})["access_token"]
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+        raise AirflowServiceError(f"could not get an API token from {endpoint.url}/auth/token ({exc}): "
+                                  "see logs/components/api-server.log") from None
+
+
+def dag_files(dags_folder: Path) -> list[Path]:
+    """The DAG files the dag-processor must register (one file per DAG)."""
+    return sorted(p for p in dags_folder.glob("*.py") if not p.name.startswith(("_", ".")))
+
+
+def wait_registered(url: str, token: str, dags_folder: Path, *, timeout: float = DAG_REGISTRATION_SECONDS,
+                    poll: float = 3) -> list[dict]:
+    """Every DAG of ``dags_folder`` once the dag-processor has registered a DAG from each of its
+    files. A file that does not import fails at once, with the error Airflow recorded."""
+    expected = {p.name for p in dag_files(dags_folder)}
+    deadline = time.monotonic() + timeout
+    registered: list[dict] = []
+    missing = expected
+    while True:
+        try:
+            dags = _call(url, "/api/v2/dags?limit=100", token=token)["dags"]
+            errors = _call(url, "/api/v2/importErrors?limit=100", token=token)["import_errors"]
+        except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+            dags, errors = [], []
+            last_error = exc
+        else:
+            last_error = None
+        registered = [d for d in dags if Path(d["fileloc"]).name in expected]
+        missing = expected - {Path(d["fileloc"]).name for d in registered}
+        if not missing:
+            return registered
+        broken = {Path(e["filename"]).name: e["stack_trace"] for e in errors if Path(e["filename"]).name in missing}
+        if broken:
+            name, trace = sorted(broken.items())[0]
+            lines = [line for line in trace.strip().splitlines() if line.strip()]
+            raise AirflowServiceError(f"the DAG file {dags_folder / name} does not import: "
+                                      f"{lines[-1] if lines else trace} (see Import Errors in the UI)")
+        if time.monotonic() >= deadline:
+            raise AirflowServiceError(
+                f"the dag-processor registered no DAG from {', '.join(sorted(missing))} within {timeout:.0f} s "
+                f"(last API error: {last_error}): see logs/components/dag-processor.log")
+        time.sleep(poll)
+
+
+def unpause_dags(settings: Settings, env: dict[str, str], endpoint: Endpoint, *,
+                 timeout: float = DAG_REGISTRATION_SECONDS) -> list[str]:
+    """Unpause every DAG of the DAGs folder through the REST API v2 and return their ids once the
+    API reports each of them unpaused.
+
+    ``make run`` (``airflow dags test``) creates the DAG rows paused, and a paused DAG never runs
+    on its schedule, so setting ``dags_are_paused_at_creation`` alone is not enough.
+    """
+    token = api_token(settings, endpoint)
+    dags_folder = Path(env["AIRFLOW__CORE__DAGS_FOLDER"])
+    dags = wait_registered(endpoint.url, token, dags_folder, timeout=timeout)
+    ids = sorted(d["dag_id"] for d in dags)
+    try:
+        for dag in dags:
+            if dag["is_paused"]:
+                _call(endpoint.url, f"/api/v2/dags/{dag['dag_id']}", token=token, method="PATCH",
+                      body={"is_paused": False})
+        still = [d for d in ids if _call(endpoint.url, f"/api/v2/dags/{d}", token=token)["is_paused"]]
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+        raise AirflowServiceError(f"unpausing the DAGs through {endpoint.url}/api/v2 failed ({exc}): "
+                                  "see logs/components/api-server.log") from None
+    if still:
+        raise AirflowServiceError(f"{', '.join(still)} still paused after the API was asked to unpause them: "
+                                  "see logs/components/api-server.log")
+    return ids

@@ -20,10 +20,19 @@ def _say(message: str) -> None:
 
 
 def _has_own_landing_files(settings: Settings) -> bool:
-    from calltrail.lake.landing import landing_files
+    """Landing files of yours, or lake partitions loaded from them or from the API: then no demo."""
+    from calltrail.demo.apart import has_own_data
 
-    files = landing_files(settings.web_landing_dir) + landing_files(settings.task_landing_dir)
-    return any(not f.name.startswith("demo-") for f in files)
+    return has_own_data(settings)
+
+
+def _remove_demo(settings: Settings) -> None:
+    """Your data is here: the demo's files, lake partitions and marts go, so the two never mix."""
+    from calltrail.demo import apart
+
+    if apart.demo_present(settings):
+        removed = apart.remove_demo(settings)
+        _say(f"  your own data is used: removed the demo data so the two never mix ({removed.describe()})")
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -63,6 +72,8 @@ def _use_demo(settings: Settings, env: dict[str, str], log_file) -> bool:
 
         _say(f"  using demo data: generating {settings.demo_visitors:,} visitors into {settings.landing_dir}")
         generate(settings.landing_dir, visitors=settings.demo_visitors)
+    else:
+        _remove_demo(settings)
     return use_demo
 
 
@@ -127,13 +138,25 @@ def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
         raise SystemExit(f"already running from {settings.airflow_home}: `make airflow-stop` first")
     _say("  preparing the metadata database, pools and the dbt manifest ...")
     local_airflow.prepare(settings, env, log_file)
-    _use_demo(settings, env, log_file)
+    demo = _use_demo(settings, env, log_file)
     _say("  starting api-server, scheduler, dag-processor, triggerer ...")
     try:
         services.start(settings, env, endpoint, say=_say)
     except services.AirflowServiceError as exc:
         _say(f"calltrail airflow: {exc}")
         return 1
+    _say("  waiting for the dag-processor to register the DAGs, then unpausing them ...")
+    try:
+        unpaused = services.unpause_dags(settings, env, endpoint)
+    except services.AirflowServiceError as exc:
+        _say(f"calltrail airflow: {exc}\n  Airflow is up at {endpoint.url}, but its DAGs are paused: nothing runs "
+             "on schedule. Fix the cause, then `make airflow-stop` and `make airflow`.")
+        return 1
+    if demo:
+        data = (f"demo data (generated). Your own files go into {settings.landing_dir}; then "
+                "`make airflow-stop`, `make run` (it removes the demo data) and `make airflow`")
+    else:
+        data = "your data (landing files and the Salesforce connection, if configured)"
     if services.is_loopback(endpoint.host):
         login = "no login needed on this loopback address (every user is an admin)"
     else:
@@ -141,7 +164,9 @@ def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
     _say(f"""
 Airflow is up: {endpoint.url}
   login       {login}
-  DAGs        unpaused: ingestion runs hourly, calltrail_transform runs when both ingestion Assets update
+  DAGs        unpaused: {', '.join(unpaused)}
+              ingestion runs hourly, calltrail_transform runs when both ingestion Assets update
+  data        {data}
   dbt docs    {endpoint.url}/cosmos/calltrail/dbt_docs_index.html  (menu Browse > calltrail dbt docs)
   Data Docs   {endpoint.url}/calltrail/data-docs/index.html  (menu Browse > calltrail Data Docs)
   logs        {settings.airflow_home / 'logs'}

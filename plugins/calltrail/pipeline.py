@@ -22,16 +22,20 @@ class SalesforceNotConfigured(RuntimeError):
 
 
 def ingest_web_events(settings: Settings, *, reprocess: bool = False) -> dict[str, Any]:
+    from calltrail.demo.apart import refuse_to_mix
     from calltrail.web.ingest import ingest_web_events as run
 
+    refuse_to_mix(settings)
     report = run(settings.web_landing_dir, settings.lake_dir, reprocess=reprocess,
                  memory_limit=settings.ingest_memory_limit)
     return report.as_dict()
 
 
 def ingest_task_files(settings: Settings, *, reprocess: bool = False) -> dict[str, Any]:
+    from calltrail.demo.apart import refuse_to_mix
     from calltrail.salesforce.files import ingest_task_files as run
 
+    refuse_to_mix(settings)
     report = run(settings.task_landing_dir, settings.lake_dir, settings.salesforce, reprocess=reprocess,
                  memory_limit=settings.ingest_memory_limit)
     return report.as_dict()
@@ -64,10 +68,12 @@ def extract_salesforce_tasks(settings: Settings, *, full_load: bool = False) -> 
     No watermark (first run) or ``full_load``: every Task. The run's data interval plays no part, so
     a failed or missed run loses nothing: the next one reads from the same watermark.
     """
+    from calltrail.demo.apart import refuse_to_mix
     from calltrail.salesforce.extract import extract_tasks
 
     client = _salesforce_client(settings, f"Salesforce API extraction skipped; Task files in "
                                           f"{settings.task_landing_dir} are still ingested")
+    refuse_to_mix(settings, salesforce_connected=True)
     return extract_tasks(client, settings.salesforce, settings.lake_dir, full_load=full_load,
                          memory_limit=settings.ingest_memory_limit).as_dict()
 

@@ -179,6 +179,13 @@ def render_quality(settings: Settings, alerts: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def describe_data(settings: Settings) -> str:
+    """Which data the marts are built from: "demo data (generated)" or "your data: ..."."""
+    from calltrail.demo.apart import describe
+
+    return describe(settings)
+
+
 def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:5.1f}%" if whole else "    -"
 
@@ -187,6 +194,7 @@ def render_marts(settings: Settings, s: MartSummary) -> str:
     lines = [
         "calltrail: calls and touchpoints",
         "================================",
+        f"  data                        {describe_data(settings)}",
         f"  Tasks seen                  {s.tasks_seen:>8,}",
         f"  call Tasks                  {s.calls:>8,}",
         f"    with a valid BizibleId    {s.valid_calls:>8,}  {_pct(s.valid_calls, s.calls)}",
