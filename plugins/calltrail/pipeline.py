@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from calltrail.settings import Settings
+
+if TYPE_CHECKING:
+    from calltrail.quality.alerts import RunInfo
 
 log = logging.getLogger(__name__)
 
@@ -19,19 +22,29 @@ class SalesforceNotConfigured(RuntimeError):
     """No Airflow connection for Salesforce: the API route is skipped, files still load."""
 
 
-def ingest_web_events(settings: Settings, *, reprocess: bool = False) -> dict[str, Any]:
+def ingest_web_events(settings: Settings, *, reprocess: bool = False, alert_run: RunInfo | None = None,
+                      context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Web event files into the lake; more quarantined rows than the threshold alert (``alert_run``)."""
+    from calltrail.lake.partitions import WEB_EVENTS
+    from calltrail.quality.quarantine import alert_on_quarantine
     from calltrail.web.ingest import ingest_web_events as run
 
     report = run(settings.web_landing_dir, settings.lake_dir, reprocess=reprocess,
                  memory_limit=settings.ingest_memory_limit)
+    alert_on_quarantine(settings, WEB_EVENTS, report.files, alert_run, context)
     return report.as_dict()
 
 
-def ingest_task_files(settings: Settings, *, reprocess: bool = False) -> dict[str, Any]:
+def ingest_task_files(settings: Settings, *, reprocess: bool = False, alert_run: RunInfo | None = None,
+                      context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Task files into the lake; more quarantined rows than the threshold alert (``alert_run``)."""
+    from calltrail.quality.quarantine import alert_on_quarantine
+    from calltrail.salesforce.files import FILE_DATASET
     from calltrail.salesforce.files import ingest_task_files as run
 
     report = run(settings.task_landing_dir, settings.lake_dir, settings.salesforce, reprocess=reprocess,
                  memory_limit=settings.ingest_memory_limit)
+    alert_on_quarantine(settings, FILE_DATASET, report.files, alert_run, context)
     return report.as_dict()
 
 
@@ -48,7 +61,8 @@ def connection_configured(conn_id: str) -> bool:
 
 
 def extract_salesforce_tasks(
-    settings: Settings, start: datetime, end: datetime, *, full_load: bool = False
+    settings: Settings, start: datetime, end: datetime, *, full_load: bool = False,
+    alert_run: RunInfo | None = None, context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Extract the interval's Tasks from the Salesforce API (connection ``salesforce_default``)."""
     from calltrail.salesforce.client import ResilientSalesforce, connect
@@ -66,5 +80,10 @@ def extract_salesforce_tasks(
         backoff_seconds=sf.backoff_seconds,
         watched_fields=(sf.bizible_id_field, sf.touchpoint_date_field),
     )
-    return extract_tasks(client, sf, settings.lake_dir, start, end, full_load=full_load,
-                         memory_limit=settings.ingest_memory_limit).as_dict()
+    result = extract_tasks(client, sf, settings.lake_dir, start, end, full_load=full_load,
+                           memory_limit=settings.ingest_memory_limit).as_dict()
+    from calltrail.quality.quarantine import alert_on_quarantine
+    from calltrail.salesforce.extract import API_DATASET
+
+    alert_on_quarantine(settings, API_DATASET, [result], alert_run, context)
+    return result
