@@ -235,6 +235,13 @@ def render_publication(publication: Publication | None, now: datetime | None = N
             f"{publication.at:%Y-%m-%d %H:%M:%S} UTC ({ago})")
 
 
+CAUSE_CHARS = 300  # a console line: the whole message is in the alert and the task log
+
+
+def _one_line(text: str, limit: int = CAUSE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def failure_causes(alerts: list[dict[str, Any]], dag_id: str) -> list[str]:
     """One line per failed task of ``dag_id`` among ``alerts``: DAG / task: the exception's first line.
 
@@ -248,9 +255,9 @@ def failure_causes(alerts: list[dict[str, Any]], dag_id: str) -> list[str]:
         task = a.get("task_id") or a.get("check")
         first = str(a.get("observed", "")).splitlines()[0] if a.get("observed") else "(no message)"
         if a in tasks:
-            out.append(f"{dag_id} / {task}: {first}")
+            out.append(_one_line(f"{dag_id} / {task}: {first}"))
         else:
-            out.append(f"{dag_id} / {task}: check {a.get('layer')}/{a.get('check')} failed: {first}")
+            out.append(_one_line(f"{dag_id} / {task}: check {a.get('layer')}/{a.get('check')} failed: {first}"))
     return out
 
 
@@ -275,14 +282,16 @@ def render_quality(settings: Settings, alerts: list[dict[str, Any]], *, failed: 
     lines = ["calltrail: data quality", "======================="]
     if alerts:
         lines.append(f"  {len(alerts)} alert(s) in this run:")
-        lines += [f"    [{a['severity']}] {a['layer']}/{a['check']}: {str(a['observed']).splitlines()[0]}"
+        lines += [_one_line(f"    [{a['severity']}] {a['layer']}/{a['check']}: {str(a['observed']).splitlines()[0]}")
                   for a in alerts]
     elif failed:
         lines.append("  the run FAILED and no alert was recorded for it: see the cause above and the log")
     else:
         lines.append("  every check passed: no alerts")
     if failed and not checks_ran:
-        lines.append("  the data-quality checks did not run (the transformation was not reached)")
+        lines += ["  the data-quality checks did not run (the transformation was not reached)",
+                  f"  alerts      {settings.alerts_file}", ""]
+        return "\n".join(lines)
     lines += [
         f"  Data Docs   {settings.data_docs_index}",
         f"  alerts      {settings.alerts_file}",
