@@ -103,7 +103,13 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     log_file = settings.airflow_home / "logs" / f"run-{time.strftime('%Y%m%dT%H%M%S')}.log"
     _say(f"calltrail run: Airflow home {settings.airflow_home} (SQLite metadata); log {log_file}")
     _say("  preparing the Airflow metadata database, pools and the dbt manifest ...")
-    local_airflow.prepare(settings, env, log_file)
+    try:
+        local_airflow.prepare(settings, env, log_file)
+    except RuntimeError as exc:  # airflow db migrate / pools, or dbt parse (DbtCommandFailed)
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        _say(f"calltrail run FAILED while preparing Airflow and dbt: {lines[0]}")
+        _say(f"  nothing ran; the full output is in {log_file}")
+        return 1
     _use_demo(settings, env, log_file)
     _say("  task retries are off for this interactive run (the scheduler of `make airflow` keeps them)")
 
