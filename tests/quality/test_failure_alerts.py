@@ -95,3 +95,11 @@ def test_a_long_cause_stays_one_console_line():
     [cause] = report.failure_causes([alert], "calltrail_ingest_salesforce")
     assert len(cause) == report.CAUSE_CHARS and cause.endswith("…") and "\n" not in cause, cause
     assert cause.startswith("calltrail_ingest_salesforce / extract_tasks_from_api: SalesforceUnavailable: ")
+
+
+def test_a_failed_task_alert_is_titled_by_its_dag_and_task(tmp_path, slack, monkeypatch):
+    monkeypatch.setenv("CALLTRAIL_DATA_DIR", str(tmp_path / "data"))
+    alert_task_failure(failure_context("calltrail_ingest_web_events", "ingest_web_events",
+                                       OSError("No space left on device")))
+    assert slack.texts[0].splitlines()[0] == "*[calltrail ERROR] calltrail_ingest_web_events: task ingest_web_events failed*"
+    assert "Observed: OSError: No space left on device" in slack.texts[0], slack.texts[0]

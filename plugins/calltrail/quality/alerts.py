@@ -47,6 +47,8 @@ class Alert:
 
     @property
     def subject(self) -> str:
+        if self.layer in ("task", "dbt"):  # a failed Airflow task: its check is the task id
+            return f"[calltrail {self.severity.upper()}] {self.dag_id}: task {self.check} failed"
         return f"[calltrail {self.severity.upper()}] {self.layer} check {self.check} failed"
 
     def lines(self) -> list[tuple[str, str]]:
