@@ -11,10 +11,18 @@ the transform never publishes over a failed extraction.
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from datetime import timedelta
 
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+
+from calltrail import settings as settings_module
 from calltrail.assets import SALESFORCE_TASKS
+from calltrail.quality.gates import alert_task_failure
+
+# Retries of the API extraction: CALLTRAIL_TASK_RETRIES (`make run` sets 0: it does not wait out
+# retry delays) and CALLTRAIL_TASK_RETRY_DELAY_MINUTES.
+SETTINGS = settings_module.load()
 
 
 @dag(
@@ -32,24 +40,40 @@ from calltrail.assets import SALESFORCE_TASKS
                                  description="Re-ingest landing files that are already in the lake"),
     },
     doc_md=__doc__,
+    # Task-level (DAG-level notifiers fail under `airflow dags test`): every failed task alerts
+    # through the configured channels and alerts.jsonl, with its exception.
+    default_args={"on_failure_callback": alert_task_failure},
 )
 def calltrail_ingest_salesforce() -> None:
-    @task(retries=2, retry_delay=pendulum.duration(minutes=5))
+    @task(retries=SETTINGS.task_retries, retry_delay=timedelta(minutes=SETTINGS.task_retry_delay_minutes))
     def extract_tasks_from_api(params=None) -> dict:
-        from airflow.sdk.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from calltrail import pipeline, settings
+        from calltrail.quality.alerts import RunInfo
+        from calltrail.salesforce.client import SalesforceExtractionError
 
+        context = get_current_context()
         try:
-            return pipeline.extract_salesforce_tasks(settings.load(), full_load=bool(params["full_load"]))
+            return pipeline.extract_salesforce_tasks(
+                settings.load(), full_load=bool(params["full_load"]),
+                alert_run=RunInfo.from_context(context), context=context,
+            )
         except pipeline.SalesforceNotConfigured as exc:
             raise AirflowSkipException(str(exc)) from None
+        except SalesforceExtractionError as exc:
+            if not exc.recoverable:  # bad credentials, a missing field: a retry cannot help
+                raise AirflowFailException(str(exc)) from exc
+            raise
 
     @task
     def ingest_task_files(params=None) -> dict:
         from calltrail import pipeline, settings
+        from calltrail.quality.alerts import RunInfo
 
-        return pipeline.ingest_task_files(settings.load(), reprocess=bool(params["reprocess_files"]))
+        context = get_current_context()
+        return pipeline.ingest_task_files(settings.load(), reprocess=bool(params["reprocess_files"]),
+                                          alert_run=RunInfo.from_context(context), context=context)
 
     @task(outlets=[SALESFORCE_TASKS], trigger_rule="none_failed")
     def salesforce_tasks_ingested() -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from calltrail.assets import WEB_EVENTS
+from calltrail.quality.gates import alert_task_failure
 
 
 @dag(
@@ -18,13 +19,18 @@ from calltrail.assets import WEB_EVENTS
     params={"reprocess_files": Param(False, type="boolean",
                                      description="Re-ingest landing files that are already in the lake")},
     doc_md=__doc__,
+    # Task-level (DAG-level notifiers fail under `airflow dags test`): a failed task alerts.
+    default_args={"on_failure_callback": alert_task_failure},
 )
 def calltrail_ingest_web_events() -> None:
     @task(outlets=[WEB_EVENTS])
     def ingest_web_events(params=None) -> dict:
         from calltrail import pipeline, settings
+        from calltrail.quality.alerts import RunInfo
 
-        return pipeline.ingest_web_events(settings.load(), reprocess=bool(params["reprocess_files"]))
+        context = get_current_context()
+        return pipeline.ingest_web_events(settings.load(), reprocess=bool(params["reprocess_files"]),
+                                          alert_run=RunInfo.from_context(context), context=context)
 
     ingest_web_events()
 

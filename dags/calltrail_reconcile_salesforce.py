@@ -10,26 +10,32 @@ runs only).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
 from airflow.sdk import dag, task
 
 from calltrail import settings as settings_module
 from calltrail.assets import SALESFORCE_TASKS
+from calltrail.quality.gates import alert_task_failure
 
-SCHEDULE = settings_module.load().salesforce.reconcile_schedule
+SETTINGS = settings_module.load()
 
 
 @dag(
     dag_id="calltrail_reconcile_salesforce",
-    schedule=SCHEDULE,
+    schedule=SETTINGS.salesforce.reconcile_schedule,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     tags=["calltrail", "ingestion", "reconciliation"],
     doc_md=__doc__,
+    # Task-level (DAG-level notifiers fail under `airflow dags test`): a failed run alerts.
+    default_args={"on_failure_callback": alert_task_failure},
 )
 def calltrail_reconcile_salesforce() -> None:
-    @task(outlets=[SALESFORCE_TASKS], retries=2, retry_delay=pendulum.duration(minutes=10))
+    @task(outlets=[SALESFORCE_TASKS], retries=SETTINGS.task_retries,
+          retry_delay=timedelta(minutes=SETTINGS.task_retry_delay_minutes))
     def mark_tasks_deleted_in_salesforce() -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -218,3 +219,40 @@ def test_salesforce_history_then_each_change_extracted_through_airflow_over_http
         assert sorted(p.name for p in api.iterdir()) == second, "a run with nothing new must write nothing"
     assert any("/queryAll/" in path for _, path in state.requests)
     assert not state.bulk_jobs, "8 Tasks are far below the Bulk threshold"
+
+
+def test_an_unreachable_salesforce_fails_make_run_at_once_with_its_cause_an_alert_and_what_consumers_see(tmp_path):
+    """A newcomer's first run against a Salesforce that refuses connections (a closed local port):
+    no waiting out retry delays, the cause on the console in one line, an alert, and no "every
+    check passed". The run gets 5 minutes: waiting out the scheduler's retry delays took 12."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again when the block ends: nothing listens there
+    conn = json.dumps({"conn_type": "salesforce",
+                       "extra": {"instance_url": f"https://127.0.0.1:{port}", "access_token": "token-1"}})
+    with SlackWebhookServer() as slack:
+        env = calltrail_env(tmp_path, AIRFLOW_CONN_SALESFORCE_DEFAULT=conn, AIRFLOW_CONN_SLACK_ALERTS=slack.connection())
+        out = run([str(BIN / "calltrail"), "run"], env, timeout=300)
+    console = out.stdout
+    assert out.returncode == 1, console[-4000:] + out.stderr[-4000:]
+    assert "calltrail_ingest_salesforce FAILED" in console, console
+    assert "calltrail_transform not run: ingestion failed" in console, console
+
+    headline = [line for line in console.splitlines() if line.startswith("calltrail run FAILED: ")]
+    assert len(headline) == 1, console
+    assert headline[0].startswith("calltrail run FAILED: calltrail_ingest_salesforce / extract_tasks_from_api: "), \
+        headline[0]
+    assert str(port) in headline[0], f"the cause names the unreachable address: {headline[0]}"
+    assert "no task reported a cause" not in headline[0]
+
+    settings = settings_module.load(env)
+    alerts = [json.loads(line) for line in settings.alerts_file.read_text().splitlines()]
+    failed = [a for a in alerts if a["layer"] == "task"]
+    assert [(a["dag_id"], a["task_id"], a["severity"]) for a in failed] == [
+        ("calltrail_ingest_salesforce", "extract_tasks_from_api", "error")], alerts
+    cause = failed[0]["observed"].splitlines()[0]
+    assert cause[:200] in headline[0], f"the console's cause is the alert's: {headline[0]!r} / {cause!r}"
+    assert any("extract_tasks_from_api" in text for text in slack.texts), slack.texts
+
+    assert "every check passed" not in console, console
+    assert "nothing has been published yet" in console, console

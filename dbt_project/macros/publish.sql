@@ -2,6 +2,8 @@
   Write-audit-publish: the last step of a run whose checks passed. dbt builds every model into the
   target schema (the audit area); this copies the consumer marts into the publish schema, all of
   them in one transaction, so consumers see either the previous published set or the new one.
+  The same transaction adds a row to `<publish log schema>.publications` (when, which models), so a
+  failed run can say how old the published marts are.
 
   dbt run-operation calltrail__publish
 -#}
@@ -10,14 +12,38 @@
   {%- set models = models or var('calltrail__published_models') -%}
   {%- set schema = var('calltrail__publish_schema') -%}
   {%- set statements = [] -%}
+  {%- set log_schema = var('calltrail__publish_log_schema') -%}
+  {%- set publications = api.Relation.create(database=target.database, schema=log_schema, identifier='publications', type='table') -%}
   {%- for name in models -%}
     {%- set source = ref(name) -%}
     {%- set published = api.Relation.create(database=source.database, schema=schema, identifier=name, type='table') -%}
     {%- do statements.append(calltrail.publish_table_sql(source, published)) -%}
   {%- endfor -%}
+  {%- do statements.extend(calltrail.record_publication_sql(publications, models)) -%}
   {% do adapter.create_schema(api.Relation.create(database=target.database, schema=schema)) %}
+  {% do adapter.create_schema(api.Relation.create(database=target.database, schema=log_schema)) %}
   {{ return(adapter.dispatch('publish_tables', 'calltrail')(statements)) }}
 {% endmacro %}
+
+{#- One row per publish: its time (UTC, without a zone) and the models it published. A list of
+    statements: Spark runs each on its own. -#}
+{% macro record_publication_sql(publications, models) -%}
+  {{ return(adapter.dispatch('record_publication_sql', 'calltrail')(publications, models)) }}
+{%- endmacro %}
+
+{% macro default__record_publication_sql(publications, models) -%}
+  {{ return([
+    "create table if not exists " ~ publications ~ " (published_at timestamp, models varchar(1000), invocation_id varchar(64));",
+    "insert into " ~ publications ~ " (published_at, models, invocation_id) values (cast(now() at time zone 'UTC' as timestamp), '" ~ models | join(",") ~ "', '" ~ invocation_id ~ "');",
+  ]) }}
+{%- endmacro %}
+
+{% macro spark__record_publication_sql(publications, models) -%}
+  {{ return([
+    "create table if not exists " ~ publications ~ " (published_at timestamp, models string, invocation_id string)",
+    "insert into " ~ publications ~ " values (current_timestamp(), '" ~ models | join(",") ~ "', '" ~ invocation_id ~ "')",
+  ]) }}
+{%- endmacro %}
 
 {% macro publish_table_sql(source, published) -%}
   {{ return(adapter.dispatch('publish_table_sql', 'calltrail')(source, published)) }}

@@ -77,41 +77,91 @@ def _use_demo(settings: Settings, env: dict[str, str], log_file) -> bool:
     return use_demo
 
 
+def _interactive(env: dict[str, str]) -> dict[str, str]:
+    """`make run` is interactive: its `airflow dags test` runs do not wait out scheduler retry delays."""
+    from calltrail.settings import TASK_RETRIES_VAR
+
+    return {**env, TASK_RETRIES_VAR: "0"}
+
+
+def _causes_of(settings: Settings, env: dict[str, str], dag_id: str, rc: int, since: str, log_file) -> list[str]:
+    """Why ``dag_id`` failed, one line per failed task, from the alerts its tasks wrote.
+
+    A DAG run that failed without any task alerting (the DAG did not load, a task process was
+    killed) gets an alert here, through the same channels, so that no failure goes untold.
+    """
+    import subprocess
+    import sys
+
+    from calltrail import report
+
+    causes = report.failure_causes(report.read_alerts(settings, since=since), dag_id)
+    if causes:
+        return causes
+    observed = (f"airflow dags test {dag_id} exited {rc} and no task reported a cause "
+                f"(the DAG may not have loaded, or a task process was killed): see {log_file}")
+    with open(log_file, "a") as fh:
+        subprocess.run([sys.executable, "-m", "calltrail.quality.alerts", dag_id, observed], env=env,
+                       stdout=fh, stderr=subprocess.STDOUT, check=False)
+    return [f"{dag_id}: {observed}"]
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from calltrail import local_airflow, report
 
     _refuse_while_services_run(settings)
-    env = local_airflow.environment(settings)
+    env = _interactive(local_airflow.environment(settings))
     log_file = settings.airflow_home / "logs" / f"run-{time.strftime('%Y%m%dT%H%M%S')}.log"
     _say(f"calltrail run: Airflow home {settings.airflow_home} (SQLite metadata); log {log_file}")
     _say("  preparing the Airflow metadata database, pools and the dbt manifest ...")
-    local_airflow.prepare(settings, env, log_file)
+    try:
+        local_airflow.prepare(settings, env, log_file)
+    except RuntimeError as exc:  # airflow db migrate / pools, or dbt parse (DbtCommandFailed)
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        _say(f"calltrail run FAILED while preparing Airflow and dbt: {lines[0]}")
+        _say(f"  nothing ran; the full output is in {log_file}")
+        return 1
     _use_demo(settings, env, log_file)
+    _say("  task retries are off for this interactive run (the scheduler of `make airflow` keeps them)")
 
-    failed = []
+    failed: list[str] = []
+    causes: list[str] = []
+    run_started = time.time()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     for dag_id in (*INGESTION_DAGS, TRANSFORM_DAG):
         if failed and dag_id == TRANSFORM_DAG:
             _say(f"  {TRANSFORM_DAG} not run: ingestion failed")
             break
         started = time.monotonic()
+        dag_started_at = datetime.now(UTC).isoformat(timespec="seconds")
         _say(f"  running {dag_id} (airflow dags test) ...")
         rc = local_airflow.dags_test(dag_id, env, log_file)
         status = "succeeded" if rc == 0 else f"FAILED (exit {rc})"
         _say(f"    {dag_id} {status} in {time.monotonic() - started:.0f} s")
         if rc != 0:
             failed.append(dag_id)
+            dag_causes = _causes_of(settings, env, dag_id, rc, dag_started_at, log_file)
+            causes += dag_causes
+            for cause in dag_causes:
+                _say(f"    cause: {cause}")
 
-    _say(report.render(settings, report.summarise(settings.lake_dir)))
+    lake = report.summarise(settings.lake_dir)
+    _say(report.render(settings, lake, this_run=report.quarantined_since(settings.lake_dir, run_started)))
     marts = report.summarise_marts(settings.warehouse) if settings.warehouse.exists() else None
     if marts:
-        if TRANSFORM_DAG in failed:
+        if failed:
             _say("  this run published nothing: the touchpoints below are the last published ones")
         _say(report.render_marts(settings, marts))
-    if settings.warehouse.exists():
-        _say(report.render_quality(settings, report.read_alerts(settings, since=started_at)))
+    alerts = report.read_alerts(settings, since=started_at)
+    if settings.warehouse.exists() or alerts or failed:
+        checks_ran = not any(dag_id in failed for dag_id in INGESTION_DAGS)
+        _say(report.render_quality(settings, alerts, failed=bool(failed), checks_ran=checks_ran))
     if failed:
-        _say(f"calltrail run: {', '.join(failed)} failed; the task logs are in {log_file}")
+        _say(f"calltrail run FAILED: {causes[0] if causes else ', '.join(failed) + ' failed'}")
+        for more in causes[1:]:
+            _say(f"  also: {more}")
+        _say(f"  {report.render_publication(report.last_publication(settings.warehouse))}")
+        _say(f"  alerts: {settings.alerts_file}; task logs: {log_file}")
         return 1
     return 0
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from calltrail.settings import Settings
 
 if TYPE_CHECKING:
+    from calltrail.quality.alerts import RunInfo
     from calltrail.salesforce.client import ResilientSalesforce
 
 log = logging.getLogger(__name__)
@@ -21,23 +22,33 @@ class SalesforceNotConfigured(RuntimeError):
     """No Airflow connection for Salesforce: the API route is skipped, files still load."""
 
 
-def ingest_web_events(settings: Settings, *, reprocess: bool = False) -> dict[str, Any]:
+def ingest_web_events(settings: Settings, *, reprocess: bool = False, alert_run: RunInfo | None = None,
+                      context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Web event files into the lake; more quarantined rows than the threshold alert (``alert_run``)."""
     from calltrail.demo.apart import refuse_to_mix
+    from calltrail.lake.partitions import WEB_EVENTS
+    from calltrail.quality.quarantine import alert_on_quarantine
     from calltrail.web.ingest import ingest_web_events as run
 
     refuse_to_mix(settings)
     report = run(settings.web_landing_dir, settings.lake_dir, reprocess=reprocess,
                  memory_limit=settings.ingest_memory_limit)
+    alert_on_quarantine(settings, WEB_EVENTS, report.files, alert_run, context)
     return report.as_dict()
 
 
-def ingest_task_files(settings: Settings, *, reprocess: bool = False) -> dict[str, Any]:
+def ingest_task_files(settings: Settings, *, reprocess: bool = False, alert_run: RunInfo | None = None,
+                      context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Task files into the lake; more quarantined rows than the threshold alert (``alert_run``)."""
     from calltrail.demo.apart import refuse_to_mix
+    from calltrail.quality.quarantine import alert_on_quarantine
+    from calltrail.salesforce.files import FILE_DATASET
     from calltrail.salesforce.files import ingest_task_files as run
 
     refuse_to_mix(settings)
     report = run(settings.task_landing_dir, settings.lake_dir, settings.salesforce, reprocess=reprocess,
                  memory_limit=settings.ingest_memory_limit)
+    alert_on_quarantine(settings, FILE_DATASET, report.files, alert_run, context)
     return report.as_dict()
 
 
@@ -62,7 +73,8 @@ def _salesforce_client(settings: Settings, skipped: str) -> ResilientSalesforce:
     return ResilientSalesforce.from_settings(sf)
 
 
-def extract_salesforce_tasks(settings: Settings, *, full_load: bool = False) -> dict[str, Any]:
+def extract_salesforce_tasks(settings: Settings, *, full_load: bool = False, alert_run: RunInfo | None = None,
+                             context: dict[str, Any] | None = None) -> dict[str, Any]:
     """Extract the Tasks changed since the lake's watermark (connection ``salesforce_default``).
 
     No watermark (first run) or ``full_load``: every Task. The run's data interval plays no part, so
@@ -74,8 +86,13 @@ def extract_salesforce_tasks(settings: Settings, *, full_load: bool = False) -> 
     client = _salesforce_client(settings, f"Salesforce API extraction skipped; Task files in "
                                           f"{settings.task_landing_dir} are still ingested")
     refuse_to_mix(settings, salesforce_connected=True)
-    return extract_tasks(client, settings.salesforce, settings.lake_dir, full_load=full_load,
-                         memory_limit=settings.ingest_memory_limit).as_dict()
+    result = extract_tasks(client, settings.salesforce, settings.lake_dir, full_load=full_load,
+                           memory_limit=settings.ingest_memory_limit).as_dict()
+    from calltrail.quality.quarantine import alert_on_quarantine
+    from calltrail.salesforce.extract import API_DATASET
+
+    alert_on_quarantine(settings, API_DATASET, [result], alert_run, context)
+    return result
 
 
 def reconcile_salesforce_tasks(settings: Settings) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,47 @@ def summarise(lake_dir: Path) -> LakeSummary:
     return summary
 
 
-def render(settings: Settings, summary: LakeSummary) -> str:
+def quarantined_since(lake_dir: Path, since: float) -> dict[str, dict[str, Counter[str]]]:
+    """This run's quarantined rows: dataset -> source file -> reason -> rows.
+
+    A quarantine file is rewritten whenever its source is ingested, so the files written at or
+    after ``since`` (a POSIX time taken before the run) hold what this run quarantined.
+    """
+    out: dict[str, dict[str, Counter[str]]] = {}
+    root = lake_dir / QUARANTINE
+    for dataset in (WEB_EVENTS, SALESFORCE_TASK):
+        for q in sorted((root / dataset).rglob("*.jsonl")):
+            if q.stat().st_mtime < since:
+                continue
+            with q.open() as fh:
+                for line in fh:
+                    row = json.loads(line)
+                    source = str(row.get("source_file") or q.name)
+                    out.setdefault(dataset, {}).setdefault(source, Counter())[row.get("reason") or "?"] += 1
+    return out
+
+
+def render_run_quarantine(settings: Settings, quarantined: dict[str, dict[str, Counter[str]]]) -> str:
+    """This run's quarantined rows by source file, with their reasons and the threshold."""
+    lines = ["", "  quarantined in this run, by source file:"]
+    total = 0
+    for dataset, files in sorted(quarantined.items()):
+        for source, reasons in sorted(files.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])):
+            rows = sum(reasons.values())
+            total += rows
+            detail = ", ".join(f"{reason} {n:,}" for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+            lines.append(f"    {dataset:<17} {rows:>8,}  {source}  ({detail})")
+    if not total:
+        lines.append("    none")
+    else:
+        lines.append(f"    ({total:,} row(s); more than {settings.quarantine_alert_rows:,} in one ingestion task "
+                     "alert: CALLTRAIL_QUARANTINE_ALERT_ROWS)")
+    return "\n".join(lines)
+
+
+def render(settings: Settings, summary: LakeSummary,
+           this_run: dict[str, dict[str, Counter[str]]] | None = None) -> str:
+    """The lake summary; with ``this_run`` (from :func:`quarantined_since`) also what this run quarantined."""
     lines = [
         "",
         "calltrail: what is in the lake",
@@ -72,7 +113,7 @@ def render(settings: Settings, summary: LakeSummary) -> str:
         f"{summary.deleted_tasks:,} deleted; partitions: "
         + (", ".join(f"{k} {v}" for k, v in sorted(summary.task_partitions.items())) or "none") + ")",
         "",
-        "  quarantined rows (kept with their reasons, never dropped):",
+        "  quarantined rows in the lake, all runs (kept with their reasons, never dropped):",
     ]
     any_q = False
     for dataset, reasons in summary.quarantined.items():
@@ -81,6 +122,8 @@ def render(settings: Settings, summary: LakeSummary) -> str:
             any_q = True
     if not any_q:
         lines.append("    none")
+    if this_run is not None:
+        lines.append(render_run_quarantine(settings, this_run))
     lines += [
         "",
         "  where things are:",
@@ -148,6 +191,76 @@ def summarise_marts(warehouse: Path, schema: str = PUBLISHED) -> MartSummary | N
         con.close()
 
 
+PUBLICATIONS = "calltrail_meta.publications"
+
+
+@dataclass(frozen=True)
+class Publication:
+    """The last publish of the marts: ``at`` is None when it predates the publications log."""
+
+    at: datetime | None
+
+
+def last_publication(warehouse: Path, schema: str = PUBLISHED) -> Publication | None:
+    """When the published marts were last replaced; None when nothing was ever published."""
+    import duckdb
+
+    if not warehouse.exists():
+        return None
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        def has(schema_name: str, table: str) -> bool:
+            return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? "
+                                    "and table_name = ?", [schema_name, table]).fetchone()[0])
+
+        if has(*PUBLICATIONS.split(".")):
+            at = con.execute(f"select max(published_at) from {PUBLICATIONS}").fetchone()[0]
+            if at is not None:
+                return Publication(at.replace(tzinfo=UTC))
+        return Publication(None) if has(schema, "rpt_call_match_rates") else None
+    finally:
+        con.close()
+
+
+def render_publication(publication: Publication | None, now: datetime | None = None) -> str:
+    """One sentence for a failed run: what consumers see now."""
+    if publication is None:
+        return "nothing has been published yet: no run has passed its checks, so consumers have no touchpoints"
+    if publication.at is None:
+        return ("the published touchpoints are those of the last good run (published before calltrail "
+                "recorded publish times)")
+    age = ((now or datetime.now(UTC)) - publication.at).total_seconds() / 3600
+    ago = f"{age:.1f} h ago" if age < 48 else f"{age / 24:.1f} days ago"
+    return (f"the published touchpoints are those of the last good run, published at "
+            f"{publication.at:%Y-%m-%d %H:%M:%S} UTC ({ago})")
+
+
+CAUSE_CHARS = 300  # a console line: the whole message is in the alert and the task log
+
+
+def _one_line(text: str, limit: int = CAUSE_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def failure_causes(alerts: list[dict[str, Any]], dag_id: str) -> list[str]:
+    """One line per failed task of ``dag_id`` among ``alerts``: DAG / task: the exception's first line.
+
+    A task that failed on its own checks (the gates) has check alerts at ``error`` instead; they
+    are named with their layer and check.
+    """
+    mine = [a for a in alerts if a.get("dag_id") == dag_id and a.get("severity") == "error"]
+    tasks = [a for a in mine if a.get("layer") in ("task", "dbt")]
+    out = []
+    for a in tasks or mine:
+        task = a.get("task_id") or a.get("check")
+        first = str(a.get("observed", "")).splitlines()[0] if a.get("observed") else "(no message)"
+        if a in tasks:
+            out.append(_one_line(f"{dag_id} / {task}: {first}"))
+        else:
+            out.append(_one_line(f"{dag_id} / {task}: check {a.get('layer')}/{a.get('check')} failed: {first}"))
+    return out
+
+
 def read_alerts(settings: Settings, since: str | None = None) -> list[dict[str, Any]]:
     """Alerts from ``alerts.jsonl`` raised at or after ``since`` (ISO time), oldest first."""
     if not settings.alerts_file.exists():
@@ -163,13 +276,22 @@ def read_alerts(settings: Settings, since: str | None = None) -> list[dict[str, 
     return alerts
 
 
-def render_quality(settings: Settings, alerts: list[dict[str, Any]]) -> str:
+def render_quality(settings: Settings, alerts: list[dict[str, Any]], *, failed: bool = False,
+                   checks_ran: bool = True) -> str:
+    """The run's alerts. "every check passed" only for a run that succeeded and ran its checks."""
     lines = ["calltrail: data quality", "======================="]
     if alerts:
         lines.append(f"  {len(alerts)} alert(s) in this run:")
-        lines += [f"    [{a['severity']}] {a['layer']}/{a['check']}: {a['observed']}" for a in alerts]
+        lines += [_one_line(f"    [{a['severity']}] {a['layer']}/{a['check']}: {str(a['observed']).splitlines()[0]}")
+                  for a in alerts]
+    elif failed:
+        lines.append("  the run FAILED and no alert was recorded for it: see the cause above and the log")
     else:
         lines.append("  every check passed: no alerts")
+    if failed and not checks_ran:
+        lines += ["  the data-quality checks did not run (the transformation was not reached)",
+                  f"  alerts      {settings.alerts_file}", ""]
+        return "\n".join(lines)
     lines += [
         f"  Data Docs   {settings.data_docs_index}",
         f"  alerts      {settings.alerts_file}",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WAREHOUSE_POOL = "calltrail_warehouse"  # one slot: DuckDB has one writer and readers conflict with it
+TASK_RETRIES_VAR = "CALLTRAIL_TASK_RETRIES"  # `calltrail run` sets it to 0 for its `airflow dags test` runs
 
 
 class ConfigurationError(ValueError):
@@ -207,6 +208,13 @@ class Settings:
     data_docs_url: str = ""  # where the Data Docs folder is served, if it is; else a file:// link
     airflow_host: str = "127.0.0.1"  # where `make airflow` serves the UI and API
     airflow_port: int = 8080
+    # Scheduler retries of the tasks that call a remote service (the Salesforce API extraction).
+    # `calltrail run` (make run) sets CALLTRAIL_TASK_RETRIES=0 for its `airflow dags test` runs: it is
+    # interactive and must not wait out retry delays; the scheduler of `make airflow` keeps them.
+    task_retries: int = 2
+    task_retry_delay_minutes: float = 5.0
+    # More quarantined rows than this in one ingestion task run raise an alert (warn).
+    quarantine_alert_rows: int = 100
     # The process environment as read once here, for the child processes calltrail starts.
     environ: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -329,5 +337,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         data_docs_url=(env.get("CALLTRAIL_DATA_DOCS_URL") or "").rstrip("/"),
         airflow_host=env.get("CALLTRAIL_AIRFLOW_HOST") or "127.0.0.1",
         airflow_port=_int(env, "CALLTRAIL_AIRFLOW_PORT", 8080, minimum=1),
+        task_retries=_int(env, TASK_RETRIES_VAR, 2),
+        task_retry_delay_minutes=_float(env, "CALLTRAIL_TASK_RETRY_DELAY_MINUTES", 5.0),
+        quarantine_alert_rows=_int(env, "CALLTRAIL_QUARANTINE_ALERT_ROWS", 100),
         environ=env,
     )

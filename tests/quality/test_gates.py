@@ -267,3 +267,46 @@ def test_task_types_outside_the_list_are_published_and_only_warned_about_by_name
     last = alerts_in(narrow)[-1]
     assert last["check"] == "touchpoint_type_known" and last["severity"] == "warn"
     assert "'Other' (5)" in last["observed"] and "'Demo Request' (3)" in last["observed"], last["observed"]
+
+
+def test_an_empty_task_source_is_reported_as_no_rows_loaded_yet(demo_build, tmp_path):
+    """A connected org whose extraction found no Tasks yet: the lake holds an empty Task partition."""
+    s = copy_of(demo_build, tmp_path)
+    files = sorted(s.lake_dir.glob("salesforce_task/*/*/tasks.parquet"))
+    empty = tmp_path / "empty.parquet"
+    con = duckdb.connect()
+    con.execute(f"copy (select * from read_parquet('{files[0]}') limit 0) to '{empty}' (format parquet)")
+    con.close()
+    for f in files:
+        shutil.rmtree(f.parent)
+    files[0].parent.mkdir(parents=True)
+    empty.rename(files[0])
+    with pytest.raises(DataQualityError):
+        gates.check_source_freshness(s, RunInfo("calltrail_transform", "empty"))
+    by_check = {a["check"]: a for a in alerts_in(s)}
+    observed = by_check["freshness_salesforce_task"]["observed"]
+    assert observed.startswith("no rows loaded yet"), observed
+    assert "0001" not in observed and "days ago" not in observed, observed
+    assert "freshness_web_events" not in by_check, "the web events are fresh"
+
+
+def test_publish_records_its_time_so_a_failed_run_can_say_how_old_the_marts_are(demo_build, tmp_path):
+    from calltrail import report
+
+    s = copy_of(demo_build, tmp_path)
+    assert report.last_publication(s.warehouse) is None, "nothing published yet"
+    before = datetime.now(UTC).replace(microsecond=0)
+    gates.publish(s)
+    first = report.last_publication(s.warehouse)
+    gates.publish(s)
+    after = datetime.now(UTC)
+    second = report.last_publication(s.warehouse)
+    assert first is not None and second is not None
+    assert before <= first.at <= second.at <= after, (before, first, second, after)
+    con = duckdb.connect(str(s.warehouse), read_only=True)
+    try:
+        rows = con.execute("select models from calltrail_meta.publications").fetchall()
+    finally:
+        con.close()
+    assert len(rows) == 2 and "fct_touchpoints" in rows[0][0]
+    assert "published at" in report.render_publication(second)

@@ -151,3 +151,16 @@ def test_unsupported_files_are_reported_and_left_in_place(tmp_path):
     report = ingest_web_events(tmp_path / "landing", tmp_path / "lake")
     assert ("notes.txt", "unsupported_format") in [(f["file"], f["status"]) for f in report.files]
     assert (tmp_path / "landing" / "notes.txt").exists()
+
+
+def test_quarantine_files_keep_the_source_file_name_with_reasons_and_line_numbers(tmp_path):
+    bad = {**GOOD[0], "event_id": "bad", "occurred_at": "2026-03-01T12:17:00"}
+    write(tmp_path / "landing" / "events-0301.csv", [GOOD[0], bad])
+    write(tmp_path / "landing" / "events-0302.jsonl", [{**GOOD[1], "event_type": "scroll"}])
+    ingest_web_events(tmp_path / "landing", tmp_path / "lake")
+    files = sorted(p.name for p in (tmp_path / "lake" / "quarantine" / "web_events").iterdir())
+    assert [name.split(".")[0] for name in files] == ["events-0301", "events-0302"], files
+    assert all(name.startswith(("events-0301.csv.", "events-0302.jsonl.")) for name in files), files
+    rows = {(q["source_file"], q["row_number"], q["reason"]) for q in quarantine(tmp_path / "lake")}
+    assert rows == {("events-0301.csv", 3, "timestamp_without_offset:occurred_at"),
+                    ("events-0302.jsonl", 1, "invalid_event_type")}

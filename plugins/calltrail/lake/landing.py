@@ -3,6 +3,9 @@
 Each landing file becomes one partition ``<dataset>/file=<content hash>/<name>.parquet``. A file
 whose partition exists is skipped, so ingesting it twice adds nothing. A file that cannot be read
 at all is quarantined whole and the other files still load.
+
+A file's rejected rows go to ``quarantine/<dataset>/<source file name>.<content hash>.jsonl``: the
+name says which delivery they came from; the hash keeps two deliveries of one name apart.
 """
 
 from __future__ import annotations
@@ -68,6 +71,11 @@ def unsupported_files(folder: Path) -> list[Path]:
     return [p for p in _visible_files(folder) if p.suffix.lower() not in FORMATS]
 
 
+def quarantine_path(lake_dir: Path, dataset_path: str, source: Path, digest: str) -> Path:
+    """Where the rejected rows of landing file ``source`` (content hash ``digest``) are kept."""
+    return lake_dir / QUARANTINE / dataset_path / f"{source.name}.{digest}.jsonl"
+
+
 def quarantine_unreadable(source: Path, quarantine_file: Path, error: Exception) -> None:
     """A file that cannot be read at all is quarantined whole, with the reader's error."""
     quarantine_file.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +117,7 @@ def ingest_folder(
     for n, source in enumerate(files, start=1):
         digest = file_digest(source)
         partition = dataset_dir / f"file={digest}"
-        quarantine_file = lake_dir / QUARANTINE / dataset_path / f"file={digest}.jsonl"
+        quarantine_file = quarantine_path(lake_dir, dataset_path, source, digest)
         if partition.exists() and not reprocess:
             log.info("[%d/%d] %s: already ingested as %s, skipped", n, len(files), source.name, partition.name)
             report.add(source.name, "already_ingested", partition=str(partition))
@@ -119,6 +127,8 @@ def ingest_folder(
             if dedupe_against_lake else None
         )
         quarantine_file.unlink(missing_ok=True)
+        # Named by content hash alone before quarantine files kept the source's name.
+        (lake_dir / QUARANTINE / dataset_path / f"file={digest}.jsonl").unlink(missing_ok=True)
         try:
             with replace_partition(partition, lake_dir) as work:
                 result = convert(source, contract, work / parquet_name, quarantine_file,

@@ -37,15 +37,18 @@ class Alert:
     run_id: str
     data_docs: str
     raised_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    task_id: str = ""  # the Airflow task that raised it
 
     @classmethod
     def of(cls, outcome: Outcome, run: RunInfo, data_docs: str) -> Alert:
         return cls(check=outcome.check, layer=outcome.layer, severity=outcome.severity, observed=outcome.observed,
                    expected=outcome.expected, record_ids=list(outcome.record_ids), dag_id=run.dag_id,
-                   run_id=run.run_id, data_docs=data_docs)
+                   run_id=run.run_id, data_docs=data_docs, task_id=run.task_id)
 
     @property
     def subject(self) -> str:
+        if self.layer in ("task", "dbt"):  # a failed Airflow task: its check is the task id
+            return f"[calltrail {self.severity.upper()}] {self.dag_id}: task {self.check} failed"
         return f"[calltrail {self.severity.upper()}] {self.layer} check {self.check} failed"
 
     def lines(self) -> list[tuple[str, str]]:
@@ -53,7 +56,10 @@ class Alert:
                 ("Observed", self.observed), ("Expected", self.expected)]
         if self.record_ids:
             rows.append((f"Records ({len(self.record_ids)} shown)", ", ".join(self.record_ids)))
-        rows += [("DAG run", f"{self.dag_id} / {self.run_id}"), ("Data Docs", self.data_docs)]
+        rows.append(("DAG run", f"{self.dag_id} / {self.run_id}"))
+        if self.task_id:
+            rows.append(("Task", self.task_id))
+        rows.append(("Data Docs", self.data_docs))
         if self.severity == ERROR:
             rows.append(("Effect", "the run fails; the published touchpoints stay as they were"))
         return rows
@@ -71,11 +77,14 @@ class Alert:
 class RunInfo:
     dag_id: str
     run_id: str
+    task_id: str = ""
 
     @classmethod
     def from_context(cls, context: dict[str, Any]) -> RunInfo:
         run = context.get("dag_run")
-        return cls(dag_id=getattr(run, "dag_id", None) or "calltrail", run_id=getattr(run, "run_id", None) or "manual")
+        ti = context.get("task_instance") or context.get("ti")
+        return cls(dag_id=getattr(run, "dag_id", None) or "calltrail", run_id=getattr(run, "run_id", None) or "manual",
+                   task_id=getattr(ti, "task_id", None) or "")
 
 
 def connection_exists(conn_id: str) -> bool:
@@ -129,3 +138,30 @@ def deliver(outcomes: list[Outcome], settings: Settings, run: RunInfo, context: 
                 log.error("alert %s could not be sent to %s: %s: %s (it is in %s)", alert.check, channel,
                           type(exc).__name__, exc, settings.alerts_file)
     return alerts
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m calltrail.quality.alerts DAG_ID OBSERVED``: one ``error`` alert for a DAG run that
+    failed without any task telling why (a DAG that does not load, a task process killed).
+
+    ``calltrail run`` calls it in a child process with the Airflow environment, so that the
+    channels are looked up in the same connections as the tasks' own alerts.
+    """
+    import argparse
+
+    from calltrail import settings as settings_module
+
+    parser = argparse.ArgumentParser(prog="python -m calltrail.quality.alerts")
+    parser.add_argument("dag_id")
+    parser.add_argument("observed")
+    parser.add_argument("--run-id", default="manual")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    outcome = Outcome(check=args.dag_id, layer="task", severity=ERROR, observed=args.observed,
+                      expected="the DAG run succeeds", expectation="task")
+    deliver([outcome], settings_module.load(), RunInfo(args.dag_id, args.run_id))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -27,6 +27,11 @@ def _age(seconds: float | None) -> str:
     return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
+def _never_loaded(max_loaded_at: object) -> bool:
+    """dbt reports an empty source (max(_loaded_at) is null) as loaded at 0001-01-01."""
+    return max_loaded_at is None or str(max_loaded_at).lstrip().startswith(("0001-01-01", "1-01-01"))
+
+
 def outcomes_from(sources_json: dict) -> list[Outcome]:
     outcomes = []
     for r in sources_json.get("results", []):
@@ -34,8 +39,13 @@ def outcomes_from(sources_json: dict) -> list[Outcome]:
         status = r.get("status", "runtime error")
         criteria = r.get("criteria") or {}
         warn, error = criteria.get("warn_after") or {}, criteria.get("error_after") or {}
-        if status == "runtime error":
-            observed = f"freshness could not be measured: {r.get('error') or r.get('message')}"
+        error_text = str(r.get("error") or r.get("message") or "")
+        if status == "runtime error" and "no files found" in error_text.lower():
+            observed = f"no rows loaded yet: the lake has no files of source {name}"
+        elif status == "runtime error":
+            observed = f"freshness could not be measured: {error_text}"
+        elif _never_loaded(r.get("max_loaded_at")):
+            observed = f"no rows loaded yet: source {name} is empty in the lake"
         else:
             observed = (f"newest row loaded {_age(r.get('max_loaded_at_time_ago_in_s'))} ago "
                         f"(at {r.get('max_loaded_at')})")

@@ -109,21 +109,36 @@ def publish(settings: Settings) -> str:
     return f"published into schema published of {settings.warehouse}"
 
 
-def alert_task_failure(context: dict[str, Any]) -> None:
-    """Task-level failure callback: a failed task (a dbt model or test) is a failed check too.
+def failure_cause(exception: BaseException | str | None) -> str:
+    """What failed, for people: the exception's class and its message's first line, then (on the
+    following lines) the last lines of a longer message, where tools such as dbt put the details."""
+    if exception is None:
+        return "the task failed without an exception (killed, or marked failed)"
+    if type(exception).__name__ == "AirflowFailException" and exception.__cause__ is not None:
+        exception = exception.__cause__  # failed without retries: the cause is what people need
+    if isinstance(exception, str):
+        name, text = "", exception
+    else:
+        name, text = type(exception).__name__, str(exception)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or ["(no message)"]
+    first = f"{name}: {lines[0]}" if name else lines[0]
+    return "\n".join([first[:500], *(line[:300] for line in lines[1:][-3:])])
 
-    The gates above alert for their own checks before they raise, so their failures are not
-    alerted twice.
+
+def alert_task_failure(context: dict[str, Any]) -> None:
+    """Task-level failure callback of every DAG: a failed task alerts with its cause.
+
+    The first line of the alert's ``observed`` is the exception's class and message (first line);
+    ``calltrail run`` prints it as the run's cause. The gates above alert for their own checks
+    before they raise, so their failures are not alerted twice.
     """
     from calltrail import settings as settings_module
 
     exception = context.get("exception")
     if isinstance(exception, DataQualityError):
         return
-    ti = context.get("task_instance") or context.get("ti")
-    task_id = getattr(ti, "task_id", "unknown task")
-    message = str(exception or "failed").strip().splitlines()
+    run = RunInfo.from_context(context)
+    task_id = run.task_id or "unknown task"
     outcome = Outcome(check=task_id, layer="dbt" if task_id.startswith("dbt.") else "task", severity=ERROR,
-                      observed=f"task failed: {' '.join(message[-3:])[:500]}",
-                      expected="the task succeeds", expectation="task")
-    deliver([outcome], settings_module.load(), RunInfo.from_context(context), context)
+                      observed=failure_cause(exception), expected="the task succeeds", expectation="task")
+    deliver([outcome], settings_module.load(), run, context)
