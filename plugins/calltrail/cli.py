@@ -142,7 +142,7 @@ def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
 Airflow is up: {endpoint.url}
   login       {login}
   DAGs        unpaused: ingestion runs hourly, calltrail_transform runs when both ingestion Assets update
-  dbt docs    {endpoint.url}/cosmos/calltrail/dbt_docs_index.html  (menu Browse > calltrail dbt docs)
+  dbt docs    {endpoint.url}/calltrail/dbt-docs/index.html  (menu Browse > calltrail dbt docs)
   Data Docs   {endpoint.url}/calltrail/data-docs/index.html  (menu Browse > calltrail Data Docs)
   logs        {settings.airflow_home / 'logs'}
   stop        make airflow-stop""")

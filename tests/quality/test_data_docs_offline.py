@@ -9,10 +9,8 @@ import functools
 import hashlib
 import http.server
 import re
-import shutil
 import threading
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pandas as pd
 import pytest
@@ -21,10 +19,10 @@ from calltrail.quality import offline_assets
 from calltrail.quality.outcome import OK
 from calltrail.quality.validate import Frame, validate_frames
 from calltrail.settings import QualitySettings
+from tests.offline_browser import assert_rendered_offline, chromium, open_offline
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 BAD_EVENT = "evt-without-bizible-id"
+RUN = "offline_check"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +41,7 @@ def data_docs(tmp_path_factory) -> Path:
                           "SystemModstamp": pd.to_datetime([at, at]), "CreatedDate": pd.to_datetime([at, at])})
     frames = [Frame("raw_web_events", "raw", "event_id", ""), Frame("raw_salesforce_task", "raw", "Id", "")]
     outcomes = validate_frames(frames, {"raw_web_events": web, "raw_salesforce_task": tasks}, QualitySettings(),
-                               folder, run_name="offline_check")
+                               folder, run_name=RUN)
     failed = {o.check: o.record_ids for o in outcomes if o.severity != OK}
     assert failed == {"web_bizible_id_present": [BAD_EVENT]}, outcomes
     return folder
@@ -101,107 +99,26 @@ def http_root(data_docs):
 
 @pytest.fixture(scope="module")
 def offline_browser():
-    """Chromium whose every request to another host is aborted and recorded (the route handler),
-    with DNS for any other host failing as well should something bypass the handler."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic",
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"])
+    with chromium() as browser:
         yield browser
-        browser.close()
-
-
-def open_offline(browser, url: str) -> dict:
-    """Load ``url`` with non-local requests blocked; return what the page shows and what it asked for."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    blocked: list[str] = []
-    failed_local: list[str] = []
-
-    def route(route):
-        parts = urlsplit(route.request.url)
-        if parts.scheme in ("file", "data", "blob") or parts.hostname in LOCAL_HOSTS:
-            route.continue_()
-        else:
-            blocked.append(route.request.url)
-            route.abort("internetdisconnected")
-
-    context.route("**/*", route)
-    page = context.new_page()
-    requested: list[str] = []
-    page.on("request", lambda r: requested.append(r.url))
-    page.on("requestfailed", lambda r: None if r.url in blocked else failed_local.append(r.url))
-    page.on("response", lambda r: failed_local.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
-        page.goto(url, wait_until="load")
-        page.wait_for_load_state("networkidle")
-        page.evaluate("document.fonts.ready.then(() => true)")
-        seen = page.evaluate(SEEN)
-    finally:
-        context.close()
-    return {"blocked": blocked, "failed_local": failed_local, "errors": errors, "requested": requested, **seen}
-
-
-# What only the vendored files give: bootstrap-table's JavaScript fills the index's table (from
-# data in the page) and wraps every table; Bootstrap's CSS hides a collapsed block and colours its
-# buttons; Font Awesome's CSS and web font draw the status icons.
-SEEN = """() => {
-  const rows = [...document.querySelectorAll('table.ge-index-page-validation-results-table tbody tr')];
-  const collapsed = document.querySelector('.collapse:not(.show)');
-  const button = document.querySelector('.btn-secondary');
-  const icon = document.querySelector('i.fas');
-  const navbar = document.querySelector('nav.navbar');
-  return {
-    index_rows: rows.map(r => r.innerText.replace(/\\s+/g, ' ').trim()),
-    bootstrap_tables: document.querySelectorAll('.bootstrap-table').length,
-    collapsed_display: collapsed ? getComputedStyle(collapsed).display : null,
-    button_background: button ? getComputedStyle(button).backgroundColor : null,
-    navbar_display: navbar ? getComputedStyle(navbar).display : null,
-    icon_font: icon ? getComputedStyle(icon, '::before').fontFamily : null,
-    fonts_loaded: [...document.fonts].filter(f => f.status === 'loaded').map(f => f.family),
-    jquery: typeof window.jQuery === 'function' ? window.jQuery.fn.jquery : null,
-    vega: typeof window.vega === 'object' && typeof window.vegaEmbed === 'function',
-    text: document.body.innerText,
-  };
-}"""
-
-
-def assert_rendered_offline(seen: dict, *, index: bool) -> None:
-    assert seen["blocked"] == [], f"expected no request to leave the machine, saw {seen['blocked']}"
-    assert seen["failed_local"] == [], f"expected every local file to load, these failed: {seen['failed_local']}"
-    assert seen["errors"] == [], f"expected no JavaScript error, saw {seen['errors']}"
-    assert seen["jquery"] == "3.7.1" and seen["vega"], seen
-    assert seen["bootstrap_tables"] >= 1, "bootstrap-table did not run"
-    assert seen["navbar_display"] == "flex", f"expected Bootstrap's .navbar layout (flex), saw {seen['navbar_display']}"
-    assert "Font Awesome 6 Free" in (seen["icon_font"] or ""), seen["icon_font"]
-    assert "Font Awesome 6 Free" in seen["fonts_loaded"], f"the icon font did not load: {seen['fonts_loaded']}"
-    if index:
-        assert seen["button_background"] == "rgb(108, 117, 125)", \
-            f"expected Bootstrap's .btn-secondary colour, saw {seen['button_background']}"
-        assert len(seen["index_rows"]) == 2, f"expected a row per validation (2), saw {seen['index_rows']}"
-        assert sum("offline_check" in r for r in seen["index_rows"]) == 2, seen["index_rows"]
-    else:
-        assert seen["collapsed_display"] == "none", f"Bootstrap's CSS did not hide .collapse: {seen['collapsed_display']}"
-        assert "1 unexpected values found" in seen["text"], "the web events page does not show the failed check"
 
 
 def test_the_index_and_a_validation_page_render_offline_from_file_urls(data_docs, offline_browser):
     index, web_page = pages(data_docs)
-    assert_rendered_offline(open_offline(offline_browser, index.as_uri()), index=True)
-    assert_rendered_offline(open_offline(offline_browser, web_page.as_uri()), index=False)
+    assert_rendered_offline(open_offline(offline_browser, index.as_uri()), index=RUN)
+    seen = open_offline(offline_browser, web_page.as_uri())
+    assert_rendered_offline(seen, index=None)
+    assert "1 unexpected values found" in seen["text"], "the web events page does not show the failed check"
 
 
 def test_the_index_and_a_validation_page_render_offline_over_http(data_docs, http_root, offline_browser):
     index, web_page = pages(data_docs)
     seen = open_offline(offline_browser, f"{http_root}/index.html")
-    assert_rendered_offline(seen, index=True)
+    assert_rendered_offline(seen, index=RUN)
     assert any("/static/vendor/bootstrap-4.3.1/" in u for u in seen["requested"]), seen["requested"]
-    assert_rendered_offline(open_offline(offline_browser, f"{http_root}/{web_page.relative_to(data_docs).as_posix()}"),
-                            index=False)
+    seen = open_offline(offline_browser, f"{http_root}/{web_page.relative_to(data_docs).as_posix()}")
+    assert_rendered_offline(seen, index=None)
+    assert "1 unexpected values found" in seen["text"], "the web events page does not show the failed check"
 
 
 def test_the_blocker_sees_a_page_that_asks_a_cdn(tmp_path, offline_browser):
