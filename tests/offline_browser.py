@@ -52,8 +52,9 @@ def open_offline(browser, url: str, context=None) -> dict:
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
-        page.goto(url, wait_until="load")
-        page.wait_for_load_state("networkidle")
+        # Generous timeouts: the machine running the tests may be busy with a live Airflow.
+        page.goto(url, wait_until="load", timeout=90_000)
+        page.wait_for_load_state("networkidle", timeout=90_000)
         page.evaluate("document.fonts.ready.then(() => true)")
         seen = page.evaluate(SEEN)
         seen["url"] = page.url
