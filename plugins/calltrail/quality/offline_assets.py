@@ -99,9 +99,15 @@ def localize(folder: Path) -> list[Path]:
 
     Only pages and stylesheets modified since the previous call are read (an audit adds a few
     pages to thousands). A page that still loads something remote afterwards (a CDN URL that a
-    new GX version introduced) is logged as a warning.
+    new GX version introduced) is logged as a warning. Without the vendored files (a broken
+    install) the pages are left as GX wrote them and the error is logged: the audit's verdict
+    does not depend on how its pages look.
     """
-    install(folder)
+    try:
+        install(folder)
+    except DataDocsAssetsError as e:
+        log.error("Data Docs left loading their CSS and JavaScript from CDNs: %s", e)
+        return []
     stamp = folder / VENDOR / STAMP
     since = stamp.stat().st_mtime if stamp.exists() else 0.0
     stamp.touch()  # before reading: a page GX writes during this pass is taken again next time
