@@ -1,32 +1,33 @@
-"""Airflow UI plugin: the Great Expectations Data Docs of the latest checks, under Browse.
+"""Airflow UI plugin: calltrail's documentation pages, behind Airflow's login, under Browse.
 
-The folder ``CALLTRAIL_DATA_DOCS_DIR`` (static HTML written by every audit) is served at
-``/calltrail/data-docs/`` by the api-server, behind the same authentication as the UI, and the
-menu entry "calltrail Data Docs (Great Expectations)" opens its index.
+- ``/calltrail/data-docs/``: the Great Expectations Data Docs of the latest audits
+  (``CALLTRAIL_DATA_DOCS_DIR``), menu "calltrail Data Docs (Great Expectations)";
+- ``/calltrail/dbt-docs/``: the dbt docs of the latest transformation run
+  (``CALLTRAIL_DBT_DOCS_DIR``), menu "calltrail dbt docs".
+
+Airflow does not authenticate plugin apps: every route of these does (calltrail.airflow_pages).
 """
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-URL_PREFIX = "/calltrail/data-docs"
+from calltrail.airflow_pages import DATA_DOCS_PREFIX, DBT_DOCS_PREFIX, data_docs_app, dbt_docs_app
 
 
-def _app():
-    from fastapi import FastAPI
-    from fastapi.staticfiles import StaticFiles
-
+def _apps() -> list[dict]:
     from calltrail import settings
 
-    folder = settings.load().data_docs_dir
-    folder.mkdir(parents=True, exist_ok=True)  # empty until the first audit writes the Data Docs
-    app = FastAPI(title="calltrail Data Docs")
-    app.mount("/", StaticFiles(directory=folder, html=True), name="data-docs")
-    return app
+    s = settings.load()
+    return [{"name": "calltrail Data Docs", "app": data_docs_app(s.data_docs_dir), "url_prefix": DATA_DOCS_PREFIX},
+            {"name": "calltrail dbt docs", "app": dbt_docs_app(s.dbt_docs_dir), "url_prefix": DBT_DOCS_PREFIX}]
 
 
 class CalltrailDataDocsPlugin(AirflowPlugin):
     name = "calltrail_data_docs"
-    fastapi_apps = [{"name": "calltrail Data Docs", "app": _app(), "url_prefix": URL_PREFIX}]
-    external_views = [{"name": "calltrail Data Docs (Great Expectations)", "href": f"{URL_PREFIX}/index.html",
-                       "category": "Browse"}]
+    fastapi_apps = _apps()
+    external_views = [
+        {"name": "calltrail Data Docs (Great Expectations)", "href": f"{DATA_DOCS_PREFIX}/index.html",
+         "category": "Browse"},
+        {"name": "calltrail dbt docs", "href": f"{DBT_DOCS_PREFIX}/index.html", "category": "Browse"},
+    ]

@@ -12,6 +12,7 @@ import pytest
 
 from calltrail import settings as settings_module
 from tests.airflow_live import api, task_states, wait_for_run
+from tests.offline_browser import assert_rendered_offline, chromium, open_offline
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("CALLTRAIL_TEST_ARTIFACTS", ROOT / "test-artifacts"))
@@ -108,7 +109,7 @@ def test_chromium_follows_the_dbt_docs_lineage_of_fct_touchpoints_inside_the_air
                 page.get_by_role("menuitem", name="calltrail dbt docs").click()
             docs = opened.value
             docs.wait_for_load_state("networkidle")
-            assert docs.url.startswith(f"{url}/cosmos/calltrail/dbt_docs_index.html"), docs.url
+            assert docs.url.startswith(f"{url}/calltrail/dbt-docs/index.html"), docs.url
 
             docs.get_by_placeholder("Search for models...").fill("fct_touchpoints")
             docs.locator(".search-result").filter(has=docs.get_by_text("fct_touchpoints", exact=True)).click()
@@ -137,3 +138,26 @@ CY_READY = ("() => { const e = document.querySelector('#cy'); "
             "return !!(e && e._cyreg && e._cyreg.cy && e._cyreg.cy.nodes().length > 0); }")
 CY_HAS_SOURCES = ("() => { const e = document.querySelector('#cy'); return !!(e && e._cyreg && e._cyreg.cy && "
                   "e._cyreg.cy.nodes().some(n => n.id().startsWith('source.'))); }")
+
+
+def test_the_data_docs_of_the_scheduled_audit_open_from_the_ui_menu_and_render_offline(live, transform_run):
+    """On this loopback address Airflow gives every request an admin token (all-admins), so the
+    menu entry opens the pages; tests/test_airflow_pages.py covers the login beyond loopback."""
+    assert transform_run["state"] == "success"
+    url = live["url"]
+    docs_dir = live["settings"].data_docs_dir
+    validations = list((docs_dir / "validations").rglob("*.html"))
+    assert validations, f"the audit wrote no validation page under {docs_dir}"
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.goto(f"{url}/", wait_until="networkidle")
+        page.get_by_role("button", name="Browse").click()
+        with context.expect_page() as opened:
+            page.get_by_role("menuitem", name="calltrail Data Docs (Great Expectations)").click()
+        docs = opened.value
+        docs.wait_for_load_state("load")
+        assert docs.url == f"{url}/calltrail/data-docs/index.html", docs.url
+        docs.close()
+        seen = open_offline(browser, f"{url}/calltrail/data-docs/index.html", context=context)
+    assert_rendered_offline(seen, index=transform_run["dag_run_id"], rows=min(len(validations), 10))

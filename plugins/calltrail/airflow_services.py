@@ -73,10 +73,9 @@ def service_environment(settings: Settings, env: dict[str, str], endpoint: Endpo
         # unpause_dags once the components are up.
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "30",
-        # The dbt docs of every run, in the UI through the astronomer-cosmos plugin (menu Browse).
-        "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS": json.dumps({"calltrail": {
-            "dir": str(settings.dbt_docs_dir), "index": "index.html", "name": "calltrail dbt docs"}}),
-        # Alerts link the Data Docs as the UI serves them (plugins/calltrail_data_docs.py).
+        # The dbt docs and the Data Docs are served behind the login by plugins/calltrail_data_docs.py
+        # (menu Browse), not by astronomer-cosmos' dbt docs view: that one has no authentication, so
+        # [cosmos] dbt_docs_projects stays unset. Alerts link the Data Docs there.
         "CALLTRAIL_DATA_DOCS_URL": f"{endpoint.url}/calltrail/data-docs",
     }
     merged = dict(env)

@@ -217,7 +217,7 @@ Airflow is up: {endpoint.url}
   DAGs        unpaused: {', '.join(unpaused)}
               ingestion runs hourly, calltrail_transform runs when both ingestion Assets update
   data        {data}
-  dbt docs    {endpoint.url}/cosmos/calltrail/dbt_docs_index.html  (menu Browse > calltrail dbt docs)
+  dbt docs    {endpoint.url}/calltrail/dbt-docs/index.html  (menu Browse > calltrail dbt docs)
   Data Docs   {endpoint.url}/calltrail/data-docs/index.html  (menu Browse > calltrail Data Docs)
   logs        {settings.airflow_home / 'logs'}
   stop        make airflow-stop""")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from calltrail.quality.offline_assets import localize
 from calltrail.quality.outcome import ERROR, OK, WARN, Outcome
 from calltrail.quality.window import Window
 from calltrail.settings import QualitySettings
@@ -308,6 +309,7 @@ class DataDocs:
             result_format={"result_format": "SUMMARY", "unexpected_index_column_names": [frame.id_column],
                            "partial_unexpected_count": max(q.alerts.max_record_ids, 20)}))
         run = checkpoint.run(batch_parameters={"dataframe": data}, run_id=gx.RunIdentifier(run_name=run_name))
+        localize(self.folder)  # the pages just written load their CSS and JavaScript from the site, not CDNs
         by_name = {c.name: c for c in layer_checks}
         outcomes = []
         for validation in run.run_results.values():
