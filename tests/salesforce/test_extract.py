@@ -29,6 +29,7 @@ from tests.fakes.salesforce import FakeSalesforce, FakeSalesforceServer
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 END = START + timedelta(hours=1)
 SF = SalesforceSettings(overlap_minutes=15, max_attempts=3, backoff_seconds=0.01, bulk_page_size=3)
+BULK = replace(SF, bulk_threshold=6)  # the Bulk tests' seven Tasks go through Bulk API 2.0
 
 
 def task(n: int, modstamp: datetime, **extra: object) -> dict[str, object]:
@@ -366,7 +367,20 @@ def test_a_budget_that_covers_the_run_and_the_reserve_lets_it_run(fake, tmp_path
     fake.state.records = [task(1, START)]
     fake.state.daily_api_max, fake.state.daily_api_remaining = 15000, 1600
     out = extract_tasks(client_for(fake), SF, tmp_path / "lake", until=END)
-    assert out.records == 1 and fake.state.daily_api_remaining == 1598, "/limits and one query page"
+    assert out.records == 1 and fake.state.daily_api_remaining == 1597, "/limits, the COUNT() and one query page"
+
+
+def test_a_budget_that_covers_a_rest_run_but_not_the_bulk_job_the_count_chose_fails_before_any_job(fake, tmp_path):
+    fake.state.records = [task(i, START + timedelta(minutes=i)) for i in range(7)]
+    fake.state.daily_api_max, fake.state.daily_api_remaining = 15000, 1540  # reserve 1500: 40 to spend
+    with pytest.raises(ApiBudgetTooLow) as err:
+        extract_tasks(client_for(fake), BULK, tmp_path / "lake", until=END, poll_seconds=0.01)
+    message = str(err.value)
+    assert "the run needs about 60" in message and "bulk2_queryAll" in message and "no Task was read" in message
+    paths = [p.split("?")[0] for _, p in fake.state.requests]
+    assert paths == ["/services/data/v59.0/limits/", "/services/data/v59.0/queryAll/"], f"/limits, COUNT(): {paths}"
+    assert fake.state.soql_seen == ["SELECT COUNT() FROM Task WHERE SystemModstamp < 2026-03-01T10:00:00Z"]
+    assert not (tmp_path / "lake" / "salesforce_task").exists()
 
 
 def test_a_page_broken_on_every_attempt_fails_naming_the_org_and_the_attempts(fake, tmp_path):
