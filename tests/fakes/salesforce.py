@@ -54,6 +54,7 @@ class Fault:
     broken_body: bool = False  # answer 200 with the real body, cut off half-way
     chunked: bool = True  # a broken body is sent chunked, else with the full Content-Length
     stall_seconds: float = 0.0  # wait this long before answering normally (a client timeout)
+    passes: bool = False  # answer this request normally (lets a fault wait for the n-th request)
 
 
 @dataclass
@@ -92,10 +93,13 @@ class FakeSalesforce:
             queue.append(Fault(status, [{"message": message, "errorCode": error_code}], dict(headers or {}),
                                after_work))
 
-    def break_body(self, endpoint: str, times: int = 1, *, chunked: bool = True) -> None:
+    def break_body(self, endpoint: str, times: int = 1, *, chunked: bool = True, after: int = 0) -> None:
         """Close the connection half-way through the next ``times`` answers of ``endpoint``: chunked
-        (the last chunk never comes) or with a ``Content-Length`` the body falls short of."""
+        (the last chunk never comes) or with a ``Content-Length`` the body falls short of. The first
+        ``after`` requests (e.g. a ``COUNT()`` before the query) are answered whole."""
         queue = self.faults.setdefault(endpoint, deque())
+        for _ in range(after):
+            queue.append(Fault(200, None, passes=True))
         for _ in range(times):
             queue.append(Fault(200, None, broken_body=True, chunked=chunked))
 
@@ -263,6 +267,8 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
             queue = state.faults.get(endpoint)
             if queue:
                 fault = queue.popleft()
+                if fault.passes:
+                    return
                 if fault.stall_seconds:
                     time.sleep(fault.stall_seconds)
                 elif fault.broken_body:

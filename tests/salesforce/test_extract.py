@@ -173,8 +173,22 @@ def test_invalid_field_on_bizible_id_names_the_field_and_the_cause(fake, tmp_pat
     message = str(err.value)
     assert "bizible2__BizibleId__c" in message and "package" in message and "field-level" in message
     assert "\n" not in message, f"one line for the console: {message!r}"
+    # The COUNT() selects no field and cannot hit INVALID_FIELD; the query that selects the field must.
+    field_queries = [q for q in fake.state.soql_seen if "bizible2__BizibleId__c" in q]
+    assert len(field_queries) == 1, f"INVALID_FIELD cannot recover and is not retried: {fake.state.soql_seen}"
     queries = [p for _, p in fake.state.requests if "/queryAll/" in p]
-    assert len(queries) == 1, f"INVALID_FIELD cannot recover and is not retried: {queries}"
+    assert len(queries) == 2, f"the COUNT() and the refused query, once each: {queries}"
+
+
+def test_invalid_field_on_a_bulk_load_names_the_field_and_leaves_no_job(fake, tmp_path):
+    fake.state.records = [task(i, START + timedelta(minutes=i)) for i in range(7)]
+    fake.state.readable_fields = set(SF_FIELDS_WITHOUT_BIZIBLE_ID)
+    with pytest.raises(FieldNotReadable, match="field bizible2__BizibleId__c is not readable") as err:
+        extract_tasks(client_for(fake), BULK, tmp_path / "lake", until=END, poll_seconds=0.01)
+    assert "\n" not in str(err.value), f"one line for the console: {str(err.value)!r}"
+    creates = [p for m, p in fake.state.requests if m == "POST" and p.rstrip("/").endswith("/jobs/query")]
+    assert len(creates) == 1, f"INVALID_FIELD on job creation is not retried: {creates}"
+    assert fake.state.bulk_jobs == {} and not (tmp_path / "lake" / API_DATASET).exists()
 
 
 def test_a_failed_run_writes_no_partial_partition_and_keeps_the_previous_one(fake, tmp_path):
@@ -297,12 +311,14 @@ def test_a_chunked_page_broken_off_mid_stream_is_read_again_and_the_data_is_whol
 
 def test_a_first_page_cut_short_of_its_content_length_is_read_again(fake, tmp_path):
     fake.state.records = [task(i, START + timedelta(minutes=i)) for i in range(3)]
-    fake.state.break_body("queryAll", chunked=False)
+    fake.state.break_body("queryAll", chunked=False, after=1)  # the COUNT() whole, the first page cut short
     client = client_for(fake)
     out = extract_tasks(client, SF, tmp_path / "lake", until=END)
     assert ids(lake_rows(out.partition)) == [f"00T5e00000ABC{i:03d}AAA" for i in range(3)]
     assert client.retries == 1
-    assert len([p for _, p in fake.state.requests if "/queryAll/" in p]) == 2
+    count, *pages = [p for _, p in fake.state.requests if "/queryAll/" in p]
+    assert "COUNT" in count and len(pages) == 2 and pages[0] == pages[1] and "COUNT" not in pages[0], \
+        f"the COUNT() once, then the cut page asked for again: {[count, *pages]}"
 
 
 def test_a_page_that_times_out_is_asked_for_again(fake, tmp_path, monkeypatch):
@@ -322,16 +338,19 @@ def test_a_page_that_times_out_is_asked_for_again(fake, tmp_path, monkeypatch):
 def test_a_bulk_result_page_broken_off_mid_stream_retries_the_job_and_leaves_one(fake, tmp_path):
     fake.state.records = [task(i, START - timedelta(days=30) + timedelta(hours=i)) for i in range(7)]
     fake.state.break_body("bulk_results")
-    out = extract_tasks(client_for(fake), SF, tmp_path / "lake", until=END, full_load=True, poll_seconds=0.01)
+    out = extract_tasks(client_for(fake), BULK, tmp_path / "lake", until=END, poll_seconds=0.01)
+    assert out.mode == "bulk2_queryAll", f"7 Tasks above a threshold of 6 go through Bulk API 2.0: {out.mode}"
     assert sorted(ids(lake_rows(out.partition))) == sorted(str(r["Id"]) for r in fake.state.records)
+    creates = [p for m, p in fake.state.requests if m == "POST" and p.rstrip("/").endswith("/jobs/query")]
+    assert len(creates) == 2, f"the broken job is retried as a new job: {creates}"
     assert len(fake.state.bulk_jobs) == 1, f"one job left in the org, saw {list(fake.state.bulk_jobs)}"
 
 
 def test_a_500_on_bulk_job_creation_after_the_job_was_created_leaves_exactly_one_job(fake, tmp_path):
     fake.state.records = [task(i, START - timedelta(days=400) + timedelta(hours=i)) for i in range(7)]
     fake.state.fail("bulk_create", 500, "UNKNOWN_EXCEPTION", "An unexpected error occurred.", after_work=True)
-    out = extract_tasks(client_for(fake), SF, tmp_path / "lake", until=END, full_load=True, poll_seconds=0.01)
-    assert len(lake_rows(out.partition)) == 7
+    out = extract_tasks(client_for(fake), BULK, tmp_path / "lake", until=END, poll_seconds=0.01)
+    assert out.mode == "bulk2_queryAll" and len(lake_rows(out.partition)) == 7
     creates = [p for m, p in fake.state.requests if m == "POST" and p.rstrip("/").endswith("/jobs/query")]
     deletes = [p for m, p in fake.state.requests if m == "DELETE"]
     assert len(creates) == 2 and len(deletes) == 1, f"creates {creates}, deletes {deletes}"
@@ -395,10 +414,11 @@ def test_a_page_broken_on_every_attempt_fails_naming_the_org_and_the_attempts(fa
 
 def test_a_session_expiring_while_a_bulk_job_runs_is_renewed_and_the_orphan_job_removed(fake, tmp_path):
     fake.state.records = [task(i, START - timedelta(days=30) + timedelta(hours=i)) for i in range(7)]
-    fake.state.sessions_expire_after = 4  # /limits, two job lists and the create; the first poll gets 401
+    fake.state.sessions_expire_after = 5  # /limits, the COUNT(), two job lists and the create; the first poll gets 401
     client = ResilientSalesforce(lambda: Salesforce(instance_url=fake.instance_url, session_id=fake.state.issue_token()),
                                  max_attempts=3, backoff_seconds=0.01)
-    out = extract_tasks(client, SF, tmp_path / "lake", until=END, full_load=True, poll_seconds=0.01)
+    out = extract_tasks(client, BULK, tmp_path / "lake", until=END, poll_seconds=0.01)
+    assert out.mode == "bulk2_queryAll", out.mode
     assert sorted(ids(lake_rows(out.partition))) == sorted(str(r["Id"]) for r in fake.state.records)
     assert client.reauthentications == 1
     assert len(fake.state.bulk_jobs) == 1, f"the job of the expired session is removed: {list(fake.state.bulk_jobs)}"
