@@ -363,11 +363,12 @@ def test_a_lower_case_configured_field_name_gets_the_value_salesforce_sends_in_c
     fake.state.records = [task(1, START), task(2, START + timedelta(minutes=1))]
     answered = fake.state.run_soql("SELECT bizible2__bizibleid__c FROM Task", include_deleted=True)[0]
     assert "bizible2__BizibleId__c" in answered, f"the fake answers in canonical case as Salesforce does: {answered}"
-    for full_load in (False, True):
-        out = extract_tasks(client_for(fake), lower, tmp_path / f"lake-{full_load}", until=END,
-                            full_load=full_load, poll_seconds=0.01)
+    for mode, threshold in (("rest_queryAll", 2), ("bulk2_queryAll", 1)):  # the two Tasks: REST, then Bulk
+        out = extract_tasks(client_for(fake), replace(lower, bulk_threshold=threshold), tmp_path / f"lake-{mode}",
+                            until=END, poll_seconds=0.01)
+        assert out.mode == mode, f"expected {mode}, the run went through {out.mode}"
         rows = lake_rows(out.partition)
-        assert [r["bizible2__bizibleid__c"] for r in rows] == [f"{1:032x}", f"{2:032x}"], (full_load, rows)
+        assert [r["bizible2__bizibleid__c"] for r in rows] == [f"{1:032x}", f"{2:032x}"], (mode, rows)
         assert rows[0]["BIZIBLE2__BIZIBLE_TOUCHPOINT_DATE__C"] == datetime(2026, 3, 1, 9, 0)
 
 
