@@ -9,7 +9,10 @@ for the client-credentials grant (HTTP Basic consumer key and secret, only on th
 and the JWT bearer grant, each minting a fresh access token. Field names in SOQL are matched
 ignoring case and answered in their canonical case, as Salesforce does. Faults are scripted per
 endpoint: an error answer (optionally with ``Retry-After``, optionally after the work was done, as a
-Bulk job created behind a 500), or a chunked body broken off mid-stream.
+Bulk job created behind a 500), or a chunked body broken off mid-stream; or per page of a REST query
+(an error, a session ending, a hold). ``SELECT COUNT()`` answers ``totalSize`` and no records; it is
+a ``query``/``queryAll`` request like any other, so an endpoint's fault hits it first (``after``
+lets it through). ``hard_delete`` removes a Task beyond the Recycle Bin.
 """
 
 from __future__ import annotations
@@ -83,6 +86,11 @@ class FakeSalesforce:
     daily_api_remaining: int = 15000
     sessions_expire_after: int | None = None  # authorised API requests until every session expires
     served_at: str = ""  # https://127.0.0.1:<port> once a FakeSalesforceServer serves this org
+    # Per page of a REST query (see fail_page, expire_session_at_page, hold_page) and hard deletes.
+    page_faults: dict[int, deque[Fault]] = field(default_factory=dict)
+    session_revocations: dict[int, str] = field(default_factory=dict)  # page -> the only token valid from then
+    page_holds: dict[int, tuple[threading.Event, threading.Event]] = field(default_factory=dict)
+    deleted_for_good: list[str] = field(default_factory=list)
 
     def fail(self, endpoint: str, status: int, error_code: str, message: str, times: int = 1, *,
              headers: dict[str, str] | None = None, after_work: bool = False) -> None:
@@ -158,13 +166,9 @@ class FakeSalesforce:
         return [{"attributes": {"type": "Task", "url": f"/services/data/v59.0/sobjects/Task/{r['Id']}"},
                  **{f: r.get(f) for f in fields}} for r in rows]
 
-    # --- Watermark and reconciliation: COUNT(), faults and holds on the n-th page of a REST query ---
+    # --- COUNT(), hard deletes, and faults and holds on the n-th page of a REST query ---
     # Pages are numbered from 1 (the query's own answer); page n > 1 is the nextRecordsUrl whose
     # offset is (n - 1) * page_size, as in Salesforce's ``.../query/01g...-2000``.
-    page_faults: dict[int, deque[Fault]] = field(default_factory=dict)
-    session_revocations: dict[int, str] = field(default_factory=dict)  # page -> the only token valid from then
-    page_holds: dict[int, tuple[threading.Event, threading.Event]] = field(default_factory=dict)
-    deleted_for_good: list[str] = field(default_factory=list)
 
     def fail_page(self, page: int, status: int, error_code: str, message: str, times: int = 1) -> None:
         """Answer the next ``times`` requests for page ``page`` of a query with this Salesforce error."""
