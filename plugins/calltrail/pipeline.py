@@ -1,7 +1,8 @@
 """What each Airflow task does: one function per task, called with the run's values.
 
-DAG files stay wiring only; these functions are where the work starts. Each is idempotent: the
-same interval (or the same landing files) run twice gives the same lake.
+DAG files stay wiring only; these functions are where the work starts. Each is idempotent: run
+twice, it gives the same lake (the Salesforce extraction reads from the lake's own watermark, not
+from the run's data interval; file ingestion skips landing files already in the lake).
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ for the client-credentials grant (HTTP Basic consumer key and secret, only on th
 and the JWT bearer grant, each minting a fresh access token. Field names in SOQL are matched
 ignoring case and answered in their canonical case, as Salesforce does. Faults are scripted per
 endpoint: an error answer (optionally with ``Retry-After``, optionally after the work was done, as a
-Bulk job created behind a 500), or a chunked body broken off mid-stream.
+Bulk job created behind a 500), or a chunked body broken off mid-stream; or per page of a REST query
+(an error, a session ending, a hold). ``SELECT COUNT()`` answers ``totalSize`` and no records; it is
+a ``query``/``queryAll`` request like any other, so an endpoint's fault hits it first (``after``
+lets it through). ``hard_delete`` removes a Task beyond the Recycle Bin.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class Fault:
     broken_body: bool = False  # answer 200 with the real body, cut off half-way
     chunked: bool = True  # a broken body is sent chunked, else with the full Content-Length
     stall_seconds: float = 0.0  # wait this long before answering normally (a client timeout)
+    passes: bool = False  # answer this request normally (lets a fault wait for the n-th request)
 
 
 @dataclass
@@ -82,6 +86,11 @@ class FakeSalesforce:
     daily_api_remaining: int = 15000
     sessions_expire_after: int | None = None  # authorised API requests until every session expires
     served_at: str = ""  # https://127.0.0.1:<port> once a FakeSalesforceServer serves this org
+    # Per page of a REST query (see fail_page, expire_session_at_page, hold_page) and hard deletes.
+    page_faults: dict[int, deque[Fault]] = field(default_factory=dict)
+    session_revocations: dict[int, str] = field(default_factory=dict)  # page -> the only token valid from then
+    page_holds: dict[int, tuple[threading.Event, threading.Event]] = field(default_factory=dict)
+    deleted_for_good: list[str] = field(default_factory=list)
 
     def fail(self, endpoint: str, status: int, error_code: str, message: str, times: int = 1, *,
              headers: dict[str, str] | None = None, after_work: bool = False) -> None:
@@ -92,10 +101,13 @@ class FakeSalesforce:
             queue.append(Fault(status, [{"message": message, "errorCode": error_code}], dict(headers or {}),
                                after_work))
 
-    def break_body(self, endpoint: str, times: int = 1, *, chunked: bool = True) -> None:
+    def break_body(self, endpoint: str, times: int = 1, *, chunked: bool = True, after: int = 0) -> None:
         """Close the connection half-way through the next ``times`` answers of ``endpoint``: chunked
-        (the last chunk never comes) or with a ``Content-Length`` the body falls short of."""
+        (the last chunk never comes) or with a ``Content-Length`` the body falls short of. The first
+        ``after`` requests (e.g. a ``COUNT()`` before the query) are answered whole."""
         queue = self.faults.setdefault(endpoint, deque())
+        for _ in range(after):
+            queue.append(Fault(200, None, passes=True))
         for _ in range(times):
             queue.append(Fault(200, None, broken_body=True, chunked=chunked))
 
@@ -154,13 +166,9 @@ class FakeSalesforce:
         return [{"attributes": {"type": "Task", "url": f"/services/data/v59.0/sobjects/Task/{r['Id']}"},
                  **{f: r.get(f) for f in fields}} for r in rows]
 
-    # --- Watermark and reconciliation: COUNT(), faults and holds on the n-th page of a REST query ---
+    # --- COUNT(), hard deletes, and faults and holds on the n-th page of a REST query ---
     # Pages are numbered from 1 (the query's own answer); page n > 1 is the nextRecordsUrl whose
     # offset is (n - 1) * page_size, as in Salesforce's ``.../query/01g...-2000``.
-    page_faults: dict[int, deque[Fault]] = field(default_factory=dict)
-    session_revocations: dict[int, str] = field(default_factory=dict)  # page -> the only token valid from then
-    page_holds: dict[int, tuple[threading.Event, threading.Event]] = field(default_factory=dict)
-    deleted_for_good: list[str] = field(default_factory=list)
 
     def fail_page(self, page: int, status: int, error_code: str, message: str, times: int = 1) -> None:
         """Answer the next ``times`` requests for page ``page`` of a query with this Salesforce error."""
@@ -263,6 +271,8 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
             queue = state.faults.get(endpoint)
             if queue:
                 fault = queue.popleft()
+                if fault.passes:
+                    return
                 if fault.stall_seconds:
                     time.sleep(fault.stall_seconds)
                 elif fault.broken_body:

@@ -129,7 +129,7 @@ def test_client_credentials_token_expiring_mid_run_is_renewed_and_the_data_is_wh
     state.page_size = 2
     state.records = [task(i, START + timedelta(minutes=i)) for i in range(7)]
     state.clients = {"3MVG9-cc-app": "cc-s3cret"}
-    state.sessions_expire_after = 2  # /limits and the first page, then the session times out
+    state.sessions_expire_after = 3  # /limits, the COUNT() and the first page, then the session times out
     use_connection(monkeypatch, extra={"consumer_key": "3MVG9-cc-app", "consumer_secret": "cc-s3cret",
                                        "domain": "acme.my", "proxies": {"https": proxy.url}})
     client = default_client([])

@@ -29,6 +29,7 @@ from tests.fakes.salesforce import FakeSalesforce, FakeSalesforceServer
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 END = START + timedelta(hours=1)
 SF = SalesforceSettings(overlap_minutes=15, max_attempts=3, backoff_seconds=0.01, bulk_page_size=3)
+BULK = replace(SF, bulk_threshold=6)  # the Bulk tests' seven Tasks go through Bulk API 2.0
 
 
 def task(n: int, modstamp: datetime, **extra: object) -> dict[str, object]:
@@ -172,8 +173,22 @@ def test_invalid_field_on_bizible_id_names_the_field_and_the_cause(fake, tmp_pat
     message = str(err.value)
     assert "bizible2__BizibleId__c" in message and "package" in message and "field-level" in message
     assert "\n" not in message, f"one line for the console: {message!r}"
+    # The COUNT() selects no field and cannot hit INVALID_FIELD; the query that selects the field must.
+    field_queries = [q for q in fake.state.soql_seen if "bizible2__BizibleId__c" in q]
+    assert len(field_queries) == 1, f"INVALID_FIELD cannot recover and is not retried: {fake.state.soql_seen}"
     queries = [p for _, p in fake.state.requests if "/queryAll/" in p]
-    assert len(queries) == 1, f"INVALID_FIELD cannot recover and is not retried: {queries}"
+    assert len(queries) == 2, f"the COUNT() and the refused query, once each: {queries}"
+
+
+def test_invalid_field_on_a_bulk_load_names_the_field_and_leaves_no_job(fake, tmp_path):
+    fake.state.records = [task(i, START + timedelta(minutes=i)) for i in range(7)]
+    fake.state.readable_fields = set(SF_FIELDS_WITHOUT_BIZIBLE_ID)
+    with pytest.raises(FieldNotReadable, match="field bizible2__BizibleId__c is not readable") as err:
+        extract_tasks(client_for(fake), BULK, tmp_path / "lake", until=END, poll_seconds=0.01)
+    assert "\n" not in str(err.value), f"one line for the console: {str(err.value)!r}"
+    creates = [p for m, p in fake.state.requests if m == "POST" and p.rstrip("/").endswith("/jobs/query")]
+    assert len(creates) == 1, f"INVALID_FIELD on job creation is not retried: {creates}"
+    assert fake.state.bulk_jobs == {} and not (tmp_path / "lake" / API_DATASET).exists()
 
 
 def test_a_failed_run_writes_no_partial_partition_and_keeps_the_previous_one(fake, tmp_path):
@@ -296,12 +311,14 @@ def test_a_chunked_page_broken_off_mid_stream_is_read_again_and_the_data_is_whol
 
 def test_a_first_page_cut_short_of_its_content_length_is_read_again(fake, tmp_path):
     fake.state.records = [task(i, START + timedelta(minutes=i)) for i in range(3)]
-    fake.state.break_body("queryAll", chunked=False)
+    fake.state.break_body("queryAll", chunked=False, after=1)  # the COUNT() whole, the first page cut short
     client = client_for(fake)
     out = extract_tasks(client, SF, tmp_path / "lake", until=END)
     assert ids(lake_rows(out.partition)) == [f"00T5e00000ABC{i:03d}AAA" for i in range(3)]
     assert client.retries == 1
-    assert len([p for _, p in fake.state.requests if "/queryAll/" in p]) == 2
+    count, *pages = [p for _, p in fake.state.requests if "/queryAll/" in p]
+    assert "COUNT" in count and len(pages) == 2 and pages[0] == pages[1] and "COUNT" not in pages[0], \
+        f"the COUNT() once, then the cut page asked for again: {[count, *pages]}"
 
 
 def test_a_page_that_times_out_is_asked_for_again(fake, tmp_path, monkeypatch):
@@ -321,16 +338,19 @@ def test_a_page_that_times_out_is_asked_for_again(fake, tmp_path, monkeypatch):
 def test_a_bulk_result_page_broken_off_mid_stream_retries_the_job_and_leaves_one(fake, tmp_path):
     fake.state.records = [task(i, START - timedelta(days=30) + timedelta(hours=i)) for i in range(7)]
     fake.state.break_body("bulk_results")
-    out = extract_tasks(client_for(fake), SF, tmp_path / "lake", until=END, full_load=True, poll_seconds=0.01)
+    out = extract_tasks(client_for(fake), BULK, tmp_path / "lake", until=END, poll_seconds=0.01)
+    assert out.mode == "bulk2_queryAll", f"7 Tasks above a threshold of 6 go through Bulk API 2.0: {out.mode}"
     assert sorted(ids(lake_rows(out.partition))) == sorted(str(r["Id"]) for r in fake.state.records)
+    creates = [p for m, p in fake.state.requests if m == "POST" and p.rstrip("/").endswith("/jobs/query")]
+    assert len(creates) == 2, f"the broken job is retried as a new job: {creates}"
     assert len(fake.state.bulk_jobs) == 1, f"one job left in the org, saw {list(fake.state.bulk_jobs)}"
 
 
 def test_a_500_on_bulk_job_creation_after_the_job_was_created_leaves_exactly_one_job(fake, tmp_path):
     fake.state.records = [task(i, START - timedelta(days=400) + timedelta(hours=i)) for i in range(7)]
     fake.state.fail("bulk_create", 500, "UNKNOWN_EXCEPTION", "An unexpected error occurred.", after_work=True)
-    out = extract_tasks(client_for(fake), SF, tmp_path / "lake", until=END, full_load=True, poll_seconds=0.01)
-    assert len(lake_rows(out.partition)) == 7
+    out = extract_tasks(client_for(fake), BULK, tmp_path / "lake", until=END, poll_seconds=0.01)
+    assert out.mode == "bulk2_queryAll" and len(lake_rows(out.partition)) == 7
     creates = [p for m, p in fake.state.requests if m == "POST" and p.rstrip("/").endswith("/jobs/query")]
     deletes = [p for m, p in fake.state.requests if m == "DELETE"]
     assert len(creates) == 2 and len(deletes) == 1, f"creates {creates}, deletes {deletes}"
@@ -343,11 +363,12 @@ def test_a_lower_case_configured_field_name_gets_the_value_salesforce_sends_in_c
     fake.state.records = [task(1, START), task(2, START + timedelta(minutes=1))]
     answered = fake.state.run_soql("SELECT bizible2__bizibleid__c FROM Task", include_deleted=True)[0]
     assert "bizible2__BizibleId__c" in answered, f"the fake answers in canonical case as Salesforce does: {answered}"
-    for full_load in (False, True):
-        out = extract_tasks(client_for(fake), lower, tmp_path / f"lake-{full_load}", until=END,
-                            full_load=full_load, poll_seconds=0.01)
+    for mode, threshold in (("rest_queryAll", 2), ("bulk2_queryAll", 1)):  # the two Tasks: REST, then Bulk
+        out = extract_tasks(client_for(fake), replace(lower, bulk_threshold=threshold), tmp_path / f"lake-{mode}",
+                            until=END, poll_seconds=0.01)
+        assert out.mode == mode, f"expected {mode}, the run went through {out.mode}"
         rows = lake_rows(out.partition)
-        assert [r["bizible2__bizibleid__c"] for r in rows] == [f"{1:032x}", f"{2:032x}"], (full_load, rows)
+        assert [r["bizible2__bizibleid__c"] for r in rows] == [f"{1:032x}", f"{2:032x}"], (mode, rows)
         assert rows[0]["BIZIBLE2__BIZIBLE_TOUCHPOINT_DATE__C"] == datetime(2026, 3, 1, 9, 0)
 
 
@@ -366,7 +387,20 @@ def test_a_budget_that_covers_the_run_and_the_reserve_lets_it_run(fake, tmp_path
     fake.state.records = [task(1, START)]
     fake.state.daily_api_max, fake.state.daily_api_remaining = 15000, 1600
     out = extract_tasks(client_for(fake), SF, tmp_path / "lake", until=END)
-    assert out.records == 1 and fake.state.daily_api_remaining == 1598, "/limits and one query page"
+    assert out.records == 1 and fake.state.daily_api_remaining == 1597, "/limits, the COUNT() and one query page"
+
+
+def test_a_budget_that_covers_a_rest_run_but_not_the_bulk_job_the_count_chose_fails_before_any_job(fake, tmp_path):
+    fake.state.records = [task(i, START + timedelta(minutes=i)) for i in range(7)]
+    fake.state.daily_api_max, fake.state.daily_api_remaining = 15000, 1540  # reserve 1500: 40 to spend
+    with pytest.raises(ApiBudgetTooLow) as err:
+        extract_tasks(client_for(fake), BULK, tmp_path / "lake", until=END, poll_seconds=0.01)
+    message = str(err.value)
+    assert "the run needs about 60" in message and "bulk2_queryAll" in message and "no Task was read" in message
+    paths = [p.split("?")[0] for _, p in fake.state.requests]
+    assert paths == ["/services/data/v59.0/limits/", "/services/data/v59.0/queryAll/"], f"/limits, COUNT(): {paths}"
+    assert fake.state.soql_seen == ["SELECT COUNT() FROM Task WHERE SystemModstamp < 2026-03-01T10:00:00Z"]
+    assert not (tmp_path / "lake" / "salesforce_task").exists()
 
 
 def test_a_page_broken_on_every_attempt_fails_naming_the_org_and_the_attempts(fake, tmp_path):
@@ -381,10 +415,11 @@ def test_a_page_broken_on_every_attempt_fails_naming_the_org_and_the_attempts(fa
 
 def test_a_session_expiring_while_a_bulk_job_runs_is_renewed_and_the_orphan_job_removed(fake, tmp_path):
     fake.state.records = [task(i, START - timedelta(days=30) + timedelta(hours=i)) for i in range(7)]
-    fake.state.sessions_expire_after = 4  # /limits, two job lists and the create; the first poll gets 401
+    fake.state.sessions_expire_after = 5  # /limits, the COUNT(), two job lists and the create; the first poll gets 401
     client = ResilientSalesforce(lambda: Salesforce(instance_url=fake.instance_url, session_id=fake.state.issue_token()),
                                  max_attempts=3, backoff_seconds=0.01)
-    out = extract_tasks(client, SF, tmp_path / "lake", until=END, full_load=True, poll_seconds=0.01)
+    out = extract_tasks(client, BULK, tmp_path / "lake", until=END, poll_seconds=0.01)
+    assert out.mode == "bulk2_queryAll", out.mode
     assert sorted(ids(lake_rows(out.partition))) == sorted(str(r["Id"]) for r in fake.state.records)
     assert client.reauthentications == 1
     assert len(fake.state.bulk_jobs) == 1, f"the job of the expired session is removed: {list(fake.state.bulk_jobs)}"

@@ -35,7 +35,8 @@ def file_digest(path: Path, length: int = 20) -> str:
 
 
 def interval_key(start: datetime, end: datetime) -> str:
-    """Partition value for a data interval, e.g. ``20260301T090000Z_20260301T100000Z``."""
+    """Partition value for a time window ``[start, end)`` (an API extraction reads from its watermark less
+    the overlap up to its start), e.g. ``20260301T084500Z_20260301T100000Z``."""
     fmt = "%Y%m%dT%H%M%SZ"
     return f"{_utc(start).strftime(fmt)}_{_utc(end).strftime(fmt)}"
 

@@ -63,12 +63,13 @@ from calltrail.settings import SalesforceSettings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Estimated API requests of one extraction, checked against the org's remaining daily budget
-# before the first query: the /limits read itself, the query and its follow-up pages (an hour of
-# Tasks rarely passes 2,000), and for Bulk API 2.0 the job list, creation, status polls and result
-# pages with room for one retried job.
+# Estimated API requests of one extraction, checked against the org's remaining daily budget.
+# REST: at least the /limits read, the COUNT(), the query and its follow-up pages of up to
+# REST_PAGE_RECORDS with room for retries; Bulk API 2.0: the job lists, creation, status polls and
+# result pages with room for one retried job.
 REST_EXTRACTION_CALLS = 10
 BULK_EXTRACTION_CALLS = 60
+REST_PAGE_RECORDS = 2000
 
 
 class SalesforceExtractionError(RuntimeError):
@@ -597,9 +598,9 @@ class ResilientSalesforce:
 
     # the daily API budget --------------------------------------------------------------------------
 
-    def check_api_budget(self, expected_calls: int) -> dict[str, int]:
-        """Read ``/limits`` and fail before any query when the daily API requests left cannot cover
-        ``expected_calls`` plus the reserve kept for the org's other integrations."""
+    def read_api_budget(self) -> ApiBudget | None:
+        """Read ``/limits``: the org's daily API requests left and the reserve kept for its other
+        integrations; None (with a warning) when the user may not read it or it has no figures."""
 
         def read(sf: Salesforce) -> Any:
             try:
@@ -613,26 +614,43 @@ class ResilientSalesforce:
 
         limits = self.call("read API limits", read)
         if limits is None:
-            return {}
+            return None
         daily = limits.get("DailyApiRequests") or {}
         try:
             maximum, remaining = int(daily["Max"]), int(daily["Remaining"])
         except (KeyError, TypeError, ValueError):
             log.warning("Salesforce /limits has no DailyApiRequests (%s); API budget not checked", daily)
-            return {}
-        reserve = math.ceil(maximum * self.api_reserve_percent / 100)
-        budget = {"max": maximum, "remaining": remaining, "reserve": reserve, "expected": expected_calls}
-        if remaining - expected_calls < reserve:
+            return None
+        return ApiBudget(maximum, remaining, math.ceil(maximum * self.api_reserve_percent / 100),
+                         self.api_reserve_percent, self.conn_id)
+
+
+@dataclass(frozen=True)
+class ApiBudget:
+    """The org's daily API requests as ``/limits`` said at the start of a run."""
+
+    maximum: int
+    remaining: int
+    reserve: int
+    reserve_percent: float
+    conn_id: str
+
+    def as_dict(self, expected_calls: int) -> dict[str, int]:
+        return {"max": self.maximum, "remaining": self.remaining, "reserve": self.reserve,
+                "expected": expected_calls}
+
+    def require(self, expected_calls: int, done: str) -> None:
+        """Fail when ``expected_calls`` would eat into the reserve; ``done`` says what the run did so far."""
+        if self.remaining - expected_calls < self.reserve:
             raise ApiBudgetTooLow(
-                f"Salesforce daily API budget too low for this run: {remaining} of {maximum} requests left, the "
-                f"run needs about {expected_calls} and CALLTRAIL_SF_API_RESERVE_PERCENT={self.api_reserve_percent:g} "
-                f"keeps {reserve} for the org's other integrations (connection `{self.conn_id}`). Nothing was "
-                "queried; the next run extracts the same Tasks once the rolling 24-hour window frees requests, "
-                "or lower the reserve."
+                f"Salesforce daily API budget too low for this run: {self.remaining} of {self.maximum} requests "
+                f"left, the run needs about {expected_calls} and CALLTRAIL_SF_API_RESERVE_PERCENT="
+                f"{self.reserve_percent:g} keeps {self.reserve} for the org's other integrations (connection "
+                f"`{self.conn_id}`). {done}; the next run extracts the same Tasks once the rolling 24-hour "
+                "window frees requests, or lower the reserve."
             )
         log.info("Salesforce daily API requests: %d of %d left; this run needs about %d, reserve %d",
-                 remaining, maximum, expected_calls, reserve)
-        return budget
+                 self.remaining, self.maximum, expected_calls, self.reserve)
 
 
 # --- Bulk API 2.0 job housekeeping --------------------------------------------------------------

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from calltrail.lake.partitions import QUARANTINE, interval_key, replace_partitio
 from calltrail.salesforce.client import (
     BULK_EXTRACTION_CALLS,
     REST_EXTRACTION_CALLS,
+    REST_PAGE_RECORDS,
     ResilientSalesforce,
     SalesforceExtractionError,
     discard_query_job,
@@ -165,6 +167,13 @@ def task_pages(
     return "rest_queryAll", rest_pages(client, soql)
 
 
+def extraction_calls(mode: str, expected: int) -> int:
+    """API requests a run through ``mode`` of ``expected`` records needs, /limits and COUNT() included."""
+    if mode == "bulk2_queryAll":
+        return BULK_EXTRACTION_CALLS
+    return max(REST_EXTRACTION_CALLS, 2 + math.ceil(max(expected, 1) / REST_PAGE_RECORDS))
+
+
 def _modstamp(record: dict[str, Any]) -> datetime | None:
     value = record.get("SystemModstamp")
     try:
@@ -204,8 +213,11 @@ def extract_tasks(
     """
     until = (until or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)  # SOQL has whole seconds
     mark = None if full_load else read_watermark(lake_dir)
-    # Daily API budget: fail before any query when the org's remaining requests cannot cover the run.
-    client.check_api_budget(BULK_EXTRACTION_CALLS if mark is None else REST_EXTRACTION_CALLS)
+    # Daily API budget, read once: before any query, even the smallest run must fit; once the
+    # COUNT() has chosen REST or Bulk, the run it chose must fit before a Task is read.
+    budget = client.read_api_budget()
+    if budget is not None:
+        budget.require(REST_EXTRACTION_CALLS, "Nothing was queried")
     if mark is None:
         kind, since = "full", None
         key = f"full_{until.strftime('%Y%m%dT%H%M%SZ')}"
@@ -231,6 +243,9 @@ def extract_tasks(
     pages = records = 0
     highest: datetime | None = None
     mode, source = task_pages(client, sf, soql, expected, poll_seconds=poll_seconds)
+    if budget is not None:
+        budget.require(extraction_calls(mode, expected),
+                       f"Only the COUNT() was queried ({expected} Task record(s), {mode}); no Task was read")
     log.info("extracting %d Task record(s) through %s: %s", expected, mode, soql)
     try:
         with replace_partition(partition, lake_dir) as work:

@@ -67,7 +67,7 @@ def incremental_soql(sf: SalesforceSettings, start: datetime, end: datetime) -> 
 
 
 def full_soql(sf: SalesforceSettings, end: datetime) -> str:
-    """Every Task modified before ``end`` (historical load through Bulk API 2.0)."""
+    """Every Task modified before ``end`` (a full load; REST or Bulk API 2.0 by the record count)."""
     return f"SELECT {', '.join(field_names(sf))} FROM Task WHERE SystemModstamp < {soql_datetime(end)}"
 
 
