@@ -199,3 +199,17 @@ def test_every_test_the_fault_matrix_names_exists():
 @pytest.mark.parametrize("page", [p for p in DOCS if p.name != "README.md"], ids=lambda p: p.name)
 def test_every_docs_page_is_linked_from_the_readme(page):
     assert f"](docs/{page.name})" in _text(ROOT / "README.md"), f"README.md does not link docs/{page.name}"
+
+
+def test_every_section_of_the_rules_that_the_code_cites_exists():
+    headings = {h.strip() for h in re.findall(r"^## (.+)$", _text(ROOT / "docs" / "rules.md"), re.M)}
+    cited = []
+    for path in _tracked():
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith(("plugins/", "dbt_project/", "dags/", "scripts/", "bench/")) and path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            cited += [(rel, section) for section in re.findall(r"docs/rules\.md, ([A-Z][\w -]*\w)", text)]
+    assert cited, "no code cites docs/rules.md: the pattern is broken"
+    missing = [f"{rel}: {section!r}" for rel, section in cited
+               if not all(part in headings for part in section.split(" and "))]
+    assert not missing, f"sections cited that docs/rules.md does not have ({sorted(headings)}):\n" + "\n".join(missing)
