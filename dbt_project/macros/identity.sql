@@ -1,4 +1,4 @@
-{#- DOMAIN.md, Identity: trim, lower-case, drop hyphens and braces; valid when 32 hex characters. -#}
+{#- docs/rules.md, BizibleId: trim, lower-case, drop hyphens and braces; valid when 32 hex characters. -#}
 
 {% macro normalise_bizible_id(expr) -%}
   {#- Most ids arrive normalised: checking that is cheaper than normalising them again. -#}

@@ -1,7 +1,7 @@
 {#- Every Task with its candidate session: the visitor's latest session that started at or
-    before the call time (DOMAIN.md, Matching), or nulls when there is none. When two sessions of a
-    visitor start at the same time, the later one in session order (the higher session_number) is
-    the latest.
+    before the call time (docs/rules.md, Matching a call to a session), or nulls when there is
+    none. When two sessions of a visitor start at the same time, the later one in session order
+    (the higher session_number) is the latest.
 
     Selects the `task_columns` of `tasks` and the candidate's session_id, session_start_at and
     session_last_event_at, one row per Task. `tasks` needs task_id, bizible_id and call_at;

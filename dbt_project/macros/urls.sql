@@ -19,7 +19,7 @@
   {{ calltrail.regexp_replace_all(tidy, "'[?&]+$'", "''") }}
 {%- endmacro %}
 
-{#- The fields a page view's traffic source is made of (DOMAIN.md, Web sessions), in signature
+{#- The fields a page view's traffic source is made of (docs/rules.md, Web sessions), in signature
     order: the utm_* values, the ad click ids (read from the URL) and the external referrer host. -#}
 {% macro source_signature_columns() -%}
   {{ return(['utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'utm_term',
@@ -49,7 +49,7 @@
         end
 {%- endmacro %}
 
-{#- The source signature of a page view (DOMAIN.md, Web sessions): its utm_* values, click ids and
+{#- The source signature of a page view (docs/rules.md, Web sessions): its utm_* values, click ids and
     external referrer host, in this order, joined by '#'. No value can hold a '#': query values
     end at '#' or '&', and hosts at '#'. int_session_events compares signatures to split sessions;
     int_sessions takes the first page view's fields back out of its signature instead of parsing

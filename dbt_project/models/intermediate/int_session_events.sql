@@ -1,4 +1,4 @@
-{#- Web events with the session they belong to (DOMAIN.md, Web sessions).
+{#- Web events with the session they belong to (docs/rules.md, Web sessions).
 
     A new session starts at a visitor's first event, at an event more than
     calltrail__session_inactivity_minutes after the previous one (exactly that long does not

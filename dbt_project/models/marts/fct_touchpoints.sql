@@ -1,4 +1,4 @@
-{#- One row per touchpoint (DOMAIN.md, Touchpoint fields and Journey positions).
+{#- One row per touchpoint (docs/rules.md, Touchpoint fields and Journey positions).
 
     - A Task that owns its session: type and medium from Task.Type (blank: type 'Web Visit',
       medium from the session); every other marketing field from the session.

@@ -1,4 +1,4 @@
-"""The BizibleId rule of DOMAIN.md, for SQL run by ingestion (dbt has its own macro)."""
+"""The BizibleId rule (docs/rules.md, BizibleId), for SQL run by ingestion (dbt has its own macro)."""
 
 BIZIBLE_ID_PATTERN = "^[0-9a-f]{32}$"
 
