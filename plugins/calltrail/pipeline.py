@@ -23,7 +23,7 @@ def ingest_web_events(settings: Settings, *, reprocess: bool = False) -> dict[st
     from calltrail.web.ingest import ingest_web_events as run
 
     report = run(settings.web_landing_dir, settings.lake_dir, reprocess=reprocess,
-                 memory_limit=settings.ingest_memory_limit)
+                 memory_limit=settings.ingest_memory_limit, settle_seconds=settings.landing_settle_seconds)
     return report.as_dict()
 
 
@@ -31,7 +31,7 @@ def ingest_task_files(settings: Settings, *, reprocess: bool = False) -> dict[st
     from calltrail.salesforce.files import ingest_task_files as run
 
     report = run(settings.task_landing_dir, settings.lake_dir, settings.salesforce, reprocess=reprocess,
-                 memory_limit=settings.ingest_memory_limit)
+                 memory_limit=settings.ingest_memory_limit, settle_seconds=settings.landing_settle_seconds)
     return report.as_dict()
 
 
