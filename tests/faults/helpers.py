@@ -141,3 +141,44 @@ def bytes_written(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def task(n: int) -> dict[str, object]:
+    """Salesforce Task number ``n`` as the REST API returns it: a call of visitor ``n``."""
+    at = f"2026-03-01T{(n // 60) % 24:02d}:{n % 60:02d}:30.000+0000"
+    return {"attributes": {"type": "Task"}, "Id": f"00T{n:012d}AAA", "Type": "Call", "TaskSubtype": "Call",
+            "Subject": f"Call {n}", "CreatedDate": at, "SystemModstamp": at, "IsDeleted": False,
+            "bizible2__BizibleId__c": f"{n % 5000:032x}", "bizible2__Bizible_Touchpoint_Date__c": at}
+
+
+def write_tasks(path: Path, count: int, *, first: int = 0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(task(n)) + "\n" for n in range(first, first + count)))
+
+
+def fingerprint(warehouse: Path) -> dict[str, tuple[int, int]]:
+    """Every table of the warehouse (schema.table): its row count and a hash of all its rows.
+
+    Reading every row also reads every block, whose checksums DuckDB verifies: a torn file fails here.
+    """
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        tables = con.execute("select table_schema, table_name from information_schema.tables "
+                             "where table_type = 'BASE TABLE' order by 1, 2").fetchall()
+        return {f"{schema}.{name}": tuple(con.execute(
+            f'select count(*), coalesce(bit_xor(hash(t)), 0) from "{schema}"."{name}" t').fetchone())
+            for schema, name in tables}
+    finally:
+        con.close()
+
+
+def hold_warehouse(warehouse: Path, *, read_only: bool = True, seconds: float = 600) -> subprocess.Popen[str]:
+    """Another program with the warehouse open (a DuckDB shell, a notebook), for ``seconds``.
+    Returns once the file is open."""
+    code = (f"import duckdb, time; con = duckdb.connect({str(warehouse)!r}, read_only={read_only}); "
+            f"print('open', flush=True); time.sleep({seconds}); con.close()")
+    proc = subprocess.Popen([sys.executable, "-c", code], text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    line = proc.stdout.readline() if proc.stdout else ""
+    assert line.strip() == "open", f"the holder could not open {warehouse}: {proc.communicate()[1][-2000:]}"
+    return proc

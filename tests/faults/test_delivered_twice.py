@@ -12,14 +12,7 @@ from calltrail import pipeline, report
 from calltrail import settings as settings_module
 from calltrail.transform.dbt_commands import run_dbt
 from tests.airflow_env import calltrail_env
-from tests.faults.helpers import write_events
-
-
-def task(n: int) -> dict:
-    at = f"2026-03-01T{9 + n % 10:02d}:{n % 60:02d}:00.000+0000"
-    return {"attributes": {"type": "Task"}, "Id": f"00T{n:012d}AAA", "Type": "Call", "TaskSubtype": "Call",
-            "Subject": f"Call {n}", "CreatedDate": at, "SystemModstamp": at, "IsDeleted": False,
-            "bizible2__BizibleId__c": f"{n:032x}", "bizible2__Bizible_Touchpoint_Date__c": at}
+from tests.faults.helpers import task, write_events
 
 
 def by_file(result: dict) -> dict[str, tuple[str, str | None]]:

@@ -58,6 +58,7 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
 
     from calltrail.quality import trends
     from calltrail.quality.validate import load_frames, raw_frames, validate_frames, warehouse_frames
+    from calltrail.transform import warehouse
     from calltrail.transform.dbt_commands import release_in_process_warehouse
 
     release_in_process_warehouse()
@@ -69,7 +70,7 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
         data = load_frames(lake, raw)
     finally:
         lake.close()
-    con = duckdb.connect(str(settings.warehouse))
+    con = warehouse.connect(settings.warehouse, wait_seconds=settings.warehouse_lock_wait_seconds)
     try:
         data.update(load_frames(con, built))
         outcomes = validate_frames(raw + built, data, q, settings.data_docs_dir, run_name=run.run_id)
@@ -102,14 +103,18 @@ def alert_task_failure(context: dict[str, Any]) -> None:
     alerted twice.
     """
     from calltrail import settings as settings_module
+    from calltrail.transform.warehouse import locked_error
 
     exception = context.get("exception")
     if isinstance(exception, DataQualityError):
         return
     ti = context.get("task_instance") or context.get("ti")
     task_id = getattr(ti, "task_id", "unknown task")
-    message = str(exception or "failed").strip().splitlines()
+    settings = settings_module.load()
+    # dbt's own error for a warehouse held by another process is a traceback: say it plainly.
+    locked = locked_error(settings.warehouse, str(exception or ""), None)
+    message = str(locked or exception or "failed").strip().splitlines()
     outcome = Outcome(check=task_id, layer="dbt" if task_id.startswith("dbt.") else "task", severity=ERROR,
-                      observed=f"task failed: {' '.join(message[-3:])[:500]}",
+                      observed=f"task failed: {' '.join(message[-3:])[:800]}",
                       expected="the task succeeds", expectation="task")
-    deliver([outcome], settings_module.load(), RunInfo.from_context(context), context)
+    deliver([outcome], settings, RunInfo.from_context(context), context)
