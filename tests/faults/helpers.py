@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-BID = "7059e81415f34f7bbaf40fe32fdcba21"
+BUILD = ["build", "--exclude", "resource_type:unit_test"]  # the dbt build, as the tests of tests/quality run it
 
 
 def event(n: int, prefix: str = "e") -> dict[str, object]:
@@ -76,12 +76,18 @@ def run_python(code: str, env: dict[str, str], timeout: float = 600) -> subproce
 
 
 def kill_group(proc: subprocess.Popen[str]) -> None:
-    """SIGKILL the process and everything in its group (dbt and DuckDB die with it), then reap it."""
+    """SIGKILL the process and everything in its group (dbt and DuckDB die with it), reap it, and
+    wait until every process of the group has ended (a dying process holds its file locks until
+    its memory is released)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while group_pids(proc.pid):
+        assert time.monotonic() < deadline, f"process group {proc.pid} still alive 30 s after SIGKILL"
+        time.sleep(0.05)
 
 
 def wait_for(condition: Callable[[], object], proc: subprocess.Popen[str], what: str,

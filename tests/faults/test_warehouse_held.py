@@ -19,23 +19,12 @@ from calltrail.transform.dbt_commands import run_dbt
 from calltrail.transform.warehouse import WarehouseLocked
 from calltrail.web.ingest import ingest_web_events
 from tests.airflow_env import BIN, calltrail_env, run
-from tests.faults.helpers import fingerprint, hold_warehouse, kill_group, write_events, write_tasks
-
-BUILD = ["build", "--exclude", "resource_type:unit_test"]
+from tests.faults.helpers import BUILD, fingerprint, hold_warehouse, kill_group, write_events, write_tasks
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """A lake, a dbt build and a publish; each test works on a copy."""
-    tmp = tmp_path_factory.mktemp("held")
-    s = settings_module.load(calltrail_env(tmp))
-    write_events(s.web_landing_dir / "events-1.jsonl", 2_000)
-    write_tasks(s.task_landing_dir / "tasks-1.jsonl", 200)
-    ingest_web_events(s.web_landing_dir, s.lake_dir)
-    ingest_task_files(s.task_landing_dir, s.lake_dir, s.salesforce)
-    run_dbt(s, BUILD)
-    run_dbt(s, ["run-operation", "calltrail__publish"])
-    return tmp / "data"
+@pytest.fixture
+def built(small_build):
+    return small_build
 
 
 def copy_with_new_data(built, tmp_path, **env):
