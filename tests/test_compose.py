@@ -108,9 +108,8 @@ def test_the_celery_app_of_the_worker_health_check_imports_with_the_locked_celer
     # The app's name is `[celery] celery_app_name`, whose default depends on whether provider
     # configuration was loaded earlier in this process (the core fallback or the provider's own):
     # assert what holds either way, never one of the two defaults.
-    from celery import Celery
-
     from airflow.providers.celery.executors import celery_executor_utils
+    from celery import Celery
 
     app = celery_executor_utils.app
     assert isinstance(app, Celery), f"expected a Celery app, saw {app!r}"
