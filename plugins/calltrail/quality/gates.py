@@ -58,7 +58,6 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
 
     from calltrail.quality import trends
     from calltrail.quality.validate import load_frames, raw_frames, validate_frames, warehouse_frames
-    from calltrail.transform import warehouse
     from calltrail.transform.dbt_commands import release_in_process_warehouse
 
     release_in_process_warehouse()
@@ -70,7 +69,10 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
         data = load_frames(lake, raw)
     finally:
         lake.close()
-    con = warehouse.connect(settings.warehouse, wait_seconds=settings.warehouse_lock_wait_seconds)
+    from calltrail.transform.warehouse import connect as open_warehouse
+
+    # waits (bounded) while another process holds the file, then fails naming it
+    con = open_warehouse(settings.warehouse, wait_seconds=settings.warehouse_lock_wait_seconds)
     try:
         data.update(load_frames(con, built))
         outcomes = validate_frames(raw + built, data, q, settings.data_docs_dir, run_name=run.run_id)
