@@ -162,12 +162,26 @@ def write_tasks(path: Path, count: int, *, first: int = 0) -> None:
     path.write_text("".join(json.dumps(task(n)) + "\n" for n in range(first, first + count)))
 
 
+def open_read_only(warehouse: Path, timeout: float = 30) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse as a consumer does, once a killed writer has let go of it: a process
+    killed with SIGKILL holds its file locks until the kernel has torn it down, which can end
+    after it has left its process group."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return duckdb.connect(str(warehouse), read_only=True)
+        except duckdb.IOException as exc:
+            if "Could not set lock" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def fingerprint(warehouse: Path) -> dict[str, tuple[int, int]]:
     """Every table of the warehouse (schema.table): its row count and a hash of all its rows.
 
     Reading every row also reads every block, whose checksums DuckDB verifies: a torn file fails here.
     """
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = open_read_only(warehouse)
     try:
         tables = con.execute("select table_schema, table_name from information_schema.tables "
                              "where table_type = 'BASE TABLE' order by 1, 2").fetchall()
