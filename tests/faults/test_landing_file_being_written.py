@@ -27,16 +27,16 @@ WRITER = """
 import json, sys, time
 from pathlib import Path
 from tests.faults.helpers import event
-path, stop = Path(sys.argv[1]), Path(sys.argv[2])
+path, stop, pause = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
 n = 0
 with path.open("w") as fh:
     while not stop.exists():
         line = json.dumps(event(n, "w"))
-        fh.write(line[:40]); fh.flush(); time.sleep(0.01)
-        fh.write(line[40:] + "\\n"); fh.flush(); time.sleep(0.01)
+        fh.write(line[:40]); fh.flush(); time.sleep(pause)
+        fh.write(line[40:] + "\\n"); fh.flush(); time.sleep(pause)
         n += 1
     fh.flush()
-    final = path.with_name(sys.argv[3]) if len(sys.argv) > 3 else None
+    final = path.with_name(sys.argv[4]) if len(sys.argv) > 4 else None
 if final:
     path.rename(final)
 print(n, flush=True)
@@ -53,14 +53,14 @@ def statuses(report: dict) -> dict[str, str]:
     return {f["file"]: f["status"] for f in report["files"]}
 
 
-def start_writer(env: dict[str, str], path, stop, final: str | None = None):
+def start_writer(env: dict[str, str], path, stop, final: str | None = None, pause: float = 0.01):
     import subprocess
     import sys
 
     from tests.airflow_env import BIN
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    args = [sys.executable, "-c", WRITER, str(path), str(stop), *([final] if final else [])]
+    args = [sys.executable, "-c", WRITER, str(path), str(stop), str(pause), *([final] if final else [])]
     return subprocess.Popen(args, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             cwd=BIN.parent.parent, start_new_session=True)
 
@@ -91,6 +91,31 @@ def test_a_file_a_sender_is_still_appending_to_is_left_alone_and_ingested_whole_
     assert lake_event_ids(s.lake_dir) == sorted(done + wrote), \
         f"the complete file's {written} events and the first file's {len(done)} expected once each"
     assert quarantined(s.lake_dir) == []
+
+
+def test_a_slow_sender_that_pauses_between_writes_is_seen_by_the_settle_time_and_left_alone(tmp_path):
+    # Half a line every 0.7 s: the conversion of a few lines takes far less, so only the watch over
+    # the settle time (3 s) sees the file change.
+    env = calltrail_env(tmp_path, CALLTRAIL_LANDING_SETTLE_SECONDS="3")
+    s = settings_module.load(env)
+    live, stop = s.web_landing_dir / "slow.jsonl", tmp_path / "stop"
+    writer = start_writer(env, live, stop, pause=0.7)
+    try:
+        wait_for(lambda: live.exists() and live.stat().st_size > 600, writer, "the sender has written two lines")
+        during = ingest(env)
+        assert writer.poll() is None, "the sender must still be writing while ingestion ran"
+    finally:
+        stop.touch()
+    written = int(writer.communicate(timeout=30)[0].strip())
+    [entry] = during["files"]
+    assert (entry["file"], entry["status"]) == ("slow.jsonl", "still_being_written"), entry
+    assert entry["detail"].startswith("changed while calltrail watched it for"), entry
+    assert lake_event_ids(s.lake_dir) == [] and quarantined(s.lake_dir) == []
+
+    time.sleep(3)
+    after = ingest(env)
+    assert statuses(after) == {"slow.jsonl": "ingested"}, after["files"]
+    assert lake_event_ids(s.lake_dir) == [f"w{n:08d}" for n in range(written)]
 
 
 def test_a_file_that_changes_while_it_is_converted_is_discarded_and_ingested_whole_on_the_next_run(tmp_path):
