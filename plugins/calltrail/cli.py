@@ -279,7 +279,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--call-share must be between 0 and 1, got {args.call_share}")
     handler = {"demo": cmd_demo, "run": cmd_run, "setup": cmd_setup, "summary": cmd_summary,
                "airflow": cmd_airflow}[args.command]
-    return handler(settings, args)
+    from calltrail.transform.warehouse import WarehouseLocked
+
+    try:
+        return handler(settings, args)
+    except WarehouseLocked as exc:
+        _say(f"calltrail {args.command}: {exc}")
+        return 1
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def ingest_web_events(settings: Settings, *, reprocess: bool = False, alert_run:
 
     refuse_to_mix(settings)
     report = run(settings.web_landing_dir, settings.lake_dir, reprocess=reprocess,
-                 memory_limit=settings.ingest_memory_limit)
+                 memory_limit=settings.ingest_memory_limit, settle_seconds=settings.landing_settle_seconds)
     alert_on_quarantine(settings, WEB_EVENTS, report.files, alert_run, context)
     return report.as_dict()
 
@@ -48,7 +48,7 @@ def ingest_task_files(settings: Settings, *, reprocess: bool = False, alert_run:
 
     refuse_to_mix(settings)
     report = run(settings.task_landing_dir, settings.lake_dir, settings.salesforce, reprocess=reprocess,
-                 memory_limit=settings.ingest_memory_limit)
+                 memory_limit=settings.ingest_memory_limit, settle_seconds=settings.landing_settle_seconds)
     alert_on_quarantine(settings, FILE_DATASET, report.files, alert_run, context)
     return report.as_dict()
 

@@ -160,14 +160,15 @@ class MartSummary:
 PUBLISHED = "published"
 
 
-def summarise_marts(warehouse: Path, schema: str = PUBLISHED) -> MartSummary | None:
-    """Read the published marts (read-only; run it when no task holds the warehouse).
+def summarise_marts(warehouse: Path, schema: str = PUBLISHED, *, wait_seconds: float = 0.0) -> MartSummary | None:
+    """Read the published marts (read-only), waiting up to ``wait_seconds`` while a build writes
+    the warehouse; :class:`~calltrail.transform.warehouse.WarehouseLocked` after that.
 
     None when nothing has been published yet (no run has passed its checks).
     """
-    import duckdb
+    from calltrail.transform.warehouse import connect
 
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = connect(warehouse, read_only=True, wait_seconds=wait_seconds)
     try:
         if not con.execute("select count(*) from information_schema.tables where table_schema = ? "
                            "and table_name = 'rpt_call_match_rates'", [schema]).fetchone()[0]:

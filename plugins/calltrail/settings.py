@@ -197,6 +197,12 @@ class Settings:
     demo_mode: str = "auto"
     demo_visitors: int = 400
     ingest_memory_limit: str = "2GB"
+    # A landing file modified within this many seconds is watched that long before it is read, and
+    # left for the next run if it still changes (a sender still writing it).
+    landing_settle_seconds: float = 10.0
+    # How long calltrail (and dbt) wait for another process to release the DuckDB warehouse before
+    # they fail with a message that names it.
+    warehouse_lock_wait_seconds: float = 60.0
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     dbt_target: str = "duckdb"
@@ -327,6 +333,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         demo_mode=_choice(env, "CALLTRAIL_DEMO", "auto", ("auto", "always", "never")),
         demo_visitors=_int(env, "CALLTRAIL_DEMO_VISITORS", 400, minimum=1),
         ingest_memory_limit=env.get("CALLTRAIL_INGEST_MEMORY_LIMIT") or "2GB",
+        landing_settle_seconds=_float(env, "CALLTRAIL_LANDING_SETTLE_SECONDS", 10.0),
+        warehouse_lock_wait_seconds=_float(env, "CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS", 60.0),
         salesforce=sf,
         quality=_quality(env),
         dbt_target=env.get("CALLTRAIL_DBT_TARGET") or "duckdb",

@@ -82,7 +82,10 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
         data = load_frames(lake, raw)
     finally:
         lake.close()
-    con = duckdb.connect(str(settings.warehouse))
+    from calltrail.transform.warehouse import connect as open_warehouse
+
+    # waits (bounded) while another process holds the file, then fails naming it
+    con = open_warehouse(settings.warehouse, wait_seconds=settings.warehouse_lock_wait_seconds)
     try:
         data.update(load_frames(con, built))
         frames, outcomes = thin_windows(raw + built, data, window, q)
@@ -133,12 +136,17 @@ def alert_task_failure(context: dict[str, Any]) -> None:
     before they raise, so their failures are not alerted twice.
     """
     from calltrail import settings as settings_module
+    from calltrail.transform.warehouse import locked_error
 
     exception = context.get("exception")
     if isinstance(exception, DataQualityError):
         return
     run = RunInfo.from_context(context)
     task_id = run.task_id or "unknown task"
+    settings = settings_module.load()
+    # dbt's own error for a warehouse held by another process is a traceback: say it plainly.
+    locked = locked_error(settings.warehouse, str(exception or ""), None)
     outcome = Outcome(check=task_id, layer="dbt" if task_id.startswith("dbt.") else "task", severity=ERROR,
-                      observed=failure_cause(exception), expected="the task succeeds", expectation="task")
-    deliver([outcome], settings_module.load(), run, context)
+                      observed=failure_cause(locked or exception), expected="the task succeeds",
+                      expectation="task")
+    deliver([outcome], settings, run, context)

@@ -21,6 +21,7 @@ def ingest_task_files(
     *,
     reprocess: bool = False,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    settle_seconds: float = 0.0,
 ) -> IngestReport:
     """Every Task file not yet in the lake becomes ``salesforce_task/source=file/file=<hash>/``.
 
@@ -28,4 +29,4 @@ def ingest_task_files(
     """
     return ingest_folder(landing_dir, lake_dir, contract(sf), dataset_path=FILE_DATASET,
                          parquet_name="tasks.parquet", dedupe_against_lake=False, reprocess=reprocess,
-                         memory_limit=memory_limit)
+                         memory_limit=memory_limit, settle_seconds=settle_seconds)

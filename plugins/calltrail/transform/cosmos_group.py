@@ -16,6 +16,15 @@ class ManifestMissing(RuntimeError):
     pass
 
 
+def wait_for_warehouse(context: Any) -> None:
+    """Each dbt task's ``pre_execute``: wait (bounded) for the warehouse, or fail naming who holds
+    it (:class:`calltrail.transform.warehouse.WarehouseLocked`), before dbt opens it."""
+    from calltrail import settings as settings_module
+    from calltrail.transform import dbt_commands
+
+    dbt_commands.wait_for_warehouse(settings_module.load())
+
+
 def dbt_task_group(settings: Settings, group_id: str) -> Any:
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
@@ -53,6 +62,6 @@ def dbt_task_group(settings: Settings, group_id: str) -> Any:
             emit_datasets=False,
             should_detach_multiple_parents_tests=True,  # relationships tests run after both models
         ),
-        operator_args={"pool": WAREHOUSE_POOL, "install_deps": False},
+        operator_args={"pool": WAREHOUSE_POOL, "install_deps": False, "pre_execute": wait_for_warehouse},
         default_args={"retries": 0},
     )

@@ -67,9 +67,30 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def wait_for_warehouse(settings: Settings) -> float:
+    """Before dbt opens the DuckDB warehouse: wait (bounded) until no other process holds it.
+
+    Raises :class:`calltrail.transform.warehouse.WarehouseLocked`, which names the holder.
+    """
+    from calltrail.transform.warehouse import wait_until_free
+
+    if settings.dbt_target != "duckdb":
+        return 0.0
+    release_in_process_warehouse()
+    return wait_until_free(settings.warehouse, settings.warehouse_lock_wait_seconds)
+
+
 def run_dbt(settings: Settings, args: list[str], *, log_file: Path | None = None, check: bool = True) -> int:
-    """Run one dbt command in the project; raise with dbt's own output when it fails (``check``)."""
+    """Run one dbt command in the project; raise with dbt's own output when it fails (``check``).
+
+    A command that opens the warehouse first waits for it (:func:`wait_for_warehouse`); if dbt
+    still finds it held, :class:`~calltrail.transform.warehouse.WarehouseLocked` is raised,
+    whatever ``check`` says.
+    """
+    from calltrail.transform.warehouse import locked_error
+
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    waited = wait_for_warehouse(settings) if args[:1] != ["parse"] else 0.0
     env = {**settings.environ, **dbt_env(settings)}
     cmd = [DBT, *args, "--project-dir", str(settings.dbt_project_dir), "--vars", json.dumps(dbt_vars(settings))]
     log.info("dbt %s", " ".join(args))
@@ -80,6 +101,8 @@ def run_dbt(settings: Settings, args: list[str], *, log_file: Path | None = None
             fh.write(f"\n$ dbt {' '.join(args)}\n{out.stdout}{out.stderr}")
     for line in out.stdout.splitlines():
         log.debug("dbt: %s", line)
+    if out.returncode != 0 and (locked := locked_error(settings.warehouse, out.stdout + out.stderr, waited)):
+        raise locked
     if check and out.returncode != 0:
         tail = "\n".join((out.stdout + out.stderr).splitlines()[-30:])
         raise DbtCommandFailed(f"dbt {' '.join(args)} failed (exit {out.returncode}):\n{tail}")

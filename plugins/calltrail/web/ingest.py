@@ -60,8 +60,11 @@ CONTRACT = Contract(
 
 
 def ingest_web_events(
-    landing_dir: Path, lake_dir: Path, *, reprocess: bool = False, memory_limit: str = DEFAULT_MEMORY_LIMIT
+    landing_dir: Path, lake_dir: Path, *, reprocess: bool = False, memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    settle_seconds: float = 0.0,
 ) -> IngestReport:
-    """Ingest every web event file in ``landing_dir`` that is not yet in the lake."""
+    """Ingest every web event file in ``landing_dir`` that is not yet in the lake (and complete:
+    see :func:`calltrail.lake.landing.settled_files`)."""
     return ingest_folder(landing_dir, lake_dir, CONTRACT, dataset_path=WEB_EVENTS, parquet_name="events.parquet",
-                         dedupe_against_lake=True, reprocess=reprocess, memory_limit=memory_limit)
+                         dedupe_against_lake=True, reprocess=reprocess, memory_limit=memory_limit,
+                         settle_seconds=settle_seconds)
