@@ -102,7 +102,7 @@ def test_calltrail_summary_while_a_build_writes_the_warehouse_says_so_in_one_lin
     line = out.stdout.strip().splitlines()[-1]
     assert line.startswith(f"calltrail summary: the warehouse {s.warehouse} is held by another process "
                            f"(PID {writer.pid}"), line
-    assert "calltrail needs to read it" in line, line
+    assert "this run needs to read it" in line, line
 
 
 def test_a_dbt_task_of_the_dag_fails_naming_the_holder_and_alerts_it(built, tmp_path, dbt_manifest):

@@ -76,7 +76,7 @@ class WarehouseLocked(RuntimeError):
         need = "to write it" if writing else "to read it"
         wait = "" if waited is None else f"Waited {waited:.0f} s (CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS). "
         super().__init__(
-            f"the warehouse {path} is held by {who}, and calltrail needs {need}: DuckDB lets one "
+            f"the warehouse {path} is held by {who}, and this run needs {need}: DuckDB lets one "
             f"process write the file only while no other has it open, even to read. {wait}"
             f"Close that program (a DuckDB shell, "
             f"notebook or BI tool with the file open), or let a calltrail run that holds it finish, then run "
