@@ -51,7 +51,9 @@ def test_make_airflow_after_make_run_unpauses_every_dag_and_says_so(live):
     dags = {d["dag_id"]: d for d in api(url, "/dags?limit=100")["dags"]}
     expected = {p.stem for p in (ROOT / "dags").glob("*.py")}
     assert set(dags) == expected, (set(dags), expected)
-    for dag_id in expected:  # make run's `dags test` runs are in this metadata database
+    from calltrail.cli import INGESTION_DAGS, TRANSFORM_DAG
+
+    for dag_id in (*INGESTION_DAGS, TRANSFORM_DAG):  # make run's `dags test` runs are in this metadata database
         assert {r["run_type"] for r in api(url, f"/dags/{dag_id}/dagRuns")["dag_runs"]} >= {"manual"}, dag_id
     assert {k: d["is_paused"] for k, d in dags.items()} == dict.fromkeys(expected, False)
     assert f"DAGs        unpaused: {', '.join(sorted(expected))}" in live["start"].stdout, live["start"].stdout

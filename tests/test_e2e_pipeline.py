@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -145,44 +146,49 @@ def test_healthy_runs_pass_every_check_and_send_no_alert(demo_run, channels):
 
 
 def test_when_the_vendor_stops_writing_bizible_ids_the_run_fails_alerts_once_and_keeps_the_published_touchpoints(
-        demo_run, channels):
-    """Runs after the healthy ones: a Task export in which 42% of the calls lost their BizibleId.
-    The export is a fault injected into the demo, so this run keeps the demo (CALLTRAIL_DEMO=always):
-    in the default mode a file of your own makes the run remove the demo data."""
-    tmp, env, _, _ = demo_run
-    slack, smtp = channels
-    settings = settings_module.load(env)
-    published_before = fct_rows(settings.warehouse)
-    calls = task_ids(settings, "select task_id from main.stg_salesforce__tasks where is_call "
-                               "and bizible_id is not null order by task_id")
-    blanked = calls[: int(len(calls) * 0.42)]
-    write_task_updates(settings, blanked, "vendor-stopped.csv", bizible2__BizibleId__c="''")
+        demo_run, tmp_path):
+    """A Task export in which 42% of the calls lost their BizibleId, on a copy of the demo run's data
+    with alert channels of its own, so the other tests of this module see the healthy run whatever
+    the order. The export is a fault injected into the demo, so this run keeps the demo
+    (CALLTRAIL_DEMO=always): in the default mode a file of your own makes the run remove the demo data."""
+    source, _, _, _ = demo_run
+    shutil.copytree(source / "data", tmp_path / "data", ignore=shutil.ignore_patterns("logs"))
+    with SlackWebhookServer() as slack, SmtpServer() as smtp:
+        env = calltrail_env(tmp_path, AIRFLOW_CONN_SLACK_ALERTS=slack.connection(),
+                            AIRFLOW_CONN_SMTP_ALERTS=smtp.connection(),
+                            CALLTRAIL_ALERT_EMAILS="marketing-ops@example.com")
+        settings = settings_module.load(env)
+        published_before = fct_rows(settings.warehouse)
+        calls = task_ids(settings, "select task_id from main.stg_salesforce__tasks where is_call "
+                                   "and bizible_id is not null order by task_id")
+        blanked = calls[: int(len(calls) * 0.42)]
+        write_task_updates(settings, blanked, "vendor-stopped.csv", bizible2__BizibleId__c="''")
 
-    out = run([str(BIN / "calltrail"), "run"], {**env, "CALLTRAIL_DEMO": "always"})
-    assert out.returncode == 1, out.stdout[-4000:]
-    assert "calltrail_transform FAILED" in out.stdout
-    assert "this run published nothing" in out.stdout
-    assert "[error] staging/call_bizible_id_population" in out.stdout
+        out = run([str(BIN / "calltrail"), "run"], {**env, "CALLTRAIL_DEMO": "always"})
+        assert out.returncode == 1, out.stdout[-4000:]
+        assert "calltrail_transform FAILED" in out.stdout
+        assert "this run published nothing" in out.stdout
+        assert "[error] staging/call_bizible_id_population" in out.stdout
 
-    alerts = [json.loads(line) for line in settings.alerts_file.read_text().splitlines()]
-    assert [a["check"] for a in alerts] == ["call_bizible_id_population"]  # one failing check, one alert
-    alert = alerts[0]
-    assert alert["dag_id"] == "calltrail_transform" and alert["run_id"].startswith("manual__")
-    assert len(alert["record_ids"]) == 10 and set(alert["record_ids"]) & set(blanked)
-    assert len(slack.posts) == 1 and len(smtp.messages) == 1, (slack.texts, len(smtp.messages))
-    for text in (slack.texts[0], smtp.bodies()[0]):
-        for part in ("call_bizible_id_population", "staging", alert["run_id"], settings.data_docs_index,
-                     *alert["record_ids"]):
-            assert part in text, part
+        alerts = [json.loads(line) for line in settings.alerts_file.read_text().splitlines()]
+        assert [a["check"] for a in alerts] == ["call_bizible_id_population"]  # one failing check, one alert
+        alert = alerts[0]
+        assert alert["dag_id"] == "calltrail_transform" and alert["run_id"].startswith("manual__")
+        assert len(alert["record_ids"]) == 10 and set(alert["record_ids"]) & set(blanked)
+        assert len(slack.posts) == 1 and len(smtp.messages) == 1, (slack.texts, len(smtp.messages))
+        for text in (slack.texts[0], smtp.bodies()[0]):
+            for part in ("call_bizible_id_population", "staging", alert["run_id"], settings.data_docs_index,
+                         *alert["record_ids"]):
+                assert part in text, part
 
-    assert fct_rows(settings.warehouse) == published_before, "a failed audit must not publish"
-    assert fct_rows(settings.warehouse, "main") != published_before, "the audited build did change"
-    docs_pages = [p for p in (settings.data_docs_dir / "validations").rglob("*.html")
-                  if "/staging/call_tasks/" in p.as_posix() and alert["run_id"].replace(":", "") in
-                  p.as_posix().replace(":", "")]
-    assert docs_pages, "the Data Docs have a page for this run's failed validation"
-    page = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", docs_pages[0].read_text()))
-    assert "Status: Failed" in page and "bizible_id_given" in page
+        assert fct_rows(settings.warehouse) == published_before, "a failed audit must not publish"
+        assert fct_rows(settings.warehouse, "main") != published_before, "the audited build did change"
+        docs_pages = [p for p in (settings.data_docs_dir / "validations").rglob("*.html")
+                      if "/staging/call_tasks/" in p.as_posix() and alert["run_id"].replace(":", "") in
+                      p.as_posix().replace(":", "")]
+        assert docs_pages, "the Data Docs have a page for this run's failed validation"
+        page = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", docs_pages[0].read_text()))
+        assert "Status: Failed" in page and "bizible_id_given" in page
 
 
 def test_salesforce_history_then_each_change_extracted_through_airflow_over_https(tmp_path):

@@ -31,8 +31,9 @@ def demo_lake(tmp_path):
 
 
 def partitions(settings):
-    return sorted(p.relative_to(settings.lake_dir).as_posix() for p in settings.lake_dir.glob("**/file=*")
-                  if ".tmp" not in p.parts)
+    """The lake's file partitions and quarantine files (``<source file name>.<hash>.jsonl``)."""
+    found = [*settings.lake_dir.glob("**/file=*"), *settings.lake_dir.glob("quarantine/**/*.jsonl")]
+    return sorted({p.relative_to(settings.lake_dir).as_posix() for p in found if ".tmp" not in p.parts})
 
 
 def test_removing_the_demo_takes_its_files_partitions_quarantine_and_warehouse_and_keeps_all_of_yours(
