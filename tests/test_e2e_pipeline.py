@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import socket
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -262,3 +263,14 @@ def test_an_unreachable_salesforce_fails_make_run_at_once_with_its_cause_an_aler
 
     assert "every check passed" not in console, console
     assert "nothing has been published yet" in console, console
+
+    # The transform is scheduled on both lake Assets: the failed extraction must not update the
+    # Salesforce one, while the web ingestion of the same run updated its own (so events are recorded).
+    con = sqlite3.connect(settings.airflow_home / "airflow.db")
+    try:
+        events = dict(con.execute("select a.name, count(*) from asset_event e join asset a on a.id = e.asset_id "
+                                  "group by a.name").fetchall())
+    finally:
+        con.close()
+    assert events.get("calltrail_lake_web_events", 0) >= 1, events
+    assert "calltrail_lake_salesforce_task" not in events, f"a failed extraction updated the Asset: {events}"
