@@ -36,7 +36,8 @@ renamed as (
         ) as call_at
         {%- else -%}
         cast({{ adapter.quote(call_time_fields[0]) }} as {{ dbt.type_timestamp() }}) as call_at
-        {%- endif %}
+        {%- endif %},
+        cast({{ adapter.quote('_loaded_at') }} as {{ dbt.type_timestamp() }}) as loaded_at
     from source
 
 )

@@ -67,7 +67,8 @@ final as (
             when bizible_id_status = 'valid'
                 then {{ calltrail.normalise_bizible_id('bizible_id_raw') }}
         end as bizible_id,
-        coalesce({{ var('calltrail__call_filter') }}, false) as is_call
+        coalesce({{ var('calltrail__call_filter') }}, false) as is_call,
+        loaded_at
     from checked
 
 )

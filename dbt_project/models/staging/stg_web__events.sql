@@ -20,7 +20,8 @@ typed as (
         cast(page_url as {{ dbt.type_string() }}) as page_url,
         nullif(cast(referrer_url as {{ dbt.type_string() }}), '') as referrer_url,
         cast(email as {{ dbt.type_string() }}) as email,
-        cast(form_url as {{ dbt.type_string() }}) as form_url
+        cast(form_url as {{ dbt.type_string() }}) as form_url,
+        cast({{ adapter.quote('_loaded_at') }} as {{ dbt.type_timestamp() }}) as loaded_at
     from source
 
 ),
@@ -39,6 +40,7 @@ parsed as (
         referrer_url,
         email,
         form_url,
+        loaded_at,
         {{ calltrail.url_source_fields('page_url', 'referrer_url') }}
     from typed
 
@@ -64,7 +66,8 @@ final as (
         utm_term,
         gclid,
         msclkid,
-        fbclid
+        fbclid,
+        loaded_at
     from parsed
 
 )

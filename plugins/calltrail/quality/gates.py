@@ -93,9 +93,13 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
         del data
         trends.ensure_history(con)
         current = trends.measure(con, schema, window)
-        outcomes += trends.compare(current, trends.baselines(con, run.run_id, q.trend.runs), q.trend, window)
+        previous = trends.previous_run(con, run.run_id)
+        new, new_rows = trends.measure_new(con, schema, previous, window.min_rows)
+        history = trends.baselines(con, run.run_id, q.trend.runs)
+        outcomes += trends.compare(current, history, q.trend, window)
+        outcomes += trends.compare_new(new, new_rows, history, q.trend, previous)
         passed = not any(o.severity == ERROR for o in outcomes)
-        trends.record(con, run.run_id, run.dag_id, current, passed)
+        trends.record(con, run.run_id, run.dag_id, current | new, passed, trends.loaded_through(con, schema))
         missing = export_missing_bizible_id_csv(con, settings, schema)
         log.info("%d call(s) without a usable BizibleId listed in %s", missing, settings.missing_bizible_id_csv)
     finally:

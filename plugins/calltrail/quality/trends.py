@@ -11,6 +11,15 @@ A metric alerts when it moves by more than ``CALLTRAIL_DQ_TREND_FACTOR`` either 
 median of the last ``CALLTRAIL_DQ_TREND_RUNS`` published runs (and, for shares, by at least
 ``CALLTRAIL_DQ_TREND_MIN_CHANGE`` in absolute terms), even when every absolute threshold holds.
 The history is the table ``quality.run_metrics`` in the warehouse.
+
+The shares are also measured over each run's new rows (``missing_bizible_id_share_new``,
+``match_rate_new``): the calls whose latest version reached the lake (``loaded_at``) after the
+newest row the previous recorded run saw. A small bad batch barely moves a week of figures but is
+most of its own rows. They are judged as the window figures are, and not over fewer than
+``CALLTRAIL_DQ_WINDOW_MIN_ROWS`` rows, so a quiet hour never alerts. The counts of new rows
+(``calls_new``, ``web_events_new``) are recorded, not judged: they follow the hour of the day, so
+the median of the last runs is no baseline for them (the window counts judge volume). The first
+run has no previous run and so no new-row figures.
 """
 
 from __future__ import annotations
@@ -63,6 +72,56 @@ METRICS = (
 )
 
 
+@dataclass(frozen=True)
+class NewMetric:
+    """A figure over the rows loaded since the previous run, read as ``{subject} loaded since ...:
+    62.0% of 540 {verb}``."""
+
+    key: str
+    subject: str
+    verb: str
+    is_share: bool
+    # (value, rows), over the dbt build in schema {schema}; {new} is the condition on ``loaded_at``.
+    sql: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.key}_new"
+
+
+NEW_METRICS = (
+    NewMetric("missing_bizible_id_share", "calls", "lack a (valid) BizibleId", True,
+              "select avg(case when bizible_id_status in ('missing', 'invalid_format') then 1.0 else 0.0 end), "
+              "count(*) from {schema}.stg_salesforce__tasks where is_call and {new}"),
+    NewMetric("match_rate", "calls with a valid BizibleId", "are matched to a web session", True,
+              "select avg(case when touchpoints.touchpoint_origin = 'task_in_session' then 1.0 else 0.0 end), "
+              "count(*) from {schema}.stg_salesforce__tasks as calls left join {schema}.fct_touchpoints as touchpoints "
+              "on calls.task_id = touchpoints.task_id "
+              "where calls.is_call and calls.bizible_id_status = 'valid' and {new}"),
+    NewMetric("calls", "call Tasks", "", False,
+              "select count(*), count(*) from {schema}.stg_salesforce__tasks as calls where calls.is_call and {new}"),
+    NewMetric("web_events", "web events", "", False,
+              "select count(*), count(*) from {schema}.stg_web__events where {new}"),
+)
+
+
+@dataclass(frozen=True)
+class PreviousRun:
+    """The latest recorded audit run before this one: when it ran and the newest row it saw."""
+
+    run_id: str
+    measured_at: datetime
+    loaded_through: datetime
+
+    @property
+    def label(self) -> str:
+        return f"loaded since the previous run at {self.measured_at:%Y-%m-%d %H:%M} UTC"
+
+    def contains(self, column: str) -> str:
+        """A SQL condition that ``column`` (a UTC timestamp) is after what the previous run saw."""
+        return f"{column} > timestamp '{self.loaded_through.isoformat(sep=' ')}'"
+
+
 def ensure_history(con: Any) -> None:
     con.execute("create schema if not exists quality")
     con.execute(f"""
@@ -74,6 +133,27 @@ def ensure_history(con: Any) -> None:
             value double,
             passed boolean
         )""")
+    # The newest lake row (loaded_at) the run's build held: the next run's new rows come after it.
+    con.execute(f"alter table {HISTORY} add column if not exists loaded_through timestamp")
+
+
+def loaded_through(con: Any, schema: str) -> datetime | None:
+    """The newest ``loaded_at`` in this run's build, over Task versions and web events."""
+    row = con.execute(f"""
+        select max(loaded_at) from (
+            select max(loaded_at) as loaded_at from {schema}.stg_salesforce__task_versions
+            union all
+            select max(loaded_at) as loaded_at from {schema}.stg_web__events
+        ) as newest""").fetchone()
+    return None if row is None else row[0]
+
+
+def previous_run(con: Any, run_id: str) -> PreviousRun | None:
+    """The latest run recorded before this one (passed or not: it saw its rows either way)."""
+    row = con.execute(f"""
+        select run_id, max(measured_at), max(coalesce(loaded_through, measured_at)) from {HISTORY}
+        where run_id <> ? group by run_id order by max(measured_at) desc limit 1""", [run_id]).fetchone()
+    return None if row is None else PreviousRun(run_id=row[0], measured_at=row[1], loaded_through=row[2])
 
 
 def measure(con: Any, schema: str, window: Window) -> dict[str, float | None]:
@@ -88,6 +168,27 @@ def measure(con: Any, schema: str, window: Window) -> dict[str, float | None]:
             value = None
         values[m.name(window)] = None if value is None else float(value)
     return values
+
+
+def measure_new(con: Any, schema: str, previous: PreviousRun | None, min_rows: int
+                ) -> tuple[dict[str, float | None], dict[str, int]]:
+    """This run's figures over its new rows, and the rows each was measured over; none on a first
+    run. A share over fewer than ``min_rows`` rows is None (not judged)."""
+    values: dict[str, float | None] = {}
+    rows_of: dict[str, int] = {}
+    if previous is None:
+        log.info("trend figures over new rows: no earlier run recorded, none this run")
+        return values, rows_of
+    for m in NEW_METRICS:
+        row = con.execute(m.sql.format(schema=schema, new=previous.contains("loaded_at"))).fetchone()
+        value, rows = (None, 0) if row is None else (row[0], int(row[1] or 0))
+        if m.is_share and value is not None and rows < min_rows:
+            log.info("trend %s: %d %s %s, fewer than the %d needed (CALLTRAIL_DQ_WINDOW_MIN_ROWS): not judged",
+                     m.name, rows, m.subject, previous.label, min_rows)
+            value = None
+        values[m.name] = None if value is None else float(value)
+        rows_of[m.name] = rows
+    return values, rows_of
 
 
 def baselines(con: Any, run_id: str, runs: int) -> dict[str, list[float]]:
@@ -105,8 +206,18 @@ def baselines(con: Any, run_id: str, runs: int) -> dict[str, list[float]]:
     return history
 
 
-def _fmt(metric: Metric, value: float) -> str:
+def _fmt(metric: Metric | NewMetric, value: float) -> str:
     return f"{100 * value:.1f}%" if metric.is_share else f"{value:,.0f}"
+
+
+def _moved(value: float, base: float, is_share: bool, t: TrendSettings) -> bool:
+    moved = (value > base * t.factor or value < base / t.factor) if base > 0 else value > 0
+    return moved and not (is_share and abs(value - base) < t.min_change)
+
+
+def _expected(metric: Metric | NewMetric, base: float, runs: int, t: TrendSettings) -> str:
+    return (f"within a factor of {t.factor:g} of the median of the last {runs} published runs "
+            f"({_fmt(metric, base)})" + (f" or within {100 * t.min_change:.0f} points" if metric.is_share else ""))
 
 
 def compare(current: dict[str, float | None], history: dict[str, list[float]], t: TrendSettings,
@@ -122,22 +233,44 @@ def compare(current: dict[str, float | None], history: dict[str, list[float]], t
                      len(past), t.min_runs)
             continue
         base = statistics.median(past)
-        moved = (value > base * t.factor or value < base / t.factor) if base > 0 else value > 0
-        if m.is_share and abs(value - base) < t.min_change:
-            moved = False
-        severity = (ERROR if t.severity == "error" else WARN) if moved else OK
+        severity = (ERROR if t.severity == "error" else WARN) if _moved(value, base, m.is_share, t) else OK
         outcomes.append(Outcome(
             check=f"trend_{name}", layer="trend", severity=severity,
             observed=f"{m.description} {window.label}: {_fmt(m, value)} in this run",
-            expected=(f"within a factor of {t.factor:g} of the median of the last {len(past)} published runs "
-                      f"({_fmt(m, base)})" + (f" or within {100 * t.min_change:.0f} points" if m.is_share else "")),
-            expectation="trend"))
+            expected=_expected(m, base, len(past), t), expectation="trend"))
     return outcomes
 
 
-def record(con: Any, run_id: str, dag_id: str, current: dict[str, float | None], passed: bool) -> None:
-    """Keep this run's figures (a retry of the same run replaces them)."""
+def compare_new(current: dict[str, float | None], rows_of: dict[str, int], history: dict[str, list[float]],
+                t: TrendSettings, previous: PreviousRun | None) -> list[Outcome]:
+    """The shares over this run's new rows against the same figures of recent runs (counts are
+    recorded only: see the module's docstring)."""
+    outcomes: list[Outcome] = []
+    if previous is None:
+        return outcomes
+    for m in (m for m in NEW_METRICS if m.is_share):
+        value, past = current.get(m.name), history.get(m.name, [])
+        if value is None:
+            continue
+        if len(past) < t.min_runs:
+            log.info("trend %s: %s now; %d earlier run(s), %d needed before comparing", m.name, _fmt(m, value),
+                     len(past), t.min_runs)
+            continue
+        base = statistics.median(past)
+        severity = (ERROR if t.severity == "error" else WARN) if _moved(value, base, m.is_share, t) else OK
+        outcomes.append(Outcome(
+            check=f"trend_{m.name}", layer="trend", severity=severity,
+            observed=f"{m.subject} {previous.label}: {_fmt(m, value)} of {rows_of.get(m.name, 0):,} {m.verb}",
+            expected=_expected(m, base, len(past), t), expectation="trend"))
+    return outcomes
+
+
+def record(con: Any, run_id: str, dag_id: str, current: dict[str, float | None], passed: bool,
+           through: datetime | None = None) -> None:
+    """Keep this run's figures and the newest lake row it saw (a retry of the same run replaces them)."""
     now = datetime.now(UTC).replace(tzinfo=None)
     con.execute(f"delete from {HISTORY} where run_id = ?", [run_id])
-    con.executemany(f"insert into {HISTORY} values (?, ?, ?, ?, ?, ?)",
-                    [[run_id, dag_id, now, name, value, passed] for name, value in current.items()])
+    con.executemany(
+        f"insert into {HISTORY} (run_id, dag_id, measured_at, metric, value, passed, loaded_through) "
+        "values (?, ?, ?, ?, ?, ?, ?)",
+        [[run_id, dag_id, now, name, value, passed, through] for name, value in current.items()])
