@@ -220,6 +220,11 @@ def _expected(metric: Metric | NewMetric, base: float, runs: int, t: TrendSettin
             f"({_fmt(metric, base)})" + (f" or within {100 * t.min_change:.0f} points" if metric.is_share else ""))
 
 
+def _log(outcomes: list[Outcome]) -> None:
+    for o in outcomes:
+        (log.info if o.severity == OK else log.warning if o.severity == WARN else log.error)("%s", o.describe())
+
+
 def compare(current: dict[str, float | None], history: dict[str, list[float]], t: TrendSettings,
             window: Window) -> list[Outcome]:
     outcomes = []
@@ -238,6 +243,7 @@ def compare(current: dict[str, float | None], history: dict[str, list[float]], t
             check=f"trend_{name}", layer="trend", severity=severity,
             observed=f"{m.description} {window.label}: {_fmt(m, value)} in this run",
             expected=_expected(m, base, len(past), t), expectation="trend"))
+    _log(outcomes)
     return outcomes
 
 
@@ -262,6 +268,7 @@ def compare_new(current: dict[str, float | None], rows_of: dict[str, int], histo
             check=f"trend_{m.name}", layer="trend", severity=severity,
             observed=f"{m.subject} {previous.label}: {_fmt(m, value)} of {rows_of.get(m.name, 0):,} {m.verb}",
             expected=_expected(m, base, len(past), t), expectation="trend"))
+    _log(outcomes)
     return outcomes
 
 
