@@ -129,7 +129,7 @@ def failure_cause(exception: BaseException | str | None) -> str:
         name, text = type(exception).__name__, str(exception)
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or ["(no message)"]
     first = f"{name}: {lines[0]}" if name else lines[0]
-    return "\n".join([first[:500], *(line[:300] for line in lines[1:][-3:])])
+    return "\n".join([first[:1000], *(line[:300] for line in lines[1:][-3:])])
 
 
 def alert_task_failure(context: dict[str, Any]) -> None:

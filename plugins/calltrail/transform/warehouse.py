@@ -43,7 +43,10 @@ class Holder:
     command: str = ""
 
     def describe(self) -> str:
-        return f"PID {self.pid}: {self.command or self.program}"
+        what = self.command or self.program or ""
+        if len(what) > 120:  # a long command line (python -c ...) would push the advice out of the alert
+            what = what[:117] + "..."
+        return f"PID {self.pid}: {what}"
 
 
 def holder_from(message: str) -> Holder | None:
