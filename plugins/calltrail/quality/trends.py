@@ -225,24 +225,31 @@ def _log(outcomes: list[Outcome]) -> None:
         (log.info if o.severity == OK else log.warning if o.severity == WARN else log.error)("%s", o.describe())
 
 
+def _judge(name: str, metric: Metric | NewMetric, value: float, past: list[float], t: TrendSettings,
+           observed: str) -> Outcome | None:
+    """This run's ``value`` against the median of ``past`` runs; None until ``t.min_runs`` runs exist."""
+    if len(past) < t.min_runs:
+        log.info("trend %s: %s now; %d earlier run(s), %d needed before comparing", name, _fmt(metric, value),
+                 len(past), t.min_runs)
+        return None
+    base = statistics.median(past)
+    severity = (ERROR if t.severity == "error" else WARN) if _moved(value, base, metric.is_share, t) else OK
+    return Outcome(check=f"trend_{name}", layer="trend", severity=severity, observed=observed,
+                   expected=_expected(metric, base, len(past), t), expectation="trend")
+
+
 def compare(current: dict[str, float | None], history: dict[str, list[float]], t: TrendSettings,
             window: Window) -> list[Outcome]:
     outcomes = []
     for m in METRICS:
         name = m.name(window)
-        value, past = current.get(name), history.get(name, [])
+        value = current.get(name)
         if value is None:
             continue
-        if len(past) < t.min_runs:
-            log.info("trend %s: %s now; %d earlier run(s), %d needed before comparing", name, _fmt(m, value),
-                     len(past), t.min_runs)
-            continue
-        base = statistics.median(past)
-        severity = (ERROR if t.severity == "error" else WARN) if _moved(value, base, m.is_share, t) else OK
-        outcomes.append(Outcome(
-            check=f"trend_{name}", layer="trend", severity=severity,
-            observed=f"{m.description} {window.label}: {_fmt(m, value)} in this run",
-            expected=_expected(m, base, len(past), t), expectation="trend"))
+        outcome = _judge(name, m, value, history.get(name, []), t,
+                         f"{m.description} {window.label}: {_fmt(m, value)} in this run")
+        if outcome:
+            outcomes.append(outcome)
     _log(outcomes)
     return outcomes
 
@@ -255,19 +262,13 @@ def compare_new(current: dict[str, float | None], rows_of: dict[str, int], histo
     if previous is None:
         return outcomes
     for m in (m for m in NEW_METRICS if m.is_share):
-        value, past = current.get(m.name), history.get(m.name, [])
+        value = current.get(m.name)
         if value is None:
             continue
-        if len(past) < t.min_runs:
-            log.info("trend %s: %s now; %d earlier run(s), %d needed before comparing", m.name, _fmt(m, value),
-                     len(past), t.min_runs)
-            continue
-        base = statistics.median(past)
-        severity = (ERROR if t.severity == "error" else WARN) if _moved(value, base, m.is_share, t) else OK
-        outcomes.append(Outcome(
-            check=f"trend_{m.name}", layer="trend", severity=severity,
-            observed=f"{m.subject} {previous.label}: {_fmt(m, value)} of {rows_of.get(m.name, 0):,} {m.verb}",
-            expected=_expected(m, base, len(past), t), expectation="trend"))
+        outcome = _judge(m.name, m, value, history.get(m.name, []), t,
+                         f"{m.subject} {previous.label}: {_fmt(m, value)} of {rows_of.get(m.name, 0):,} {m.verb}")
+        if outcome:
+            outcomes.append(outcome)
     _log(outcomes)
     return outcomes
 
