@@ -59,7 +59,7 @@ USER ${CALLTRAIL_UID}:${CALLTRAIL_UID}
 
 # The manifest the transformation DAG is rendered from (astronomer-cosmos, LoadMode.DBT_MANIFEST):
 # `dbt parse` with calltrail's vars, as `calltrail setup` does. It needs no database.
-RUN python -c "from calltrail import settings; from calltrail.transform.dbt_commands import parse; parse(settings.load())" \
+RUN python -c "from calltrail import settings; from calltrail.transform.dbt import parse; parse(settings.load())" \
     && test -s dbt_project/target/manifest.json
 
 CMD ["airflow", "version"]

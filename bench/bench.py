@@ -59,7 +59,7 @@ def main() -> int:
         env.pop(key, None)
     sys.path.insert(0, str(ROOT / "plugins"))
     from calltrail import settings as settings_module
-    from calltrail.transform.dbt_commands import dbt_env, dbt_vars
+    from calltrail.transform.dbt import dbt_env, dbt_vars
 
     settings = settings_module.load(env)
     truth_file = settings.landing_dir / "_demo" / "truth.json"
@@ -74,8 +74,8 @@ def main() -> int:
     subprocess.run(["rm", "-rf", str(settings.lake_dir)], check=True)
 
     ingest_code = (
-        "from calltrail import settings, pipeline; s = settings.load(); "
-        "pipeline.ingest_web_events(s); pipeline.ingest_task_files(s)"
+        "from calltrail import settings; from calltrail.tasks import ingest; s = settings.load(); "
+        "ingest.ingest_web_events(s); ingest.ingest_task_files(s)"
     )
     ingest_s, ingest_mb = phase("ingest", [sys.executable, "-c", ingest_code], env)
 
@@ -114,9 +114,9 @@ def main() -> int:
               f"ratio {builds[-1][0] / floors[-1][0]:.2f}", flush=True)
 
     validate_code = (
-        "from calltrail import settings; from calltrail.quality import gates; "
-        "from calltrail.quality.alerts import RunInfo; s = settings.load(); "
-        "r = gates.audit(s, RunInfo('bench', 'bench')); print({k: r[k] for k in ('checks', 'warnings', 'errors')})"
+        "from calltrail import settings; from calltrail.tasks import quality; "
+        "from calltrail.airflow.run_context import RunInfo; s = settings.load(); "
+        "r = quality.audit(s, RunInfo('bench', 'bench')); print({k: r[k] for k in ('checks', 'warnings', 'errors')})"
     )
     validate_s, validate_mb = phase("validate", [sys.executable, "-c", validate_code], env)
 

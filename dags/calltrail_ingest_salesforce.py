@@ -17,8 +17,8 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from calltrail import settings as settings_module
-from calltrail.assets import SALESFORCE_TASKS
-from calltrail.quality.gates import alert_task_failure
+from calltrail.airflow.assets import SALESFORCE_TASKS
+from calltrail.airflow.notifiers import alert_task_failure
 
 # Retries of the API extraction: CALLTRAIL_TASK_RETRIES (`make run` sets 0: it does not wait out
 # retry delays) and CALLTRAIL_TASK_RETRY_DELAY_MINUTES.
@@ -49,17 +49,18 @@ def calltrail_ingest_salesforce() -> None:
     def extract_tasks_from_api(params=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from calltrail import pipeline, settings
-        from calltrail.quality.alerts import RunInfo
+        from calltrail import settings
+        from calltrail.airflow.run_context import RunInfo
         from calltrail.salesforce.client import SalesforceExtractionError
+        from calltrail.tasks import ingest
 
         context = get_current_context()
         try:
-            return pipeline.extract_salesforce_tasks(
+            return ingest.extract_salesforce_tasks(
                 settings.load(), full_load=bool(params["full_load"]),
                 alert_run=RunInfo.from_context(context), context=context,
             )
-        except pipeline.SalesforceNotConfigured as exc:
+        except ingest.SalesforceNotConfigured as exc:
             raise AirflowSkipException(str(exc)) from None
         except SalesforceExtractionError as exc:
             if not exc.recoverable:  # bad credentials, a missing field: a retry cannot help
@@ -68,11 +69,12 @@ def calltrail_ingest_salesforce() -> None:
 
     @task
     def ingest_task_files(params=None) -> dict:
-        from calltrail import pipeline, settings
-        from calltrail.quality.alerts import RunInfo
+        from calltrail import settings
+        from calltrail.airflow.run_context import RunInfo
+        from calltrail.tasks import ingest
 
         context = get_current_context()
-        return pipeline.ingest_task_files(settings.load(), reprocess=bool(params["reprocess_files"]),
+        return ingest.ingest_task_files(settings.load(), reprocess=bool(params["reprocess_files"]),
                                           alert_run=RunInfo.from_context(context), context=context)
 
     @task(outlets=[SALESFORCE_TASKS], trigger_rule="none_failed")

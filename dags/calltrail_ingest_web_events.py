@@ -5,8 +5,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from calltrail.assets import WEB_EVENTS
-from calltrail.quality.gates import alert_task_failure
+from calltrail.airflow.assets import WEB_EVENTS
+from calltrail.airflow.notifiers import alert_task_failure
 
 
 @dag(
@@ -25,11 +25,12 @@ from calltrail.quality.gates import alert_task_failure
 def calltrail_ingest_web_events() -> None:
     @task(outlets=[WEB_EVENTS])
     def ingest_web_events(params=None) -> dict:
-        from calltrail import pipeline, settings
-        from calltrail.quality.alerts import RunInfo
+        from calltrail import settings
+        from calltrail.airflow.run_context import RunInfo
+        from calltrail.tasks import ingest
 
         context = get_current_context()
-        return pipeline.ingest_web_events(settings.load(), reprocess=bool(params["reprocess_files"]),
+        return ingest.ingest_web_events(settings.load(), reprocess=bool(params["reprocess_files"]),
                                           alert_run=RunInfo.from_context(context), context=context)
 
     ingest_web_events()

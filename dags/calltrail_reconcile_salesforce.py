@@ -16,8 +16,8 @@ import pendulum
 from airflow.sdk import dag, task
 
 from calltrail import settings as settings_module
-from calltrail.assets import SALESFORCE_TASKS
-from calltrail.quality.gates import alert_task_failure
+from calltrail.airflow.assets import SALESFORCE_TASKS
+from calltrail.airflow.notifiers import alert_task_failure
 
 SETTINGS = settings_module.load()
 
@@ -39,11 +39,12 @@ def calltrail_reconcile_salesforce() -> None:
     def mark_tasks_deleted_in_salesforce() -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from calltrail import pipeline, settings
+        from calltrail import settings
+        from calltrail.tasks import ingest
 
         try:
-            return pipeline.reconcile_salesforce_tasks(settings.load())
-        except pipeline.SalesforceNotConfigured as exc:
+            return ingest.reconcile_salesforce_tasks(settings.load())
+        except ingest.SalesforceNotConfigured as exc:
             raise AirflowSkipException(str(exc)) from None
 
     mark_tasks_deleted_in_salesforce()

@@ -21,10 +21,10 @@ import pendulum
 from airflow.sdk import dag, get_current_context, task
 
 from calltrail import settings as settings_module
-from calltrail.assets import SALESFORCE_TASKS, TOUCHPOINTS, WEB_EVENTS
-from calltrail.quality.gates import alert_task_failure
+from calltrail.airflow.assets import SALESFORCE_TASKS, TOUCHPOINTS, WEB_EVENTS
+from calltrail.airflow.dbt_task_group import dbt_task_group
+from calltrail.airflow.notifiers import alert_task_failure
 from calltrail.settings import WAREHOUSE_POOL
-from calltrail.transform.cosmos_group import dbt_task_group
 
 SETTINGS = settings_module.load()
 
@@ -45,34 +45,34 @@ def calltrail_transform() -> None:
     @task(pool=WAREHOUSE_POOL)
     def check_source_freshness() -> dict:
         from calltrail import settings
-        from calltrail.quality import gates
-        from calltrail.quality.alerts import RunInfo
+        from calltrail.airflow.run_context import RunInfo
+        from calltrail.tasks import quality
 
         context = get_current_context()
-        return gates.check_source_freshness(settings.load(), RunInfo.from_context(context), context)
+        return quality.check_source_freshness(settings.load(), RunInfo.from_context(context), context)
 
     dbt = dbt_task_group(SETTINGS, group_id="dbt")
 
     @task(pool=WAREHOUSE_POOL)
     def audit() -> dict:
         from calltrail import settings
-        from calltrail.quality import gates
-        from calltrail.quality.alerts import RunInfo
+        from calltrail.airflow.run_context import RunInfo
+        from calltrail.tasks import quality
 
         context = get_current_context()
-        return gates.audit(settings.load(), RunInfo.from_context(context), context)
+        return quality.audit(settings.load(), RunInfo.from_context(context), context)
 
     @task(pool=WAREHOUSE_POOL, outlets=[TOUCHPOINTS])
     def publish() -> str:
         from calltrail import settings
-        from calltrail.quality import gates
+        from calltrail.tasks.publish import publish
 
-        return gates.publish(settings.load())
+        return publish(settings.load())
 
     @task(pool=WAREHOUSE_POOL)
     def generate_dbt_docs() -> str:
         from calltrail import settings
-        from calltrail.transform.dbt_commands import generate_docs
+        from calltrail.transform.dbt import generate_docs
 
         return str(generate_docs(settings.load()))
 

@@ -5,14 +5,14 @@
 - ``/calltrail/dbt-docs/``: the dbt docs of the latest transformation run
   (``CALLTRAIL_DBT_DOCS_DIR``), menu "calltrail dbt docs".
 
-Airflow does not authenticate plugin apps: every route of these does (calltrail.airflow_pages).
+Airflow does not authenticate plugin apps: every route of these does (calltrail.airflow.pages).
 """
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from calltrail.airflow_pages import DATA_DOCS_PREFIX, DBT_DOCS_PREFIX, data_docs_app, dbt_docs_app
+from calltrail.airflow.pages import DATA_DOCS_PREFIX, DBT_DOCS_PREFIX, data_docs_app, dbt_docs_app
 
 
 def _apps() -> list[dict]:

@@ -22,10 +22,10 @@ def calltrail_env(tmp: Path, **extra: str) -> dict[str, str]:
 
 def airflow_env(tmp: Path, **extra: str) -> dict[str, str]:
     """The full Airflow environment calltrail gives its components, for running ``airflow`` directly."""
-    from calltrail import local_airflow
+    from calltrail.ops import airflow_cli
 
     settings = settings_module.load(calltrail_env(tmp, **extra))
-    return local_airflow.environment(settings)
+    return airflow_cli.environment(settings)
 
 
 def run(cmd: list[str], env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess[str]:

@@ -45,7 +45,7 @@ def live_airflow(tmp_path_factory):
                        run_log=tmp / "make-run.log")
     live.start(str(BIN / "calltrail"))  # `calltrail run`, then `calltrail airflow start`
     yield live
-    from calltrail.airflow_services import group_members
+    from calltrail.ops.airflow_services import group_members
 
     if live.process and live.process.returncode is None:
         try:
@@ -69,7 +69,7 @@ def _start_live_airflow_early(request):
 @pytest.fixture(scope="session")
 def dbt_manifest(tmp_path_factory):
     """dbt_project/target/manifest.json, as `calltrail setup` writes it (the transform DAG needs it)."""
-    from calltrail.transform.dbt_commands import parse
+    from calltrail.transform.dbt import parse
 
     tmp = tmp_path_factory.mktemp("manifest")
     return parse(settings_module.load(calltrail_env(tmp)))

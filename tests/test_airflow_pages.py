@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 
 from calltrail import settings as settings_module
-from calltrail.airflow_services import Endpoint, admin_password, health, service_environment
-from calltrail.local_airflow import AIRFLOW, environment
+from calltrail.ops.airflow_cli import AIRFLOW, environment
+from calltrail.ops.airflow_services import Endpoint, admin_password, health, service_environment
 from calltrail.quality.validate import Frame, validate_frames
 from calltrail.settings import QualitySettings
 from tests.airflow_env import calltrail_env, run

@@ -8,8 +8,8 @@ import signal
 import time
 
 from calltrail import settings as settings_module
-from calltrail.airflow_services import Endpoint, is_loopback, service_environment
-from calltrail.local_airflow import environment
+from calltrail.ops.airflow_cli import environment
+from calltrail.ops.airflow_services import Endpoint, is_loopback, service_environment
 from tests.airflow_env import calltrail_env
 
 
@@ -80,7 +80,7 @@ def stop_with_a_running_task(tmp_path, scheduler_code: str) -> list[str]:
     import subprocess
     import sys
 
-    from calltrail import airflow_services
+    from calltrail.ops import airflow_services
     from tests.airflow_live import processes_of
 
     s = settings_module.load(calltrail_env(tmp_path))

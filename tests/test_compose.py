@@ -190,7 +190,7 @@ def test_init_migrates_creates_the_one_slot_pool_and_writes_the_password_from_st
     script = init["command"][-1]
     assert "airflow db migrate" in script
     assert re.search(rf"airflow pools set {WAREHOUSE_POOL} 1 ", script)
-    assert "| python -m calltrail.deploy" in script and "--user" in script
+    assert "| python -m calltrail.ops.deploy" in script and "--user" in script
     # Shell variables are escaped ($$) so compose leaves them to the container, which has them.
     for var in re.findall(r"\$\$\{(\w+)\}", COMPOSE_TEXT.split("\n  airflow-init:\n", 1)[1].split("\n\n", 1)[0]):
         assert var in init["environment"], f"airflow-init's script uses ${var}, which its environment lacks"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from calltrail import report
 from calltrail import settings as settings_module
+from calltrail import summary
 from tests.airflow_env import BIN, calltrail_env, run
 from tests.demo.yours import bizible_ids_of, lake_bizible_ids, normalise, write_your_files
 
@@ -50,7 +50,7 @@ def test_once_your_files_arrive_no_demo_row_is_in_the_lake_or_the_published_mart
     assert published and published <= mine.bizible_ids | task_ids
 
     t = mine.truth["tasks"]  # the generator's own record of what it wrote into your files
-    marts = report.summarise_marts(settings.warehouse)
+    marts = summary.summarise_marts(settings.warehouse)
     assert marts.calls == t["call_tasks"] - t["deleted"], (marts, t)
     assert marts.matched_to_session == t["live_calls_touchpoint_session"], (marts, t)
     assert not list(settings.landing_dir.rglob("demo-*")), "the demo's landing files are gone"

@@ -32,7 +32,7 @@ LOGIN = textwrap.dedent("""
 
 
 def write_passwords(file: Path, user: str, password: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "calltrail.deploy", "--passwords-file", str(file), "--user", user],
+    return subprocess.run([sys.executable, "-m", "calltrail.ops.deploy", "--passwords-file", str(file), "--user", user],
                           input=password, capture_output=True, text=True, timeout=60, check=False)
 
 

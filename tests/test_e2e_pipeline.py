@@ -16,8 +16,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from calltrail import report
 from calltrail import settings as settings_module
+from calltrail import summary as run_summary
 from calltrail.demo.generate import iter_truth_tasks
 from tests.airflow_env import BIN, airflow_env, calltrail_env, run
 from tests.fakes.alerting import SlackWebhookServer, SmtpServer
@@ -71,7 +71,7 @@ def test_make_run_says_it_uses_demo_data_when_no_salesforce_connection_is_config
 
 def test_the_lake_holds_what_the_generator_wrote(demo_run):
     tmp, _, first, truth = demo_run
-    summary = report.summarise(tmp / "data" / "lake")
+    summary = run_summary.summarise(tmp / "data" / "lake")
     assert summary.web_events == truth["web_events_valid"]
     assert dict(summary.quarantined["web_events"]) == truth["web_rows_bad"]
     assert summary.tasks == truth["tasks"]["call_tasks"] + truth["tasks"]["other_tasks"]
@@ -91,7 +91,7 @@ def test_the_summary_names_rows_quarantine_reasons_and_locations(demo_run):
 def test_the_summary_numbers_are_the_generators_truth(demo_run):
     tmp, _, first, truth = demo_run
     t = truth["tasks"]
-    marts = report.summarise_marts(tmp / "data" / "warehouse" / "calltrail.duckdb")
+    marts = run_summary.summarise_marts(tmp / "data" / "warehouse" / "calltrail.duckdb")
     assert marts.calls == t["call_tasks"] - t["deleted"]
     assert marts.valid_calls == t["live_calls_valid_bizible_id"]
     assert marts.matched_to_session == t["live_calls_touchpoint_session"]

@@ -48,7 +48,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _refuse_while_services_run(settings: Settings) -> None:
-    from calltrail.airflow_services import running
+    from calltrail.ops.airflow_services import running
 
     if running(settings):
         raise SystemExit(f"the local Airflow of `make airflow` is running on {settings.airflow_home} "
@@ -57,10 +57,10 @@ def _refuse_while_services_run(settings: Settings) -> None:
 
 
 def _use_demo(settings: Settings, env: dict[str, str], log_file) -> bool:
-    from calltrail import local_airflow
+    from calltrail.ops import airflow_cli
 
     conn_id = settings.salesforce.conn_id
-    connected = local_airflow.connection_configured(conn_id, env, log_file)
+    connected = airflow_cli.connection_configured(conn_id, env, log_file)
     use_demo = settings.demo_mode == "always" or (
         settings.demo_mode == "auto" and not connected and not _has_own_landing_files(settings))
     if connected:
@@ -93,29 +93,30 @@ def _causes_of(settings: Settings, env: dict[str, str], dag_id: str, rc: int, si
     import subprocess
     import sys
 
-    from calltrail import report
+    from calltrail import summary
 
-    causes = report.failure_causes(report.read_alerts(settings, since=since), dag_id)
+    causes = summary.failure_causes(summary.read_alerts(settings, since=since), dag_id)
     if causes:
         return causes
     observed = (f"airflow dags test {dag_id} exited {rc} and no task reported a cause "
                 f"(the DAG may not have loaded, or a task process was killed): see {log_file}")
     with open(log_file, "a") as fh:
-        subprocess.run([sys.executable, "-m", "calltrail.quality.alerts", dag_id, observed], env=env,
+        subprocess.run([sys.executable, "-m", "calltrail.airflow.alerts", dag_id, observed], env=env,
                        stdout=fh, stderr=subprocess.STDOUT, check=False)
     return [f"{dag_id}: {observed}"]
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from calltrail import local_airflow, report
+    from calltrail import summary
+    from calltrail.ops import airflow_cli
 
     _refuse_while_services_run(settings)
-    env = _interactive(local_airflow.environment(settings))
+    env = _interactive(airflow_cli.environment(settings))
     log_file = settings.airflow_home / "logs" / f"run-{time.strftime('%Y%m%dT%H%M%S')}.log"
     _say(f"calltrail run: Airflow home {settings.airflow_home} (SQLite metadata); log {log_file}")
     _say("  preparing the Airflow metadata database, pools and the dbt manifest ...")
     try:
-        local_airflow.prepare(settings, env, log_file)
+        airflow_cli.prepare(settings, env, log_file)
     except RuntimeError as exc:  # airflow db migrate / pools, or dbt parse (DbtCommandFailed)
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
         _say(f"calltrail run FAILED while preparing Airflow and dbt: {lines[0]}")
@@ -135,7 +136,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         started = time.monotonic()
         dag_started_at = datetime.now(UTC).isoformat(timespec="seconds")
         _say(f"  running {dag_id} (airflow dags test) ...")
-        rc = local_airflow.dags_test(dag_id, env, log_file)
+        rc = airflow_cli.dags_test(dag_id, env, log_file)
         status = "succeeded" if rc == 0 else f"FAILED (exit {rc})"
         _say(f"    {dag_id} {status} in {time.monotonic() - started:.0f} s")
         if rc != 0:
@@ -145,30 +146,30 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             for cause in dag_causes:
                 _say(f"    cause: {cause}")
 
-    lake = report.summarise(settings.lake_dir)
-    _say(report.render(settings, lake, this_run=report.quarantined_since(settings.lake_dir, run_started)))
-    marts = report.summarise_marts(settings.warehouse) if settings.warehouse.exists() else None
+    lake = summary.summarise(settings.lake_dir)
+    _say(summary.render(settings, lake, this_run=summary.quarantined_since(settings.lake_dir, run_started)))
+    marts = summary.summarise_marts(settings.warehouse) if settings.warehouse.exists() else None
     if marts:
         if failed:
             _say("  this run published nothing: the touchpoints below are the last published ones")
-        _say(report.render_marts(settings, marts))
-    alerts = report.read_alerts(settings, since=started_at)
+        _say(summary.render_marts(settings, marts))
+    alerts = summary.read_alerts(settings, since=started_at)
     if settings.warehouse.exists() or alerts or failed:
         checks_ran = not any(dag_id in failed for dag_id in INGESTION_DAGS)
-        _say(report.render_quality(settings, alerts, failed=bool(failed), checks_ran=checks_ran))
+        _say(summary.render_quality(settings, alerts, failed=bool(failed), checks_ran=checks_ran))
     if failed:
         _say(f"calltrail run FAILED: {causes[0] if causes else ', '.join(failed) + ' failed'}")
         for more in causes[1:]:
             _say(f"  also: {more}")
-        _say(f"  {report.render_publication(report.last_publication(settings.warehouse))}")
+        _say(f"  {summary.render_publication(summary.last_publication(settings.warehouse))}")
         _say(f"  alerts: {settings.alerts_file}; task logs: {log_file}")
         return 1
     return 0
 
 
 def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
-    from calltrail import airflow_services as services
-    from calltrail import local_airflow
+    from calltrail.ops import airflow_cli
+    from calltrail.ops import airflow_services as services
 
     if args.action == "stop":
         stopped = services.stop(settings, say=_say)
@@ -179,7 +180,7 @@ def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
         _say(f"running: {', '.join(f'{k} (group {v})' for k, v in alive.items())}" if alive else "not running")
         return 0 if alive else 1
     endpoint = services.Endpoint(settings.airflow_host, settings.airflow_port)
-    env = local_airflow.environment(settings)
+    env = airflow_cli.environment(settings)
     log_file = settings.airflow_home / "logs" / "airflow-start.log"
     _say(f"calltrail airflow: home {settings.airflow_home} (metadata: "
          f"{env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN'].split('://')[0]}, LocalExecutor, "
@@ -187,7 +188,7 @@ def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
     if services.running(settings):
         raise SystemExit(f"already running from {settings.airflow_home}: `make airflow-stop` first")
     _say("  preparing the metadata database, pools and the dbt manifest ...")
-    local_airflow.prepare(settings, env, log_file)
+    airflow_cli.prepare(settings, env, log_file)
     demo = _use_demo(settings, env, log_file)
     _say("  starting api-server, scheduler, dag-processor, triggerer ...")
     try:
@@ -225,26 +226,26 @@ Airflow is up: {endpoint.url}
 
 
 def cmd_setup(settings: Settings, args: argparse.Namespace) -> int:
-    from calltrail import local_airflow
+    from calltrail.ops import airflow_cli
 
-    env = local_airflow.environment(settings)
+    env = airflow_cli.environment(settings)
     log_file = settings.airflow_home / "logs" / "setup.log"
-    local_airflow.prepare(settings, env, log_file)
+    airflow_cli.prepare(settings, env, log_file)
     _say(f"Airflow metadata, pools and {settings.dbt_manifest} are ready (log {log_file})")
     return 0
 
 
 def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
-    from calltrail import report
+    from calltrail import summary
 
-    summary = report.summarise(settings.lake_dir)
-    marts = report.summarise_marts(settings.warehouse) if settings.warehouse.exists() else None
+    summary = summary.summarise(settings.lake_dir)
+    marts = summary.summarise_marts(settings.warehouse) if settings.warehouse.exists() else None
     if args.json:
         _say(json.dumps({"lake": summary.as_dict(), "marts": marts.as_dict() if marts else None}, indent=2))
     else:
-        _say(report.render(settings, summary))
+        _say(summary.render(settings, summary))
         if marts:
-            _say(report.render_marts(settings, marts))
+            _say(summary.render_marts(settings, marts))
     return 0
 
 
@@ -279,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--call-share must be between 0 and 1, got {args.call_share}")
     handler = {"demo": cmd_demo, "run": cmd_run, "setup": cmd_setup, "summary": cmd_summary,
                "airflow": cmd_airflow}[args.command]
-    from calltrail.transform.warehouse import WarehouseLocked
+    from calltrail.warehouse.duckdb_file import WarehouseLocked
 
     try:
         return handler(settings, args)

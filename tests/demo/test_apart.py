@@ -7,10 +7,10 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from calltrail import pipeline
 from calltrail import settings as settings_module
 from calltrail.demo import apart
 from calltrail.demo.generate import generate
+from calltrail.tasks import ingest
 from tests.airflow_env import calltrail_env
 from tests.demo.yours import bizible_ids_of, lake_bizible_ids, write_your_files
 
@@ -20,8 +20,8 @@ def demo_lake(tmp_path):
     """A lake and a warehouse holding only the demo (30 visitors), as after `make run` on the demo."""
     settings = settings_module.load(calltrail_env(tmp_path))
     generate(settings.landing_dir, visitors=30)
-    pipeline.ingest_web_events(settings)
-    pipeline.ingest_task_files(settings)
+    ingest.ingest_web_events(settings)
+    ingest.ingest_task_files(settings)
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(settings.warehouse))
     con.execute("create schema published; create table published.fct_touchpoints as select 'demo' as bizible_id")
@@ -45,8 +45,8 @@ def test_removing_the_demo_takes_its_files_partitions_quarantine_and_warehouse_a
     apart.remove_demo(settings)  # as `make run` does before it ingests your files
     assert partitions(settings) == [], f"demo partitions left in the lake: {partitions(settings)}"
 
-    pipeline.ingest_web_events(settings)
-    pipeline.ingest_task_files(settings)
+    ingest.ingest_web_events(settings)
+    ingest.ingest_task_files(settings)
     before = partitions(settings)
     (settings.web_landing_dir / "demo-web-events-0001.jsonl").write_text("")  # `make demo` by hand ...
     removed = apart.remove_demo(settings)  # ... and removed again: none of yours goes with it
@@ -80,9 +80,9 @@ def test_while_the_lake_holds_the_demo_ingestion_refuses_your_files_and_writes_n
     settings, _ = demo_lake
     before = partitions(settings)
     mine = write_your_files(settings, tmp_path / "export", visitors=20)
-    for ingest in (pipeline.ingest_web_events, pipeline.ingest_task_files):
+    for ingest_files in (ingest.ingest_web_events, ingest.ingest_task_files):
         with pytest.raises(apart.DemoDataInLake) as refused:
-            ingest(settings)
+            ingest_files(settings)
         assert "make run" in str(refused.value) and mine.files[0].name in str(refused.value)
     assert partitions(settings) == before
     assert all(f.exists() for f in mine.files)
@@ -92,7 +92,7 @@ def test_calltrail_demo_always_loads_your_files_beside_the_demo_and_the_summary_
     settings, _ = demo_lake
     always = settings_module.load({**settings.environ, "CALLTRAIL_DEMO": "always"})
     mine = write_your_files(always, tmp_path / "export", visitors=20)
-    pipeline.ingest_web_events(always)
+    ingest.ingest_web_events(always)
     assert apart.describe(always) == (
         f"demo data (generated) and your data: {len(mine.files) - 2} landing file(s)")  # the web file(s) so far
 
@@ -106,7 +106,7 @@ def test_a_file_named_demo_something_is_yours_and_so_is_a_lake_whose_landing_fil
 
     write_your_files(settings, tmp_path / "export", visitors=20)
     (settings.task_landing_dir / "demo-export.csv").unlink()
-    pipeline.ingest_web_events(settings)
+    ingest.ingest_web_events(settings)
     for f in apart.own_landing_files(settings):
         f.unlink()  # loaded, then moved away by the sender
     assert apart.own_landing_files(settings) == []

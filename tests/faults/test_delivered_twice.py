@@ -8,9 +8,10 @@ import shutil
 
 import duckdb
 
-from calltrail import pipeline, report
 from calltrail import settings as settings_module
-from calltrail.transform.dbt_commands import run_dbt
+from calltrail import summary
+from calltrail.tasks import ingest
+from calltrail.transform.dbt import run_dbt
 from tests.airflow_env import calltrail_env
 from tests.faults.helpers import task, write_events
 
@@ -28,7 +29,7 @@ def test_a_file_delivered_twice_under_another_name_and_again_under_its_own_is_in
     (s.task_landing_dir / "tasks.jsonl").write_text(tasks)
     (s.task_landing_dir / "tasks-resent.jsonl").write_text(tasks)
 
-    web_first, task_first = pipeline.ingest_web_events(s), pipeline.ingest_task_files(s)
+    web_first, task_first = ingest.ingest_web_events(s), ingest.ingest_task_files(s)
     assert by_file(web_first) == {"events-0301 (1).jsonl": ("ingested", None),
                                   "events-0301.jsonl": ("already_ingested", "events-0301 (1).jsonl")}
     assert by_file(task_first) == {"tasks-resent.jsonl": ("ingested", None),
@@ -37,14 +38,14 @@ def test_a_file_delivered_twice_under_another_name_and_again_under_its_own_is_in
     # The sender uploads both files again under their own names (same bytes, new modification time).
     for path in (s.web_landing_dir / "events-0301.jsonl", s.task_landing_dir / "tasks.jsonl"):
         path.write_bytes(path.read_bytes())
-    web_again, task_again = pipeline.ingest_web_events(s), pipeline.ingest_task_files(s)
+    web_again, task_again = ingest.ingest_web_events(s), ingest.ingest_task_files(s)
     assert {f: st for f, (st, _) in by_file(web_again).items()} == {
         "events-0301 (1).jsonl": "already_ingested", "events-0301.jsonl": "already_ingested"}
     assert {f: st for f, (st, _) in by_file(task_again).items()} == {
         "tasks-resent.jsonl": "already_ingested", "tasks.jsonl": "already_ingested"}
     assert web_again["rows_valid"] == 0 and task_again["rows_valid"] == 0
 
-    lake = report.summarise(s.lake_dir)
+    lake = summary.summarise(s.lake_dir)
     assert (lake.web_files, lake.web_events) == (1, 500), "one partition, each event once"
     assert (lake.task_versions, lake.tasks) == (40, 40), "each Task version once"
 

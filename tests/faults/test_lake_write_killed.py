@@ -18,8 +18,8 @@ from tests.faults.helpers import (
 )
 
 # What the web-events ingestion task of the DAG runs.
-INGEST = ("import json; from calltrail import pipeline, settings; "
-          "print(json.dumps(pipeline.ingest_web_events(settings.load())))")
+INGEST = ("import json; from calltrail import settings; from calltrail.tasks import ingest; "
+          "print(json.dumps(ingest.ingest_web_events(settings.load())))")
 
 
 def test_a_kill_during_a_partition_write_leaves_no_partial_partition_and_the_next_run_loads_everything(tmp_path):

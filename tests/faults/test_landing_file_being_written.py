@@ -18,8 +18,8 @@ from tests.faults.helpers import (
     write_events,
 )
 
-INGEST = ("import json; from calltrail import pipeline, settings; "
-          "print(json.dumps(pipeline.ingest_web_events(settings.load())))")
+INGEST = ("import json; from calltrail import settings; from calltrail.tasks import ingest; "
+          "print(json.dumps(ingest.ingest_web_events(settings.load())))")
 
 # A sender that uploads events slowly: each line in two writes, so the file often ends mid-line.
 # It stops after the line it is writing when the stop file appears, and prints how many it wrote.

@@ -21,9 +21,9 @@ from urllib.parse import quote
 
 import duckdb
 
-from calltrail import airflow_services as services
-from calltrail import local_airflow
 from calltrail import settings as settings_module
+from calltrail.ops import airflow_cli
+from calltrail.ops import airflow_services as services
 from tests.airflow_env import BIN, calltrail_env, run
 from tests.airflow_live import api, free_port, processes_of, task_states
 from tests.faults.helpers import backdate, write_events, write_tasks
@@ -90,10 +90,10 @@ def test_a_scheduler_killed_mid_ingestion_and_started_again_leaves_every_event_i
         time.sleep(5)
         alive = [command_of(pid) for pid in processes_of(s.airflow_home)]
         log.append(f"scheduler killed; processes of this Airflow still alive: {alive}")
-        senv = services.service_environment(s, local_airflow.environment(s),
+        senv = services.service_environment(s, airflow_cli.environment(s),
                                             services.Endpoint(s.airflow_host, s.airflow_port))
         with (s.airflow_home / "logs" / "components" / "scheduler-restarted.log").open("a") as out:
-            restarted = subprocess.Popen([local_airflow.AIRFLOW, "scheduler"], env=senv, stdout=out,
+            restarted = subprocess.Popen([airflow_cli.AIRFLOW, "scheduler"], env=senv, stdout=out,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         state = s.airflow_home / services.STATE_FILE
         recorded = json.loads(state.read_text())

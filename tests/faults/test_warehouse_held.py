@@ -12,11 +12,11 @@ import time
 import pytest
 
 from calltrail import settings as settings_module
-from calltrail.quality import gates
-from calltrail.quality.alerts import RunInfo
+from calltrail.airflow.run_context import RunInfo
 from calltrail.salesforce.files import ingest_task_files
-from calltrail.transform.dbt_commands import run_dbt
-from calltrail.transform.warehouse import WarehouseLocked
+from calltrail.tasks import quality as gates
+from calltrail.transform.dbt import run_dbt
+from calltrail.warehouse.duckdb_file import WarehouseLocked
 from calltrail.web.ingest import ingest_web_events
 from tests.airflow_env import BIN, calltrail_env, run
 from tests.faults.helpers import BUILD, fingerprint, hold_warehouse, kill_group, write_events, write_tasks

@@ -11,7 +11,7 @@ from calltrail.demo.generate import generate
 from calltrail.lake.convert import parquet_list
 from calltrail.salesforce.files import ingest_task_files
 from calltrail.settings import Settings
-from calltrail.transform.dbt_commands import run_dbt
+from calltrail.transform.dbt import run_dbt
 from calltrail.web.ingest import ingest_web_events
 
 SF_TIME = "strftime({col}, '%Y-%m-%dT%H:%M:%S.000+0000')"

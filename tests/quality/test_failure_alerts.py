@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from calltrail import report
 from calltrail import settings as settings_module
-from calltrail.quality.gates import alert_task_failure
+from calltrail import summary
+from calltrail.airflow.notifiers import alert_task_failure
 from calltrail.salesforce.client import SalesforceUnavailable
 from tests.airflow_env import calltrail_env
 from tests.fakes.alerting import SlackWebhookServer
@@ -36,15 +36,15 @@ def test_a_failed_ingestion_task_alerts_with_its_exception_and_the_cause_is_one_
                                 "Traceback detail that does not belong on the console")
     alert_task_failure(failure_context("calltrail_ingest_salesforce", "extract_tasks_from_api", exc))
 
-    alerts = report.read_alerts(s)
+    alerts = summary.read_alerts(s)
     assert [(a["dag_id"], a["task_id"], a["layer"], a["severity"]) for a in alerts] == [
         ("calltrail_ingest_salesforce", "extract_tasks_from_api", "task", "error")]
     assert alerts[0]["observed"].splitlines()[0] == (
         "SalesforceUnavailable: queryAll: cannot reach Salesforce after 5 attempts: connection refused")
-    assert report.failure_causes(alerts, "calltrail_ingest_salesforce") == [
+    assert summary.failure_causes(alerts, "calltrail_ingest_salesforce") == [
         "calltrail_ingest_salesforce / extract_tasks_from_api: SalesforceUnavailable: queryAll: cannot reach "
         "Salesforce after 5 attempts: connection refused"]
-    assert report.failure_causes(alerts, "calltrail_ingest_web_events") == []
+    assert summary.failure_causes(alerts, "calltrail_ingest_web_events") == []
     assert len(slack.posts) == 1 and "extract_tasks_from_api" in slack.texts[0], slack.texts
     assert "cannot reach Salesforce" in slack.texts[0]
 
@@ -54,36 +54,36 @@ def test_a_gate_failure_is_told_by_its_check_alerts():
                    "check": "call_bizible_id_population", "severity": "error",
                    "observed": "58.0% of call Tasks have a BizibleId"}
     warning = {**check_alert, "check": "match_rate", "severity": "warn", "layer": "trend"}
-    assert report.failure_causes([warning, check_alert], "calltrail_transform") == [
+    assert summary.failure_causes([warning, check_alert], "calltrail_transform") == [
         "calltrail_transform / audit: check staging/call_bizible_id_population failed: "
         "58.0% of call Tasks have a BizibleId"]
 
 
 def test_a_failed_run_never_says_every_check_passed(tmp_path):
     s = settings_module.load(calltrail_env(tmp_path))
-    failed_quietly = report.render_quality(s, [], failed=True, checks_ran=False)
+    failed_quietly = summary.render_quality(s, [], failed=True, checks_ran=False)
     assert "every check passed" not in failed_quietly
     assert "FAILED" in failed_quietly and "checks did not run" in failed_quietly
-    assert "every check passed: no alerts" in report.render_quality(s, [])
+    assert "every check passed: no alerts" in summary.render_quality(s, [])
 
 
 def test_a_failed_run_says_what_consumers_see_now():
-    assert report.render_publication(None).startswith("nothing has been published yet")
+    assert summary.render_publication(None).startswith("nothing has been published yet")
     at = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-    sentence = report.render_publication(report.Publication(at), now=at + timedelta(hours=3))
+    sentence = summary.render_publication(summary.Publication(at), now=at + timedelta(hours=3))
     assert sentence == ("the published touchpoints are those of the last good run, published at "
                         "2026-03-01 09:00:00 UTC (3.0 h ago)")
 
 
 def test_a_dag_run_that_failed_without_a_task_alert_is_alerted_by_the_fallback(tmp_path, slack, monkeypatch):
-    from calltrail.quality.alerts import main
+    from calltrail.airflow.alerts import main
 
     monkeypatch.setenv("CALLTRAIL_DATA_DIR", str(tmp_path / "data"))
     main(["calltrail_transform", "airflow dags test calltrail_transform exited 1 and no task reported a cause"])
     s = settings_module.load(calltrail_env(tmp_path))
     alerts = [json.loads(line) for line in s.alerts_file.read_text().splitlines()]
     assert [(a["check"], a["severity"]) for a in alerts] == [("calltrail_transform", "error")]
-    assert report.failure_causes(alerts, "calltrail_transform")[0].startswith(
+    assert summary.failure_causes(alerts, "calltrail_transform")[0].startswith(
         "calltrail_transform / calltrail_transform: airflow dags test calltrail_transform exited 1")
     assert len(slack.posts) == 1
 
@@ -92,8 +92,8 @@ def test_a_long_cause_stays_one_console_line():
     observed = "SalesforceUnavailable: cannot reach https://org.example/services/data?q=" + "SELECT+Id%2C" * 80
     alert = {"dag_id": "calltrail_ingest_salesforce", "task_id": "extract_tasks_from_api", "layer": "task",
              "check": "extract_tasks_from_api", "severity": "error", "observed": observed + "\nsecond line"}
-    [cause] = report.failure_causes([alert], "calltrail_ingest_salesforce")
-    assert len(cause) == report.CAUSE_CHARS and cause.endswith("…") and "\n" not in cause, cause
+    [cause] = summary.failure_causes([alert], "calltrail_ingest_salesforce")
+    assert len(cause) == summary.CAUSE_CHARS and cause.endswith("…") and "\n" not in cause, cause
     assert cause.startswith("calltrail_ingest_salesforce / extract_tasks_from_api: SalesforceUnavailable: ")
 
 

@@ -13,10 +13,11 @@ import duckdb
 import pytest
 
 from calltrail import settings as settings_module
-from calltrail.quality import gates
-from calltrail.quality.alerts import RunInfo
+from calltrail.airflow.run_context import RunInfo
 from calltrail.quality.outcome import DataQualityError
 from calltrail.settings import ConfigurationError
+from calltrail.tasks import publish
+from calltrail.tasks import quality as gates
 from tests.airflow_env import calltrail_env
 from tests.fakes.alerting import SlackWebhookServer, SmtpServer, dead_webhook_connection
 from tests.quality.helpers import build, rebuild, task_ids, write_task_updates
@@ -183,8 +184,8 @@ def test_a_dead_webhook_turns_neither_a_green_run_red_nor_a_red_one_green(demo_b
 
 def test_publish_copies_the_marts_and_a_second_publish_replaces_them(demo_build, tmp_path):
     s = copy_of(demo_build, tmp_path)
-    gates.publish(s)
-    gates.publish(s)
+    publish.publish(s)
+    publish.publish(s)
     con = duckdb.connect(str(s.warehouse), read_only=True)
     try:
         published = {r[0] for r in con.execute(
@@ -213,7 +214,7 @@ def test_a_failed_dbt_task_alerts_once_and_the_gates_own_failures_are_not_alerte
                                                                                          monkeypatch):
     from types import SimpleNamespace
 
-    from calltrail.quality.gates import alert_task_failure
+    from calltrail.airflow.notifiers import alert_task_failure
 
     slack, _ = channels
     s = settings_module.load(calltrail_env(tmp_path))
@@ -249,7 +250,7 @@ def test_task_types_outside_the_list_are_published_and_only_warned_about_by_name
     assert "published as they are" in alert["observed"]
     assert len(slack.posts) == 1 and "'Demo Request' (3)" in slack.texts[0]
 
-    gates.publish(s)
+    publish.publish(s)
     con = duckdb.connect(str(s.warehouse), read_only=True)
     try:
         published = dict(con.execute("select task_id, touchpoint_type from published.fct_touchpoints "
@@ -291,16 +292,16 @@ def test_an_empty_task_source_is_reported_as_no_rows_loaded_yet(demo_build, tmp_
 
 
 def test_publish_records_its_time_so_a_failed_run_can_say_how_old_the_marts_are(demo_build, tmp_path):
-    from calltrail import report
+    from calltrail import summary
 
     s = copy_of(demo_build, tmp_path)
-    assert report.last_publication(s.warehouse) is None, "nothing published yet"
+    assert summary.last_publication(s.warehouse) is None, "nothing published yet"
     before = datetime.now(UTC).replace(microsecond=0)
-    gates.publish(s)
-    first = report.last_publication(s.warehouse)
-    gates.publish(s)
+    publish.publish(s)
+    first = summary.last_publication(s.warehouse)
+    publish.publish(s)
     after = datetime.now(UTC)
-    second = report.last_publication(s.warehouse)
+    second = summary.last_publication(s.warehouse)
     assert first is not None and second is not None
     assert before <= first.at <= second.at <= after, (before, first, second, after)
     con = duckdb.connect(str(s.warehouse), read_only=True)
@@ -309,4 +310,4 @@ def test_publish_records_its_time_so_a_failed_run_can_say_how_old_the_marts_are(
     finally:
         con.close()
     assert len(rows) == 2 and "fct_touchpoints" in rows[0][0]
-    assert "published at" in report.render_publication(second)
+    assert "published at" in summary.render_publication(second)

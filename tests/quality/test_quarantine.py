@@ -8,10 +8,11 @@ import time
 
 import pytest
 
-from calltrail import pipeline, report
 from calltrail import settings as settings_module
-from calltrail.quality.alerts import RunInfo
+from calltrail import summary
+from calltrail.airflow.run_context import RunInfo
 from calltrail.settings import ConfigurationError
+from calltrail.tasks import ingest
 from tests.airflow_env import calltrail_env
 from tests.fakes.alerting import SlackWebhookServer
 from tests.web.test_ingest import GOOD, write
@@ -41,7 +42,7 @@ def test_more_quarantined_rows_than_the_threshold_alert_once_naming_each_source_
     s = settings_module.load(calltrail_env(tmp_path, CALLTRAIL_QUARANTINE_ALERT_ROWS="3"))
     write(s.web_landing_dir / "tracker-export-0301.csv", [GOOD[0], *bad_rows(3, "a")])
     write(s.web_landing_dir / "tracker-export-0302.jsonl", [GOOD[1], *bad_rows(1, "b")])
-    pipeline.ingest_web_events(s, alert_run=RUN)
+    ingest.ingest_web_events(s, alert_run=RUN)
     alerts = alerts_in(s)
     assert [(a["check"], a["layer"], a["severity"]) for a in alerts] == [
         ("quarantined_rows_web_events", "ingestion", "warn")], alerts
@@ -56,7 +57,7 @@ def test_more_quarantined_rows_than_the_threshold_alert_once_naming_each_source_
 def test_quarantined_rows_up_to_the_threshold_load_without_an_alert(tmp_path, slack):
     s = settings_module.load(calltrail_env(tmp_path, CALLTRAIL_QUARANTINE_ALERT_ROWS="4"))
     write(s.web_landing_dir / "tracker-export-0301.csv", [GOOD[0], *bad_rows(4, "a")])
-    result = pipeline.ingest_web_events(s, alert_run=RUN)
+    result = ingest.ingest_web_events(s, alert_run=RUN)
     assert result["rows_quarantined"] == 4 and result["rows_valid"] == 1
     assert alerts_in(s) == [] and slack.posts == []
 
@@ -67,7 +68,7 @@ def test_quarantined_task_rows_alert_too(tmp_path, slack):
     (s.task_landing_dir / "dataloader-0301.csv").write_text(
         "Id,Subject,SystemModstamp,CreatedDate\n"
         ",Call,2026-03-01T09:10:00.000+0000,2026-03-01T09:10:00.000+0000\n")
-    pipeline.ingest_task_files(s, alert_run=RunInfo("calltrail_ingest_salesforce", "manual__q", "ingest_task_files"))
+    ingest.ingest_task_files(s, alert_run=RunInfo("calltrail_ingest_salesforce", "manual__q", "ingest_task_files"))
     alerts = alerts_in(s)
     assert [a["check"] for a in alerts] == ["quarantined_rows_salesforce_task_file"], alerts
     assert "dataloader-0301.csv: 1 (missing_Id 1)" in alerts[0]["observed"], alerts[0]["observed"]
@@ -76,16 +77,16 @@ def test_quarantined_task_rows_alert_too(tmp_path, slack):
 def test_the_run_summary_reports_this_runs_quarantined_rows_by_source_file(tmp_path):
     s = settings_module.load(calltrail_env(tmp_path))
     write(s.web_landing_dir / "yesterday.csv", [GOOD[0], *bad_rows(2, "old")])
-    pipeline.ingest_web_events(s)
+    ingest.ingest_web_events(s)
     time.sleep(0.05)
     started = time.time()
     write(s.web_landing_dir / "today.jsonl", [GOOD[1], *bad_rows(5, "new")])
-    pipeline.ingest_web_events(s)
+    ingest.ingest_web_events(s)
 
-    this_run = report.quarantined_since(s.lake_dir, started)
+    this_run = summary.quarantined_since(s.lake_dir, started)
     assert {d: {f: dict(r) for f, r in files.items()} for d, files in this_run.items()} == {
         "web_events": {"today.jsonl": {"timestamp_without_offset:occurred_at": 5}}}
-    text = report.render(s, report.summarise(s.lake_dir), this_run=this_run)
+    text = summary.render(s, summary.summarise(s.lake_dir), this_run=this_run)
     block = text.split("quarantined in this run, by source file:")[1].split("where things are")[0]
     assert "today.jsonl" in block and "yesterday.csv" not in block, block
     assert "5  today.jsonl  (timestamp_without_offset:occurred_at 5)" in block, block
@@ -94,7 +95,7 @@ def test_the_run_summary_reports_this_runs_quarantined_rows_by_source_file(tmp_p
 
 def test_a_run_without_quarantined_rows_says_none(tmp_path):
     s = settings_module.load(calltrail_env(tmp_path))
-    text = report.render(s, report.summarise(s.lake_dir), this_run={})
+    text = summary.render(s, summary.summarise(s.lake_dir), this_run={})
     assert "quarantined in this run, by source file:\n    none" in text, text
 
 

@@ -14,11 +14,11 @@ import duckdb
 import pytest
 
 from calltrail import settings as settings_module
-from calltrail.quality import gates
-from calltrail.quality.alerts import RunInfo
+from calltrail.airflow.run_context import RunInfo
 from calltrail.quality.trends import compare
 from calltrail.quality.window import Window
 from calltrail.settings import Settings, TrendSettings
+from calltrail.tasks import quality as gates
 from tests.airflow_env import calltrail_env
 from tests.quality.helpers import build
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from calltrail import settings as settings_module
-from calltrail.quality import gates
-from calltrail.quality.alerts import RunInfo
+from calltrail.airflow.run_context import RunInfo
 from calltrail.quality.outcome import DataQualityError
 from calltrail.settings import Settings
+from calltrail.tasks import quality as gates
 from tests.airflow_env import calltrail_env
 from tests.quality.helpers import build
 

@@ -15,7 +15,7 @@ from calltrail.salesforce.extract import extract_tasks
 from calltrail.salesforce.files import ingest_task_files
 from calltrail.salesforce.reconcile import RECONCILIATION_DATASET, ReconciliationRefused, reconcile_tasks
 from calltrail.salesforce.watermark import read_watermark
-from calltrail.transform.dbt_commands import run_dbt
+from calltrail.transform.dbt import run_dbt
 from calltrail.web.ingest import ingest_web_events
 from tests.airflow_env import calltrail_env
 from tests.salesforce.lake_versions import fingerprint, lake_versions, serving

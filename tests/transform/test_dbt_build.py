@@ -9,7 +9,7 @@ import pytest
 
 from calltrail import settings as settings_module
 from calltrail.salesforce.files import ingest_task_files
-from calltrail.transform.dbt_commands import run_dbt
+from calltrail.transform.dbt import run_dbt
 from calltrail.web.ingest import ingest_web_events
 from tests.airflow_env import calltrail_env
 

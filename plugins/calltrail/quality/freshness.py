@@ -59,7 +59,7 @@ def outcomes_from(sources_json: dict) -> list[Outcome]:
 
 
 def check_freshness(settings: Settings) -> list[Outcome]:
-    from calltrail.transform.dbt_commands import run_dbt
+    from calltrail.transform.dbt import run_dbt
 
     with tempfile.TemporaryDirectory(prefix="calltrail-freshness-") as tmp:
         out = Path(tmp) / "sources.json"

@@ -1,18 +1,13 @@
 """Quarantined rows are news: more than ``CALLTRAIL_QUARANTINE_ALERT_ROWS`` in one ingestion task
-run raise an alert (``warn``: the good rows still load) that names each source file, its count and
-its reasons, and where the quarantine files are."""
+run are an outcome at ``warn`` (the good rows still load) that names each source file, its count and
+its reasons, and where the quarantine files are. The ingestion tasks alert it."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from calltrail.quality.alerts import RunInfo, deliver
 from calltrail.quality.outcome import OK, WARN, Outcome
-from calltrail.settings import Settings
-
-log = logging.getLogger(__name__)
 
 CHECK = "quarantined_rows"
 
@@ -41,17 +36,3 @@ def quarantine_outcome(dataset: str, files: Iterable[Mapping[str, Any]], thresho
                    expected=f"at most {threshold:,} quarantined row(s) per ingestion run "
                             "(CALLTRAIL_QUARANTINE_ALERT_ROWS)",
                    expectation="quarantine")
-
-
-def alert_on_quarantine(settings: Settings, dataset: str, files: Iterable[Mapping[str, Any]],
-                        run: RunInfo | None, context: dict[str, Any] | None = None) -> Outcome:
-    """Check this run's quarantine against the threshold; alert (when ``run`` is given) if above."""
-    from calltrail.lake.partitions import QUARANTINE
-
-    outcome = quarantine_outcome(dataset, files, settings.quarantine_alert_rows,
-                                 str(settings.lake_dir / QUARANTINE / dataset))
-    if outcome.failed:
-        log.warning("%s", outcome.describe())
-        if run is not None:
-            deliver([outcome], settings, run, context)
-    return outcome

@@ -1,4 +1,4 @@
-"""What each Airflow task does: one function per task, called with the run's values.
+"""The ingestion tasks: one function per Airflow task, called with the run's values.
 
 DAG files stay wiring only; these functions are where the work starts. Each is idempotent: run
 twice, it gives the same lake (the Salesforce extraction reads from the lake's own watermark, not
@@ -8,12 +8,17 @@ from the run's data interval; file ingestion skips landing files already in the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from calltrail.airflow.alerts import deliver
+from calltrail.airflow.connections import connection_configured
+from calltrail.airflow.run_context import RunInfo
+from calltrail.quality.outcome import Outcome
+from calltrail.quality.quarantine import quarantine_outcome
 from calltrail.settings import Settings
 
 if TYPE_CHECKING:
-    from calltrail.quality.alerts import RunInfo
     from calltrail.salesforce.client import ResilientSalesforce
 
 log = logging.getLogger(__name__)
@@ -28,7 +33,6 @@ def ingest_web_events(settings: Settings, *, reprocess: bool = False, alert_run:
     """Web event files into the lake; more quarantined rows than the threshold alert (``alert_run``)."""
     from calltrail.demo.apart import refuse_to_mix
     from calltrail.lake.partitions import WEB_EVENTS
-    from calltrail.quality.quarantine import alert_on_quarantine
     from calltrail.web.ingest import ingest_web_events as run
 
     refuse_to_mix(settings)
@@ -42,7 +46,6 @@ def ingest_task_files(settings: Settings, *, reprocess: bool = False, alert_run:
                       context: dict[str, Any] | None = None) -> dict[str, Any]:
     """Task files into the lake; more quarantined rows than the threshold alert (``alert_run``)."""
     from calltrail.demo.apart import refuse_to_mix
-    from calltrail.quality.quarantine import alert_on_quarantine
     from calltrail.salesforce.files import FILE_DATASET
     from calltrail.salesforce.files import ingest_task_files as run
 
@@ -51,18 +54,6 @@ def ingest_task_files(settings: Settings, *, reprocess: bool = False, alert_run:
                  memory_limit=settings.ingest_memory_limit, settle_seconds=settings.landing_settle_seconds)
     alert_on_quarantine(settings, FILE_DATASET, report.files, alert_run, context)
     return report.as_dict()
-
-
-def connection_configured(conn_id: str) -> bool:
-    from airflow.sdk import BaseHook
-
-    try:
-        BaseHook.get_connection(conn_id)
-    except Exception as exc:  # the SDK and core raise different NotFound classes
-        if type(exc).__name__ == "AirflowNotFoundException":
-            return False
-        raise
-    return True
 
 
 def _salesforce_client(settings: Settings, skipped: str) -> ResilientSalesforce:
@@ -89,7 +80,6 @@ def extract_salesforce_tasks(settings: Settings, *, full_load: bool = False, ale
     refuse_to_mix(settings, salesforce_connected=True)
     result = extract_tasks(client, settings.salesforce, settings.lake_dir, full_load=full_load,
                            memory_limit=settings.ingest_memory_limit).as_dict()
-    from calltrail.quality.quarantine import alert_on_quarantine
     from calltrail.salesforce.extract import API_DATASET
 
     alert_on_quarantine(settings, API_DATASET, [result], alert_run, context)
@@ -103,3 +93,17 @@ def reconcile_salesforce_tasks(settings: Settings) -> dict[str, Any]:
     client = _salesforce_client(settings, "reconciliation with Salesforce skipped (nothing to compare with)")
     return reconcile_tasks(client, settings.salesforce, settings.lake_dir,
                            memory_limit=settings.ingest_memory_limit).as_dict()
+
+
+def alert_on_quarantine(settings: Settings, dataset: str, files: Iterable[Mapping[str, Any]],
+                        run: RunInfo | None, context: dict[str, Any] | None = None) -> Outcome:
+    """Check this run's quarantine against the threshold; alert (when ``run`` is given) if above."""
+    from calltrail.lake.partitions import QUARANTINE
+
+    outcome = quarantine_outcome(dataset, files, settings.quarantine_alert_rows,
+                                 str(settings.lake_dir / QUARANTINE / dataset))
+    if outcome.failed:
+        log.warning("%s", outcome.describe())
+        if run is not None:
+            deliver([outcome], settings, run, context)
+    return outcome

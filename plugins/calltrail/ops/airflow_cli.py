@@ -67,7 +67,7 @@ def airflow(args: list[str], env: dict[str, str], log_file: Path, *, check: bool
 
 def prepare(settings: Settings, env: dict[str, str], log_file: Path) -> None:
     """Create or upgrade the metadata database, the pools and the dbt manifest. Safe to repeat."""
-    from calltrail.transform.dbt_commands import parse
+    from calltrail.transform.dbt import parse
 
     airflow(["db", "migrate"], env, log_file)
     airflow(["pools", "set", WAREHOUSE_POOL, "1",

@@ -13,8 +13,9 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from calltrail.quality.alerts import RunInfo, deliver
-from calltrail.quality.outcome import ERROR, WARN, DataQualityError, Outcome, raise_on_errors
+from calltrail.airflow.alerts import deliver
+from calltrail.airflow.run_context import RunInfo
+from calltrail.quality.outcome import ERROR, WARN, Outcome, raise_on_errors
 from calltrail.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def _summary(outcomes: list[Outcome], settings: Settings) -> dict[str, Any]:
 
 def check_source_freshness(settings: Settings, run: RunInfo, context: dict[str, Any] | None = None) -> dict:
     from calltrail.quality.freshness import check_freshness
-    from calltrail.transform.dbt_commands import release_in_process_warehouse
+    from calltrail.transform.dbt import release_in_process_warehouse
 
     release_in_process_warehouse()
     outcomes = check_freshness(settings)
@@ -70,7 +71,7 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
         warehouse_frames,
     )
     from calltrail.quality.window import Window
-    from calltrail.transform.dbt_commands import release_in_process_warehouse
+    from calltrail.transform.dbt import release_in_process_warehouse
 
     release_in_process_warehouse()
     q = settings.quality
@@ -82,7 +83,7 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
         data = load_frames(lake, raw)
     finally:
         lake.close()
-    from calltrail.transform.warehouse import connect as open_warehouse
+    from calltrail.warehouse.duckdb_file import connect as open_warehouse
 
     # waits (bounded) while another process holds the file, then fails naming it
     con = open_warehouse(settings.warehouse, wait_seconds=settings.warehouse_lock_wait_seconds)
@@ -107,50 +108,3 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
     deliver(outcomes, settings, run, context)
     raise_on_errors(outcomes, "data-quality audit")
     return _summary(outcomes, settings)
-
-
-def publish(settings: Settings) -> str:
-    from calltrail.transform.dbt_commands import publish as run_publish
-
-    run_publish(settings)
-    return f"published into schema published of {settings.warehouse}"
-
-
-def failure_cause(exception: BaseException | str | None) -> str:
-    """What failed, for people: the exception's class and its message's first line, then (on the
-    following lines) the last lines of a longer message, where tools such as dbt put the details."""
-    if exception is None:
-        return "the task failed without an exception (killed, or marked failed)"
-    if type(exception).__name__ == "AirflowFailException" and exception.__cause__ is not None:
-        exception = exception.__cause__  # failed without retries: the cause is what people need
-    if isinstance(exception, str):
-        name, text = "", exception
-    else:
-        name, text = type(exception).__name__, str(exception)
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or ["(no message)"]
-    first = f"{name}: {lines[0]}" if name else lines[0]
-    return "\n".join([first[:1000], *(line[:300] for line in lines[1:][-3:])])
-
-
-def alert_task_failure(context: dict[str, Any]) -> None:
-    """Task-level failure callback of every DAG: a failed task alerts with its cause.
-
-    The first line of the alert's ``observed`` is the exception's class and message (first line);
-    ``calltrail run`` prints it as the run's cause. The gates above alert for their own checks
-    before they raise, so their failures are not alerted twice.
-    """
-    from calltrail import settings as settings_module
-    from calltrail.transform.warehouse import locked_error
-
-    exception = context.get("exception")
-    if isinstance(exception, DataQualityError):
-        return
-    run = RunInfo.from_context(context)
-    task_id = run.task_id or "unknown task"
-    settings = settings_module.load()
-    # dbt's own error for a warehouse held by another process is a traceback: say it plainly.
-    locked = locked_error(settings.warehouse, str(exception or ""), None)
-    outcome = Outcome(check=task_id, layer="dbt" if task_id.startswith("dbt.") else "task", severity=ERROR,
-                      observed=failure_cause(locked or exception), expected="the task succeeds",
-                      expectation="task")
-    deliver([outcome], settings, run, context)

@@ -70,9 +70,9 @@ def dbt_env(settings: Settings) -> dict[str, str]:
 def wait_for_warehouse(settings: Settings) -> float:
     """Before dbt opens the DuckDB warehouse: wait (bounded) until no other process holds it.
 
-    Raises :class:`calltrail.transform.warehouse.WarehouseLocked`, which names the holder.
+    Raises :class:`calltrail.warehouse.duckdb_file.WarehouseLocked`, which names the holder.
     """
-    from calltrail.transform.warehouse import wait_until_free
+    from calltrail.warehouse.duckdb_file import wait_until_free
 
     if settings.dbt_target != "duckdb":
         return 0.0
@@ -84,10 +84,10 @@ def run_dbt(settings: Settings, args: list[str], *, log_file: Path | None = None
     """Run one dbt command in the project; raise with dbt's own output when it fails (``check``).
 
     A command that opens the warehouse first waits for it (:func:`wait_for_warehouse`); if dbt
-    still finds it held, :class:`~calltrail.transform.warehouse.WarehouseLocked` is raised,
+    still finds it held, :class:`~calltrail.warehouse.duckdb_file.WarehouseLocked` is raised,
     whatever ``check`` says.
     """
-    from calltrail.transform.warehouse import locked_error
+    from calltrail.warehouse.duckdb_file import locked_error
 
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     waited = wait_for_warehouse(settings) if args[:1] != ["parse"] else 0.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from calltrail.settings import WAREHOUSE_POOL, Settings
-from calltrail.transform.dbt_commands import DBT, dbt_env, dbt_vars
+from calltrail.transform.dbt import DBT, dbt_env, dbt_vars
 
 
 class ManifestMissing(RuntimeError):
@@ -18,11 +18,11 @@ class ManifestMissing(RuntimeError):
 
 def wait_for_warehouse(context: Any) -> None:
     """Each dbt task's ``pre_execute``: wait (bounded) for the warehouse, or fail naming who holds
-    it (:class:`calltrail.transform.warehouse.WarehouseLocked`), before dbt opens it."""
+    it (:class:`calltrail.warehouse.duckdb_file.WarehouseLocked`), before dbt opens it."""
     from calltrail import settings as settings_module
-    from calltrail.transform import dbt_commands
+    from calltrail.transform import dbt
 
-    dbt_commands.wait_for_warehouse(settings_module.load())
+    dbt.wait_for_warehouse(settings_module.load())
 
 
 def dbt_task_group(settings: Settings, group_id: str) -> Any:

@@ -6,7 +6,7 @@ Airflow 3's default SimpleAuthManager takes its users from ``[core] simple_auth_
 api-server invents a password and prints it to its log. The init service writes the file instead,
 from the admin password in ``.env``, so the login is the one the team chose::
 
-    printf '%s' "$AIRFLOW_ADMIN_PASSWORD" | python -m calltrail.deploy --passwords-file FILE --user admin
+    printf '%s' "$AIRFLOW_ADMIN_PASSWORD" | python -m calltrail.ops.deploy --passwords-file FILE --user admin
 
 The password is read from standard input, never from the command line (which ``ps`` shows).
 """
@@ -42,7 +42,7 @@ def write_passwords_file(path: Path, passwords: Mapping[str, str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m calltrail.deploy", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m calltrail.ops.deploy", description=__doc__.split("\n\n")[0])
     parser.add_argument("--passwords-file", type=Path, required=True,
                         help="[core] simple_auth_manager_passwords_file")
     parser.add_argument("--user", required=True, help="the admin user named in [core] simple_auth_manager_users")

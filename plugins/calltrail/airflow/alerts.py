@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from calltrail.airflow.connections import connection_configured
+from calltrail.airflow.run_context import RunInfo
 from calltrail.quality.outcome import ERROR, Outcome
 from calltrail.settings import Settings
 
@@ -73,23 +75,7 @@ class Alert:
         return f"<p>{html.escape(self.subject)}</p><table>{body}</table>"
 
 
-@dataclass(frozen=True)
-class RunInfo:
-    dag_id: str
-    run_id: str
-    task_id: str = ""
-
-    @classmethod
-    def from_context(cls, context: dict[str, Any]) -> RunInfo:
-        run = context.get("dag_run")
-        ti = context.get("task_instance") or context.get("ti")
-        return cls(dag_id=getattr(run, "dag_id", None) or "calltrail", run_id=getattr(run, "run_id", None) or "manual",
-                   task_id=getattr(ti, "task_id", None) or "")
-
-
-def connection_exists(conn_id: str) -> bool:
-    from calltrail.pipeline import connection_configured
-
+def _configured(conn_id: str) -> bool:
     try:
         return connection_configured(conn_id)
     except Exception as exc:  # no Airflow at all (a plain script): only the file and the log
@@ -101,12 +87,12 @@ def _channels(settings: Settings) -> list[tuple[str, Callable[[Alert], Any]]]:
     """The configured channels, looked up once per delivery: name and a notifier for an alert."""
     a = settings.quality.alerts
     out: list[tuple[str, Callable[[Alert], Any]]] = []
-    if connection_exists(a.slack_conn_id):
+    if _configured(a.slack_conn_id):
         from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
         out.append((f"slack ({a.slack_conn_id})", lambda alert: SlackWebhookNotifier(
             slack_webhook_conn_id=a.slack_conn_id, text=alert.text(), timeout=10)))
-    if a.emails and connection_exists(a.smtp_conn_id):
+    if a.emails and _configured(a.smtp_conn_id):
         from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
         out.append((f"e-mail ({a.smtp_conn_id})", lambda alert: SmtpNotifier(
@@ -141,7 +127,7 @@ def deliver(outcomes: list[Outcome], settings: Settings, run: RunInfo, context: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m calltrail.quality.alerts DAG_ID OBSERVED``: one ``error`` alert for a DAG run that
+    """``python -m calltrail.airflow.alerts DAG_ID OBSERVED``: one ``error`` alert for a DAG run that
     failed without any task telling why (a DAG that does not load, a task process killed).
 
     ``calltrail run`` calls it in a child process with the Airflow environment, so that the
@@ -151,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from calltrail import settings as settings_module
 
-    parser = argparse.ArgumentParser(prog="python -m calltrail.quality.alerts")
+    parser = argparse.ArgumentParser(prog="python -m calltrail.airflow.alerts")
     parser.add_argument("dag_id")
     parser.add_argument("observed")
     parser.add_argument("--run-id", default="manual")

@@ -162,11 +162,11 @@ PUBLISHED = "published"
 
 def summarise_marts(warehouse: Path, schema: str = PUBLISHED, *, wait_seconds: float = 0.0) -> MartSummary | None:
     """Read the published marts (read-only), waiting up to ``wait_seconds`` while a build writes
-    the warehouse; :class:`~calltrail.transform.warehouse.WarehouseLocked` after that.
+    the warehouse; :class:`~calltrail.warehouse.duckdb_file.WarehouseLocked` after that.
 
     None when nothing has been published yet (no run has passed its checks).
     """
-    from calltrail.transform.warehouse import connect
+    from calltrail.warehouse.duckdb_file import connect
 
     con = connect(warehouse, read_only=True, wait_seconds=wait_seconds)
     try:

@@ -2,7 +2,7 @@
 
 LocalExecutor on the SQLite metadata database of ``make run`` (or any database given in
 ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``). Every component gets the same environment
-(:func:`calltrail.local_airflow.environment`) and runs in its own process group (``setsid``), so
+(:func:`calltrail.ops.airflow_cli.environment`) and runs in its own process group (``setsid``), so
 ``make airflow-stop`` stops each group with ``kill -TERM -- -PGID``, and then whatever they started
 (Airflow puts each task in a process group of its own).
 
@@ -25,7 +25,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from calltrail.local_airflow import AIRFLOW
+from calltrail.ops.airflow_cli import AIRFLOW
 from calltrail.settings import Settings
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -57,7 +57,7 @@ class Endpoint:
 
 
 def service_environment(settings: Settings, env: dict[str, str], endpoint: Endpoint) -> dict[str, str]:
-    """What every component gets on top of :func:`calltrail.local_airflow.environment`."""
+    """What every component gets on top of :func:`calltrail.ops.airflow_cli.environment`."""
     home = settings.airflow_home
     extra = {
         "AIRFLOW__API__HOST": endpoint.host,

@@ -1,0 +1,49 @@
+"""The task-failure notifier of every DAG: a failed task alerts once, with its cause."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from calltrail.airflow.alerts import deliver
+from calltrail.airflow.run_context import RunInfo
+from calltrail.quality.outcome import ERROR, DataQualityError, Outcome
+
+
+def failure_cause(exception: BaseException | str | None) -> str:
+    """What failed, for people: the exception's class and its message's first line, then (on the
+    following lines) the last lines of a longer message, where tools such as dbt put the details."""
+    if exception is None:
+        return "the task failed without an exception (killed, or marked failed)"
+    if type(exception).__name__ == "AirflowFailException" and exception.__cause__ is not None:
+        exception = exception.__cause__  # failed without retries: the cause is what people need
+    if isinstance(exception, str):
+        name, text = "", exception
+    else:
+        name, text = type(exception).__name__, str(exception)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or ["(no message)"]
+    first = f"{name}: {lines[0]}" if name else lines[0]
+    return "\n".join([first[:1000], *(line[:300] for line in lines[1:][-3:])])
+
+
+def alert_task_failure(context: dict[str, Any]) -> None:
+    """Task-level failure callback of every DAG: a failed task alerts with its cause.
+
+    The first line of the alert's ``observed`` is the exception's class and message (first line);
+    ``calltrail run`` prints it as the run's cause. The gates above alert for their own checks
+    before they raise, so their failures are not alerted twice.
+    """
+    from calltrail import settings as settings_module
+    from calltrail.warehouse.duckdb_file import locked_error
+
+    exception = context.get("exception")
+    if isinstance(exception, DataQualityError):
+        return
+    run = RunInfo.from_context(context)
+    task_id = run.task_id or "unknown task"
+    settings = settings_module.load()
+    # dbt's own error for a warehouse held by another process is a traceback: say it plainly.
+    locked = locked_error(settings.warehouse, str(exception or ""), None)
+    outcome = Outcome(check=task_id, layer="dbt" if task_id.startswith("dbt.") else "task", severity=ERROR,
+                      observed=failure_cause(locked or exception), expected="the task succeeds",
+                      expectation="task")
+    deliver([outcome], settings, run, context)
