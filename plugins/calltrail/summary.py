@@ -11,6 +11,7 @@ from typing import Any
 
 from calltrail.lake.partitions import QUARANTINE, SALESFORCE_TASK, WEB_EVENTS
 from calltrail.settings import Settings
+from calltrail.warehouse.schemas import PUBLICATIONS, PUBLISHED
 
 
 @dataclass
@@ -157,9 +158,6 @@ class MartSummary:
         return {k: v for k, v in self.__dict__.items()}
 
 
-PUBLISHED = "published"
-
-
 def summarise_marts(warehouse: Path, schema: str = PUBLISHED, *, wait_seconds: float = 0.0) -> MartSummary | None:
     """Read the published marts (read-only), waiting up to ``wait_seconds`` while a build writes
     the warehouse; :class:`~calltrail.warehouse.duckdb_file.WarehouseLocked` after that.
@@ -192,9 +190,6 @@ def summarise_marts(warehouse: Path, schema: str = PUBLISHED, *, wait_seconds: f
         con.close()
 
 
-PUBLICATIONS = "calltrail_meta.publications"
-
-
 @dataclass(frozen=True)
 class Publication:
     """The last publish of the marts: ``at`` is None when it predates the publications log."""
@@ -204,11 +199,11 @@ class Publication:
 
 def last_publication(warehouse: Path, schema: str = PUBLISHED) -> Publication | None:
     """When the published marts were last replaced; None when nothing was ever published."""
-    import duckdb
+    from calltrail.warehouse.duckdb_file import connect
 
     if not warehouse.exists():
         return None
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = connect(warehouse, read_only=True)
     try:
         def has(schema_name: str, table: str) -> bool:
             return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? "

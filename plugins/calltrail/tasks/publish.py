@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from calltrail.settings import Settings
+from calltrail.warehouse.schemas import PUBLISHED
 
 
 def publish(settings: Settings) -> str:
     from calltrail.transform.dbt import publish as run_publish
 
     run_publish(settings)
-    return f"published into schema published of {settings.warehouse}"
+    return f"published into schema {PUBLISHED} of {settings.warehouse}"

@@ -17,10 +17,10 @@ from calltrail.airflow.alerts import deliver
 from calltrail.airflow.run_context import RunInfo
 from calltrail.quality.outcome import ERROR, WARN, Outcome, raise_on_errors
 from calltrail.settings import Settings
+from calltrail.warehouse.schemas import BUILD_SCHEMA
 
 log = logging.getLogger(__name__)
 
-BUILD_SCHEMA = "main"  # where dbt builds on DuckDB (the profile's default schema)
 
 
 def _summary(outcomes: list[Outcome], settings: Settings) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
+PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 
 
 @cache
