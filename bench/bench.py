@@ -59,6 +59,7 @@ def main() -> int:
         env.pop(key, None)
     sys.path.insert(0, str(ROOT / "plugins"))
     from calltrail import settings as settings_module
+    from calltrail.lake.layout import SALESFORCE_TASK_GLOB, WEB_EVENTS_GLOB
     from calltrail.transform.dbt import dbt_env, dbt_vars
 
     settings = settings_module.load(env)
@@ -92,8 +93,8 @@ def main() -> int:
     )
     floor_cmd = [
         sys.executable, "-c", floor_code, str(floor_db),
-        str(settings.lake_dir / "web_events" / "*" / "events.parquet"),
-        str(settings.lake_dir / "salesforce_task" / "*" / "*" / "tasks.parquet"),
+        str(settings.lake_dir / WEB_EVENTS_GLOB),
+        str(settings.lake_dir / SALESFORCE_TASK_GLOB),
         str(ROOT / "bench" / "floor.sql")]
 
     # Not timed: the project is parsed first with the same settings, as `calltrail setup` does for

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from calltrail.lake.partitions import QUARANTINE, SALESFORCE_TASK, WEB_EVENTS
+from calltrail.lake.layout import QUARANTINE, SALESFORCE_TASK, WEB_EVENTS, task_files, web_event_files
 from calltrail.settings import Settings
 from calltrail.warehouse.schemas import PUBLICATIONS, PUBLISHED
 
@@ -38,11 +38,11 @@ def summarise(lake_dir: Path) -> LakeSummary:
 
     summary = LakeSummary()
     con = duckdb.connect()
-    web = sorted((lake_dir / WEB_EVENTS).glob("file=*/events.parquet"))
+    web = web_event_files(lake_dir)
     if web:
         summary.web_files = len(web)
         summary.web_events = con.execute(f"select count(*) from read_parquet({parquet_list(web)})").fetchone()[0]
-    tasks = sorted((lake_dir / SALESFORCE_TASK).glob("source=*/*/tasks.parquet"))
+    tasks = task_files(lake_dir)
     if tasks:
         for p in tasks:
             summary.task_partitions[p.parent.parent.name.removeprefix("source=")] += 1

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from calltrail.lake.partitions import SCRATCH
+from calltrail.lake.layout import SCRATCH
 from calltrail.salesforce.client import (
     FieldNotReadable,
     RequestLimitExceeded,

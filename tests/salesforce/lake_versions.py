@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from calltrail.lake.partitions import SALESFORCE_TASK
+from calltrail.lake.layout import SALESFORCE_TASK
 from tests.fakes.salesforce import FakeSalesforce, FakeSalesforceServer
 
 

@@ -24,14 +24,14 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from calltrail.demo.generate import DEMO_FILES
-from calltrail.lake.partitions import QUARANTINE, SALESFORCE_TASK, SCRATCH, WEB_EVENTS
+from calltrail.lake.layout import QUARANTINE, SALESFORCE_TASK, SCRATCH, WEB_EVENTS, task_source
 from calltrail.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DEMO_FILE_NAMES = tuple(Path(p).name for p in DEMO_FILES if "/" in p)  # demo-web-events-*.jsonl, ...
 DEMO_TRUTH_DIR = "_demo"  # the generator's truth, beside its files in the landing folder
-TASK_FILE_DATASET = f"{SALESFORCE_TASK}/source=file"
+TASK_FILE_DATASET = task_source("file")
 
 
 class DemoDataInLake(RuntimeError):

@@ -40,7 +40,8 @@ from calltrail.lake.convert import (
     convert,
     detect_format,
 )
-from calltrail.lake.partitions import QUARANTINE, file_digest, replace_partition, sweep_scratch
+from calltrail.lake.layout import QUARANTINE
+from calltrail.lake.partitions import file_digest, replace_partition, sweep_scratch
 
 log = logging.getLogger(__name__)
 

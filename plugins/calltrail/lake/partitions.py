@@ -1,4 +1,4 @@
-"""Lake paths and the atomic replacement of one partition.
+"""The atomic replacement of one partition of the lake.
 
 A partition is written into a scratch folder and swapped into place only when it is complete, so a
 failed run leaves the previous partition (or none) and never a partial one. Re-running the same
@@ -23,12 +23,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from calltrail.lake.layout import SCRATCH
+
 log = logging.getLogger(__name__)
 
-WEB_EVENTS = "web_events"
-SALESFORCE_TASK = "salesforce_task"
-QUARANTINE = "quarantine"
-SCRATCH = ".tmp"
 
 
 def file_digest(path: Path, length: int = 20) -> str:

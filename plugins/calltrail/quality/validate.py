@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from calltrail.lake.layout import SALESFORCE_TASK_GLOB, WEB_EVENTS_GLOB
 from calltrail.quality.offline_assets import localize
 from calltrail.quality.outcome import ERROR, OK, WARN, Outcome
 from calltrail.quality.window import Window
@@ -212,9 +213,9 @@ def raw_frames(lake_dir: Path, max_rows: int) -> list[Frame]:
 
     frames = []
     for name, pattern, id_column, columns in (
-        ("raw_web_events", "web_events/*/events.parquet", "event_id",
+        ("raw_web_events", WEB_EVENTS_GLOB, "event_id",
          "event_id, bizible_id, event_type, occurred_at"),
-        ("raw_salesforce_task", "salesforce_task/*/*/tasks.parquet", "Id", "Id, SystemModstamp, CreatedDate"),
+        ("raw_salesforce_task", SALESFORCE_TASK_GLOB, "Id", "Id, SystemModstamp, CreatedDate"),
     ):
         files = newest(pattern)
         sql = (f"select {columns} from read_parquet({parquet_list(files)}, union_by_name = true) "

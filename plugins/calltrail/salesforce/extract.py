@@ -35,7 +35,8 @@ from simple_salesforce.bulk2 import Operation
 from simple_salesforce.exceptions import SalesforceOperationError
 
 from calltrail.lake.convert import DEFAULT_MEMORY_LIMIT, ConvertResult, convert
-from calltrail.lake.partitions import QUARANTINE, interval_key, replace_partition
+from calltrail.lake.layout import QUARANTINE
+from calltrail.lake.partitions import interval_key, replace_partition
 from calltrail.salesforce.client import (
     BULK_EXTRACTION_CALLS,
     REST_EXTRACTION_CALLS,

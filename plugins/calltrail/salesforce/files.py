@@ -7,11 +7,11 @@ from pathlib import Path
 
 from calltrail.lake.convert import DEFAULT_MEMORY_LIMIT
 from calltrail.lake.landing import IngestReport, ingest_folder
-from calltrail.lake.partitions import SALESFORCE_TASK
+from calltrail.lake.layout import SALESFORCE_TASK_FILE, task_source
 from calltrail.salesforce.tasks import contract
 from calltrail.settings import SalesforceSettings
 
-FILE_DATASET = f"{SALESFORCE_TASK}/source=file"
+FILE_DATASET = task_source("file")
 
 
 def ingest_task_files(
@@ -28,5 +28,5 @@ def ingest_task_files(
     Versions of one Task across files are all kept: staging picks the latest ``SystemModstamp``.
     """
     return ingest_folder(landing_dir, lake_dir, contract(sf), dataset_path=FILE_DATASET,
-                         parquet_name="tasks.parquet", dedupe_against_lake=False, reprocess=reprocess,
+                         parquet_name=SALESFORCE_TASK_FILE, dedupe_against_lake=False, reprocess=reprocess,
                          memory_limit=memory_limit, settle_seconds=settle_seconds)

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from calltrail.lake.convert import DEFAULT_MEMORY_LIMIT, connect, parquet_list
-from calltrail.lake.partitions import SALESFORCE_TASK, replace_partition
+from calltrail.lake.layout import SALESFORCE_TASK, task_source
+from calltrail.lake.partitions import replace_partition
 from calltrail.salesforce.client import ResilientSalesforce, SalesforceExtractionError
 from calltrail.salesforce.extract import count_tasks, task_pages
 from calltrail.salesforce.tasks import contract, ids_soql, soql_datetime
@@ -41,7 +42,7 @@ from calltrail.settings import SalesforceSettings
 
 log = logging.getLogger(__name__)
 
-RECONCILIATION_DATASET = f"{SALESFORCE_TASK}/source=reconciliation"
+RECONCILIATION_DATASET = task_source("reconciliation")
 DELETED_BY = "_deleted_by"
 MARKER = "reconciliation"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from calltrail.lake.convert import Column, Contract
-from calltrail.lake.partitions import SALESFORCE_TASK
+from calltrail.lake.layout import SALESFORCE_TASK
 from calltrail.settings import SalesforceSettings
 
 STANDARD_FIELDS: tuple[Column, ...] = (

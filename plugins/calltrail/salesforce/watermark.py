@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from calltrail.lake.partitions import SALESFORCE_TASK
+from calltrail.lake.layout import SALESFORCE_TASK_FILE, task_source
 
 log = logging.getLogger(__name__)
 
-API_DATASET = f"{SALESFORCE_TASK}/source=api"
+API_DATASET = task_source("api")
 MANIFEST = "_manifest.json"
-PARQUET = "tasks.parquet"
+PARQUET = SALESFORCE_TASK_FILE
 
 
 @dataclass(frozen=True)

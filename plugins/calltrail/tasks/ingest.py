@@ -32,7 +32,7 @@ def ingest_web_events(settings: Settings, *, reprocess: bool = False, alert_run:
                       context: dict[str, Any] | None = None) -> dict[str, Any]:
     """Web event files into the lake; more quarantined rows than the threshold alert (``alert_run``)."""
     from calltrail.demo.apart import refuse_to_mix
-    from calltrail.lake.partitions import WEB_EVENTS
+    from calltrail.lake.layout import WEB_EVENTS
     from calltrail.web.ingest import ingest_web_events as run
 
     refuse_to_mix(settings)
@@ -98,10 +98,10 @@ def reconcile_salesforce_tasks(settings: Settings) -> dict[str, Any]:
 def alert_on_quarantine(settings: Settings, dataset: str, files: Iterable[Mapping[str, Any]],
                         run: RunInfo | None, context: dict[str, Any] | None = None) -> Outcome:
     """Check this run's quarantine against the threshold; alert (when ``run`` is given) if above."""
-    from calltrail.lake.partitions import QUARANTINE
+    from calltrail.lake.layout import quarantine_dir
 
     outcome = quarantine_outcome(dataset, files, settings.quarantine_alert_rows,
-                                 str(settings.lake_dir / QUARANTINE / dataset))
+                                 str(quarantine_dir(settings.lake_dir, dataset)))
     if outcome.failed:
         log.warning("%s", outcome.describe())
         if run is not None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from calltrail.lake.convert import DEFAULT_MEMORY_LIMIT, Check, Column, Contract
 from calltrail.lake.ids import BIZIBLE_ID_PATTERN, normalised_bizible_id_sql
 from calltrail.lake.landing import IngestReport, ingest_folder
-from calltrail.lake.partitions import WEB_EVENTS
+from calltrail.lake.layout import WEB_EVENTS, WEB_EVENTS_FILE
 
 EVENT_TYPES = ("page_view", "form_submit")
 
@@ -65,6 +65,6 @@ def ingest_web_events(
 ) -> IngestReport:
     """Ingest every web event file in ``landing_dir`` that is not yet in the lake (and complete:
     see :func:`calltrail.lake.landing.settled_files`)."""
-    return ingest_folder(landing_dir, lake_dir, CONTRACT, dataset_path=WEB_EVENTS, parquet_name="events.parquet",
+    return ingest_folder(landing_dir, lake_dir, CONTRACT, dataset_path=WEB_EVENTS, parquet_name=WEB_EVENTS_FILE,
                          dedupe_against_lake=True, reprocess=reprocess, memory_limit=memory_limit,
                          settle_seconds=settle_seconds)
