@@ -144,7 +144,7 @@ CY_HAS_SOURCES = ("() => { const e = document.querySelector('#cy'); return !!(e 
 
 def test_the_data_docs_of_the_scheduled_audit_open_from_the_ui_menu_and_render_offline(live, transform_run):
     """On this loopback address Airflow gives every request an admin token (all-admins), so the
-    menu entry opens the pages; tests/test_airflow_pages.py covers the login beyond loopback."""
+    menu entry opens the pages; tests/airflow/test_pages.py covers the login beyond loopback."""
     assert transform_run["state"] == "success"
     url = live["url"]
     docs_dir = live["settings"].data_docs_dir
