@@ -46,7 +46,7 @@ from calltrail.salesforce.client import (
     discard_query_job,
     list_query_jobs,
 )
-from calltrail.salesforce.tasks import (
+from calltrail.salesforce.task_record import (
     contract,
     count_soql,
     field_names,

@@ -8,7 +8,7 @@ from pathlib import Path
 from calltrail.lake.convert import DEFAULT_MEMORY_LIMIT
 from calltrail.lake.landing import IngestReport, ingest_folder
 from calltrail.lake.layout import SALESFORCE_TASK_FILE, task_source
-from calltrail.salesforce.tasks import contract
+from calltrail.salesforce.task_record import contract
 from calltrail.settings import SalesforceSettings
 
 FILE_DATASET = task_source("file")

@@ -36,7 +36,7 @@ from calltrail.lake.layout import SALESFORCE_TASK, task_source
 from calltrail.lake.partitions import replace_partition
 from calltrail.salesforce.client import ResilientSalesforce, SalesforceExtractionError
 from calltrail.salesforce.extract import count_tasks, task_pages
-from calltrail.salesforce.tasks import contract, ids_soql, soql_datetime
+from calltrail.salesforce.task_record import contract, ids_soql, soql_datetime
 from calltrail.salesforce.watermark import API_DATASET, MANIFEST, PARQUET
 from calltrail.settings import SalesforceSettings
 
