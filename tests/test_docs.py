@@ -137,30 +137,43 @@ def test_no_tracked_file_points_at_a_specification_outside_the_repository():
 def _settings_variables() -> set[str]:
     from calltrail import settings
 
-    source = _text(ROOT / "plugins" / "calltrail" / "settings.py")
-    names = set(_VAR.findall(source))
-    # The threshold variables are built from the check names: CALLTRAIL_DQ_<CHECK>_WARN / _ERROR.
-    names |= {f"CALLTRAIL_DQ_{check.upper()}_{level}" for check in settings.DEFAULT_THRESHOLDS
-              for level in ("WARN", "ERROR")}
-    return names
+    return {row.variable for row in settings.TABLE}
 
 
-def _documented(path: Path) -> set[str]:
-    """Variables a page names, with `X_WARN` / `_ERROR` spelled out as both."""
-    text = _text(path)
-    names = set(_VAR.findall(text))
-    for full, suffix in re.findall(r"`(CALLTRAIL_[A-Z0-9_]+)` / `(_[A-Z_]+)`", text):
-        # The suffix replaces as many words: X_WARN / _ERROR -> X_ERROR, X_WARN_HOURS / _ERROR_HOURS -> X_ERROR_HOURS.
-        parts, replacement = full.split("_"), suffix.strip("_").split("_")
-        names.add("_".join(parts[: len(parts) - len(replacement)] + replacement))
-    return names
+def _configuration_tables() -> tuple[dict[str, str], str]:
+    """docs/configuration.md's rows before "Read elsewhere" (variable -> default cell), and that text."""
+    text = _text(ROOT / "docs" / "configuration.md").split("\n## Read elsewhere", 1)[0]
+    rows = dict(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \| ([^|]*) \|", text, re.M))
+    return {name: cell.strip() for name, cell in rows.items()}, text
 
 
-def test_every_variable_settings_reads_is_in_the_configuration_page():
-    read = _settings_variables()
-    assert len(read) > 40, f"found only {len(read)} variables in settings.py: the pattern is broken"
-    missing = sorted(read - _documented(ROOT / "docs" / "configuration.md"))
-    assert not missing, f"settings.py reads these, docs/configuration.md does not name them: {missing}"
+def test_every_setting_has_a_row_in_the_configuration_page_with_its_default():
+    from calltrail import settings
+
+    rows, _ = _configuration_tables()
+    assert len(settings.TABLE) > 40, f"the settings table has only {len(settings.TABLE)} rows"
+    wrong = []
+    for row in settings.TABLE:
+        cell = rows.get(row.variable)
+        expected = f"`{row.default}`" if row.default else "empty"
+        if cell is None:
+            wrong.append(f"{row.variable}: no row (default {expected})")
+        elif not cell.startswith(expected):
+            wrong.append(f"{row.variable}: default cell {cell!r}, the table's default is {expected}")
+    assert not wrong, "docs/configuration.md disagrees with settings.TABLE:\n" + "\n".join(wrong)
+
+
+def test_every_variable_the_configuration_page_documents_is_a_setting():
+    from calltrail import settings
+
+    rows, text = _configuration_tables()
+    table = {row.variable for row in settings.TABLE}
+    named = set(rows) | set(_VAR.findall(text))
+    unknown = sorted(named - table)
+    assert not unknown, f"docs/configuration.md documents these as settings, settings.TABLE has no row: {unknown}"
+    elsewhere = _text(ROOT / "docs" / "configuration.md").split("\n## Read elsewhere", 1)[1].split("\n## ", 1)[0]
+    misplaced = sorted(set(_VAR.findall(elsewhere)) & table)
+    assert not misplaced, f"settings.py reads these, yet the page lists them under 'Read elsewhere': {misplaced}"
 
 
 def _code_variables() -> set[str]:

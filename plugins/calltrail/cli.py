@@ -249,6 +249,11 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
+    print("\n".join(settings_module.describe(settings)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="calltrail", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -264,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     af.add_argument("action", choices=("start", "stop", "status"))
     summary = sub.add_parser("summary", help="print what is in the lake")
     summary.add_argument("--json", action="store_true")
+    sub.add_parser("settings", help="print every setting: its variable, the value in use, its default and meaning")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -279,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo" and not 0 <= args.call_share <= 1:
         parser.error(f"--call-share must be between 0 and 1, got {args.call_share}")
     handler = {"demo": cmd_demo, "run": cmd_run, "setup": cmd_setup, "summary": cmd_summary,
-               "airflow": cmd_airflow}[args.command]
+               "airflow": cmd_airflow, "settings": cmd_settings}[args.command]
     from calltrail.warehouse.duckdb_file import WarehouseLocked
 
     try:

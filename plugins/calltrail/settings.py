@@ -1,42 +1,61 @@
 """The one place that reads the environment.
 
-Every other module receives its values from a :class:`Settings` instance. Paths default to
-folders under ``data/`` in the project root so that ``make run`` works on a fresh clone.
+Every other module receives its values from a :class:`Settings` instance. Each setting is one row,
+declared where its field is: ``name: type = _row(VARIABLE, default, parser, description)``. The
+default is written once, as text in the variable's own syntax, and goes through the row's parser
+like any value set in the environment; ``TABLE`` lists every row with the field it fills.
+
+Paths default to folders under ``data/`` in the project root (``<data>/...``: under
+``CALLTRAIL_DATA_DIR``) so that ``make run`` works on a fresh clone.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+import shlex
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WAREHOUSE_POOL = "calltrail_warehouse"  # one slot: DuckDB has one writer and readers conflict with it
 TASK_RETRIES_VAR = "CALLTRAIL_TASK_RETRIES"  # `calltrail run` sets it to 0 for its `airflow dags test` runs
+DATA = "<data>"  # in a path's default: the folder CALLTRAIL_DATA_DIR names
 
 
 class ConfigurationError(ValueError):
     """A setting has a value calltrail cannot use; the message names the variable."""
 
 
-def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not a whole number") from None
-    if value < minimum:
-        raise ConfigurationError(f"{name}={value} must be at least {minimum}")
-    return value
+# A parser turns a variable's text into its value, or raises ConfigurationError naming the variable.
+Parser = Callable[[str, str], Any]
 
 
-def _float(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+def _text(name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _url(name: str, raw: str) -> str:
+    return raw.strip().rstrip("/")
+
+
+def _whole(minimum: int = 0) -> Parser:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name}={raw!r} is not a whole number") from None
+        if value < minimum:
+            raise ConfigurationError(f"{name}={value} must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def _number(name: str, raw: str) -> float:
+    """A number, not negative."""
     try:
         value = float(raw)
     except ValueError:
@@ -46,71 +65,144 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
-def _positive(env: dict[str, str], name: str, default: float) -> float:
-    value = _float(env, name, default)
+def _positive(name: str, raw: str) -> float:
+    value = _number(name, raw)
     if value == 0:
         raise ConfigurationError(f"{name}=0 must be more than 0")
     return value
 
 
-def _percent(env: dict[str, str], name: str, default: float) -> float:
-    value = _float(env, name, default)
+def _percent(name: str, raw: str) -> float:
+    value = _number(name, raw)
     if value >= 100:
         raise ConfigurationError(f"{name}={value:g} must be below 100 (a share of the daily API requests)")
     return value
 
 
-def _choice(env: dict[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = (env.get(name) or default).strip().lower()
-    if value not in allowed:
-        raise ConfigurationError(f"{name}={value!r}: use one of {', '.join(allowed)}")
+def _share(name: str, raw: str) -> float:
+    value = _number(name, raw)
+    if value > 1:
+        raise ConfigurationError(f"{name}={value} must be a share between 0 and 1")
     return value
 
 
-def _path(env: dict[str, str], name: str, default: Path) -> Path:
-    raw = env.get(name)
-    return Path(raw).expanduser().resolve() if raw else default
+def _factor(name: str, raw: str) -> float:
+    value = _number(name, raw)
+    if value <= 1:
+        raise ConfigurationError(f"{name}={value} must be above 1")
+    return value
 
 
-@dataclass(frozen=True)
-class SalesforceSettings:
-    conn_id: str = "salesforce_default"
-    bizible_id_field: str = "bizible2__BizibleId__c"
-    touchpoint_date_field: str = "bizible2__Bizible_Touchpoint_Date__c"
-    overlap_minutes: int = 15
-    max_attempts: int = 5  # per API call, for what can recover (5xx, timeouts, broken bodies)
-    backoff_seconds: float = 2.0
-    bulk_page_size: int = 50_000
-    connect_attempts: int = 3  # per API call when the host cannot be reached at all
-    max_backoff_seconds: float = 60.0  # cap of one wait; a longer Retry-After fails the call
-    connect_timeout_seconds: float = 10.0
-    read_timeout_seconds: float = 120.0
-    api_reserve_percent: float = 10.0  # share of the org's daily API requests left to other integrations
-    # Above this many Tasks an extraction (or the reconciliation's Id list) uses Bulk API 2.0
-    # queryAll, at or below it REST queryAll; decided by a COUNT() through queryAll.
-    bulk_threshold: int = 10_000
-    # Reconciliation of deletes beyond the Recycle Bin: a cron expression or preset, or "off".
-    reconcile_schedule: str | None = "0 4 * * 0"
-    # The reconciliation refuses to mark more than this share of the lake's live Tasks deleted.
-    reconcile_max_delete_share: float = 0.5
+def _choice(*allowed: str) -> Parser:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ConfigurationError(f"{name}={value!r}: use one of {', '.join(allowed)}")
+        return value
+
+    return parse
 
 
 _CRON_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually", "@midnight")
 
 
-def _schedule(env: dict[str, str], name: str, default: str) -> str | None:
+def _schedule(name: str, raw: str) -> str | None:
     """A cron expression (five fields) or an Airflow preset; ``off`` or ``none`` for manual runs only."""
-    value = " ".join((env.get(name) or default).split())
+    value = " ".join(raw.split())
     if value.lower() in ("off", "none"):
         return None
     if value.lower() in _CRON_PRESETS:
         return value.lower()
-    fields = value.split(" ")
-    if len(fields) != 5 or not all(re.fullmatch(r"[0-9A-Za-z*/,?#LW-]+", f) for f in fields):
+    parts = value.split(" ")
+    if len(parts) != 5 or not all(re.fullmatch(r"[0-9A-Za-z*/,?#LW-]+", f) for f in parts):
         raise ConfigurationError(
             f"{name}={value!r} is not a schedule: give five cron fields (e.g. '0 4 * * 0', Sundays 04:00 UTC), "
             f"a preset ({', '.join(_CRON_PRESETS)}), or 'off' to run it only by hand")
     return value
+
+
+def _items(name: str, raw: str) -> tuple[str, ...]:
+    """A list, comma- or semicolon-separated."""
+    return tuple(v.strip() for v in raw.replace(";", ",").split(",") if v.strip())
+
+
+def _path(name: str, raw: str) -> Path:
+    """A path as given: relative to the working folder, or starting with ``~``."""
+    return Path(raw).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the table: a variable, its default, how it is read, what it means, what it fills."""
+
+    variable: str
+    # As it would be written in the environment. A path's default is relative to the checkout, and
+    # ``<data>/...`` is under CALLTRAIL_DATA_DIR.
+    default: str
+    parse: Parser = field(repr=False)
+    description: str
+    fills: str = ""  # the field of Settings, e.g. "salesforce.overlap_minutes"; set when TABLE is built
+
+    def read(self, env: Mapping[str, str], data_dir: Path | None = None) -> Any:
+        """The value in ``env``; the default when the variable is unset or blank."""
+        raw = env.get(self.variable)
+        if raw is None or raw.strip() == "":
+            return self.default_value(data_dir)
+        return self.parse(self.variable, raw)
+
+    def default_value(self, data_dir: Path | None = None) -> Any:
+        if self.parse is not _path:
+            return self.parse(self.variable, self.default)
+        if self.default.startswith(DATA + "/"):
+            base = data_dir if data_dir is not None else DATA_DIR.default_value()
+            return base / self.default.removeprefix(DATA + "/")
+        return PROJECT_ROOT / self.default
+
+
+def _row(variable: str, default: str, parse: Parser, description: str) -> Any:
+    """A dataclass field read from ``variable``; its default is the row's default."""
+    row = Setting(variable, default, parse, description)
+    return field(default=row.default_value(), metadata={"setting": row})
+
+
+DATA_DIR = Setting("CALLTRAIL_DATA_DIR", "data", _path,
+                   "parent of every location below that is not set itself")
+
+
+@dataclass(frozen=True)
+class SalesforceSettings:
+    conn_id: str = _row("CALLTRAIL_SF_CONN_ID", "salesforce_default", _text,
+                        "the Airflow connection calltrail reads Salesforce through")
+    bizible_id_field: str = _row("CALLTRAIL_SF_BIZIBLE_ID_FIELD", "bizible2__BizibleId__c", _text,
+                                 "the Task field the call-tracking vendor writes the BizibleId into")
+    touchpoint_date_field: str = _row("CALLTRAIL_SF_TOUCHPOINT_DATE_FIELD", "bizible2__Bizible_Touchpoint_Date__c",
+                                      _text, "the Task field with the interaction time")
+    overlap_minutes: int = _row("CALLTRAIL_SF_OVERLAP_MINUTES", "15", _whole(),
+                                "each extraction starts reading this many minutes before the watermark")
+    max_attempts: int = _row("CALLTRAIL_SF_MAX_ATTEMPTS", "5", _whole(1),
+                             "attempts per API call for what can recover (5xx, timeouts, broken bodies)")
+    backoff_seconds: float = _row("CALLTRAIL_SF_BACKOFF_SECONDS", "2", _number,
+                                  "first wait between attempts; doubles per attempt")
+    bulk_page_size: int = _row("CALLTRAIL_SF_BULK_PAGE_SIZE", "50000", _whole(1),
+                               "records per Bulk API 2.0 result page")
+    connect_attempts: int = _row("CALLTRAIL_SF_CONNECT_ATTEMPTS", "3", _whole(1),
+                                 "attempts per API call when the host cannot be reached at all")
+    max_backoff_seconds: float = _row("CALLTRAIL_SF_MAX_BACKOFF_SECONDS", "60", _number,
+                                      "longest single wait; a longer Retry-After fails the call")
+    connect_timeout_seconds: float = _row("CALLTRAIL_SF_CONNECT_TIMEOUT_SECONDS", "10", _positive,
+                                          "TCP/TLS connect timeout of every request")
+    read_timeout_seconds: float = _row("CALLTRAIL_SF_READ_TIMEOUT_SECONDS", "120", _positive,
+                                       "longest wait for the next bytes of an answer")
+    api_reserve_percent: float = _row("CALLTRAIL_SF_API_RESERVE_PERCENT", "10", _percent,
+                                      "share of the org's daily API requests left to other integrations")
+    # Decided by a COUNT() through queryAll: above it Bulk API 2.0 queryAll, at or below it REST queryAll.
+    bulk_threshold: int = _row("CALLTRAIL_SF_BULK_THRESHOLD", "10000", _whole(),
+                               "above this many Tasks an extraction or the Id listing uses Bulk API 2.0")
+    reconcile_schedule: str | None = _row("CALLTRAIL_SF_RECONCILE_SCHEDULE", "0 4 * * 0", _schedule,
+                                          "when the reconciliation of deletes runs: cron, preset, or off")
+    reconcile_max_delete_share: float = _row("CALLTRAIL_SF_RECONCILE_MAX_DELETE_SHARE", "0.5", _share,
+                                             "largest share of the lake's live Tasks one reconciliation "
+                                             "may mark deleted")
 
 
 # Field-population checks (Great Expectations) with two thresholds each: the share of rows that
@@ -129,6 +221,15 @@ DEFAULT_THRESHOLDS: dict[str, tuple[float, float]] = {
 DEFAULT_TASK_TYPES = ("Call", "Phone Call", "Inbound Call", "Outbound Call", "Email", "Meeting", "Other")
 
 
+def _threshold_rows() -> tuple[Setting, ...]:
+    """Two rows per check, filling ``<check>.warn`` and ``<check>.error`` of ``quality.thresholds``."""
+    return tuple(
+        Setting(f"CALLTRAIL_DQ_{check.upper()}_{level.upper()}", str(value), _share,
+                f"share of rows that must pass {check} before a run {'warns' if level == 'warn' else 'fails'}",
+                fills=f"{check}.{level}")
+        for check, pair in DEFAULT_THRESHOLDS.items() for level, value in zip(("warn", "error"), pair, strict=True))
+
+
 @dataclass(frozen=True)
 class Threshold:
     warn: float
@@ -139,88 +240,106 @@ class Threshold:
 class TrendSettings:
     """This run's metrics against the median of recent published runs."""
 
-    factor: float = 2.0  # alert when a metric moves by more than this factor either way
-    min_change: float = 0.05  # ... and, for shares, by at least this much in absolute terms
-    runs: int = 7  # how many recent runs form the baseline
-    min_runs: int = 3  # no trend alert before this many runs are recorded
-    severity: str = "warn"
+    factor: float = _row("CALLTRAIL_DQ_TREND_FACTOR", "2", _factor,
+                         "a trend figure alerts when it moves beyond this factor of its baseline")
+    min_change: float = _row("CALLTRAIL_DQ_TREND_MIN_CHANGE", "0.05", _share,
+                             "shares must also move by at least this much")
+    runs: int = _row("CALLTRAIL_DQ_TREND_RUNS", "7", _whole(1), "published runs that form the baseline")
+    min_runs: int = _row("CALLTRAIL_DQ_TREND_MIN_RUNS", "3", _whole(1),
+                         "no trend comparison before this many runs are recorded")
+    severity: str = _row("CALLTRAIL_DQ_TREND_SEVERITY", "warn", _choice("warn", "error"),
+                         "the severity of a trend alert")
 
 
 @dataclass(frozen=True)
 class FreshnessSettings:
     """dbt source freshness: hours since rows last arrived in the lake (``_loaded_at``)."""
 
-    web_events_warn_hours: int = 6
-    web_events_error_hours: int = 24
-    salesforce_task_warn_hours: int = 24
-    salesforce_task_error_hours: int = 72
+    web_events_warn_hours: int = _row("CALLTRAIL_FRESHNESS_WEB_EVENTS_WARN_HOURS", "6", _whole(1),
+                                      "hours since web events last reached the lake before a warning")
+    web_events_error_hours: int = _row("CALLTRAIL_FRESHNESS_WEB_EVENTS_ERROR_HOURS", "24", _whole(1),
+                                       "hours since web events last reached the lake before an error")
+    salesforce_task_warn_hours: int = _row("CALLTRAIL_FRESHNESS_SALESFORCE_TASK_WARN_HOURS", "24", _whole(1),
+                                           "hours since Tasks last reached the lake before a warning")
+    salesforce_task_error_hours: int = _row("CALLTRAIL_FRESHNESS_SALESFORCE_TASK_ERROR_HOURS", "72", _whole(1),
+                                            "hours since Tasks last reached the lake before an error")
 
 
 @dataclass(frozen=True)
 class AlertSettings:
-    slack_conn_id: str = "slack_alerts"
-    smtp_conn_id: str = "smtp_alerts"
-    emails: tuple[str, ...] = ()
-    max_record_ids: int = 10
+    slack_conn_id: str = _row("CALLTRAIL_ALERT_SLACK_CONN_ID", "slack_alerts", _text,
+                              "the Airflow connection for Slack alerts")
+    smtp_conn_id: str = _row("CALLTRAIL_ALERT_SMTP_CONN_ID", "smtp_alerts", _text,
+                             "the Airflow connection for e-mail alerts")
+    emails: tuple[str, ...] = _row("CALLTRAIL_ALERT_EMAILS", "", _items, "recipients of the e-mail alerts")
+    max_record_ids: int = 10  # not a setting: record Ids an alert lists before "and N more"
 
 
 @dataclass(frozen=True)
 class QualitySettings:
     thresholds: dict[str, Threshold] = field(
-        default_factory=lambda: {k: Threshold(*v) for k, v in DEFAULT_THRESHOLDS.items()})
-    task_types: tuple[str, ...] = DEFAULT_TASK_TYPES
-    raw_max_rows: int = 500_000  # raw-lake checks read at most this many of the newest rows per dataset
+        default_factory=lambda: {k: Threshold(*v) for k, v in DEFAULT_THRESHOLDS.items()},
+        metadata={"settings": _threshold_rows()})
+    task_types: tuple[str, ...] = _row("CALLTRAIL_DQ_TASK_TYPES", ",".join(DEFAULT_TASK_TYPES), _items,
+                                       "Task Types expected as touchpoint types")
+    raw_max_rows: int = _row("CALLTRAIL_DQ_RAW_MAX_ROWS", "500000", _whole(1),
+                             "newest lake rows per dataset the raw-lake checks read")
     # The recent window: threshold checks and trend figures also run over the rows whose event time
     # (call time, session start, event time) falls in the last ``window_days`` days before the audit.
-    window_days: int = 7
+    window_days: int = _row("CALLTRAIL_DQ_WINDOW_DAYS", "7", _whole(1), "length of the recent window, in days")
     # A window check (and a trend share) is judged only over at least this many rows; fewer are
     # reported as not judged, so a quiet week cannot fail the run on three calls.
-    window_min_rows: int = 100
+    window_min_rows: int = _row("CALLTRAIL_DQ_WINDOW_MIN_ROWS", "100", _whole(1),
+                                "rows a recent check or a trend share needs to be judged")
     trend: TrendSettings = field(default_factory=TrendSettings)
     freshness: FreshnessSettings = field(default_factory=FreshnessSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
 
 
-def _share(env: dict[str, str], name: str, default: float) -> float:
-    value = _float(env, name, default)
-    if value > 1:
-        raise ConfigurationError(f"{name}={value} must be a share between 0 and 1")
-    return value
-
-
 @dataclass(frozen=True)
 class Settings:
-    landing_dir: Path
-    lake_dir: Path
-    warehouse: Path
-    airflow_home: Path = PROJECT_ROOT / "data" / "airflow"
-    demo_mode: str = "auto"
-    demo_visitors: int = 400
-    ingest_memory_limit: str = "2GB"
+    data_dir: Path = field(default=DATA_DIR.default_value(), metadata={"setting": DATA_DIR})
+    landing_dir: Path = _row("CALLTRAIL_LANDING_DIR", f"{DATA}/landing", _path, "files that arrive from outside")
+    lake_dir: Path = _row("CALLTRAIL_LAKE_DIR", f"{DATA}/lake", _path, "raw data as Parquet, with quarantine/")
+    warehouse: Path = _row("CALLTRAIL_WAREHOUSE", f"{DATA}/warehouse/calltrail.duckdb", _path,
+                           "the DuckDB file dbt builds")
+    airflow_home: Path = _row("AIRFLOW_HOME", f"{DATA}/airflow", _path, "the local Airflow's home")
+    demo_mode: str = _row("CALLTRAIL_DEMO", "auto", _choice("auto", "always", "never"),
+                          "when the demo data set is generated")
+    demo_visitors: int = _row("CALLTRAIL_DEMO_VISITORS", "400", _whole(1), "size of the demo data set")
+    ingest_memory_limit: str = _row("CALLTRAIL_INGEST_MEMORY_LIMIT", "2GB", _text,
+                                    "DuckDB's memory per ingestion task")
     # A landing file modified within this many seconds is watched that long before it is read, and
     # left for the next run if it still changes (a sender still writing it).
-    landing_settle_seconds: float = 10.0
+    landing_settle_seconds: float = _row("CALLTRAIL_LANDING_SETTLE_SECONDS", "10", _number,
+                                         "how long a just-modified landing file is watched before it is read")
     # How long calltrail (and dbt) wait for another process to release the DuckDB warehouse before
     # they fail with a message that names it.
-    warehouse_lock_wait_seconds: float = 60.0
+    warehouse_lock_wait_seconds: float = _row("CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS", "60", _number,
+                                              "how long to wait for another process to release the warehouse")
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
-    dbt_target: str = "duckdb"
-    dbt_duckdb_memory_limit: str = "3500MB"
-    dbt_docs_dir: Path = PROJECT_ROOT / "data" / "dbt_docs"
+    dbt_target: str = _row("CALLTRAIL_DBT_TARGET", "duckdb", _text, "the dbt target in dbt_project/profiles.yml")
+    dbt_duckdb_memory_limit: str = _row("CALLTRAIL_DBT_DUCKDB_MEMORY_LIMIT", "3500MB", _text,
+                                        "DuckDB's memory_limit for the dbt build")
+    dbt_docs_dir: Path = _row("CALLTRAIL_DBT_DOCS_DIR", f"{DATA}/dbt_docs", _path, "where each run writes the dbt docs")
     # dbt's target folder (manifest, run artifacts); two installations sharing a checkout need one each.
-    dbt_target_dir: Path = PROJECT_ROOT / "dbt_project" / "target"
-    data_docs_dir: Path = PROJECT_ROOT / "data" / "gx_data_docs"
-    data_docs_url: str = ""  # where the Data Docs folder is served, if it is; else a file:// link
-    airflow_host: str = "127.0.0.1"  # where `make airflow` serves the UI and API
-    airflow_port: int = 8080
+    dbt_target_dir: Path = _row("CALLTRAIL_DBT_TARGET_DIR", "dbt_project/target", _path, "dbt's target folder")
+    data_docs_dir: Path = _row("CALLTRAIL_DATA_DOCS_DIR", f"{DATA}/gx_data_docs", _path,
+                               "where each audit writes the Great Expectations Data Docs")
+    data_docs_url: str = _row("CALLTRAIL_DATA_DOCS_URL", "", _url,
+                              "where the Data Docs folder is served; empty: a file:// link")
+    airflow_host: str = _row("CALLTRAIL_AIRFLOW_HOST", "127.0.0.1", _text,
+                             "where `make airflow` serves the UI and the API")
+    airflow_port: int = _row("CALLTRAIL_AIRFLOW_PORT", "8080", _whole(1), "its port")
     # Scheduler retries of the tasks that call a remote service (the Salesforce API extraction).
     # `calltrail run` (make run) sets CALLTRAIL_TASK_RETRIES=0 for its `airflow dags test` runs: it is
     # interactive and must not wait out retry delays; the scheduler of `make airflow` keeps them.
-    task_retries: int = 2
-    task_retry_delay_minutes: float = 5.0
-    # More quarantined rows than this in one ingestion task run raise an alert (warn).
-    quarantine_alert_rows: int = 100
+    task_retries: int = _row(TASK_RETRIES_VAR, "2", _whole(), "scheduler retries of the tasks that call Salesforce")
+    task_retry_delay_minutes: float = _row("CALLTRAIL_TASK_RETRY_DELAY_MINUTES", "5", _number,
+                                           "the delay between those retries")
+    quarantine_alert_rows: int = _row("CALLTRAIL_QUARANTINE_ALERT_ROWS", "100", _whole(),
+                                      "more quarantined rows than this in one ingestion task raise an alert")
     # The process environment as read once here, for the child processes calltrail starts.
     environ: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -257,96 +376,73 @@ class Settings:
         return self.landing_dir / "web_events"
 
 
-def _quality(env: dict[str, str]) -> QualitySettings:
-    thresholds = {}
-    for name, (warn, error) in DEFAULT_THRESHOLDS.items():
-        prefix = f"CALLTRAIL_DQ_{name.upper()}"
-        t = Threshold(_share(env, f"{prefix}_WARN", warn), _share(env, f"{prefix}_ERROR", error))
-        if t.error > t.warn:
-            raise ConfigurationError(f"{prefix}_ERROR={t.error} is above {prefix}_WARN={t.warn}: "
-                                     "the error threshold must not be stricter than the warning one")
-        thresholds[name] = t
-    fresh = FreshnessSettings(
-        web_events_warn_hours=_int(env, "CALLTRAIL_FRESHNESS_WEB_EVENTS_WARN_HOURS", 6, minimum=1),
-        web_events_error_hours=_int(env, "CALLTRAIL_FRESHNESS_WEB_EVENTS_ERROR_HOURS", 24, minimum=1),
-        salesforce_task_warn_hours=_int(env, "CALLTRAIL_FRESHNESS_SALESFORCE_TASK_WARN_HOURS", 24, minimum=1),
-        salesforce_task_error_hours=_int(env, "CALLTRAIL_FRESHNESS_SALESFORCE_TASK_ERROR_HOURS", 72, minimum=1),
-    )
-    trend = TrendSettings(
-        factor=_float(env, "CALLTRAIL_DQ_TREND_FACTOR", 2.0),
-        min_change=_share(env, "CALLTRAIL_DQ_TREND_MIN_CHANGE", 0.05),
-        runs=_int(env, "CALLTRAIL_DQ_TREND_RUNS", 7, minimum=1),
-        min_runs=_int(env, "CALLTRAIL_DQ_TREND_MIN_RUNS", 3, minimum=1),
-        severity=_choice(env, "CALLTRAIL_DQ_TREND_SEVERITY", "warn", ("warn", "error")),
-    )
-    if trend.factor <= 1:
-        raise ConfigurationError(f"CALLTRAIL_DQ_TREND_FACTOR={trend.factor} must be above 1")
-    alerts = AlertSettings(
-        slack_conn_id=env.get("CALLTRAIL_ALERT_SLACK_CONN_ID") or "slack_alerts",
-        smtp_conn_id=env.get("CALLTRAIL_ALERT_SMTP_CONN_ID") or "smtp_alerts",
-        emails=_list(env, "CALLTRAIL_ALERT_EMAILS", ()),
-    )
-    return QualitySettings(
-        thresholds=thresholds,
-        task_types=_list(env, "CALLTRAIL_DQ_TASK_TYPES", DEFAULT_TASK_TYPES),
-        raw_max_rows=_int(env, "CALLTRAIL_DQ_RAW_MAX_ROWS", 500_000, minimum=1),
-        window_days=_int(env, "CALLTRAIL_DQ_WINDOW_DAYS", 7, minimum=1),
-        window_min_rows=_int(env, "CALLTRAIL_DQ_WINDOW_MIN_ROWS", 100, minimum=1),
-        trend=trend, freshness=fresh, alerts=alerts,
-    )
+def _rows(cls: type, prefix: str = "") -> Iterator[Setting]:
+    for f in fields(cls):
+        if "setting" in f.metadata:
+            yield replace(f.metadata["setting"], fills=prefix + f.name)
+        for row in f.metadata.get("settings", ()):
+            yield replace(row, fills=f"{prefix}{f.name}.{row.fills}")
+        if is_dataclass(f.default_factory):
+            yield from _rows(f.default_factory, f"{prefix}{f.name}.")
 
 
-def _list(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    return tuple(v.strip() for v in raw.replace(";", ",").split(",") if v.strip())
+# Every setting, in the order of the fields they fill.
+TABLE: tuple[Setting, ...] = tuple(_rows(Settings))
 
 
-def load(env: dict[str, str] | None = None) -> Settings:
+def _build(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
+    """An instance of ``cls`` from the values read, keyed by the field they fill."""
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        key = prefix + f.name
+        if key in values:
+            kwargs[f.name] = values[key]
+        elif "settings" in f.metadata:  # the thresholds: check -> Threshold(warn, error)
+            kwargs[f.name] = {check: Threshold(values[f"{key}.{check}.warn"], values[f"{key}.{check}.error"])
+                              for check in DEFAULT_THRESHOLDS}
+        elif is_dataclass(f.default_factory):
+            kwargs[f.name] = _build(f.default_factory, values, key + ".")
+    return cls(**kwargs)
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
     """Read calltrail's settings from ``env`` (default: the process environment)."""
     env = dict(os.environ if env is None else env)
-    data = _path(env, "CALLTRAIL_DATA_DIR", PROJECT_ROOT / "data")
-    sf = SalesforceSettings(
-        conn_id=env.get("CALLTRAIL_SF_CONN_ID") or "salesforce_default",
-        bizible_id_field=env.get("CALLTRAIL_SF_BIZIBLE_ID_FIELD") or "bizible2__BizibleId__c",
-        touchpoint_date_field=env.get("CALLTRAIL_SF_TOUCHPOINT_DATE_FIELD")
-        or "bizible2__Bizible_Touchpoint_Date__c",
-        overlap_minutes=_int(env, "CALLTRAIL_SF_OVERLAP_MINUTES", 15),
-        max_attempts=_int(env, "CALLTRAIL_SF_MAX_ATTEMPTS", 5, minimum=1),
-        backoff_seconds=_float(env, "CALLTRAIL_SF_BACKOFF_SECONDS", 2.0),
-        bulk_page_size=_int(env, "CALLTRAIL_SF_BULK_PAGE_SIZE", 50_000, minimum=1),
-        connect_attempts=_int(env, "CALLTRAIL_SF_CONNECT_ATTEMPTS", 3, minimum=1),
-        max_backoff_seconds=_float(env, "CALLTRAIL_SF_MAX_BACKOFF_SECONDS", 60.0),
-        connect_timeout_seconds=_positive(env, "CALLTRAIL_SF_CONNECT_TIMEOUT_SECONDS", 10.0),
-        read_timeout_seconds=_positive(env, "CALLTRAIL_SF_READ_TIMEOUT_SECONDS", 120.0),
-        api_reserve_percent=_percent(env, "CALLTRAIL_SF_API_RESERVE_PERCENT", 10.0),
-        bulk_threshold=_int(env, "CALLTRAIL_SF_BULK_THRESHOLD", 10_000),
-        reconcile_schedule=_schedule(env, "CALLTRAIL_SF_RECONCILE_SCHEDULE", "0 4 * * 0"),
-        reconcile_max_delete_share=_share(env, "CALLTRAIL_SF_RECONCILE_MAX_DELETE_SHARE", 0.5),
-    )
-    return Settings(
-        landing_dir=_path(env, "CALLTRAIL_LANDING_DIR", data / "landing"),
-        lake_dir=_path(env, "CALLTRAIL_LAKE_DIR", data / "lake"),
-        warehouse=_path(env, "CALLTRAIL_WAREHOUSE", data / "warehouse" / "calltrail.duckdb"),
-        airflow_home=_path(env, "AIRFLOW_HOME", data / "airflow"),
-        demo_mode=_choice(env, "CALLTRAIL_DEMO", "auto", ("auto", "always", "never")),
-        demo_visitors=_int(env, "CALLTRAIL_DEMO_VISITORS", 400, minimum=1),
-        ingest_memory_limit=env.get("CALLTRAIL_INGEST_MEMORY_LIMIT") or "2GB",
-        landing_settle_seconds=_float(env, "CALLTRAIL_LANDING_SETTLE_SECONDS", 10.0),
-        warehouse_lock_wait_seconds=_float(env, "CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS", 60.0),
-        salesforce=sf,
-        quality=_quality(env),
-        dbt_target=env.get("CALLTRAIL_DBT_TARGET") or "duckdb",
-        dbt_duckdb_memory_limit=env.get("CALLTRAIL_DBT_DUCKDB_MEMORY_LIMIT") or "3500MB",
-        dbt_docs_dir=_path(env, "CALLTRAIL_DBT_DOCS_DIR", data / "dbt_docs"),
-        dbt_target_dir=_path(env, "CALLTRAIL_DBT_TARGET_DIR", PROJECT_ROOT / "dbt_project" / "target"),
-        data_docs_dir=_path(env, "CALLTRAIL_DATA_DOCS_DIR", data / "gx_data_docs"),
-        data_docs_url=(env.get("CALLTRAIL_DATA_DOCS_URL") or "").rstrip("/"),
-        airflow_host=env.get("CALLTRAIL_AIRFLOW_HOST") or "127.0.0.1",
-        airflow_port=_int(env, "CALLTRAIL_AIRFLOW_PORT", 8080, minimum=1),
-        task_retries=_int(env, TASK_RETRIES_VAR, 2),
-        task_retry_delay_minutes=_float(env, "CALLTRAIL_TASK_RETRY_DELAY_MINUTES", 5.0),
-        quarantine_alert_rows=_int(env, "CALLTRAIL_QUARANTINE_ALERT_ROWS", 100),
-        environ=env,
-    )
+    data_dir = DATA_DIR.read(env)
+    values = {row.fills: row.read(env, data_dir) for row in TABLE}
+    settings: Settings = _build(Settings, values)
+    for check, t in settings.quality.thresholds.items():
+        if t.error > t.warn:
+            prefix = f"CALLTRAIL_DQ_{check.upper()}"
+            raise ConfigurationError(f"{prefix}_ERROR={t.error} is above {prefix}_WARN={t.warn}: "
+                                     "the error threshold must not be stricter than the warning one")
+    return replace(settings, environ=env)
+
+
+def in_use(settings: Settings) -> Iterator[tuple[Setting, Any]]:
+    """Each row of the table with the value ``settings`` holds for it."""
+    for row in TABLE:
+        value: Any = settings
+        for part in row.fills.split("."):
+            value = value[part] if isinstance(value, dict) else getattr(value, part)
+        yield row, value
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return "off"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def describe(settings: Settings) -> list[str]:
+    """One line per setting, in the environment's syntax: ``VARIABLE=value  # where it came from: meaning``."""
+    lines = []
+    for row, value in in_use(settings):
+        given = settings.environ.get(row.variable, "").strip() != ""
+        origin = f"set; default {shlex.quote(row.default)}" if given else "default"
+        lines.append(f"{row.variable}={shlex.quote(_as_text(value))}  # {origin}: {row.description}")
+    return lines

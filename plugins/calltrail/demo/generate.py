@@ -28,6 +28,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
+from calltrail.settings import Settings
+
 log = logging.getLogger(__name__)
 
 SITE = "https://www.acme-calls.example"
@@ -396,7 +398,7 @@ def clear(landing: Path) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def generate(landing: Path, *, visitors: int = 400, seed: int = 7,
+def generate(landing: Path, *, visitors: int = Settings.demo_visitors, seed: int = 7,
              start: datetime = datetime(2026, 11, 1, tzinfo=UTC), days: int = 21,
              call_share: float = DEMO_CALL_SHARE) -> Truth:
     """Write the demo data set for ``visitors`` visitors, ``call_share`` of whom call; the same

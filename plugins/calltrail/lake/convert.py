@@ -25,6 +25,8 @@ from typing import Literal
 import duckdb
 import pyarrow as pa
 
+from calltrail.settings import Settings
+
 log = logging.getLogger(__name__)
 
 Kind = Literal["text", "timestamp", "boolean", "integer", "date"]
@@ -41,7 +43,7 @@ _DUCKDB_TYPES: dict[Kind, str] = {
 }
 
 
-DEFAULT_MEMORY_LIMIT = "2GB"
+DEFAULT_MEMORY_LIMIT = Settings.ingest_memory_limit  # CALLTRAIL_INGEST_MEMORY_LIMIT's default
 
 
 class UnreadableFile(ValueError):

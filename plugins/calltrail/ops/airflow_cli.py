@@ -29,6 +29,8 @@ def _jwt_secret(airflow_home: Path) -> str:
 
 
 def environment(settings: Settings) -> dict[str, str]:
+    # The process environment as settings read it, passed on whole: the Airflow processes (and the
+    # tasks they run, which load the settings again) need PATH, AIRFLOW__* and the CALLTRAIL_* variables.
     env = dict(settings.environ)
     home = settings.airflow_home
     env["AIRFLOW_HOME"] = str(home)

@@ -194,6 +194,7 @@ def _strays(home: Path, since: float) -> dict[int, int]:
         if ppid != 1 or boot + start / tick < since:
             continue
         try:
+            # Another process's environment, not ours: it tells which installation started it.
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:
             continue

@@ -228,7 +228,8 @@ class SalesforceConnector:
     instead of simple-salesforce's silent re-login loop, which only covers part of the API.
     """
 
-    def __init__(self, conn_id: str, *, connect_timeout: float = 10.0, read_timeout: float = 120.0,
+    def __init__(self, conn_id: str, *, connect_timeout: float = SalesforceSettings.connect_timeout_seconds,
+                 read_timeout: float = SalesforceSettings.read_timeout_seconds,
                  credentials: Credentials | None = None) -> None:
         self.conn_id = conn_id
         self.timeout = (connect_timeout, read_timeout)
@@ -265,7 +266,8 @@ class SalesforceConnector:
         return Salesforce(session_id=token, instance=instance, version=c.version, session=session)
 
 
-def connect(conn_id: str, *, connect_timeout: float = 10.0, read_timeout: float = 120.0) -> Salesforce:
+def connect(conn_id: str, *, connect_timeout: float = SalesforceSettings.connect_timeout_seconds,
+            read_timeout: float = SalesforceSettings.read_timeout_seconds) -> Salesforce:
     """A logged-in Salesforce client from the Airflow connection ``conn_id``.
 
     TLS trust follows ``REQUESTS_CA_BUNDLE`` as for every ``requests`` client.
@@ -405,11 +407,11 @@ class ResilientSalesforce:
         self,
         factory: Callable[[], Salesforce],
         *,
-        max_attempts: int = 5,
-        connect_attempts: int = 3,
-        backoff_seconds: float = 2.0,
-        max_backoff_seconds: float = 60.0,
-        api_reserve_percent: float = 10.0,
+        max_attempts: int = SalesforceSettings.max_attempts,  # the settings' defaults
+        connect_attempts: int = SalesforceSettings.connect_attempts,
+        backoff_seconds: float = SalesforceSettings.backoff_seconds,
+        max_backoff_seconds: float = SalesforceSettings.max_backoff_seconds,
+        api_reserve_percent: float = SalesforceSettings.api_reserve_percent,
         watched_fields: Sequence[str] = (),
         conn_id: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -424,7 +426,7 @@ class ResilientSalesforce:
                                                 jitter=backoff_seconds)
         self.api_reserve_percent = api_reserve_percent
         self.watched_fields = tuple(watched_fields)
-        self.conn_id = conn_id or getattr(factory, "conn_id", None) or "salesforce_default"
+        self.conn_id = conn_id or getattr(factory, "conn_id", None) or SalesforceSettings.conn_id
         self._sleep = sleep
         self._retry_after: float | None = None
         self.retries = 0

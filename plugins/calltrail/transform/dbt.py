@@ -91,6 +91,8 @@ def run_dbt(settings: Settings, args: list[str], *, log_file: Path | None = None
 
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     waited = wait_for_warehouse(settings) if args[:1] != ["parse"] else 0.0
+    # dbt is a child process: it gets the environment as settings read it (PATH, the CALLTRAIL_PG_* that
+    # profiles.yml reads) with calltrail's own locations on top.
     env = {**settings.environ, **dbt_env(settings)}
     cmd = [DBT, *args, "--project-dir", str(settings.dbt_project_dir), "--vars", json.dumps(dbt_vars(settings))]
     log.info("dbt %s", " ".join(args))

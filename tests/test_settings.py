@@ -1,0 +1,92 @@
+"""The settings table: one row per variable, defaults written once, values checked with the variable named."""
+
+from __future__ import annotations
+
+import pytest
+
+from calltrail import cli
+from calltrail import settings as settings_module
+from calltrail.settings import PROJECT_ROOT, ConfigurationError, Settings, load
+
+
+def test_each_variable_has_one_row_and_each_row_fills_its_own_field():
+    variables = [row.variable for row in settings_module.TABLE]
+    fills = [row.fills for row in settings_module.TABLE]
+    assert len(variables) == len(set(variables)), f"a variable has two rows: {sorted(variables)}"
+    assert len(fills) == len(set(fills)), f"two rows fill the same field: {sorted(fills)}"
+
+
+def test_values_reach_the_nested_fields_their_rows_fill():
+    s = load({"CALLTRAIL_DQ_SESSION_LANDING_PAGE_POPULATION_ERROR": "0.5",
+              "CALLTRAIL_FRESHNESS_WEB_EVENTS_WARN_HOURS": "2", "CALLTRAIL_ALERT_EMAILS": "a@example.com; b@example.com",
+              "CALLTRAIL_DATA_DOCS_URL": "https://docs.example.com/dq/", "CALLTRAIL_DQ_TREND_SEVERITY": "ERROR",
+              "CALLTRAIL_SF_RECONCILE_SCHEDULE": "off", "CALLTRAIL_SF_CONN_ID": " sf_prod "})
+    assert s.quality.thresholds["session_landing_page_population"] == settings_module.Threshold(0.99, 0.5)
+    assert s.quality.freshness.web_events_warn_hours == 2
+    assert s.quality.alerts.emails == ("a@example.com", "b@example.com")
+    assert s.data_docs_index == "https://docs.example.com/dq/index.html"
+    assert s.quality.trend.severity == "error"
+    assert s.salesforce.reconcile_schedule is None and s.salesforce.conn_id == "sf_prod"
+    by_variable = {row.variable: value for row, value in settings_module.in_use(s)}
+    assert by_variable["CALLTRAIL_DQ_SESSION_LANDING_PAGE_POPULATION_ERROR"] == 0.5
+    assert by_variable["CALLTRAIL_FRESHNESS_WEB_EVENTS_WARN_HOURS"] == 2
+
+
+def test_the_dataclasses_default_to_what_an_empty_environment_gives():
+    assert Settings() == load({})
+
+
+def test_the_defaults_are_the_documented_ones():
+    s = load({})
+    assert s.salesforce.overlap_minutes == 15
+    assert s.salesforce.reconcile_schedule == "0 4 * * 0"
+    assert s.quality.thresholds["call_bizible_id_population"] == settings_module.Threshold(0.9, 0.75)
+    assert s.quality.trend.factor == 2.0 and s.quality.freshness.salesforce_task_error_hours == 72
+    assert s.quality.task_types == ("Call", "Phone Call", "Inbound Call", "Outbound Call", "Email", "Meeting", "Other")
+    assert s.quality.alerts.emails == () and s.data_docs_url == ""
+    assert s.dbt_target_dir == PROJECT_ROOT / "dbt_project" / "target"
+
+
+def test_paths_default_to_folders_under_the_data_dir(tmp_path):
+    s = load({"CALLTRAIL_DATA_DIR": str(tmp_path)})
+    assert (s.landing_dir, s.lake_dir, s.warehouse, s.airflow_home, s.dbt_docs_dir, s.data_docs_dir) == (
+        tmp_path / "landing", tmp_path / "lake", tmp_path / "warehouse" / "calltrail.duckdb", tmp_path / "airflow",
+        tmp_path / "dbt_docs", tmp_path / "gx_data_docs")
+    assert load({}).landing_dir == PROJECT_ROOT / "data" / "landing"
+    # a location set itself does not follow the data dir; dbt's target folder is in the checkout
+    s = load({"CALLTRAIL_DATA_DIR": str(tmp_path), "CALLTRAIL_LAKE_DIR": str(tmp_path / "elsewhere")})
+    assert s.lake_dir == tmp_path / "elsewhere" and s.dbt_target_dir == PROJECT_ROOT / "dbt_project" / "target"
+
+
+def test_a_blank_variable_takes_its_default():
+    s = load({"CALLTRAIL_SF_OVERLAP_MINUTES": " ", "CALLTRAIL_DEMO": "", "CALLTRAIL_SF_CONN_ID": ""})
+    assert (s.salesforce.overlap_minutes, s.demo_mode, s.salesforce.conn_id) == (15, "auto", "salesforce_default")
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("CALLTRAIL_SF_OVERLAP_MINUTES", "fifteen", "CALLTRAIL_SF_OVERLAP_MINUTES='fifteen' is not a whole number"),
+    ("CALLTRAIL_DEMO_VISITORS", "0", "CALLTRAIL_DEMO_VISITORS=0 must be at least 1"),
+    ("CALLTRAIL_SF_BACKOFF_SECONDS", "-1", "CALLTRAIL_SF_BACKOFF_SECONDS=-1.0 must not be negative"),
+    ("CALLTRAIL_DQ_TREND_FACTOR", "1.0", "CALLTRAIL_DQ_TREND_FACTOR=1.0 must be above 1"),
+    ("CALLTRAIL_DEMO", "sometimes", "CALLTRAIL_DEMO='sometimes': use one of auto, always, never"),
+    ("CALLTRAIL_DQ_WINDOW_MIN_ROWS", "many", "CALLTRAIL_DQ_WINDOW_MIN_ROWS='many' is not a whole number"),
+])
+def test_a_value_calltrail_cannot_use_is_refused_with_the_variable_named(variable, value, message):
+    with pytest.raises(ConfigurationError) as caught:
+        load({variable: value})
+    assert str(caught.value) == message
+
+
+def test_calltrail_settings_prints_each_variable_with_its_value_and_where_it_came_from(monkeypatch, capsys, tmp_path):
+    for row in settings_module.TABLE:
+        monkeypatch.delenv(row.variable, raising=False)
+    monkeypatch.setenv("CALLTRAIL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CALLTRAIL_SF_OVERLAP_MINUTES", "3")
+    assert cli.main(["settings"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(settings_module.TABLE), lines
+    assert ("CALLTRAIL_SF_OVERLAP_MINUTES=3  # set; default 15: each extraction starts reading this many minutes "
+            "before the watermark") in lines, lines
+    assert f"CALLTRAIL_LAKE_DIR={tmp_path / 'lake'}  # default: raw data as Parquet, with quarantine/" in lines, lines
+    assert ("CALLTRAIL_SF_RECONCILE_SCHEDULE='0 4 * * 0'  # default: when the reconciliation of deletes runs: "
+            "cron, preset, or off") in lines, lines
