@@ -28,8 +28,9 @@ from calltrail.lake.convert import DEFAULT_MEMORY_LIMIT, Check, Column, Contract
 from calltrail.lake.ids import BIZIBLE_ID_PATTERN, normalised_bizible_id_sql
 from calltrail.lake.landing import IngestReport, ingest_folder
 from calltrail.lake.partitions import WEB_EVENTS
+from calltrail.transform.project import project_var
 
-EVENT_TYPES = ("page_view", "form_submit")
+EVENT_TYPES: tuple[str, ...] = tuple(project_var("calltrail__web_event_types"))
 
 CONTRACT = Contract(
     dataset=WEB_EVENTS,
