@@ -50,10 +50,10 @@ final as (
         {{ dbt.datediff('session_start_at', 'call_at', 'second') }} as seconds_after_session_start,
         {{ dbt.datediff('session_last_event_at', 'call_at', 'second') }} as seconds_after_last_activity,
         case
-            when session_id is null then 'no_session'
+            when session_id is null then {{ calltrail.match_status('no_session') }}
             when call_at <= {{ dbt.dateadd('minute', var('calltrail__call_window_minutes'), anchor_column) }}
-                then 'matched'
-            else 'outside_window'
+                then {{ calltrail.match_status('matched') }}
+            else {{ calltrail.match_status('outside_window') }}
         end as match_status
     from candidate
 

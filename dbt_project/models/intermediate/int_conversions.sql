@@ -38,7 +38,7 @@ session_conversions as (
         match_status,
         0 as kind_priority
     from tasks
-    where match_status = 'matched'
+    where match_status = {{ calltrail.match_status('matched') }}
 
     union all
 
@@ -97,7 +97,7 @@ unmatched_tasks as (
         match_status,
         false as owns_session
     from tasks
-    where match_status <> 'matched'
+    where match_status <> {{ calltrail.match_status('matched') }}
 
 ),
 

@@ -34,9 +34,9 @@ with parsed as (
         event_type,
         occurred_at,
         form_url,
-        case when event_type = 'page_view' then 0 else 1 end as event_type_rank,
+        case when event_type = {{ calltrail.web_event_type('page_view') }} then 0 else 1 end as event_type_rank,
         (
-            event_type = 'page_view'
+            event_type = {{ calltrail.web_event_type('page_view') }}
             and (
                 {%- for field in calltrail.source_signature_columns() %}
                 {{ field }} is not null{{ " or" if not loop.last }}

@@ -8,8 +8,8 @@
     URLs are read back from stg_web__events, for the landing and referrer pages. Search engines
     and channels are looked up once per distinct value, not once per session. -#}
 
-{%- set page_view_position = "case when event_type = 'page_view' then event_position end" -%}
-{%- set form_submit_position = "case when event_type = 'form_submit' then event_position end" -%}
+{%- set page_view_position = "case when event_type = " ~ calltrail.web_event_type('page_view') ~ " then event_position end" -%}
+{%- set form_submit_position = "case when event_type = " ~ calltrail.web_event_type('form_submit') ~ " then event_position end" -%}
 
 with session_events as (
 
@@ -34,8 +34,8 @@ sessions as (
         min(occurred_at) as session_start_at,
         max(occurred_at) as session_last_event_at,
         count(*) as events,
-        sum(case when event_type = 'page_view' then 1 else 0 end) as page_views,
-        sum(case when event_type = 'form_submit' then 1 else 0 end) as form_submits,
+        sum(case when event_type = {{ calltrail.web_event_type('page_view') }} then 1 else 0 end) as page_views,
+        sum(case when event_type = {{ calltrail.web_event_type('form_submit') }} then 1 else 0 end) as form_submits,
         {#- The session's first page view and first form submit: the value on the row with the
             lowest position among the session's page views (form submits). #}
         {{ calltrail.first_by('event_id', page_view_position) }} as first_page_view_event_id,

@@ -30,9 +30,9 @@ counted as (
         sum(case when calls.bizible_id_status = 'invalid_format' then 1 else 0 end) as calls_invalid_bizible_id,
         sum(case when touchpoints.touchpoint_origin = 'task_in_session' then 1 else 0 end) as calls_matched_to_session,
         sum(case when touchpoints.touchpoint_origin = 'task_only' then 1 else 0 end) as calls_task_only,
-        sum(case when matches.match_status = 'matched' then 1 else 0 end) as calls_within_window,
-        sum(case when matches.match_status = 'outside_window' then 1 else 0 end) as calls_outside_window,
-        sum(case when matches.match_status = 'no_session' then 1 else 0 end) as calls_without_session
+        sum(case when matches.match_status = {{ calltrail.match_status('matched') }} then 1 else 0 end) as calls_within_window,
+        sum(case when matches.match_status = {{ calltrail.match_status('outside_window') }} then 1 else 0 end) as calls_outside_window,
+        sum(case when matches.match_status = {{ calltrail.match_status('no_session') }} then 1 else 0 end) as calls_without_session
     from calls
     left join touchpoints
         on calls.task_id = touchpoints.task_id

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
+from calltrail.dbt_project import project_var
 from calltrail.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -269,7 +270,7 @@ class Generator:
         if not deleted:
             self.truth.tasks[f"live_calls_{expected}"] += 1
             self.truth.tasks["live_calls_blank_type"] += blank_type
-            if expected in ("matched", "outside_window", "no_session"):
+            if expected in project_var("calltrail__match_statuses"):
                 self.truth.tasks["live_calls_valid_bizible_id"] += 1
                 self.truth.tasks[f"live_calls_touchpoint_{kind if expected == 'matched' else 'task_only'}"] += 1
         self.out.truth_tasks.write(json.dumps({

@@ -1,6 +1,11 @@
-"""The BizibleId rule (docs/rules.md, BizibleId), for SQL run by ingestion (dbt has its own macro)."""
+"""The BizibleId rule (docs/rules.md, BizibleId), for SQL run by ingestion (dbt has its own macro).
 
-BIZIBLE_ID_PATTERN = "^[0-9a-f]{32}$"
+The pattern is the dbt var ``calltrail__bizible_id_pattern``, declared once in ``dbt_project.yml``.
+"""
+
+from calltrail.dbt_project import project_var
+
+BIZIBLE_ID_PATTERN: str = project_var("calltrail__bizible_id_pattern")
 
 
 def normalised_bizible_id_sql(column: str) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from calltrail.dbt_project import project_var
 from calltrail.lake.layout import SALESFORCE_TASK_GLOB, WEB_EVENTS_GLOB
 from calltrail.quality.offline_assets import localize
 from calltrail.quality.outcome import ERROR, OK, WARN, Outcome
@@ -31,8 +32,8 @@ log = logging.getLogger(__name__)
 
 TOUCHPOINT_POSITIONS = ("FT", "LC", "Post LC", "FT, LC", "FT, Post LC")
 WEB_TOUCHPOINT_TYPES = ("Web Visit", "Web Form")
-MATCH_STATUSES = ("matched", "outside_window", "no_session")
-EVENT_TYPES = ("page_view", "form_submit")
+MATCH_STATUSES: tuple[str, ...] = tuple(project_var("calltrail__match_statuses"))
+EVENT_TYPES: tuple[str, ...] = tuple(project_var("calltrail__web_event_types"))
 TIMESTAMP_TYPES = ["datetime64[us]", "datetime64[ns]", "datetime64[ms]", "datetime64[s]"]
 
 
@@ -108,7 +109,7 @@ def checks(q: QualitySettings, window: Window | None = None) -> list[Check]:
         Check("web_occurred_at_present", "raw", "raw_web_events", not_null("occurred_at"),
               "every web event has a time"),
         Check("web_event_type_known", "raw", "raw_web_events", in_set("event_type", EVENT_TYPES),
-              "event_type is page_view or form_submit"),
+              f"event_type is one of {', '.join(EVENT_TYPES)}"),
         Check("task_id_present", "raw", "raw_salesforce_task", not_null("Id"), "every Task version has an Id"),
         Check("task_modstamp_present", "raw", "raw_salesforce_task", not_null("SystemModstamp"),
               "every Task version has a SystemModstamp"),
@@ -147,7 +148,7 @@ def checks(q: QualitySettings, window: Window | None = None) -> list[Check]:
         Check("touchpoint_position_known", "marts", "touchpoints", in_set("touchpoint_position", TOUCHPOINT_POSITIONS),
               "positions are FT, LC, Post LC or their combinations"),
         Check("touchpoint_match_status_known", "marts", "touchpoints", in_set("match_status", MATCH_STATUSES),
-              "match_status is matched, outside_window or no_session"),
+              f"match_status is one of {', '.join(MATCH_STATUSES)}"),
         Check("touchpoint_channel_present", "marts", "touchpoints", not_null("marketing_channel"),
               "no touchpoint without a channel"),
         Check("touchpoint_source_present", "marts", "touchpoints", not_null("touchpoint_source"),

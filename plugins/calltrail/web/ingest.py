@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from calltrail.dbt_project import project_var
 from calltrail.lake.convert import DEFAULT_MEMORY_LIMIT, Check, Column, Contract
 from calltrail.lake.ids import BIZIBLE_ID_PATTERN, normalised_bizible_id_sql
 from calltrail.lake.landing import IngestReport, ingest_folder
 from calltrail.lake.layout import WEB_EVENTS, WEB_EVENTS_FILE
 
-EVENT_TYPES = ("page_view", "form_submit")
+EVENT_TYPES: tuple[str, ...] = tuple(project_var("calltrail__web_event_types"))
 
 CONTRACT = Contract(
     dataset=WEB_EVENTS,
