@@ -226,3 +226,25 @@ def test_every_section_of_the_rules_that_the_code_cites_exists():
     missing = [f"{rel}: {section!r}" for rel, section in cited
                if not all(part in headings for part in section.split(" and "))]
     assert not missing, f"sections cited that docs/rules.md does not have ({sorted(headings)}):\n" + "\n".join(missing)
+
+
+_REPO_PATH = re.compile(r"^(?:plugins|dags|dbt_project|tests|docs|scripts|bench)/[\w./*-]*[\w*/]$")
+
+
+def _repo_paths() -> list[tuple[str, str]]:
+    """(page, path) for every code span of the README and docs/ that is a path in the repository
+    (``plugins/calltrail/lake/layout.py``, ``tests/ops/``); a ``::test`` suffix is cut off."""
+    found = []
+    for page in DOCS:
+        for snippet in _CODE_SPAN.findall(_text(page)):
+            candidate = snippet.split("::")[0].strip()
+            if _REPO_PATH.match(candidate):
+                found.append((page.relative_to(ROOT).as_posix(), candidate))
+    return found
+
+
+def test_every_repository_path_the_docs_name_exists():
+    assert len(_repo_paths()) > 20, "the path reader finds the docs' paths"
+    missing = [f"{page}: {path}" for page, path in _repo_paths()
+               if not (any(ROOT.glob(path)) if "*" in path else (ROOT / path).exists())]
+    assert missing == [], "paths the docs name that are not in the repository:\n" + "\n".join(missing)
