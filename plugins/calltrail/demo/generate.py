@@ -2,8 +2,8 @@
 
 Visitors arrive through every default channel, browse in sessions, and some phone in or fill in
 a form. Each visitor follows one scenario (below); together the scenarios show every case of the
-rules in ``docs/rules.md`` (the table of rule cases and scenarios: ``docs/demo-data.md``). The
-first visitors take every scenario once, in the order below, so even a small demo shows them all;
+rules in ``docs/rules.md`` (its section "Each rule in the demo" maps each case to a scenario). The
+first visitors take every scenario once, in the order of ``SCENARIOS``, so even a small demo shows them all;
 the rest are drawn by weight. A few web rows are broken on purpose, and a tracking retry
 delivers some events twice.
 
@@ -567,13 +567,13 @@ class Generator:
                 "task_id": t.task_id, "visitor": n, "scenario": t.scenario, "is_call": t.is_call, "deleted": t.deleted,
                 "blank_type": t.blank_type, "expected_match_status": lab["status"],
                 "expected_touchpoint": lab["touchpoint"], "expected_position": lab["position"],
-                "expected_session_start": _sf_time(session.start) if session else None,
+                "expected_session_start": session.start.isoformat(timespec="milliseconds") if session else None,
                 "expected_channel": CHANNEL_NAMES[session.channel] if lab["touchpoint"] == "session" else None,
                 "call_time": _sf_time(t.at)}) + "\n")
 
     # -- visitors ------------------------------------------------------------------------------
-    def _channel(self, *, other_than: str | None = None) -> str:
-        channels = [c for c in CHANNEL_WEIGHTS if c != other_than]
+    def _channel(self, *, other_than: tuple[str, ...] = ()) -> str:
+        channels = [c for c in CHANNEL_WEIGHTS if c not in other_than]
         return self.rng.choices(channels, weights=[CHANNEL_WEIGHTS[c] for c in channels])[0]
 
     def _after_first_within_second(self, first: datetime, second: datetime) -> datetime:
@@ -677,10 +677,11 @@ class Generator:
         elif scenario == "session_split_by_new_source":
             end = self._session(bid, t0, channel, pages=2)
             second = end + gap * self.rng.uniform(0.1, 0.9)
-            self._session(bid, second, self._channel(other_than=channel), pages=self.rng.randint(1, 3))
+            # Any other channel but direct brings a source with another signature.
+            self._session(bid, second, self._channel(other_than=(channel, "direct")), pages=self.rng.randint(1, 3))
             self._call(bid, self._after_first_within_second(t0, second), "matched", deleted=False)
         elif scenario == "direct_return_within_gap":
-            end = self._session(bid, t0, self._channel(other_than="direct"), pages=2)
+            end = self._session(bid, t0, self._channel(other_than=("direct",)), pages=2)
             back = end + gap * self.rng.uniform(0.1, 0.9)
             self._page(bid, back)
             self._call(bid, self._after_first_within_second(t0, back), "outside_window", deleted=False)
