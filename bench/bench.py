@@ -59,6 +59,7 @@ def main() -> int:
         env.pop(key, None)
     sys.path.insert(0, str(ROOT / "plugins"))
     from calltrail import settings as settings_module
+    from calltrail.dbt_project import project_var
     from calltrail.lake.layout import SALESFORCE_TASK_GLOB, WEB_EVENTS_GLOB
     from calltrail.transform.dbt import dbt_env, dbt_vars
 
@@ -84,18 +85,23 @@ def main() -> int:
     dbt_settings = ["--project-dir", str(settings.dbt_project_dir), "--vars", json.dumps(dbt_vars(settings))]
     build_cmd = [str(BIN / "dbt"), "build", "--resource-type", "seed", "--resource-type", "model", *dbt_settings]
     floor_db = data / "floor.duckdb"
+    # The floor's variables: the lake's globs, and the rule values and Task fields the dbt build uses.
+    floor_vars = {
+        "web_glob": str(settings.lake_dir / WEB_EVENTS_GLOB),
+        "task_glob": str(settings.lake_dir / SALESFORCE_TASK_GLOB),
+        "inactivity_minutes": project_var("calltrail__session_inactivity_minutes"),
+        "call_window_minutes": project_var("calltrail__call_window_minutes"),
+        "bizible_id_field": settings.salesforce.bizible_id_field,
+        "touchpoint_date_field": settings.salesforce.touchpoint_date_field,
+    }
     floor_code = (
-        "import duckdb, sys, pathlib; con = duckdb.connect(sys.argv[1]); "
-        "con.execute(\"set variable web_glob = ?\", [sys.argv[2]]); "
-        "con.execute(\"set variable task_glob = ?\", [sys.argv[3]]); "
-        "con.execute(pathlib.Path(sys.argv[4]).read_text()); "
+        "import duckdb, json, sys, pathlib; con = duckdb.connect(sys.argv[1]); "
+        "[con.execute(f'set variable {k} = ?', [v]) for k, v in json.loads(sys.argv[2]).items()]; "
+        "con.execute(pathlib.Path(sys.argv[3]).read_text()); "
         "print(con.execute('select match_status, count(*) from floor_matches group by 1 order by 1').fetchall())"
     )
-    floor_cmd = [
-        sys.executable, "-c", floor_code, str(floor_db),
-        str(settings.lake_dir / WEB_EVENTS_GLOB),
-        str(settings.lake_dir / SALESFORCE_TASK_GLOB),
-        str(ROOT / "bench" / "floor.sql")]
+    floor_cmd = [sys.executable, "-c", floor_code, str(floor_db), json.dumps(floor_vars),
+                 str(ROOT / "bench" / "floor.sql")]
 
     # Not timed: the project is parsed first with the same settings, as `calltrail setup` does for
     # Airflow, so that the timed builds measure the models rather than a full parse (dbt discards

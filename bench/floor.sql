@@ -1,6 +1,8 @@
 -- The floor: one hand-written DuckDB query over the same lake that computes the same sessions
 -- and the same call matches as the dbt models (inactivity and source splits, latest session at or
--- before the call, 30-minute window from the session start). DuckDB-only syntax is fine here.
+-- before the call, the call window from the session start). DuckDB-only syntax is fine here.
+-- bench.py sets the variables: the lake's globs, the dbt project's inactivity gap and call window
+-- (minutes), and the configured Task fields for the BizibleId and the touchpoint date.
 create or replace table floor_matches as
 with events as (
     select
@@ -27,7 +29,7 @@ flagged as (
     select *,
         event_type = 'page_view' and (coalesce(utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_id, ext_ref) is not null) as brings,
         concat_ws('|', utm_source, utm_medium, utm_campaign, utm_content, utm_term, click_id, ext_ref) as sig,
-        occurred_at > lag(occurred_at) over w + interval 30 minute or lag(occurred_at) over w is null as gap
+        occurred_at > lag(occurred_at) over w + to_minutes(getvariable('inactivity_minutes')) or lag(occurred_at) over w is null as gap
     from signed
     window w as (partition by bid order by occurred_at, event_type desc, event_id)
 ),
@@ -42,17 +44,23 @@ sessions as (
     from (select bid, occurred_at, sum(starts_session::int) over (partition by bid order by occurred_at, event_type desc, event_id) as session_number from starts)
     group by all
 ),
+task_versions as (
+    select Id, SystemModstamp, IsDeleted, CreatedDate,
+           columns(lambda c: c = getvariable('bizible_id_field')) as bizible_id,
+           columns(lambda c: c = getvariable('touchpoint_date_field')) as touchpoint_date
+    from read_parquet(getvariable('task_glob'), union_by_name = true)
+),
 tasks as (
     select Id as task_id,
-           regexp_replace(lower(trim(arg_max(bizible2__BizibleId__c, SystemModstamp))), '[-{}]', '', 'g') as bid,
-           arg_max(coalesce(bizible2__Bizible_Touchpoint_Date__c, CreatedDate), SystemModstamp) as call_at,
+           regexp_replace(lower(trim(arg_max(bizible_id, SystemModstamp))), '[-{}]', '', 'g') as bid,
+           arg_max(coalesce(touchpoint_date, CreatedDate), SystemModstamp) as call_at,
            arg_max(IsDeleted, SystemModstamp) as deleted
-    from read_parquet(getvariable('task_glob'), union_by_name = true)
+    from task_versions
     group by Id
 )
 select t.task_id, t.bid, t.call_at, s.session_number, s.session_start,
        case when s.session_start is null then 'no_session'
-            when t.call_at <= s.session_start + interval 30 minute then 'matched'
+            when t.call_at <= s.session_start + to_minutes(getvariable('call_window_minutes')) then 'matched'
             else 'outside_window' end as match_status
 from tasks t
 asof left join sessions s on t.bid = s.bid and t.call_at >= s.session_start

@@ -104,16 +104,52 @@ def test_the_summary_numbers_are_the_generators_truth(demo_run):
     assert "touchpoints by channel" in first.stdout and "dbt docs" in first.stdout
 
 
-def test_every_call_gets_the_match_status_the_generator_placed_it_in(demo_run):
-    tmp, _, _, _ = demo_run
-    expected = {t["task_id"]: t["expected_match_status"] for t in iter_truth_tasks(tmp / "data" / "landing")
-                if not t["deleted"] and t["expected_match_status"] in ("matched", "outside_window", "no_session")}
+ORIGIN = {"session": "task_in_session", "task_only": "task_only", "task_only_same_session": "task_only",
+          "none": None}
+
+
+def test_every_task_of_every_scenario_gets_the_truths_status_touchpoint_position_and_session(demo_run):
+    """Each Task (calls and e-mails): the match status, the touchpoint it makes (owning its session,
+    task-only, or none), its position, the start of its candidate session and, when it owns the
+    session, the session's channel."""
+    tmp, _, _, truth = demo_run
     con = duckdb.connect(str(tmp / "data" / "warehouse" / "calltrail.duckdb"), read_only=True)
-    seen = dict(con.execute("select task_id, match_status from int_calls_matched_to_sessions where is_call").fetchall())
-    con.close()
-    wrong = {k: (v, seen.get(k)) for k, v in expected.items() if seen.get(k) != v}
-    assert not wrong, f"{len(wrong)} calls differ (expected, seen): {dict(list(wrong.items())[:10])}"
-    assert len(seen) == len(expected)
+    try:
+        matched = {r[0]: r[1:] for r in con.execute(
+            "select task_id, match_status, session_start_at from int_calls_matched_to_sessions").fetchall()}
+        status = dict(con.execute("select task_id, bizible_id_status from stg_salesforce__tasks").fetchall())
+        touchpoints = {r[0]: r[1:] for r in con.execute(
+            "select task_id, touchpoint_origin, touchpoint_position, marketing_channel "
+            "from published.fct_touchpoints where task_id is not null").fetchall()}
+        by_origin = dict(con.execute(
+            "select touchpoint_origin || '|' || touchpoint_position, count(*) from published.fct_touchpoints "
+            "group by 1").fetchall())
+    finally:
+        con.close()
+    wrong: dict[str, list] = {}
+    tasks = list(iter_truth_tasks(tmp / "data" / "landing"))
+    for t in tasks:
+        if t["deleted"]:
+            expected = (None, None, None, None, None, None)
+        else:
+            tp = ORIGIN[t["expected_touchpoint"]]
+            start = t["expected_session_start"]
+            expected = (t["expected_match_status"], start and datetime.fromisoformat(start), tp,
+                        t["expected_position"], t["expected_channel"] if tp == "task_in_session" else None,
+                        "live")
+        seen_status, seen_start = matched.get(t["task_id"], (status.get(t["task_id"]), None))
+        seen_start = seen_start and (seen_start if seen_start.tzinfo else seen_start.replace(tzinfo=UTC))
+        origin, position, channel = touchpoints.get(t["task_id"], (None, None, None))
+        seen = (seen_status, seen_start, origin, position, channel if origin == "task_in_session" else None,
+                "live" if t["task_id"] in status else None)
+        if seen != expected:
+            wrong.setdefault(t["scenario"], []).append((t["task_id"], expected, seen))
+    assert not wrong, "Tasks differ from the truth, by scenario (task, expected, seen): " + "; ".join(
+        f"{s}: {len(v)} e.g. {v[0]}" for s, v in sorted(wrong.items()))
+    assert {t["scenario"] for t in tasks} >= {"two_calls_first_deleted", "call_and_form_same_second",
+                                              "session_split_by_new_source", "direct_return_within_gap"}
+    assert by_origin == truth["touchpoints"], f"touchpoints by origin and position: expected {truth['touchpoints']}, " \
+                                              f"seen {by_origin}"
 
 
 def test_dbt_docs_and_validation_ran(demo_run):

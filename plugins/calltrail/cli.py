@@ -36,10 +36,11 @@ def _remove_demo(settings: Settings) -> None:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from calltrail.demo.generate import generate
+    from calltrail.demo.generate import RuleValues, generate
 
     started = time.monotonic()
-    truth = generate(settings.landing_dir, visitors=args.visitors, seed=args.seed, call_share=args.call_share)
+    truth = generate(settings.landing_dir, visitors=args.visitors, seed=args.seed, call_share=args.call_share,
+                     rules=RuleValues.of(settings.salesforce))
     t = truth.as_dict()
     _say(f"demo data: {t['visitors']:,} visitors, {t['web_rows_written']:,} web rows, "
          f"{t['task_records_written'] + t['task_versions_in_updates']:,} Task records "
@@ -68,10 +69,10 @@ def _use_demo(settings: Settings, env: dict[str, str], log_file) -> bool:
     else:
         _say(f"  no Salesforce connection {conn_id!r} configured: Tasks come from landing files only")
     if use_demo:
-        from calltrail.demo.generate import generate
+        from calltrail.demo.generate import RuleValues, generate
 
         _say(f"  using demo data: generating {settings.demo_visitors:,} visitors into {settings.landing_dir}")
-        generate(settings.landing_dir, visitors=settings.demo_visitors)
+        generate(settings.landing_dir, visitors=settings.demo_visitors, rules=RuleValues.of(settings.salesforce))
     else:
         _remove_demo(settings)
     return use_demo

@@ -17,9 +17,10 @@ from tests.demo.yours import bizible_ids_of, lake_bizible_ids, write_your_files
 
 @pytest.fixture
 def demo_lake(tmp_path):
-    """A lake and a warehouse holding only the demo (30 visitors), as after `make run` on the demo."""
+    """A lake and a warehouse holding only the demo (100 visitors: the 100th has a broken web row),
+    as after `make run` on the demo."""
     settings = settings_module.load(calltrail_env(tmp_path))
-    generate(settings.landing_dir, visitors=30)
+    generate(settings.landing_dir, visitors=100)
     ingest.ingest_web_events(settings)
     ingest.ingest_task_files(settings)
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
@@ -40,7 +41,7 @@ def test_removing_the_demo_takes_its_files_partitions_quarantine_and_warehouse_a
         demo_lake, tmp_path):
     settings, demo_ids = demo_lake
     demo_partitions = partitions(settings)
-    assert any("quarantine" in p for p in demo_partitions), "the demo's empty update file is quarantined whole"
+    assert any("quarantine" in p for p in demo_partitions), "the demo's broken web row is quarantined"
     mine = write_your_files(settings, tmp_path / "export", visitors=20)
     apart.remove_demo(settings)  # as `make run` does before it ingests your files
     assert partitions(settings) == [], f"demo partitions left in the lake: {partitions(settings)}"
@@ -69,7 +70,7 @@ def test_the_first_removal_takes_the_warehouse_built_on_the_demo(demo_lake, tmp_
     assert apart.describe(settings) == "demo data (generated)"
     removed = apart.remove_demo(settings)
     assert settings.warehouse in removed.warehouse and not settings.warehouse.exists()
-    assert removed.partitions == 2 and removed.quarantine_files == 1 and removed.landing_files == 3
+    assert (removed.partitions, removed.quarantine_files, removed.landing_files) == (3, 1, 3), removed
     assert not list(settings.lake_dir.glob("quarantine/**/*.jsonl"))
     assert apart.describe(settings) == "no data yet"
 

@@ -25,11 +25,12 @@ class YourData:
 
 
 def bizible_ids_of(web_files: list[Path]) -> set[str]:
+    """The valid BizibleIds of the events (a row with an invalid one is quarantined, not loaded)."""
     ids = set()
     for path in web_files:
         for line in path.read_text().splitlines():
             bid = json.loads(line).get("bizible_id")
-            if bid:
+            if bid and re.fullmatch(r"[0-9a-f]{32}", normalise(bid)):
                 ids.add(bid)
     return ids
 
