@@ -31,9 +31,7 @@ def _summary(outcomes: list[Outcome], settings: Settings) -> dict[str, Any]:
 
 def check_source_freshness(settings: Settings, run: RunInfo, context: dict[str, Any] | None = None) -> dict:
     from calltrail.quality.freshness import check_freshness
-    from calltrail.transform.dbt_commands import release_in_process_warehouse
 
-    release_in_process_warehouse()
     outcomes = check_freshness(settings)
     deliver(outcomes, settings, run, context)
     raise_on_errors(outcomes, "dbt source freshness")
@@ -70,9 +68,7 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
         warehouse_frames,
     )
     from calltrail.quality.window import Window
-    from calltrail.transform.dbt_commands import release_in_process_warehouse
 
-    release_in_process_warehouse()
     q = settings.quality
     window = Window.ending(q, as_of)
     raw = raw_frames(settings.lake_dir, q.raw_max_rows)

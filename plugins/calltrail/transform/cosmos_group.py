@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from calltrail.settings import WAREHOUSE_POOL, Settings
-from calltrail.transform.dbt_commands import DBT, dbt_env, dbt_vars
+from calltrail.transform.dbt_commands import DBT, PROFILE, dbt_env, dbt_vars
 
 
 class ManifestMissing(RuntimeError):
@@ -45,20 +45,26 @@ def dbt_task_group(settings: Settings, group_id: str) -> Any:
             dbt_vars=dbt_vars(settings),
         ),
         profile_config=ProfileConfig(
-            profile_name="calltrail",
+            profile_name=PROFILE,
             target_name=settings.dbt_target,
             profiles_yml_filepath=settings.dbt_project_dir / "profiles.yml",
         ),
         execution_config=ExecutionConfig(
             execution_mode=ExecutionMode.LOCAL,
-            # A dbt process per task: an in-process runner would keep the DuckDB file open (and locked)
-            # for the rest of the worker process, e.g. under `airflow dags test`.
+            # dbt runs inside the task's own process (dbtRunner), not as a child process: under
+            # `airflow dags test` every task shares one process, which imports dbt once instead of
+            # once per task. dbt-duckdb lets go of the warehouse file at the end of each dbt
+            # command because the profile sets `keep_open: false`.
             invocation_mode=InvocationMode.DBT_RUNNER,
             dbt_executable_path=DBT,
         ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
-            test_behavior=TestBehavior.AFTER_EACH,
+            # One task per seed and model, `dbt build --select <node>`: the node, then its data tests.
+            test_behavior=TestBehavior.BUILD,
+            # The unit tests check the SQL on fixed inputs, not the data: they run with `make test`
+            # (tests/transform/test_dbt_build.py), not on every run (docs/benchmark.md, decisions).
+            exclude=["resource_type:unit_test"],
             emit_datasets=False,
             should_detach_multiple_parents_tests=True,  # relationships tests run after both models
         ),

@@ -15,29 +15,11 @@ from calltrail.settings import Settings
 log = logging.getLogger(__name__)
 
 DBT = str(Path(sys.executable).with_name("dbt"))
+PROFILE = "calltrail"  # the profile's name in dbt_project/profiles.yml
 
 
 class DbtCommandFailed(RuntimeError):
     pass
-
-
-def release_in_process_warehouse() -> None:
-    """Close a DuckDB database that dbt left open in this process.
-
-    Cosmos runs dbt in-process (InvocationMode.DBT_RUNNER) and dbt-duckdb keeps its database open
-    for the life of the process. Under the scheduler every task is its own process, so this does
-    nothing; under ``airflow dags test`` all tasks share one process, and the tasks after dbt (the
-    checks, ``dbt docs generate``) could not open the warehouse until it is closed.
-    """
-    connections = sys.modules.get("dbt.adapters.duckdb.connections")
-    if connections is None:
-        return
-    manager = connections.DuckDBConnectionManager
-    with manager._LOCK:
-        if manager._ENV is not None:
-            log.info("closing the warehouse connection dbt left open in this process")
-            manager._ENV.close()
-            manager._ENV = None
 
 
 def dbt_vars(settings: Settings) -> dict[str, Any]:
@@ -67,6 +49,17 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def project_args(settings: Settings) -> list[str]:
+    """The project, profile, target and vars of every dbt command, as cosmos' tasks pass them.
+
+    dbt keeps its partial parse only while the vars, the profile and the target given on the
+    command line stay the same: with the same four here, ``calltrail setup``'s ``dbt parse`` serves
+    the DAG's dbt tasks (a full parse takes about 10 s).
+    """
+    return ["--project-dir", str(settings.dbt_project_dir), "--profile", PROFILE, "--target", settings.dbt_target,
+            "--vars", json.dumps(dbt_vars(settings))]
+
+
 def wait_for_warehouse(settings: Settings) -> float:
     """Before dbt opens the DuckDB warehouse: wait (bounded) until no other process holds it.
 
@@ -76,7 +69,6 @@ def wait_for_warehouse(settings: Settings) -> float:
 
     if settings.dbt_target != "duckdb":
         return 0.0
-    release_in_process_warehouse()
     return wait_until_free(settings.warehouse, settings.warehouse_lock_wait_seconds)
 
 
@@ -92,7 +84,7 @@ def run_dbt(settings: Settings, args: list[str], *, log_file: Path | None = None
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     waited = wait_for_warehouse(settings) if args[:1] != ["parse"] else 0.0
     env = {**settings.environ, **dbt_env(settings)}
-    cmd = [DBT, *args, "--project-dir", str(settings.dbt_project_dir), "--vars", json.dumps(dbt_vars(settings))]
+    cmd = [DBT, *args, *project_args(settings)]
     log.info("dbt %s", " ".join(args))
     out = subprocess.run(cmd, env=env, cwd=settings.dbt_project_dir, capture_output=True, text=True, check=False)
     if log_file:
@@ -117,13 +109,11 @@ def parse(settings: Settings, *, log_file: Path | None = None) -> Path:
 
 def publish(settings: Settings) -> None:
     """Write-audit-publish: copy the consumer marts into the publish schema in one transaction."""
-    release_in_process_warehouse()
     run_dbt(settings, ["run-operation", "calltrail__publish"])
 
 
 def generate_docs(settings: Settings) -> Path:
     """dbt docs (with lineage) into CALLTRAIL_DBT_DOCS_DIR; opens the warehouse for the catalog."""
-    release_in_process_warehouse()
     settings.dbt_docs_dir.mkdir(parents=True, exist_ok=True)
     run_dbt(settings, ["docs", "generate", "--static", "--target-path", str(settings.dbt_docs_dir)])
     return settings.dbt_docs_dir / "index.html"
