@@ -84,7 +84,7 @@ def _interactive(env: dict[str, str]) -> dict[str, str]:
     return {**env, TASK_RETRIES_VAR: "0"}
 
 
-def _causes_of(settings: Settings, env: dict[str, str], dag_id: str, rc: int, since: str, log_file) -> list[str]:
+def _causes_of(settings: Settings, env: dict[str, str], dag_id: str, state: str, since: str, log_file) -> list[str]:
     """Why ``dag_id`` failed, one line per failed task, from the alerts its tasks wrote.
 
     A DAG run that failed without any task alerting (the DAG did not load, a task process was
@@ -98,7 +98,7 @@ def _causes_of(settings: Settings, env: dict[str, str], dag_id: str, rc: int, si
     causes = report.failure_causes(report.read_alerts(settings, since=since), dag_id)
     if causes:
         return causes
-    observed = (f"airflow dags test {dag_id} exited {rc} and no task reported a cause "
+    observed = (f"airflow dags test {dag_id} ended {state} and no task reported a cause "
                 f"(the DAG may not have loaded, or a task process was killed): see {log_file}")
     with open(log_file, "a") as fh:
         subprocess.run([sys.executable, "-m", "calltrail.quality.alerts", dag_id, observed], env=env,
@@ -128,22 +128,27 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     causes: list[str] = []
     run_started = time.time()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    for dag_id in (*INGESTION_DAGS, TRANSFORM_DAG):
-        if failed and dag_id == TRANSFORM_DAG:
-            _say(f"  {TRANSFORM_DAG} not run: ingestion failed")
-            break
-        started = time.monotonic()
-        dag_started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    dag_started_at: dict[str, str] = {}
+
+    def on_start(dag_id: str) -> None:
+        dag_started_at[dag_id] = datetime.now(UTC).isoformat(timespec="seconds")
         _say(f"  running {dag_id} (airflow dags test) ...")
-        rc = local_airflow.dags_test(dag_id, env, log_file)
-        status = "succeeded" if rc == 0 else f"FAILED (exit {rc})"
-        _say(f"    {dag_id} {status} in {time.monotonic() - started:.0f} s")
-        if rc != 0:
-            failed.append(dag_id)
-            dag_causes = _causes_of(settings, env, dag_id, rc, dag_started_at, log_file)
-            causes += dag_causes
+
+    def on_end(outcome: local_airflow.DagOutcome) -> None:
+        if outcome.state == "not run":
+            _say(f"  {outcome.dag_id} not run: ingestion failed")
+            return
+        status = "succeeded" if outcome.succeeded else f"FAILED ({outcome.state})"
+        _say(f"    {outcome.dag_id} {status} in {outcome.seconds:.0f} s")
+        if not outcome.succeeded:
+            failed.append(outcome.dag_id)
+            dag_causes = _causes_of(settings, env, outcome.dag_id, outcome.state,
+                                    dag_started_at.get(outcome.dag_id, started_at), log_file)
+            causes.extend(dag_causes)
             for cause in dag_causes:
                 _say(f"    cause: {cause}")
+
+    local_airflow.test_dags(INGESTION_DAGS, TRANSFORM_DAG, env, log_file, on_start, on_end)
 
     lake = report.summarise(settings.lake_dir)
     _say(report.render(settings, lake, this_run=report.quarantined_since(settings.lake_dir, run_started)))

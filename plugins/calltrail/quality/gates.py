@@ -29,10 +29,11 @@ def _summary(outcomes: list[Outcome], settings: Settings) -> dict[str, Any]:
             "data_docs": settings.data_docs_index, "alerts_file": str(settings.alerts_file)}
 
 
-def check_source_freshness(settings: Settings, run: RunInfo, context: dict[str, Any] | None = None) -> dict:
+def check_source_freshness(settings: Settings, run: RunInfo, context: dict[str, Any] | None = None, *,
+                           in_process: bool = False) -> dict:
     from calltrail.quality.freshness import check_freshness
 
-    outcomes = check_freshness(settings)
+    outcomes = check_freshness(settings, in_process=in_process)
     deliver(outcomes, settings, run, context)
     raise_on_errors(outcomes, "dbt source freshness")
     return _summary(outcomes, settings)
@@ -105,10 +106,10 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
     return _summary(outcomes, settings)
 
 
-def publish(settings: Settings) -> str:
+def publish(settings: Settings, *, in_process: bool = False) -> str:
     from calltrail.transform.dbt_commands import publish as run_publish
 
-    run_publish(settings)
+    run_publish(settings, in_process=in_process)
     return f"published into schema published of {settings.warehouse}"
 
 
