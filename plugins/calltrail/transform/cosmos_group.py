@@ -68,6 +68,9 @@ def dbt_task_group(settings: Settings, group_id: str) -> Any:
             emit_datasets=False,
             should_detach_multiple_parents_tests=True,  # relationships tests run after both models
         ),
-        operator_args={"pool": WAREHOUSE_POOL, "install_deps": False, "pre_execute": wait_for_warehouse},
+        operator_args={"pool": WAREHOUSE_POOL, "install_deps": False, "pre_execute": wait_for_warehouse,
+                       # no manifest.json and run_results.json in the task's temporary copy of the
+                       # project, which nothing reads: about 0.3 s of each task's 1.4 s
+                       "dbt_cmd_global_flags": ["--no-write-json"]},
         default_args={"retries": 0},
     )
