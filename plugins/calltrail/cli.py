@@ -56,11 +56,9 @@ def _refuse_while_services_run(settings: Settings) -> None:
                          "or let its scheduler run the DAGs")
 
 
-def _use_demo(settings: Settings, env: dict[str, str], log_file) -> bool:
-    from calltrail import local_airflow
-
+def _use_demo(settings: Settings, connected: bool) -> bool:
+    """Whether this run uses the demo data (generated now), given whether Salesforce is connected."""
     conn_id = settings.salesforce.conn_id
-    connected = local_airflow.connection_configured(conn_id, env, log_file)
     use_demo = settings.demo_mode == "always" or (
         settings.demo_mode == "auto" and not connected and not _has_own_landing_files(settings))
     if connected:
@@ -115,13 +113,13 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     _say(f"calltrail run: Airflow home {settings.airflow_home} (SQLite metadata); log {log_file}")
     _say("  preparing the Airflow metadata database, pools and the dbt manifest ...")
     try:
-        local_airflow.prepare(settings, env, log_file)
+        connected = local_airflow.prepare(settings, env, log_file, connection_id=settings.salesforce.conn_id)
     except RuntimeError as exc:  # airflow db migrate / pools, or dbt parse (DbtCommandFailed)
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
         _say(f"calltrail run FAILED while preparing Airflow and dbt: {lines[0]}")
         _say(f"  nothing ran; the full output is in {log_file}")
         return 1
-    _use_demo(settings, env, log_file)
+    _use_demo(settings, connected)
     _say("  task retries are off for this interactive run (the scheduler of `make airflow` keeps them)")
 
     failed: list[str] = []
@@ -192,8 +190,8 @@ def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
     if services.running(settings):
         raise SystemExit(f"already running from {settings.airflow_home}: `make airflow-stop` first")
     _say("  preparing the metadata database, pools and the dbt manifest ...")
-    local_airflow.prepare(settings, env, log_file)
-    demo = _use_demo(settings, env, log_file)
+    connected = local_airflow.prepare(settings, env, log_file, connection_id=settings.salesforce.conn_id)
+    demo = _use_demo(settings, connected)
     _say("  starting api-server, scheduler, dag-processor, triggerer ...")
     try:
         services.start(settings, env, endpoint, say=_say)
