@@ -136,7 +136,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         if outcome.state == "not run":
             _say(f"  {outcome.dag_id} not run: ingestion failed")
             return
-        status = "succeeded" if outcome.succeeded else f"FAILED ({outcome.state})"
+        status = "succeeded" if outcome.succeeded else "FAILED" if outcome.state == "failed" else f"FAILED ({outcome.state})"
         _say(f"    {outcome.dag_id} {status} in {outcome.seconds:.0f} s")
         if not outcome.succeeded:
             failed.append(outcome.dag_id)
