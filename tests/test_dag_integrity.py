@@ -112,9 +112,9 @@ print(json.dumps({t.task_id: {"pool": t.pool, "upstream": sorted(t.upstream_task
     for model in [*models, "int_session_events", "rpt_touchpoints_by_channel", "rpt_call_match_rates"]:
         # one task per model: `dbt build` of the model, then its data tests
         assert f"dbt.{model}_model_build" in tasks, f"{model} is not shown as a task: {sorted(tasks)}"
-    # a test of two models (relationships) runs after both, as a task of its own
-    assert tasks["dbt.relationships_fct_touchpoints_session_id__session_id__ref_int_sessions__test"]["upstream"] == [
-        "dbt.fct_touchpoints_model_build", "dbt.int_sessions_model_build"], sorted(tasks)
+    # a test of two models (relationships) runs in the later model's task: no task of its own
+    dbt_tasks = sorted(k for k in tasks if k.startswith("dbt."))
+    assert all(k.endswith(("_model_build", "_seed_build")) for k in dbt_tasks), dbt_tasks
     assert {t["pool"] for t in tasks.values()} == {"calltrail_warehouse"}, "every task opens the warehouse"
     # write-audit-publish: freshness before dbt; the audit after every dbt task; publish only after the audit
     assert all("check_source_freshness" in t["upstream"] for k, t in tasks.items()

@@ -27,7 +27,7 @@ def wait_for_warehouse(context: Any) -> None:
 
 def dbt_task_group(settings: Settings, group_id: str) -> Any:
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-    from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+    from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
 
     if not settings.dbt_manifest.exists():
         raise ManifestMissing(
@@ -57,6 +57,10 @@ def dbt_task_group(settings: Settings, group_id: str) -> Any:
             # command because the profile sets `keep_open: false`.
             invocation_mode=InvocationMode.DBT_RUNNER,
             dbt_executable_path=DBT,
+            # A model's task also runs the tests whose other models are its ancestors (the
+            # relationships tests of fct_touchpoints and int_calls_matched_to_sessions to
+            # int_sessions), so they run once, after both models, without a task of their own.
+            test_indirect_selection=TestIndirectSelection.BUILDABLE,
         ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
@@ -66,7 +70,6 @@ def dbt_task_group(settings: Settings, group_id: str) -> Any:
             # (tests/transform/test_dbt_build.py), not on every run (docs/benchmark.md, decisions).
             exclude=["resource_type:unit_test"],
             emit_datasets=False,
-            should_detach_multiple_parents_tests=True,  # relationships tests run after both models
         ),
         operator_args={"pool": WAREHOUSE_POOL, "install_deps": False, "pre_execute": wait_for_warehouse,
                        # no manifest.json and run_results.json in the task's temporary copy of the
