@@ -1,5 +1,7 @@
 """make bench: generate N visitors, then time ingestion, the dbt build of the models, validation
-and the floor (one hand-written DuckDB query for the same sessions and matches).
+and the floor (one hand-written DuckDB query for the same sessions and matches); then the demo:
+``make run`` from clean data, and the transformation DAG's dbt tasks against a plain ``dbt build``
+of the same nodes on the same lake (``--demo-only``: only the demo part).
 
 The default size is the one the benchmark is specified at: about ten million page views and a
 million Tasks. A third of the visitors call (``--call-share``), not the demo's 64 %, which would
@@ -18,10 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +44,75 @@ def phase(name: str, cmd: list[str], env: dict[str, str]) -> tuple[float, float]
     return seconds, usage.ru_maxrss / 1024
 
 
+def _seconds(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def transform_timings(airflow_db: Path) -> tuple[float, float]:
+    """(the last calltrail_transform run, its dbt tasks from the first start to the last end), as
+    Airflow recorded them in its metadata database."""
+    con = sqlite3.connect(airflow_db)
+    try:
+        run_id, start, end = con.execute(
+            "select run_id, start_date, end_date from dag_run where dag_id = 'calltrail_transform' "
+            "and state = 'success' order by start_date desc limit 1").fetchone()
+        first, last = con.execute(
+            "select min(start_date), max(end_date) from task_instance where dag_id = 'calltrail_transform' "
+            "and run_id = ? and task_id like 'dbt.%'", (run_id,)).fetchone()
+    finally:
+        con.close()
+    return _seconds(start, end), _seconds(first, last)
+
+
+def demo(data: Path, repeat: int) -> dict[str, float]:
+    """``make run`` from clean data (the virtual environment built), then a plain ``dbt build`` of
+    the nodes the transformation DAG builds (seeds, models, data tests; no unit tests) on the lake
+    that run wrote, into an empty warehouse; ``repeat`` times, alternately; medians."""
+    env = {**os.environ, "CALLTRAIL_DATA_DIR": str(data), "AIRFLOW_HOME": str(data / "airflow")}
+    for key in [k for k in env if k.startswith(("CALLTRAIL_", "AIRFLOW__"))]:
+        if key != "CALLTRAIL_DATA_DIR":
+            env.pop(key)
+    from calltrail import settings as settings_module
+    from calltrail.transform.dbt import dbt_env, project_args
+
+    plain_env = {**env, "CALLTRAIL_WAREHOUSE": str(data / "plain" / "calltrail.duckdb")}
+    plain = settings_module.load(plain_env)
+    plain_env.update(dbt_env(plain))
+    runs: list[float] = []
+    dags: list[float] = []
+    dbt_tasks: list[float] = []
+    builds: list[float] = []
+    for run in range(1, repeat + 1):
+        of = f"{run} of {repeat}"
+        subprocess.run(["rm", "-rf", str(data)], check=True)
+        data.mkdir(parents=True)
+        with (data.parent / f"{data.name}-run.log").open("w") as log:
+            print(f"== demo: make run from clean data, run {of} ...", flush=True)
+            started = time.perf_counter()
+            rc = subprocess.run([str(BIN / "calltrail"), "run"], env=env, cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT, check=False).returncode
+            runs.append(time.perf_counter() - started)
+        if rc != 0:
+            raise SystemExit(f"make run failed (exit {rc}): see {log.name}")
+        dag_s, tasks_s = transform_timings(data / "airflow" / "airflow.db")
+        dags.append(dag_s)
+        dbt_tasks.append(tasks_s)
+        # Not timed: the parse, as `calltrail setup` does before the DAG's tasks.
+        phase("dbt parse (not timed)", [str(BIN / "dbt"), "parse", *project_args(plain)], plain_env)
+        plain.warehouse.parent.mkdir(parents=True)
+        build_s, _ = phase(f"plain dbt build of the same nodes, run {of}",
+                           [str(BIN / "dbt"), "build", "--exclude", "resource_type:unit_test", *project_args(plain)],
+                           plain_env)
+        builds.append(build_s)
+        print(f"   run {of}: make run {runs[-1]:.1f} s, transform DAG {dag_s:.1f} s, its dbt tasks {tasks_s:.1f} s, "
+              f"plain dbt build {build_s:.1f} s, ratio {tasks_s / build_s:.2f}", flush=True)
+    tasks_s, build_s = statistics.median(dbt_tasks), statistics.median(builds)
+    return {"demo_run_seconds": round(statistics.median(runs), 1),
+            "transform_dag_seconds": round(statistics.median(dags), 1),
+            "dbt_tasks_seconds": round(tasks_s, 1), "plain_dbt_build_seconds": round(build_s, 1),
+            "orchestration_ratio": round(tasks_s / build_s, 2)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--visitors", type=int, default=2_300_000,
@@ -47,21 +120,27 @@ def main() -> int:
     parser.add_argument("--call-share", type=float, default=0.33,
                         help="share of visitors who call (default 0.33: about a million Tasks)")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "bench")
+    parser.add_argument("--demo-only", action="store_true",
+                        help="only the demo part: make run from clean data and the orchestration ratio")
+    parser.add_argument("--demo-data-dir", type=Path, default=ROOT / "data" / "bench-demo")
     parser.add_argument("--keep", action="store_true", help="reuse generated landing files of the same size")
     parser.add_argument("--repeat", type=int, default=3,
                         help="times the build and the floor are each run, alternately (default 3; medians are reported)")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, got {args.repeat}")
+    sys.path.insert(0, str(ROOT / "plugins"))
+    if args.demo_only:
+        print(json.dumps(demo(args.demo_data_dir.resolve(), args.repeat)))
+        return 0
     data = args.data_dir.resolve()
     env = {**os.environ, "CALLTRAIL_DATA_DIR": str(data), "AIRFLOW_HOME": str(data / "airflow")}
     for key in ("CALLTRAIL_LANDING_DIR", "CALLTRAIL_LAKE_DIR", "CALLTRAIL_WAREHOUSE", "CALLTRAIL_DBT_DOCS_DIR"):
         env.pop(key, None)
-    sys.path.insert(0, str(ROOT / "plugins"))
     from calltrail import settings as settings_module
     from calltrail.dbt_project import project_var
     from calltrail.lake.layout import SALESFORCE_TASK_GLOB, WEB_EVENTS_GLOB
-    from calltrail.transform.dbt import dbt_env, dbt_vars
+    from calltrail.transform.dbt import dbt_env, project_args
 
     settings = settings_module.load(env)
     truth_file = settings.landing_dir / "_demo" / "truth.json"
@@ -82,7 +161,7 @@ def main() -> int:
     ingest_s, ingest_mb = phase("ingest", [sys.executable, "-c", ingest_code], env)
 
     denv = {**env, **dbt_env(settings)}
-    dbt_settings = ["--project-dir", str(settings.dbt_project_dir), "--vars", json.dumps(dbt_vars(settings))]
+    dbt_settings = project_args(settings)
     build_cmd = [str(BIN / "dbt"), "build", "--resource-type", "seed", "--resource-type", "model", *dbt_settings]
     floor_db = data / "floor.duckdb"
     # The floor's variables: the lake's globs, and the rule values and Task fields the dbt build uses.
@@ -150,6 +229,7 @@ def main() -> int:
         "validate_seconds": round(validate_s, 2), "floor_seconds": round(floor_s, 2),
         "ratio": round(build_s / floor_s, 2),
         "peak_rss_mb": round(max(ingest_mb, build_mb, validate_mb, floor_mb)),
+        **demo(args.demo_data_dir.resolve(), args.repeat),
     }
     print(json.dumps(result))
     return 0

@@ -12,7 +12,9 @@ Scheduled on the ingestion Assets. Write-audit-publish:
 
 A check at `error` fails its task, so nothing is published and consumers keep the previous
 touchpoints; `warn` alerts and the run goes on. Every task that opens the DuckDB warehouse runs in
-the one-slot pool `calltrail_warehouse`.
+the one-slot pool `calltrail_warehouse`. dbt runs inside each task's process (cosmos' dbtRunner,
+and ``in_process`` for freshness, publish and docs): under ``airflow dags test`` all tasks share one
+process, which imports dbt once.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def calltrail_transform() -> None:
         from calltrail.tasks import quality
 
         context = get_current_context()
-        return quality.check_source_freshness(settings.load(), RunInfo.from_context(context), context)
+        return quality.check_source_freshness(settings.load(), RunInfo.from_context(context), context, in_process=True)
 
     dbt = dbt_task_group(SETTINGS, group_id="dbt")
 
@@ -67,14 +69,14 @@ def calltrail_transform() -> None:
         from calltrail import settings
         from calltrail.tasks.publish import publish
 
-        return publish(settings.load())
+        return publish(settings.load(), in_process=True)
 
     @task(pool=WAREHOUSE_POOL)
     def generate_dbt_docs() -> str:
         from calltrail import settings
         from calltrail.transform.dbt import generate_docs
 
-        return str(generate_docs(settings.load()))
+        return str(generate_docs(settings.load(), in_process=True))
 
     check_source_freshness() >> dbt >> audit() >> publish()
     dbt >> generate_dbt_docs()  # the lineage docs follow every build, whatever the audit says

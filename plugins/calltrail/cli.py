@@ -57,11 +57,9 @@ def _refuse_while_services_run(settings: Settings) -> None:
                          "or let its scheduler run the DAGs")
 
 
-def _use_demo(settings: Settings, env: dict[str, str], log_file) -> bool:
-    from calltrail.ops import airflow_cli
-
+def _use_demo(settings: Settings, connected: bool) -> bool:
+    """Whether this run uses the demo data (generated now), given whether Salesforce is connected."""
     conn_id = settings.salesforce.conn_id
-    connected = airflow_cli.connection_configured(conn_id, env, log_file)
     use_demo = settings.demo_mode == "always" or (
         settings.demo_mode == "auto" and not connected and not _has_own_landing_files(settings))
     if connected:
@@ -85,7 +83,7 @@ def _interactive(env: dict[str, str]) -> dict[str, str]:
     return {**env, TASK_RETRIES_VAR: "0"}
 
 
-def _causes_of(settings: Settings, env: dict[str, str], dag_id: str, rc: int, since: str, log_file) -> list[str]:
+def _causes_of(settings: Settings, env: dict[str, str], dag_id: str, state: str, since: str, log_file) -> list[str]:
     """Why ``dag_id`` failed, one line per failed task, from the alerts its tasks wrote.
 
     A DAG run that failed without any task alerting (the DAG did not load, a task process was
@@ -99,7 +97,7 @@ def _causes_of(settings: Settings, env: dict[str, str], dag_id: str, rc: int, si
     causes = summary.failure_causes(summary.read_alerts(settings, since=since), dag_id)
     if causes:
         return causes
-    observed = (f"airflow dags test {dag_id} exited {rc} and no task reported a cause "
+    observed = (f"airflow dags test {dag_id} ended {state} and no task reported a cause "
                 f"(the DAG may not have loaded, or a task process was killed): see {log_file}")
     with open(log_file, "a") as fh:
         subprocess.run([sys.executable, "-m", "calltrail.airflow.alerts", dag_id, observed], env=env,
@@ -117,35 +115,40 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     _say(f"calltrail run: Airflow home {settings.airflow_home} (SQLite metadata); log {log_file}")
     _say("  preparing the Airflow metadata database, pools and the dbt manifest ...")
     try:
-        airflow_cli.prepare(settings, env, log_file)
+        connected = airflow_cli.prepare(settings, env, log_file, connection_id=settings.salesforce.conn_id)
     except RuntimeError as exc:  # airflow db migrate / pools, or dbt parse (DbtCommandFailed)
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
         _say(f"calltrail run FAILED while preparing Airflow and dbt: {lines[0]}")
         _say(f"  nothing ran; the full output is in {log_file}")
         return 1
-    _use_demo(settings, env, log_file)
+    _use_demo(settings, connected)
     _say("  task retries are off for this interactive run (the scheduler of `make airflow` keeps them)")
 
     failed: list[str] = []
     causes: list[str] = []
     run_started = time.time()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    for dag_id in (*INGESTION_DAGS, TRANSFORM_DAG):
-        if failed and dag_id == TRANSFORM_DAG:
-            _say(f"  {TRANSFORM_DAG} not run: ingestion failed")
-            break
-        started = time.monotonic()
-        dag_started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    dag_started_at: dict[str, str] = {}
+
+    def on_start(dag_id: str) -> None:
+        dag_started_at[dag_id] = datetime.now(UTC).isoformat(timespec="seconds")
         _say(f"  running {dag_id} (airflow dags test) ...")
-        rc = airflow_cli.dags_test(dag_id, env, log_file)
-        status = "succeeded" if rc == 0 else f"FAILED (exit {rc})"
-        _say(f"    {dag_id} {status} in {time.monotonic() - started:.0f} s")
-        if rc != 0:
-            failed.append(dag_id)
-            dag_causes = _causes_of(settings, env, dag_id, rc, dag_started_at, log_file)
-            causes += dag_causes
+
+    def on_end(outcome: airflow_cli.DagOutcome) -> None:
+        if outcome.state == "not run":
+            _say(f"  {outcome.dag_id} not run: ingestion failed")
+            return
+        status = "succeeded" if outcome.succeeded else "FAILED" if outcome.state == "failed" else f"FAILED ({outcome.state})"
+        _say(f"    {outcome.dag_id} {status} in {outcome.seconds:.0f} s")
+        if not outcome.succeeded:
+            failed.append(outcome.dag_id)
+            dag_causes = _causes_of(settings, env, outcome.dag_id, outcome.state,
+                                    dag_started_at.get(outcome.dag_id, started_at), log_file)
+            causes.extend(dag_causes)
             for cause in dag_causes:
                 _say(f"    cause: {cause}")
+
+    airflow_cli.test_dags(INGESTION_DAGS, TRANSFORM_DAG, env, log_file, on_start, on_end)
 
     lake = summary.summarise(settings.lake_dir)
     _say(summary.render(settings, lake, this_run=summary.quarantined_since(settings.lake_dir, run_started)))
@@ -189,8 +192,8 @@ def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
     if services.running(settings):
         raise SystemExit(f"already running from {settings.airflow_home}: `make airflow-stop` first")
     _say("  preparing the metadata database, pools and the dbt manifest ...")
-    airflow_cli.prepare(settings, env, log_file)
-    demo = _use_demo(settings, env, log_file)
+    connected = airflow_cli.prepare(settings, env, log_file, connection_id=settings.salesforce.conn_id)
+    demo = _use_demo(settings, connected)
     _say("  starting api-server, scheduler, dag-processor, triggerer ...")
     try:
         services.start(settings, env, endpoint, say=_say)

@@ -58,12 +58,12 @@ def outcomes_from(sources_json: dict) -> list[Outcome]:
     return outcomes
 
 
-def check_freshness(settings: Settings) -> list[Outcome]:
+def check_freshness(settings: Settings, *, in_process: bool = False) -> list[Outcome]:
     from calltrail.transform.dbt import run_dbt
 
     with tempfile.TemporaryDirectory(prefix="calltrail-freshness-") as tmp:
         out = Path(tmp) / "sources.json"
-        rc = run_dbt(settings, ["source", "freshness", "--output", str(out)], check=False)
+        rc = run_dbt(settings, ["source", "freshness", "--output", str(out)], check=False, in_process=in_process)
         if not out.exists():
             return [Outcome(check="freshness", layer="freshness", severity=ERROR,
                             observed=f"dbt source freshness exited {rc} without results (see the task log)",

@@ -30,12 +30,11 @@ def _summary(outcomes: list[Outcome], settings: Settings) -> dict[str, Any]:
             "data_docs": settings.data_docs_index, "alerts_file": str(settings.alerts_file)}
 
 
-def check_source_freshness(settings: Settings, run: RunInfo, context: dict[str, Any] | None = None) -> dict:
+def check_source_freshness(settings: Settings, run: RunInfo, context: dict[str, Any] | None = None, *,
+                           in_process: bool = False) -> dict:
     from calltrail.quality.freshness import check_freshness
-    from calltrail.transform.dbt import release_in_process_warehouse
 
-    release_in_process_warehouse()
-    outcomes = check_freshness(settings)
+    outcomes = check_freshness(settings, in_process=in_process)
     deliver(outcomes, settings, run, context)
     raise_on_errors(outcomes, "dbt source freshness")
     return _summary(outcomes, settings)
@@ -71,9 +70,7 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
         warehouse_frames,
     )
     from calltrail.quality.window import Window
-    from calltrail.transform.dbt import release_in_process_warehouse
 
-    release_in_process_warehouse()
     q = settings.quality
     window = Window.ending(q, as_of)
     raw = raw_frames(settings.lake_dir, q.raw_max_rows)

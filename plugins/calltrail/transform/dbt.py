@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,29 +18,11 @@ from calltrail.settings import Settings
 log = logging.getLogger(__name__)
 
 DBT = str(Path(sys.executable).with_name("dbt"))
+PROFILE = "calltrail"  # the profile's name in dbt_project/profiles.yml
 
 
 class DbtCommandFailed(RuntimeError):
     pass
-
-
-def release_in_process_warehouse() -> None:
-    """Close a DuckDB database that dbt left open in this process.
-
-    Cosmos runs dbt in-process (InvocationMode.DBT_RUNNER) and dbt-duckdb keeps its database open
-    for the life of the process. Under the scheduler every task is its own process, so this does
-    nothing; under ``airflow dags test`` all tasks share one process, and the tasks after dbt (the
-    checks, ``dbt docs generate``) could not open the warehouse until it is closed.
-    """
-    connections = sys.modules.get("dbt.adapters.duckdb.connections")
-    if connections is None:
-        return
-    manager = connections.DuckDBConnectionManager
-    with manager._LOCK:
-        if manager._ENV is not None:
-            log.info("closing the warehouse connection dbt left open in this process")
-            manager._ENV.close()
-            manager._ENV = None
 
 
 def dbt_vars(settings: Settings) -> dict[str, Any]:
@@ -67,6 +52,17 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def project_args(settings: Settings) -> list[str]:
+    """The project, profile, target and vars of every dbt command, as cosmos' tasks pass them.
+
+    dbt keeps its partial parse only while the vars, the profile and the target given on the
+    command line stay the same: with the same four here, ``calltrail setup``'s ``dbt parse`` serves
+    the DAG's dbt tasks (a full parse takes about 10 s).
+    """
+    return ["--project-dir", str(settings.dbt_project_dir), "--profile", PROFILE, "--target", settings.dbt_target,
+            "--vars", json.dumps(dbt_vars(settings))]
+
+
 def wait_for_warehouse(settings: Settings) -> float:
     """Before dbt opens the DuckDB warehouse: wait (bounded) until no other process holds it.
 
@@ -76,16 +72,17 @@ def wait_for_warehouse(settings: Settings) -> float:
 
     if settings.dbt_target != "duckdb":
         return 0.0
-    release_in_process_warehouse()
     return wait_until_free(settings.warehouse, settings.warehouse_lock_wait_seconds)
 
 
-def run_dbt(settings: Settings, args: list[str], *, log_file: Path | None = None, check: bool = True) -> int:
+def run_dbt(settings: Settings, args: list[str], *, log_file: Path | None = None, check: bool = True,
+            in_process: bool = False) -> int:
     """Run one dbt command in the project; raise with dbt's own output when it fails (``check``).
 
     A command that opens the warehouse first waits for it (:func:`wait_for_warehouse`); if dbt
     still finds it held, :class:`~calltrail.warehouse.duckdb_file.WarehouseLocked` is raised,
-    whatever ``check`` says.
+    whatever ``check`` says. ``in_process``: dbt runs in this process (dbt's ``dbtRunner``), as the
+    DAG's dbt tasks do, instead of a ``dbt`` process that imports dbt again (about 3 s).
     """
     from calltrail.warehouse.duckdb_file import locked_error
 
@@ -94,21 +91,56 @@ def run_dbt(settings: Settings, args: list[str], *, log_file: Path | None = None
     # dbt is a child process: it gets the environment as settings read it (PATH, the CALLTRAIL_PG_* that
     # profiles.yml reads) with calltrail's own locations on top.
     env = {**settings.environ, **dbt_env(settings)}
-    cmd = [DBT, *args, "--project-dir", str(settings.dbt_project_dir), "--vars", json.dumps(dbt_vars(settings))]
     log.info("dbt %s", " ".join(args))
-    out = subprocess.run(cmd, env=env, cwd=settings.dbt_project_dir, capture_output=True, text=True, check=False)
+    if in_process:
+        returncode, output = _invoke_here([*args, *project_args(settings)], env, settings.dbt_project_dir)
+    else:
+        out = subprocess.run([DBT, *args, *project_args(settings)], env=env, cwd=settings.dbt_project_dir,
+                             capture_output=True, text=True, check=False)
+        returncode, output = out.returncode, out.stdout + out.stderr
     if log_file:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with log_file.open("a") as fh:
-            fh.write(f"\n$ dbt {' '.join(args)}\n{out.stdout}{out.stderr}")
-    for line in out.stdout.splitlines():
+            fh.write(f"\n$ dbt {' '.join(args)}\n{output}")
+    for line in output.splitlines():
         log.debug("dbt: %s", line)
-    if out.returncode != 0 and (locked := locked_error(settings.warehouse, out.stdout + out.stderr, waited)):
+    if returncode != 0 and (locked := locked_error(settings.warehouse, output, waited)):
         raise locked
-    if check and out.returncode != 0:
-        tail = "\n".join((out.stdout + out.stderr).splitlines()[-30:])
-        raise DbtCommandFailed(f"dbt {' '.join(args)} failed (exit {out.returncode}):\n{tail}")
-    return out.returncode
+    if check and returncode != 0:
+        tail = "\n".join(output.splitlines()[-30:])
+        raise DbtCommandFailed(f"dbt {' '.join(args)} failed (exit {returncode}):\n{tail}")
+    return returncode
+
+
+@contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` as a child process with ``env`` would see it, for dbt running in this process."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _invoke_here(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """dbt ``args`` in this process: (the exit code the dbt command would give, dbt's messages)."""
+    from dbt.cli.main import dbtRunner
+
+    messages: list[str] = []
+    saved_cwd = Path.cwd()
+    with _environment(env):
+        os.chdir(cwd)
+        try:
+            result = dbtRunner(callbacks=[lambda event: messages.append(event.info.msg)]).invoke(args)
+        finally:
+            os.chdir(saved_cwd)
+    if result.exception is not None:
+        messages.append(str(result.exception))
+    returncode = 0 if result.success else (2 if result.exception is not None else 1)
+    return returncode, "\n".join(messages)
 
 
 def parse(settings: Settings, *, log_file: Path | None = None) -> Path:
@@ -117,15 +149,14 @@ def parse(settings: Settings, *, log_file: Path | None = None) -> Path:
     return settings.dbt_manifest
 
 
-def publish(settings: Settings) -> None:
+def publish(settings: Settings, *, in_process: bool = False) -> None:
     """Write-audit-publish: copy the consumer marts into the publish schema in one transaction."""
-    release_in_process_warehouse()
-    run_dbt(settings, ["run-operation", "calltrail__publish"])
+    run_dbt(settings, ["run-operation", "calltrail__publish"], in_process=in_process)
 
 
-def generate_docs(settings: Settings) -> Path:
+def generate_docs(settings: Settings, *, in_process: bool = False) -> Path:
     """dbt docs (with lineage) into CALLTRAIL_DBT_DOCS_DIR; opens the warehouse for the catalog."""
-    release_in_process_warehouse()
     settings.dbt_docs_dir.mkdir(parents=True, exist_ok=True)
-    run_dbt(settings, ["docs", "generate", "--static", "--target-path", str(settings.dbt_docs_dir)])
+    run_dbt(settings, ["docs", "generate", "--static", "--target-path", str(settings.dbt_docs_dir)],
+            in_process=in_process)
     return settings.dbt_docs_dir / "index.html"
