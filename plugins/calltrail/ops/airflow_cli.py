@@ -76,31 +76,54 @@ def airflow(args: list[str], env: dict[str, str], log_file: Path, *, check: bool
     return rc
 
 
-def prepare(settings: Settings, env: dict[str, str], log_file: Path, *, connection_id: str | None = None) -> bool:
-    """Create or upgrade the metadata database, the pools and the dbt manifest. Safe to repeat.
+POOL_DESCRIPTION = "DuckDB allows one writer and readers conflict with it: every task that opens the warehouse"
+NOT_CONNECTED = 3  # the exit code of the metadata step when the connection asked about is not configured
 
-    ``dbt parse`` runs beside the Airflow commands, and the check for ``connection_id`` beside
-    ``pools set`` (each is a process of its own that mostly starts Python and Airflow): on two cores
-    that takes about 8 s off ``make run``. Returns whether the connection ``connection_id`` is
-    configured (False without one).
+
+def prepare(settings: Settings, env: dict[str, str], log_file: Path, *, connection_id: str | None = None) -> bool:
+    """Create or upgrade the metadata database, the pool and the dbt manifest. Safe to repeat.
+
+    One Python process does what ``airflow db migrate``, ``airflow pools set`` and ``airflow
+    connections get`` would do (each of those starts Python and imports Airflow, about 3 s on two
+    cores), while ``dbt parse`` runs beside it. Returns whether the connection ``connection_id``
+    is configured (False without one).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from calltrail.transform.dbt import parse
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=1) as pool:
         parsed = pool.submit(parse, settings, log_file=log_file)
-        airflow(["db", "migrate"], env, log_file)
-        connected = pool.submit(connection_configured, connection_id, env, log_file) if connection_id else None
-        airflow(["pools", "set", WAREHOUSE_POOL, "1",
-                 "DuckDB allows one writer and readers conflict with it: every task that opens the warehouse"],
-                env, log_file)
+        args = ["prepare", *(["--connection", connection_id] if connection_id else [])]
+        with log_file.open("a") as fh:
+            fh.write("\n$ airflow db migrate; airflow pools set; airflow connections get (in one process)\n")
+            fh.flush()
+            rc = subprocess.run([sys.executable, "-m", "calltrail.ops.airflow_cli", *args], env=env, stdout=fh,
+                                stderr=subprocess.STDOUT, check=False).returncode
+        if rc not in (0, NOT_CONNECTED):
+            raise RuntimeError(f"preparing the Airflow metadata database failed (exit {rc}); see {log_file}")
         parsed.result()
-        return connected.result() if connected else False
+        return bool(connection_id) and rc == 0
 
 
-def connection_configured(conn_id: str, env: dict[str, str], log_file: Path) -> bool:
-    return airflow(["connections", "get", conn_id, "-o", "json"], env, log_file, check=False) == 0
+def _prepare_here(connection_id: str | None) -> int:
+    """The process behind :func:`prepare`: ``airflow db migrate``, the pool, the connection lookup."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models.connection import Connection
+    from airflow.models.pool import Pool
+    from airflow.utils import db
+
+    db.upgradedb()  # what `airflow db migrate` runs
+    Pool.create_or_update_pool(WAREHOUSE_POOL, 1, POOL_DESCRIPTION, include_deferred=False)
+    log.info("pool %s: 1 slot", WAREHOUSE_POOL)
+    if connection_id:
+        try:
+            Connection.get_connection_from_secrets(connection_id)
+        except AirflowNotFoundException:
+            log.info("no connection %r", connection_id)
+            return NOT_CONNECTED
+    return 0
 
 
 def dags_test(dag_id: str, env: dict[str, str], log_file: Path, *, logical_date: str | None = None,
@@ -138,7 +161,7 @@ def test_dags(first: Sequence[str], then: str, env: dict[str, str], log_file: Pa
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()
-    cmd = [sys.executable, "-m", "calltrail.ops.airflow_cli", *first, "--then", then, "--status-fd", str(write_fd)]
+    cmd = [sys.executable, "-m", "calltrail.ops.airflow_cli", "test", *first, "--then", then, "--status-fd", str(write_fd)]
     outcomes: dict[str, DagOutcome] = {}
     with log_file.open("a") as fh:
         fh.write(f"\n$ airflow dags test {' '.join(first)} (then {then}), in one process\n")
@@ -199,10 +222,21 @@ def _test_dags_here(first: Sequence[str], then: str, status_fd: int) -> int:
     return 0
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m calltrail.ops.airflow_cli")
+    commands = parser.add_subparsers(dest="command", required=True)
+    prep = commands.add_parser("prepare", help="the metadata database, the pool and a connection lookup")
+    prep.add_argument("--connection", help=f"exit {NOT_CONNECTED} when this connection is not configured")
+    test = commands.add_parser("test", help="airflow dags test of several DAGs in one process")
+    test.add_argument("first", nargs="+")
+    test.add_argument("--then", required=True, help="run last, and only if all of FIRST succeeded")
+    test.add_argument("--status-fd", type=int, required=True)
+    cli = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if cli.command == "prepare":
+        return _prepare_here(cli.connection)
+    return _test_dags_here(cli.first, cli.then, cli.status_fd)
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="airflow dags test of several DAGs in one process")
-    parser.add_argument("first", nargs="+")
-    parser.add_argument("--then", required=True, help="run last, and only if all of FIRST succeeded")
-    parser.add_argument("--status-fd", type=int, required=True)
-    cli = parser.parse_args()
-    raise SystemExit(_test_dags_here(cli.first, cli.then, cli.status_fd))
+    raise SystemExit(main())
