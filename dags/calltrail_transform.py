@@ -74,9 +74,9 @@ def calltrail_transform() -> None:
     @task(pool=WAREHOUSE_POOL)
     def generate_dbt_docs() -> str:
         from calltrail import settings
-        from calltrail.transform.dbt import generate_docs
+        from calltrail.tasks.transform import generate_dbt_docs
 
-        return str(generate_docs(settings.load(), in_process=True))
+        return generate_dbt_docs(settings.load(), in_process=True)
 
     check_source_freshness() >> dbt >> audit() >> publish()
     dbt >> generate_dbt_docs()  # the lineage docs follow every build, whatever the audit says

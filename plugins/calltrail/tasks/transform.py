@@ -1,0 +1,16 @@
+"""The transformation DAG's own dbt task beside the model builds (which cosmos renders, one task
+per model, in :mod:`calltrail.airflow.dbt_task_group`): the lineage docs of every build."""
+
+from __future__ import annotations
+
+from calltrail.settings import Settings
+
+
+def generate_dbt_docs(settings: Settings, *, in_process: bool = False) -> str:
+    """dbt docs (models, columns, lineage) into ``CALLTRAIL_DBT_DOCS_DIR``; returns the index page.
+
+    ``in_process``: dbt runs in this process, as in the DAG's task.
+    """
+    from calltrail.transform.dbt import generate_docs
+
+    return str(generate_docs(settings, in_process=in_process))
