@@ -242,12 +242,12 @@ def cmd_setup(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
     from calltrail import summary
 
-    summary = summary.summarise(settings.lake_dir)
+    lake = summary.summarise(settings.lake_dir)
     marts = summary.summarise_marts(settings.warehouse) if settings.warehouse.exists() else None
     if args.json:
-        _say(json.dumps({"lake": summary.as_dict(), "marts": marts.as_dict() if marts else None}, indent=2))
+        _say(json.dumps({"lake": lake.as_dict(), "marts": marts.as_dict() if marts else None}, indent=2))
     else:
-        _say(summary.render(settings, summary))
+        _say(summary.render(settings, lake))
         if marts:
             _say(summary.render_marts(settings, marts))
     return 0
