@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from calltrail.lake.layout import QUARANTINE, SALESFORCE_TASK, WEB_EVENTS, task_files, web_event_files
+from calltrail.lake.layout import QUARANTINE, SALESFORCE_TASK, WEB_EVENTS, quarantine_dir, task_files, web_event_files
 from calltrail.settings import Settings
 from calltrail.warehouse.schemas import PUBLICATIONS, PUBLISHED
 
@@ -56,7 +56,7 @@ def summarise(lake_dir: Path) -> LakeSummary:
         ).fetchone()[0]
     for dataset in (WEB_EVENTS, SALESFORCE_TASK):
         reasons: Counter[str] = Counter()
-        for q in (lake_dir / QUARANTINE / dataset).rglob("*.jsonl"):
+        for q in quarantine_dir(lake_dir, dataset).rglob("*.jsonl"):
             with q.open() as fh:
                 for line in fh:
                     reasons[json.loads(line)["reason"]] += 1

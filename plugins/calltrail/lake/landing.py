@@ -40,7 +40,7 @@ from calltrail.lake.convert import (
     convert,
     detect_format,
 )
-from calltrail.lake.layout import QUARANTINE
+from calltrail.lake.layout import quarantine_dir
 from calltrail.lake.partitions import file_digest, replace_partition, sweep_scratch
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def unsupported_files(folder: Path) -> list[Path]:
 
 def quarantine_path(lake_dir: Path, dataset_path: str, source: Path, digest: str) -> Path:
     """Where the rejected rows of landing file ``source`` (content hash ``digest``) are kept."""
-    return lake_dir / QUARANTINE / dataset_path / f"{source.name}.{digest}.jsonl"
+    return quarantine_dir(lake_dir, dataset_path) / f"{source.name}.{digest}.jsonl"
 
 
 def quarantine_unreadable(source: Path, quarantine_file: Path, error: Exception) -> None:
@@ -249,7 +249,7 @@ def ingest_folder(
                     raise _ChangedWhileIngesting(source.name)
             _place_quarantine(partition, quarantine_file)
             # Named by content hash alone before quarantine files kept the source's name.
-            (lake_dir / QUARANTINE / dataset_path / f"file={digest}.jsonl").unlink(missing_ok=True)
+            (quarantine_dir(lake_dir, dataset_path) / f"file={digest}.jsonl").unlink(missing_ok=True)
         except (_ChangedWhileIngesting, FileNotFoundError):
             reason = "changed while it was being ingested: still being written; nothing of it was kept"
             log.warning("%s: %s; left for the next run", source.name, reason)

@@ -35,7 +35,7 @@ from simple_salesforce.bulk2 import Operation
 from simple_salesforce.exceptions import SalesforceOperationError
 
 from calltrail.lake.convert import DEFAULT_MEMORY_LIMIT, ConvertResult, convert
-from calltrail.lake.layout import QUARANTINE
+from calltrail.lake.layout import quarantine_dir
 from calltrail.lake.partitions import interval_key, replace_partition
 from calltrail.salesforce.client import (
     BULK_EXTRACTION_CALLS,
@@ -240,7 +240,7 @@ def extract_tasks(
     else:
         soql = incremental_soql(sf, since, until)
     partition = lake_dir / API_DATASET / f"interval={key}"
-    quarantine_file = lake_dir / QUARANTINE / API_DATASET / f"interval={key}.jsonl"
+    quarantine_file = quarantine_dir(lake_dir, API_DATASET) / f"interval={key}.jsonl"
     pages = records = 0
     highest: datetime | None = None
     mode, source = task_pages(client, sf, soql, expected, poll_seconds=poll_seconds)
