@@ -9,7 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from calltrail.lake.layout import QUARANTINE, SALESFORCE_TASK, WEB_EVENTS, quarantine_dir, task_files, web_event_files
+from calltrail.lake.layout import (
+    QUARANTINE,
+    SALESFORCE_TASK,
+    WEB_EVENTS,
+    quarantine_dir,
+    task_files,
+    web_event_files,
+)
 from calltrail.settings import Settings
 from calltrail.warehouse.schemas import PUBLICATIONS, PUBLISHED
 
