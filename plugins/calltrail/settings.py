@@ -369,7 +369,11 @@ class Settings:
 
     @property
     def task_landing_dir(self) -> Path:
-        return self.landing_dir / "salesforce" / "task"
+        return self.salesforce_landing_dir("task")
+
+    def salesforce_landing_dir(self, folder: str) -> Path:
+        """Files of one Salesforce object: ``landing/salesforce/<object in lower snake case>/``."""
+        return self.landing_dir / "salesforce" / folder
 
     @property
     def web_landing_dir(self) -> Path:
