@@ -285,3 +285,24 @@ def test_data_loader_csv_of_each_object_with_upper_case_headers_loads_with_every
     assert lake_columns(partition) == declared_columns(obj)
     if obj is OPPORTUNITY:
         assert (row["CurrencyIsoCode"], row["Amount"]) == (None, Decimal("1000.50")), row
+
+
+def test_the_ingestion_task_reads_each_objects_landing_folder_and_alerts_on_its_quarantine(tmp_path):
+    from calltrail import settings as settings_module
+    from calltrail.airflow.run_context import RunInfo
+    from calltrail.tasks import ingest
+    from tests.airflow_env import calltrail_env
+
+    s = settings_module.load(calltrail_env(tmp_path, CALLTRAIL_QUARANTINE_ALERT_ROWS="0"))
+    folder = s.landing_dir / "salesforce" / "opportunity_contact_role"
+    folder.mkdir(parents=True)
+    (folder / "roles.jsonl").write_text(json.dumps(contact_role(0, START)) + "\n"
+                                        + json.dumps({**contact_role(1, START), "IsPrimary": "maybe"}) + "\n")
+    result = ingest.ingest_salesforce_files(s, "OpportunityContactRole",
+                                            alert_run=RunInfo("calltrail_ingest_salesforce", "manual__o", "x"))
+    assert (result["files"][0]["rows_valid"], result["files"][0]["rows_quarantined"]) == (1, 1), result
+    [row] = rows(sorted((s.lake_dir / "salesforce_opportunity_contact_role" / "source=file").glob(
+        "*/opportunity_contact_roles.parquet")))
+    assert (row["Id"], row["Role"], row["IsPrimary"]) == ("00K5e00000OCR000AAA", "Decision Maker", True), row
+    alerts = [json.loads(line) for line in s.alerts_file.read_text().splitlines()]
+    assert [a["check"] for a in alerts] == ["quarantined_rows_salesforce_opportunity_contact_role_file"], alerts
