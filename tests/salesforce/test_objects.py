@@ -306,3 +306,9 @@ def test_the_ingestion_task_reads_each_objects_landing_folder_and_alerts_on_its_
     assert (row["Id"], row["Role"], row["IsPrimary"]) == ("00K5e00000OCR000AAA", "Decision Maker", True), row
     alerts = [json.loads(line) for line in s.alerts_file.read_text().splitlines()]
     assert [a["check"] for a in alerts] == ["quarantined_rows_salesforce_opportunity_contact_role_file"], alerts
+
+
+def test_an_object_the_org_holds_no_record_of_writes_nothing_and_sets_no_watermark(fake, tmp_path):
+    out = extract_object(client_for(fake), SF, tmp_path / "lake", OPPORTUNITY, until=START)
+    assert (out.records, out.partition, out.watermark) == (0, None, None), out.as_dict()
+    assert not list((tmp_path / "lake").glob("salesforce_opportunity/*/*")), "no partition for an empty org"

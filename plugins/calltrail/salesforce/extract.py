@@ -64,7 +64,7 @@ from calltrail.settings import SalesforceSettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["API_DATASET", "ExtractionResult", "bulk_pages", "count_records", "count_tasks", "extract_object",
+__all__ = ["API_DATASET", "ExtractionResult", "bulk_pages", "count_records", "extract_object",
            "extract_tasks", "rest_pages"]
 
 
@@ -156,11 +156,6 @@ def count_records(client: ResilientSalesforce, obj: SalesforceObject, where: str
     soql = obj.count_soql(where)
     page = client.call(f"queryAll COUNT() ({obj.name})", lambda sf: sf.query(soql, include_deleted=True))
     return int(page["totalSize"])
-
-
-def count_tasks(client: ResilientSalesforce, where: str = "") -> int:
-    """``SELECT COUNT() FROM Task`` through ``queryAll``."""
-    return count_records(client, task_object(SalesforceSettings()), where)
 
 
 def record_pages(

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from calltrail.lake.convert import Column, Contract
+from calltrail.lake.convert import Column
 from calltrail.lake.layout import TASKS
-from calltrail.salesforce.objects import SalesforceObject, modstamp_filter, soql_datetime
+from calltrail.salesforce.objects import SalesforceObject
 from calltrail.settings import SalesforceSettings
-
-__all__ = ["STANDARD_FIELDS", "contract", "field_names", "full_soql", "incremental_soql", "modstamp_filter",
-           "soql_datetime", "task_object"]
 
 STANDARD_FIELDS: tuple[Column, ...] = (
     Column("Id", required=True),
@@ -43,24 +38,3 @@ def task_object(sf: SalesforceSettings) -> SalesforceObject:
     """
     return SalesforceObject("Task", TASKS, STANDARD_FIELDS
                             + (Column(sf.bizible_id_field), Column(sf.touchpoint_date_field, "timestamp")))
-
-
-def contract(sf: SalesforceSettings) -> Contract:
-    """Task columns in the lake: Salesforce API names, typed, timestamps in UTC."""
-    return task_object(sf).contract()
-
-
-def field_names(sf: SalesforceSettings) -> tuple[str, ...]:
-    return contract(sf).names
-
-
-def incremental_soql(sf: SalesforceSettings, start: datetime, end: datetime) -> str:
-    """Tasks modified in ``[start, end)``; the caller widens ``start`` by the overlap."""
-    task = task_object(sf)
-    return task.soql(task.names, start, end, ordered=True)
-
-
-def full_soql(sf: SalesforceSettings, end: datetime) -> str:
-    """Every Task modified before ``end`` (a full load; REST or Bulk API 2.0 by the record count)."""
-    task = task_object(sf)
-    return task.soql(task.names, None, end, ordered=False)
