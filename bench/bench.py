@@ -156,7 +156,8 @@ def main() -> int:
 
     ingest_code = (
         "from calltrail import settings; from calltrail.tasks import ingest; s = settings.load(); "
-        "ingest.ingest_web_events(s); ingest.ingest_task_files(s)"
+        "ingest.ingest_web_events(s); ingest.ingest_task_files(s); "
+        "[ingest.ingest_salesforce_files(s, o) for o in ('lead', 'contact', 'opportunity', 'opportunity_contact_role')]"
     )
     ingest_s, ingest_mb = phase("ingest", [sys.executable, "-c", ingest_code], env)
 

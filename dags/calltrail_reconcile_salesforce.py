@@ -1,4 +1,5 @@
-"""Deletes beyond the Recycle Bin: weekly, the lake's Tasks that Salesforce no longer has are marked deleted.
+"""Deletes beyond the Recycle Bin: weekly, the lake's Tasks (and Leads, Contacts, Opportunities and
+OpportunityContactRoles, one task each) that Salesforce no longer has are marked deleted.
 
 `queryAll` shows a deleted Task only while it is in the Recycle Bin (about 15 days). This DAG lists
 every Task Id Salesforce still has and writes a tombstone version (`IsDeleted = true`,
@@ -16,7 +17,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 from calltrail import settings as settings_module
-from calltrail.airflow.assets import SALESFORCE_TASKS
+from calltrail.airflow.assets import SALESFORCE_OBJECTS, SALESFORCE_TASKS
 from calltrail.airflow.notifiers import alert_task_failure
 
 SETTINGS = settings_module.load()
@@ -48,6 +49,21 @@ def calltrail_reconcile_salesforce() -> None:
             raise AirflowSkipException(str(exc)) from None
 
     mark_tasks_deleted_in_salesforce()
+
+    @task(retries=SETTINGS.task_retries, retry_delay=timedelta(minutes=SETTINGS.task_retry_delay_minutes))
+    def mark_deleted_in_salesforce(object_folder: str) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from calltrail import settings
+        from calltrail.tasks import ingest
+
+        try:
+            return ingest.reconcile_salesforce_object(settings.load(), object_folder)
+        except ingest.SalesforceNotConfigured as exc:
+            raise AirflowSkipException(str(exc)) from None
+
+    for folder, asset in SALESFORCE_OBJECTS.items():
+        mark_deleted_in_salesforce.override(task_id=f"mark_{folder}_deleted_in_salesforce", outlets=[asset])(folder)
 
 
 calltrail_reconcile_salesforce()

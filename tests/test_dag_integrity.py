@@ -16,6 +16,7 @@ DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
 EXPECTED = {"calltrail_ingest_salesforce", "calltrail_ingest_web_events", "calltrail_transform",
             "calltrail_reconcile_salesforce"}
 # (astronomer-cosmos itself is loaded by Airflow for every file: it registers the dbt docs plugin.)
+OBJECTS = ("lead", "contact", "opportunity", "opportunity_contact_role")  # besides Task, by landing folder
 HEAVY = ["duckdb", "pandas", "pyarrow", "simple_salesforce", "great_expectations", "dbt.adapters.duckdb",
          "calltrail.lake.convert"]
 
@@ -58,7 +59,8 @@ def test_dag_folder_has_no_import_errors_and_the_expected_dags(tmp_path, dbt_man
         assert result["dags"][dag_id]["schedule"] == "0 * * * *", dag_id  # hourly
     assert result["dags"]["calltrail_ingest_web_events"]["outlets"] == ["calltrail_lake_web_events"]
     assert result["dags"]["calltrail_reconcile_salesforce"]["schedule"] == "0 4 * * 0"  # weekly, Sundays 04:00 UTC
-    assert result["dags"]["calltrail_reconcile_salesforce"]["outlets"] == ["calltrail_lake_salesforce_task"]
+    assert result["dags"]["calltrail_reconcile_salesforce"]["outlets"] == sorted(
+        f"calltrail_lake_salesforce_{o}" for o in ("task", *OBJECTS))
 
 
 def test_the_salesforce_asset_is_updated_only_when_the_whole_ingestion_succeeded(tmp_path, dbt_manifest):
@@ -67,11 +69,26 @@ def test_the_salesforce_asset_is_updated_only_when_the_whole_ingestion_succeeded
     tasks = parse(ROOT / "dags" / "calltrail_ingest_salesforce.py", tmp_path)["dags"][
         "calltrail_ingest_salesforce"]["by_task"]
     carriers = {k: t for k, t in tasks.items() if t["outlets"]}
-    assert list(carriers) == ["salesforce_tasks_ingested"], f"tasks that update the Asset: {sorted(carriers)}"
+    assert sorted(carriers) == sorted(f"salesforce_{o}_ingested" for o in ("tasks", *OBJECTS)), \
+        f"tasks that update an Asset: {sorted(carriers)}"
     final = carriers["salesforce_tasks_ingested"]
     assert final["outlets"] == ["calltrail_lake_salesforce_task"]
     assert final["upstream"] == ["extract_tasks_from_api", "ingest_task_files"]
     assert final["trigger_rule"] == "none_failed"
+
+
+def test_each_salesforce_object_has_its_asset_after_its_own_extraction_and_files(tmp_path, dbt_manifest):
+    """Leads, Contacts, Opportunities and OpportunityContactRoles: an extraction and a file ingestion
+    each, and an Asset updated only when neither failed; the extractions start after the Tasks'."""
+    tasks = parse(ROOT / "dags" / "calltrail_ingest_salesforce.py", tmp_path)["dags"][
+        "calltrail_ingest_salesforce"]["by_task"]
+    for obj in OBJECTS:
+        carrier = tasks[f"salesforce_{obj}_ingested"]
+        assert carrier["outlets"] == [f"calltrail_lake_salesforce_{obj}"], (obj, carrier)
+        assert carrier["upstream"] == [f"extract_{obj}_from_api", f"ingest_{obj}_files"], (obj, carrier)
+        assert carrier["trigger_rule"] == "none_failed", (obj, carrier)
+        assert tasks[f"extract_{obj}_from_api"]["upstream"] == ["extract_tasks_from_api"], (obj, tasks)
+        assert tasks[f"ingest_{obj}_files"]["upstream"] == [], (obj, tasks)
 
 
 def test_the_reconciliation_schedule_is_a_setting(tmp_path, dbt_manifest):

@@ -197,12 +197,12 @@ class SalesforceSettings:
                                       "share of the org's daily API requests left to other integrations")
     # Decided by a COUNT() through queryAll: above it Bulk API 2.0 queryAll, at or below it REST queryAll.
     bulk_threshold: int = _row("CALLTRAIL_SF_BULK_THRESHOLD", "10000", _whole(),
-                               "above this many Tasks an extraction or the Id listing uses Bulk API 2.0")
+                               "above this many records an extraction or the Id listing uses Bulk API 2.0")
     reconcile_schedule: str | None = _row("CALLTRAIL_SF_RECONCILE_SCHEDULE", "0 4 * * 0", _schedule,
                                           "when the reconciliation of deletes runs: cron, preset, or off")
     reconcile_max_delete_share: float = _row("CALLTRAIL_SF_RECONCILE_MAX_DELETE_SHARE", "0.5", _share,
-                                             "largest share of the lake's live Tasks one reconciliation "
-                                             "may mark deleted")
+                                             "largest share of the lake's live records of an object one "
+                                             "reconciliation may mark deleted")
 
 
 # Field-population checks (Great Expectations) with two thresholds each: the share of rows that
@@ -369,7 +369,11 @@ class Settings:
 
     @property
     def task_landing_dir(self) -> Path:
-        return self.landing_dir / "salesforce" / "task"
+        return self.salesforce_landing_dir("task")
+
+    def salesforce_landing_dir(self, folder: str) -> Path:
+        """Files of one Salesforce object: ``landing/salesforce/<object in lower snake case>/``."""
+        return self.landing_dir / "salesforce" / folder
 
     @property
     def web_landing_dir(self) -> Path:

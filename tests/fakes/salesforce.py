@@ -12,7 +12,12 @@ endpoint: an error answer (optionally with ``Retry-After``, optionally after the
 Bulk job created behind a 500), or a chunked body broken off mid-stream; or per page of a REST query
 (an error, a session ending, a hold). ``SELECT COUNT()`` answers ``totalSize`` and no records; it is
 a ``query``/``queryAll`` request like any other, so an endpoint's fault hits it first (``after``
-lets it through). ``hard_delete`` removes a Task beyond the Recycle Bin.
+lets it through). ``hard_delete`` removes a record beyond the Recycle Bin.
+
+Besides Tasks (``records``), the org holds Leads, Contacts, Opportunities and
+OpportunityContactRoles (``objects``, by API name), with the fields of :data:`SCHEMA`: a query that
+names another field gets ``INVALID_FIELD`` as from Salesforce, and ``CurrencyIsoCode`` exists only
+while ``multi_currency`` is on (as in a real org). ``sobjects/<Object>/describe`` lists the fields.
 """
 
 from __future__ import annotations
@@ -43,6 +48,21 @@ _SOQL = re.compile(r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<object>\w+)"
                    r"(?:\s+WHERE\s+(?P<where>.+?))?(?:\s+ORDER\s+BY\s+(?P<order>\w+))?\s*$", re.IGNORECASE | re.DOTALL)
 _CONDITION = re.compile(r"^(\w+)\s*(>=|<=|>|<|=)\s*(\S+)$")
 
+# The fake org's fields of the objects besides Task (Task's are whatever its records hold). A few
+# fields calltrail does not read are there too, as in a real org.
+SCHEMA: dict[str, tuple[str, ...]] = {
+    "Lead": ("Id", "FirstName", "LastName", "Email", "Company", "CreatedDate", "IsConverted", "ConvertedContactId",
+             "ConvertedAccountId", "ConvertedDate", "LastModifiedDate", "SystemModstamp", "IsDeleted"),
+    "Contact": ("Id", "FirstName", "LastName", "Email", "AccountId", "CreatedDate", "LastModifiedDate",
+                "SystemModstamp", "IsDeleted"),
+    "Opportunity": ("Id", "Name", "AccountId", "Amount", "StageName", "CreatedDate", "CloseDate", "IsClosed",
+                    "IsWon", "LastModifiedDate", "SystemModstamp", "IsDeleted"),
+    "OpportunityContactRole": ("Id", "OpportunityId", "ContactId", "Role", "IsPrimary", "CreatedDate",
+                               "LastModifiedDate", "SystemModstamp", "IsDeleted"),
+}
+# Objects that gain CurrencyIsoCode when multi-currency is on.
+MULTI_CURRENCY_OBJECTS = ("Lead", "Contact", "Opportunity")
+
 
 def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00").replace("+0000", "+00:00"))
@@ -62,9 +82,12 @@ class Fault:
 
 @dataclass
 class FakeSalesforce:
-    """State of the fake org. ``records`` are Task records as the REST API returns them."""
+    """State of the fake org. ``records`` are Task records as the REST API returns them; ``objects``
+    the records of the other objects, by API name."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
+    objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    multi_currency: bool = True
     readable_fields: set[str] | None = None  # None: every field is readable
     page_size: int = 2000
     tokens: set[str] = field(default_factory=lambda: {"token-1"})
@@ -127,9 +150,33 @@ class FakeSalesforce:
         """Every access token issued so far stops working (a session timeout or a revoke)."""
         self.tokens.clear()
 
-    def canonical(self, name: str) -> str:
+    def records_of(self, sobject: str) -> list[dict[str, Any]]:
+        """The org's records of ``sobject`` (Task: ``records``)."""
+        if sobject.lower() == "task":
+            return self.records
+        name = self.object_name(sobject)
+        return self.objects.setdefault(name, [])
+
+    def object_name(self, sobject: str) -> str:
+        if sobject.lower() == "task":
+            return "Task"
+        for name in SCHEMA:
+            if name.lower() == sobject.lower():
+                return name
+        raise _ApiError(400, [{"message": f"sObject type '{sobject}' is not supported.", "errorCode": "INVALID_TYPE"}])
+
+    def fields_of(self, sobject: str) -> list[str] | None:
+        """The object's fields in the fake org's schema; None for Task (whatever its records hold)."""
+        name = self.object_name(sobject)
+        if name == "Task":
+            return None
+        extra = ["CurrencyIsoCode"] if self.multi_currency and name in MULTI_CURRENCY_OBJECTS else []
+        return [*SCHEMA[name], *extra]
+
+    def canonical(self, name: str, sobject: str = "Task") -> str:
         """The field's API name in its canonical case (Salesforce ignores case in SOQL)."""
-        known = {k.lower(): k for r in self.records for k in r}
+        known = {k.lower(): k for r in self.records_of(sobject) for k in r}
+        known.update({k.lower(): k for k in self.fields_of(sobject) or ()})
         return known.get(name.lower(), name)
 
     def run_soql(self, soql: str, include_deleted: bool) -> list[dict[str, Any]]:
@@ -139,16 +186,19 @@ class FakeSalesforce:
             raise _ApiError(400, [{"message": f"unexpected token: {soql[:40]}", "errorCode": "MALFORMED_QUERY"}])
         if "OFFSET" in soql.upper():
             raise AssertionError("calltrail must follow nextRecordsUrl, never OFFSET")
-        fields = [self.canonical(f.strip()) for f in m["fields"].split(",")]
-        readable = None if self.readable_fields is None else {f.lower() for f in self.readable_fields}
+        sobject = self.object_name(m["object"])
+        fields = [self.canonical(f.strip(), sobject) for f in m["fields"].split(",")]
+        schema = self.fields_of(sobject)
+        readable = {f.lower() for f in schema} if schema is not None else (
+            None if self.readable_fields is None else {f.lower() for f in self.readable_fields})
         for f in fields:
             if readable is not None and f.lower() not in readable:
                 raise _ApiError(400, [{
                     "message": f"\n{soql[:60]}\n^\nERROR at Row:1:Column:8\nNo such column '{f}' on entity "
-                               "'Task'. If you are attempting to use a custom field, be sure to append the "
+                               f"'{sobject}'. If you are attempting to use a custom field, be sure to append the "
                                "'__c' after the custom field name.",
                     "errorCode": "INVALID_FIELD"}])
-        rows = [r for r in self.records if include_deleted or not r.get("IsDeleted")]
+        rows = [r for r in self.records_of(sobject) if include_deleted or not r.get("IsDeleted")]
         for cond in re.split(r"\s+AND\s+", m["where"] or "", flags=re.IGNORECASE):
             if not cond.strip():
                 continue
@@ -156,14 +206,14 @@ class FakeSalesforce:
             if not c:
                 raise _ApiError(400, [{"message": f"fake cannot evaluate {cond!r}", "errorCode": "MALFORMED_QUERY"}])
             name, op, literal = c.groups()
-            name = self.canonical(name)
+            name = self.canonical(name, sobject)
             bound = _parse_time(literal)
             compare = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "=": operator.eq}[op]
             rows = [r for r in rows if r.get(name) and compare(_parse_time(r[name]), bound)]
         if m["order"]:
-            order = self.canonical(m["order"])
+            order = self.canonical(m["order"], sobject)
             rows.sort(key=lambda r: r.get(order) or "")
-        return [{"attributes": {"type": "Task", "url": f"/services/data/v59.0/sobjects/Task/{r['Id']}"},
+        return [{"attributes": {"type": sobject, "url": f"/services/data/v59.0/sobjects/{sobject}/{r['Id']}"},
                  **{f: r.get(f) for f in fields}} for r in rows]
 
     # --- COUNT(), hard deletes, and faults and holds on the n-th page of a REST query ---
@@ -187,12 +237,13 @@ class FakeSalesforce:
         self.page_holds[page] = (reached, release)
         return reached, release
 
-    def hard_delete(self, task_id: str) -> None:
-        """Delete a Task beyond the Recycle Bin: ``queryAll`` no longer returns it at all."""
-        before = len(self.records)
-        self.records = [r for r in self.records if r["Id"] != task_id]
-        assert len(self.records) == before - 1, f"no Task {task_id} in the fake org"
-        self.deleted_for_good.append(task_id)
+    def hard_delete(self, record_id: str, sobject: str = "Task") -> None:
+        """Delete a record beyond the Recycle Bin: ``queryAll`` no longer returns it at all."""
+        records = self.records_of(sobject)
+        before = len(records)
+        records[:] = [r for r in records if r["Id"] != record_id]
+        assert len(records) == before - 1, f"no {sobject} {record_id} in the fake org"
+        self.deleted_for_good.append(record_id)
 
     def count_soql(self, soql: str, include_deleted: bool) -> dict[str, Any]:
         """``SELECT COUNT() FROM Task [WHERE ...]``: Salesforce answers totalSize and no records."""
@@ -419,6 +470,13 @@ def _handler(state: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
                     "DailyApiRequests": {"Max": state.daily_api_max, "Remaining": state.daily_api_remaining},
                     "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000 - len(state.bulk_jobs)},
                     "ConcurrentAsyncGetReportInstances": {"Max": 200, "Remaining": 200}})
+            m = re.match(r"^/services/data/v[\d.]+/sobjects/(?P<object>\w+)/describe/?$", path)
+            if m and method == "GET":
+                self._fault("describe")
+                sobject = state.object_name(m["object"])
+                names = state.fields_of(sobject) or sorted({k for r in state.records for k in r})
+                return self._send(200, {"name": sobject, "queryable": True,
+                                        "fields": [{"name": n, "type": "string"} for n in names]})
             m = re.match(r"^/services/data/(v[\d.]+)/(query|queryAll)/?(?P<cursor>[^/]+)?$", path)
             if m and method == "GET":
                 version, endpoint = m.group(1), m.group(2)

@@ -142,7 +142,7 @@ def test_reconciliation_refuses_to_mark_most_of_the_lake_deleted_and_writes_noth
     with pytest.raises(ReconciliationRefused, match="CALLTRAIL_SF_RECONCILE_MAX_DELETE_SHARE=0.5") as err:
         reconcile_tasks(client_for(fake), SF, lake, now=NOW)
 
-    assert "4 of the lake's 6 live Tasks" in str(err.value) and "nothing was written" in str(err.value)
+    assert "4 of the lake's 6 live Task records" in str(err.value) and "nothing was written" in str(err.value)
     assert fingerprint(lake) == before
     out = reconcile_tasks(client_for(fake), replace(SF, reconcile_max_delete_share=1.0), lake, now=NOW)
     assert out.tombstones == 4

@@ -29,7 +29,7 @@ from calltrail.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["text", "timestamp", "boolean", "integer", "date"]
+Kind = Literal["text", "timestamp", "boolean", "integer", "date", "decimal"]
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
 # ISO 8601 date-time that ends in an explicit offset: Z, +hh, +hhmm or +hh:mm.
@@ -40,6 +40,7 @@ _DUCKDB_TYPES: dict[Kind, str] = {
     "boolean": "BOOLEAN",
     "integer": "BIGINT",
     "date": "DATE",
+    "decimal": "DECIMAL(18,2)",  # Salesforce currency fields: currency(16,2)
 }
 
 
@@ -333,6 +334,11 @@ def _reason_sql(contract: Contract) -> str:
                 f"case when {col} is not null and try_cast(trim({col}) as date) is null "
                 f"then 'invalid_date:{c.name}' end"
             )
+        elif c.kind == "decimal":
+            parts.append(
+                f"case when {col} is not null and try_cast(trim({col}) as decimal(18,2)) is null "
+                f"then 'invalid_decimal:{c.name}' end"
+            )
     parts += [f"case when {check.sql} then {_lit(check.reason)} end" for check in contract.checks]
     # Only the parse error counts for a line that could not be parsed at all.
     return f"case when _parse_error is not null then _parse_error else concat_ws(';', {', '.join(parts[1:])}) end"
@@ -348,6 +354,8 @@ def _typed_sql(c: Column) -> str:
         return f"cast(round(cast(trim({col}) as double)) as bigint) as {col}"
     if c.kind == "date":
         return f"cast(trim({col}) as date) as {col}"
+    if c.kind == "decimal":
+        return f"cast(trim({col}) as decimal(18,2)) as {col}"
     return f"{col}"
 
 

@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import random
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -590,6 +591,13 @@ class ResilientSalesforce:
         if "INVALID_FIELD" not in error_codes(exc) and "No such column" not in text:
             return None
         named = [f for f in self.watched_fields if f.lower() in text.lower()]
+        column = re.search(r"No such column '([^']+)' on entity '([^']+)'", text)
+        if column and column[2].lower() != "task":
+            return FieldNotReadable(
+                f"{what}: field {column[1]} is not readable on {column[2]} (INVALID_FIELD). Grant the integration "
+                f"user read access to {column[2]} and field-level read access to {column[1]} (a profile or "
+                f"permission set). Salesforce said: {text}"
+            )
         field = named[0] if named else "a selected field"
         return FieldNotReadable(
             f"{what}: field {field} is not readable on Task (INVALID_FIELD). Install the Marketo Measure "

@@ -1,19 +1,24 @@
-"""Extract Salesforce Tasks into the lake, page by page, from the lake's own watermark.
+"""Extract a Salesforce object into the lake, page by page, from the lake's own watermark.
 
-Each run reads ``queryAll`` (so deleted Tasks arrive with ``IsDeleted = true``) for
-``SystemModstamp >= watermark - overlap`` up to the run's start (``until``, now). The watermark is
-the highest ``SystemModstamp`` a successful extraction stored (:mod:`calltrail.salesforce.watermark`):
-a failed, killed or missed run leaves it where it was, so the next run reads everything since. With
-no watermark (the first run, or the manifests are gone) or with ``full_load``, the run reads every
-Task before ``until``. A ``SELECT COUNT()`` through ``queryAll`` decides the API: REST ``queryAll``
-(following ``nextRecordsUrl`` until ``done``) up to ``bulk_threshold`` Tasks, Bulk API 2.0
-``queryAll`` above.
+One machinery for every object (:mod:`calltrail.salesforce.objects`: Task, Lead, Contact,
+Opportunity, OpportunityContactRole). Each run reads ``queryAll`` (so deleted records arrive with
+``IsDeleted = true``) for ``SystemModstamp >= watermark - overlap`` up to the run's start (``until``,
+now). The watermark is the object's own: the highest ``SystemModstamp`` a successful extraction of
+it stored (:mod:`calltrail.salesforce.watermark`): a failed, killed or missed run leaves it where it
+was, so the next run reads everything since. With no watermark (the first run, or the manifests are
+gone) or with ``full_load``, the run reads every record before ``until``. A ``SELECT COUNT()``
+through ``queryAll`` decides the API: REST ``queryAll`` (following ``nextRecordsUrl`` until ``done``)
+up to ``bulk_threshold`` records, Bulk API 2.0 ``queryAll`` above.
+
+An object with org-dependent fields (Opportunity's ``CurrencyIsoCode``, multi-currency orgs only)
+has its describe read first (one API call); the fields the org lacks are left out of the SOQL and
+their columns are null.
 
 Records are spooled to a JSON-lines file one page at a time (memory stays bounded whatever the
-volume) and validated into ``salesforce_task/source=api/interval=<from>_<until>/tasks.parquet``,
-beside a ``_manifest.json`` that records the ``SystemModstamp`` range stored. Versions the lake
-already holds (the overlap re-reads them) are not written again. The partition appears only when
-the whole extraction succeeded, in one rename, together with the watermark it advances.
+volume) and validated into ``<dataset>/source=api/interval=<from>_<until>/<file>.parquet``, beside
+a ``_manifest.json`` that records the ``SystemModstamp`` range stored. Versions the lake already
+holds (the overlap re-reads them) are not written again. The partition appears only when the whole
+extraction succeeded, in one rename, together with the watermark it advances.
 """
 
 from __future__ import annotations
@@ -46,19 +51,11 @@ from calltrail.salesforce.client import (
     discard_query_job,
     list_query_jobs,
 )
-from calltrail.salesforce.task_record import (
-    contract,
-    count_soql,
-    field_names,
-    full_soql,
-    incremental_soql,
-    modstamp_filter,
-    soql_datetime,
-)
+from calltrail.salesforce.objects import SalesforceObject, modstamp_filter, soql_datetime
+from calltrail.salesforce.task_record import task_object
 from calltrail.salesforce.watermark import (
     API_DATASET,
     MANIFEST,
-    PARQUET,
     parse_utc,
     partitions_reaching,
     read_watermark,
@@ -67,7 +64,8 @@ from calltrail.settings import SalesforceSettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["API_DATASET", "ExtractionResult", "bulk_pages", "count_tasks", "extract_tasks", "rest_pages"]
+__all__ = ["API_DATASET", "ExtractionResult", "bulk_pages", "count_records", "extract_object",
+           "extract_tasks", "rest_pages"]
 
 
 class BulkJobFailed(SalesforceExtractionError):
@@ -84,9 +82,10 @@ class ExtractionResult:
     partition: Path | None  # None: every version read was already in the lake
     result: ConvertResult
     watermark: str | None  # after this run
+    object: str = "Task"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "mode": self.mode, "soql": self.soql, "pages": self.pages,
+        return {"object": self.object, "kind": self.kind, "mode": self.mode, "soql": self.soql, "pages": self.pages,
                 "records": self.records, "partition": str(self.partition) if self.partition else None,
                 "watermark": self.watermark, **self.result.as_dict()}
 
@@ -152,20 +151,36 @@ class _NothingNew(Exception):
     """The window held no version the lake lacks: nothing is committed."""
 
 
-def count_tasks(client: ResilientSalesforce, where: str = "") -> int:
-    """``SELECT COUNT() FROM Task`` through ``queryAll`` (deleted Tasks count): one API call."""
-    soql = count_soql(where)
-    page = client.call("queryAll COUNT()", lambda sf: sf.query(soql, include_deleted=True))
+def count_records(client: ResilientSalesforce, obj: SalesforceObject, where: str = "") -> int:
+    """``SELECT COUNT() FROM <object>`` through ``queryAll`` (deleted records count): one API call."""
+    soql = obj.count_soql(where)
+    page = client.call(f"queryAll COUNT() ({obj.name})", lambda sf: sf.query(soql, include_deleted=True))
     return int(page["totalSize"])
 
 
-def task_pages(
-    client: ResilientSalesforce, sf: SalesforceSettings, soql: str, expected: int, *, poll_seconds: float = 2.0
+def record_pages(
+    client: ResilientSalesforce, sf: SalesforceSettings, soql: str, expected: int, *, object_name: str = "Task",
+    poll_seconds: float = 2.0,
 ) -> tuple[str, Iterator[list[dict[str, Any]]]]:
     """REST ``queryAll`` up to ``sf.bulk_threshold`` expected records, Bulk API 2.0 ``queryAll`` above."""
     if expected > sf.bulk_threshold:
-        return "bulk2_queryAll", bulk_pages(client, soql, page_size=sf.bulk_page_size, poll_seconds=poll_seconds)
+        return "bulk2_queryAll", bulk_pages(client, soql, page_size=sf.bulk_page_size, poll_seconds=poll_seconds,
+                                            object_name=object_name)
     return "rest_queryAll", rest_pages(client, soql)
+
+
+def fields_absent_in_org(client: ResilientSalesforce, obj: SalesforceObject) -> frozenset[str]:
+    """The object's org-dependent fields this org lacks, from its describe (one API call; none
+    when the object has no org-dependent field)."""
+    if not obj.org_dependent:
+        return frozenset()
+    describe = client.call(f"describe {obj.name}", lambda sf: getattr(sf, obj.name).describe())
+    present = {str(f.get("name", "")).lower() for f in describe.get("fields", [])}
+    absent = frozenset(f for f in obj.org_dependent if f.lower() not in present)
+    if absent:
+        log.info("%s has no %s in this org (e.g. multi-currency is off): not queried, written as null",
+                 obj.name, ", ".join(sorted(absent)))
+    return absent
 
 
 def extraction_calls(mode: str, expected: int) -> int:
@@ -207,47 +222,64 @@ def extract_tasks(
     poll_seconds: float = 2.0,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> ExtractionResult:
-    """Extract every Task version changed since the watermark (less the overlap) and before ``until``.
+    """Extract every Task version changed since the watermark (less the overlap) and before ``until``."""
+    return extract_object(client, sf, lake_dir, task_object(sf), until=until, full_load=full_load,
+                          poll_seconds=poll_seconds, memory_limit=memory_limit)
 
-    ``until`` defaults to now. ``full_load`` ignores the watermark and reads every Task, as the first
-    run does.
+
+def extract_object(
+    client: ResilientSalesforce,
+    sf: SalesforceSettings,
+    lake_dir: Path,
+    obj: SalesforceObject,
+    *,
+    until: datetime | None = None,
+    full_load: bool = False,
+    poll_seconds: float = 2.0,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+) -> ExtractionResult:
+    """Extract every version of ``obj`` changed since its watermark (less the overlap) and before ``until``.
+
+    ``until`` defaults to now. ``full_load`` ignores the watermark and reads every record, as the
+    first run does.
     """
     until = (until or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)  # SOQL has whole seconds
-    mark = None if full_load else read_watermark(lake_dir)
+    dataset = obj.dataset
+    api_dataset = dataset.source("api")
+    mark = None if full_load else read_watermark(lake_dir, dataset)
     # Daily API budget, read once: before any query, even the smallest run must fit; once the
-    # COUNT() has chosen REST or Bulk, the run it chose must fit before a Task is read.
+    # COUNT() has chosen REST or Bulk, the run it chose must fit before a record is read.
     budget = client.read_api_budget()
     if budget is not None:
         budget.require(REST_EXTRACTION_CALLS, "Nothing was queried")
     if mark is None:
         kind, since = "full", None
         key = f"full_{until.strftime('%Y%m%dT%H%M%SZ')}"
-        known = sorted((lake_dir / API_DATASET).glob(f"*/{PARQUET}"))
+        known = sorted((lake_dir / api_dataset).glob(f"*/{dataset.file}"))
         reason = "forced full reload" if full_load else "no watermark in the lake (first run, or its manifests are gone)"
-        log.info("full load of every Task before %s: %s", soql_datetime(until), reason)
+        log.info("full load of every %s before %s: %s", obj.name, soql_datetime(until), reason)
     else:
         kind, since = "incremental", min(mark.at - timedelta(minutes=sf.overlap_minutes), until)
         key = interval_key(since, until)
-        known = partitions_reaching(lake_dir, since)
-        log.info("watermark %s (from %s); reading SystemModstamp >= %s (overlap %d min) and < %s",
+        known = partitions_reaching(lake_dir, since, dataset)
+        log.info("%s watermark %s (from %s); reading SystemModstamp >= %s (overlap %d min) and < %s", obj.name,
                  soql_datetime(mark.at), mark.partition.name, soql_datetime(since), sf.overlap_minutes,
                  soql_datetime(until))
-    expected = count_tasks(client, modstamp_filter(since, until))
-    if since is None:
-        soql = full_soql(sf, until)
-    elif expected > sf.bulk_threshold:  # Bulk API 2.0 gains nothing from an ORDER BY and may time out on it
-        soql = f"SELECT {', '.join(field_names(sf))} FROM Task {modstamp_filter(since, until)}"
-    else:
-        soql = incremental_soql(sf, since, until)
-    partition = lake_dir / API_DATASET / f"interval={key}"
-    quarantine_file = quarantine_dir(lake_dir, API_DATASET) / f"interval={key}.jsonl"
+    absent = fields_absent_in_org(client, obj)
+    fields = obj.selected(absent)
+    expected = count_records(client, obj, modstamp_filter(since, until))
+    # Bulk API 2.0 gains nothing from an ORDER BY and may time out on it; a full load needs none.
+    soql = obj.soql(fields, since, until, ordered=since is not None and expected <= sf.bulk_threshold)
+    partition = lake_dir / api_dataset / f"interval={key}"
+    quarantine_file = quarantine_dir(lake_dir, api_dataset) / f"interval={key}.jsonl"
     pages = records = 0
     highest: datetime | None = None
-    mode, source = task_pages(client, sf, soql, expected, poll_seconds=poll_seconds)
+    mode, source = record_pages(client, sf, soql, expected, object_name=obj.name, poll_seconds=poll_seconds)
     if budget is not None:
         budget.require(extraction_calls(mode, expected),
-                       f"Only the COUNT() was queried ({expected} Task record(s), {mode}); no Task was read")
-    log.info("extracting %d Task record(s) through %s: %s", expected, mode, soql)
+                       f"Only the COUNT() was queried ({expected} {obj.name} record(s), {mode}); "
+                       f"no {obj.name} was read")
+    log.info("extracting %d %s record(s) through %s: %s", expected, obj.name, mode, soql)
     try:
         with replace_partition(partition, lake_dir) as work:
             spool = work / "_spool.jsonl"
@@ -263,28 +295,30 @@ def extract_tasks(
                     records += len(page)
                     log.info("page %d: %d record(s), %d so far", pages, len(page), records)
             quarantine_file.unlink(missing_ok=True)
-            result = convert(spool, contract(sf), work / PARQUET, quarantine_file, fmt="jsonl",
-                             source_label=f"salesforce {mode} {key}", existing_keys=known or None,
+            result = convert(spool, obj.contract(), work / dataset.file, quarantine_file, fmt="jsonl",
+                             source_label=f"salesforce {obj.name} {mode} {key}", existing_keys=known or None,
                              memory_limit=memory_limit)
             spool.unlink()
             advances = highest is not None and (mark is None or highest > mark.at)
             if not (result.rows_valid or result.rows_quarantined or advances):
                 raise _NothingNew
-            low, high = _stored_range(work / PARQUET)
+            low, high = _stored_range(work / dataset.file)
             # The watermark is what this extraction stored: its valid rows, and the quarantined ones
             # (kept in the quarantine with their reasons) so that they are not read again each hour.
             high = max(v for v in (high, highest) if v is not None) if (high or highest) else None
             (work / MANIFEST).write_text(json.dumps({
-                "kind": kind, "mode": mode, "soql": soql, "pages": pages, "records": records,
+                "object": obj.name, "kind": kind, "mode": mode, "soql": soql, "pages": pages, "records": records,
+                "fields_absent_in_org": sorted(absent),
                 "window_from": _iso(since), "window_until": until.isoformat(),
                 "watermark_before": _iso(mark.at if mark else None),
                 "min_system_modstamp": _iso(low), "max_system_modstamp": _iso(high),
                 "extracted_at": datetime.now(UTC).isoformat(), **result.as_dict()}, indent=2) + "\n")
     except _NothingNew:
-        log.info("read %d Task record(s) in %d page(s): every version is already in the lake; nothing written, "
-                 "the watermark stays at %s", records, pages, soql_datetime(mark.at) if mark else "none")
-        return ExtractionResult(kind, mode, soql, pages, records, None, result, _iso(mark.at if mark else None))
-    log.info("extracted %d Task record(s) in %d page(s) into %s, %d new version(s); watermark now %s "
-             "(%d retries, %d re-authentications)", records, pages, partition, result.rows_valid,
+        log.info("read %d %s record(s) in %d page(s): every version is already in the lake; nothing written, "
+                 "the watermark stays at %s", records, obj.name, pages, soql_datetime(mark.at) if mark else "none")
+        return ExtractionResult(kind, mode, soql, pages, records, None, result, _iso(mark.at if mark else None),
+                                obj.name)
+    log.info("extracted %d %s record(s) in %d page(s) into %s, %d new version(s); watermark now %s "
+             "(%d retries, %d re-authentications)", records, obj.name, pages, partition, result.rows_valid,
              _iso(high), client.retries, client.reauthentications)
-    return ExtractionResult(kind, mode, soql, pages, records, partition, result, _iso(high))
+    return ExtractionResult(kind, mode, soql, pages, records, partition, result, _iso(high), obj.name)

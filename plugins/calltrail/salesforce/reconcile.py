@@ -1,5 +1,8 @@
 """Deletes beyond the Recycle Bin: compare the Ids Salesforce still has with the lake's.
 
+Written for Tasks below; every object of :mod:`calltrail.salesforce.objects` is reconciled the same
+way (:func:`reconcile_object`), into its own dataset's ``source=reconciliation``.
+
 ``queryAll`` shows a deleted Task only while it is in the Recycle Bin (about 15 days); a Task
 deleted while extraction was down for longer, or purged at once, never arrives with
 ``IsDeleted = true``. The reconciliation lists every Id Salesforce still has (``SELECT Id FROM Task``
@@ -32,23 +35,24 @@ from pathlib import Path
 from typing import Any
 
 from calltrail.lake.convert import DEFAULT_MEMORY_LIMIT, connect, parquet_list
-from calltrail.lake.layout import SALESFORCE_TASK, task_source
+from calltrail.lake.layout import task_source
 from calltrail.lake.partitions import replace_partition
 from calltrail.salesforce.client import ResilientSalesforce, SalesforceExtractionError
-from calltrail.salesforce.extract import count_tasks, task_pages
-from calltrail.salesforce.task_record import contract, ids_soql, soql_datetime
-from calltrail.salesforce.watermark import API_DATASET, MANIFEST, PARQUET
+from calltrail.salesforce.extract import count_records, record_pages
+from calltrail.salesforce.objects import SalesforceObject, soql_datetime
+from calltrail.salesforce.task_record import task_object
+from calltrail.salesforce.watermark import MANIFEST
 from calltrail.settings import SalesforceSettings
 
 log = logging.getLogger(__name__)
 
-RECONCILIATION_DATASET = task_source("reconciliation")
+RECONCILIATION_DATASET = task_source("reconciliation")  # Task's
 DELETED_BY = "_deleted_by"
 MARKER = "reconciliation"
 
 
 class ReconciliationRefused(SalesforceExtractionError):
-    """Too many Tasks would be marked deleted; nothing was written."""
+    """Too many records would be marked deleted; nothing was written."""
 
 
 class _NothingToMark(Exception):
@@ -84,18 +88,38 @@ def reconcile_tasks(
     now: datetime | None = None,
 ) -> ReconcileResult:
     """Write tombstones for the lake's live API Tasks that Salesforce no longer has."""
+    return reconcile_object(client, sf, lake_dir, task_object(sf), poll_seconds=poll_seconds,
+                            memory_limit=memory_limit, now=now)
+
+
+def reconcile_object(
+    client: ResilientSalesforce,
+    sf: SalesforceSettings,
+    lake_dir: Path,
+    obj: SalesforceObject,
+    *,
+    poll_seconds: float = 2.0,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    now: datetime | None = None,
+) -> ReconcileResult:
+    """Write tombstones for the lake's live API records of ``obj`` that Salesforce no longer has."""
     listed_at = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     cutoff = listed_at - timedelta(minutes=sf.overlap_minutes)
-    files = sorted(lake_dir.glob(f"{SALESFORCE_TASK}/*/*/{PARQUET}"))
-    if not any(API_DATASET in f.as_posix() for f in files):
-        log.info("no Task from the Salesforce API in the lake yet: nothing to reconcile")
+    dataset = obj.dataset
+    parquet = dataset.file
+    files = dataset.files(lake_dir)
+    if not any(dataset.source("api") in f.as_posix() for f in files):
+        log.info("no %s from the Salesforce API in the lake yet: nothing to reconcile", obj.name)
         return ReconcileResult("none", 0, 0, 0, None, listed_at.isoformat())
 
-    expected = count_tasks(client)
-    mode, pages = task_pages(client, sf, ids_soql(), expected, poll_seconds=poll_seconds)
-    log.info("listing the %d Task Id(s) Salesforce still has through %s", expected, mode)
-    partition = lake_dir / RECONCILIATION_DATASET / f"run={listed_at.strftime('%Y%m%dT%H%M%SZ')}"
-    names = contract(sf).names
+    expected = count_records(client, obj)
+    ids_soql = obj.ids_soql()
+    mode, pages = record_pages(client, sf, ids_soql, expected, object_name=obj.name, poll_seconds=poll_seconds)
+    log.info("listing the %d %s Id(s) Salesforce still has through %s", expected, obj.name, mode)
+    partition = lake_dir / dataset.source("reconciliation") / f"run={listed_at.strftime('%Y%m%dT%H%M%SZ')}"
+    names = obj.names
+    # Staging's order of versions: SystemModstamp, then LastModifiedDate where the object has it.
+    tie = "LastModifiedDate desc nulls last, " if "LastModifiedDate" in names else ""
     salesforce_ids = live = marked = 0
     try:
         with replace_partition(partition, lake_dir) as work:
@@ -110,14 +134,14 @@ def reconcile_tasks(
             try:
                 con.execute(f"create temp table salesforce_ids as select Id from read_csv('{ids_file}', "
                             "columns = {'Id': 'VARCHAR'}, header = true, auto_detect = false)")
-                # The latest version of every Task in the lake (all sources, as staging ranks them),
-                # for the Tasks the API extraction brought in.
+                # The latest version of every record in the lake (all sources, as staging ranks them),
+                # for the records the API extraction brought in.
                 con.execute(f"""
                     create temp table latest as
                     select * exclude (_rank, _from_api) from (
                         select *,
                                row_number() over (partition by Id order by SystemModstamp desc,
-                                                  LastModifiedDate desc nulls last, IsDeleted desc) as _rank,
+                                                  {tie}IsDeleted desc) as _rank,
                                bool_or(filename like '%/source=api/%') over (partition by Id) as _from_api
                         from read_parquet({parquet_list(files)}, union_by_name = true, filename = true)
                     ) where _rank = 1 and _from_api
@@ -136,11 +160,11 @@ def reconcile_tasks(
                 if marked > sf.reconcile_max_delete_share * live:
                     sample = [r[0] for r in con.execute("select Id from gone order by Id limit 5").fetchall()]
                     raise ReconciliationRefused(
-                        f"reconciliation would mark {marked:,} of the lake's {live:,} live Tasks deleted "
-                        f"({marked / live:.0%}), more than CALLTRAIL_SF_RECONCILE_MAX_DELETE_SHARE="
+                        f"reconciliation would mark {marked:,} of the lake's {live:,} live {obj.name} records "
+                        f"deleted ({marked / live:.0%}), more than CALLTRAIL_SF_RECONCILE_MAX_DELETE_SHARE="
                         f"{sf.reconcile_max_delete_share:g}; nothing was written. Salesforce listed "
-                        f"{salesforce_ids:,} Task Id(s). Check that connection {sf.conn_id!r} points at the "
-                        "right org and that its user still sees every Task (View All Data, or sharing); if "
+                        f"{salesforce_ids:,} {obj.name} Id(s). Check that connection {sf.conn_id!r} points at "
+                        f"the right org and that its user still sees every {obj.name} (View All Data, or sharing); if "
                         "the deletes are real, raise the setting and run the DAG again. "
                         f"Examples of Ids Salesforce no longer lists: {', '.join(sample)}"
                     )
@@ -151,23 +175,25 @@ def reconcile_tasks(
                 con.execute(f"""
                     copy (select {columns}, cast(? as timestamp) as _loaded_at, '{MARKER}' as {DELETED_BY}
                           from gone order by Id)
-                    to '{work / PARQUET}' (format parquet, compression zstd)
+                    to '{work / parquet}' (format parquet, compression zstd)
                 """, [listed_at.replace(tzinfo=None)])
             finally:
                 con.close()
             ids_file.unlink()
             shutil.rmtree(work / "_spill", ignore_errors=True)
-            (work / MANIFEST).write_text(_manifest(mode, salesforce_ids, live, marked, listed_at, cutoff))
+            (work / MANIFEST).write_text(_manifest(obj, ids_soql, mode, salesforce_ids, live, marked, listed_at,
+                                                   cutoff))
     except _NothingToMark:
-        log.info("Salesforce lists %d Task Id(s); every live Task of the lake (%d) is among them: nothing to mark",
-                 salesforce_ids, live)
+        log.info("Salesforce lists %d %s Id(s); every live %s of the lake (%d) is among them: nothing to mark",
+                 salesforce_ids, obj.name, obj.name, live)
         return ReconcileResult(mode, salesforce_ids, live, 0, None, listed_at.isoformat())
-    log.warning("reconciliation: %d of %d live Task(s) are gone from Salesforce (deleted beyond the Recycle "
-                "Bin); tombstones written to %s", marked, live, partition)
+    log.warning("reconciliation: %d of %d live %s record(s) are gone from Salesforce (deleted beyond the Recycle "
+                "Bin); tombstones written to %s", marked, live, obj.name, partition)
     return ReconcileResult(mode, salesforce_ids, live, marked, partition, listed_at.isoformat())
 
 
-def _manifest(mode: str, ids: int, live: int, marked: int, listed_at: datetime, cutoff: datetime) -> str:
-    return json.dumps({"kind": "reconciliation", "mode": mode, "soql": ids_soql(), "salesforce_ids": ids,
+def _manifest(obj: SalesforceObject, soql: str, mode: str, ids: int, live: int, marked: int, listed_at: datetime,
+              cutoff: datetime) -> str:
+    return json.dumps({"object": obj.name, "kind": "reconciliation", "mode": mode, "soql": soql, "salesforce_ids": ids,
                        "live_tasks_checked": live, "tombstones": marked, "listed_at": listed_at.isoformat(),
                        "versions_before": soql_datetime(cutoff)}, indent=2) + "\n"

@@ -1,5 +1,7 @@
 """The Salesforce watermark: the highest ``SystemModstamp`` that a successful extraction stored.
 
+Each object has its own (its dataset's API partitions; Task's by default).
+
 There is no separate watermark file to keep in step with the data. Every API partition carries its
 own ``_manifest.json`` inside the partition folder, and :func:`calltrail.lake.partitions.replace_partition`
 swaps that folder into place in one rename: the partition and the watermark it records appear
@@ -23,13 +25,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from calltrail.lake.layout import SALESFORCE_TASK_FILE, task_source
+from calltrail.lake.layout import SALESFORCE_TASK_FILE, TASKS, SalesforceDataset, task_source
 
 log = logging.getLogger(__name__)
 
-API_DATASET = task_source("api")
+API_DATASET = task_source("api")  # Task's
 MANIFEST = "_manifest.json"
-PARQUET = SALESFORCE_TASK_FILE
+PARQUET = SALESFORCE_TASK_FILE  # Task's
 
 
 @dataclass(frozen=True)
@@ -56,17 +58,17 @@ def parse_utc(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def committed_partitions(lake_dir: Path) -> list[CommittedPartition]:
+def committed_partitions(lake_dir: Path, dataset: SalesforceDataset = TASKS) -> list[CommittedPartition]:
     """API partitions that hold their Parquet file and a manifest with the ``SystemModstamp`` range.
 
     Partitions written before calltrail recorded the range (or with an unreadable manifest) are
     skipped, with a warning: they hold data, but say nothing about how far it reaches.
     """
     found = []
-    for manifest in sorted((lake_dir / API_DATASET).glob(f"*/{MANIFEST}")):
-        if not (manifest.parent / PARQUET).is_file():
+    for manifest in sorted((lake_dir / dataset.source("api")).glob(f"*/{MANIFEST}")):
+        if not (manifest.parent / dataset.file).is_file():
             log.warning("%s: no %s beside the manifest; the partition does not count for the watermark",
-                        manifest.parent, PARQUET)
+                        manifest.parent, dataset.file)
             continue
         try:
             data = json.loads(manifest.read_text())
@@ -79,17 +81,17 @@ def committed_partitions(lake_dir: Path) -> list[CommittedPartition]:
     return found
 
 
-def read_watermark(lake_dir: Path) -> Watermark | None:
+def read_watermark(lake_dir: Path, dataset: SalesforceDataset = TASKS) -> Watermark | None:
     """The highest ``SystemModstamp`` any committed API partition stored; None when there is none."""
     best: Watermark | None = None
-    for part in committed_partitions(lake_dir):
+    for part in committed_partitions(lake_dir, dataset):
         if part.max_system_modstamp is not None and (best is None or part.max_system_modstamp > best.at):
             best = Watermark(part.max_system_modstamp, part.path)
     return best
 
 
-def partitions_reaching(lake_dir: Path, since: datetime) -> list[Path]:
+def partitions_reaching(lake_dir: Path, since: datetime, dataset: SalesforceDataset = TASKS) -> list[Path]:
     """Parquet files of committed API partitions with rows at or after ``since``: the only ones an
     incremental window starting at ``since`` can repeat."""
-    return [p.path / PARQUET for p in committed_partitions(lake_dir)
+    return [p.path / dataset.file for p in committed_partitions(lake_dir, dataset)
             if p.max_system_modstamp is not None and p.max_system_modstamp >= since]

@@ -56,6 +56,24 @@ def ingest_task_files(settings: Settings, *, reprocess: bool = False, alert_run:
     return report.as_dict()
 
 
+def ingest_salesforce_files(settings: Settings, object_name: str, *, reprocess: bool = False,
+                            alert_run: RunInfo | None = None, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Files of a Salesforce object besides Task (``Lead``, ``Contact``, ``Opportunity``,
+    ``OpportunityContactRole``) from ``landing/salesforce/<object>/`` into the lake; more quarantined
+    rows than the threshold alert (``alert_run``)."""
+    from calltrail.demo.apart import refuse_to_mix
+    from calltrail.salesforce.files import ingest_object_files
+    from calltrail.salesforce.objects import object_named
+
+    obj = object_named(object_name)
+    refuse_to_mix(settings)
+    report = ingest_object_files(settings.salesforce_landing_dir(obj.folder), settings.lake_dir, obj,
+                                 reprocess=reprocess, memory_limit=settings.ingest_memory_limit,
+                                 settle_seconds=settings.landing_settle_seconds)
+    alert_on_quarantine(settings, obj.dataset.source("file"), report.files, alert_run, context)
+    return report.as_dict()
+
+
 def _salesforce_client(settings: Settings, skipped: str) -> ResilientSalesforce:
     from calltrail.salesforce.client import ResilientSalesforce
 
@@ -84,6 +102,36 @@ def extract_salesforce_tasks(settings: Settings, *, full_load: bool = False, ale
 
     alert_on_quarantine(settings, API_DATASET, [result], alert_run, context)
     return result
+
+
+def extract_salesforce_object(settings: Settings, object_name: str, *, full_load: bool = False,
+                              alert_run: RunInfo | None = None, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Extract the records of a Salesforce object besides Task changed since its own watermark in
+    the lake, as :func:`extract_salesforce_tasks` does for Tasks."""
+    from calltrail.demo.apart import refuse_to_mix
+    from calltrail.salesforce.extract import extract_object
+    from calltrail.salesforce.objects import object_named
+
+    obj = object_named(object_name)
+    client = _salesforce_client(settings, f"Salesforce API extraction of {obj.name} skipped; {obj.name} files in "
+                                          f"{settings.salesforce_landing_dir(obj.folder)} are still ingested")
+    refuse_to_mix(settings, salesforce_connected=True)
+    result = extract_object(client, settings.salesforce, settings.lake_dir, obj, full_load=full_load,
+                            memory_limit=settings.ingest_memory_limit).as_dict()
+    alert_on_quarantine(settings, obj.dataset.source("api"), [result], alert_run, context)
+    return result
+
+
+def reconcile_salesforce_object(settings: Settings, object_name: str) -> dict[str, Any]:
+    """Mark deleted the lake's records of a Salesforce object besides Task that Salesforce no longer has."""
+    from calltrail.salesforce.objects import object_named
+    from calltrail.salesforce.reconcile import reconcile_object
+
+    obj = object_named(object_name)
+    client = _salesforce_client(settings, f"reconciliation of {obj.name} with Salesforce skipped "
+                                          "(nothing to compare with)")
+    return reconcile_object(client, settings.salesforce, settings.lake_dir, obj,
+                            memory_limit=settings.ingest_memory_limit).as_dict()
 
 
 def reconcile_salesforce_tasks(settings: Settings) -> dict[str, Any]:
