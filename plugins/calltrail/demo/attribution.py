@@ -121,6 +121,14 @@ class Touchpoint:
     kind: Kind
     source_id: str  # Task Id, form event id, or the session's first event id
     position: str  # FT, LC, Post LC, FT, LC or FT, Post LC
+    session_id: str | None = None  # the session it owns or is (None for a task-only touchpoint)
+
+    @property
+    def origin(self) -> str:
+        """As fct_touchpoints names it: task_in_session, task_only, web_form or web_visit."""
+        if self.kind == "task":
+            return "task_in_session" if self.session_id else "task_only"
+        return "web_form" if self.kind == "form" else "web_visit"
 
     @property
     def holds_lc(self) -> bool:
@@ -270,10 +278,10 @@ def touchpoints(people: People, sessions: Iterable[Session], conversions: Iterab
         for n, c in enumerate(owned):
             ft = (c.session_id == first.session_id) if on_the_web and first else n == 0
             result.append(Touchpoint(touchpoint_id(c.kind, c.source_id), c.bizible_id, person, c.at, c.kind,
-                                     c.source_id, _journey_position(ft, n == 0)))
+                                     c.source_id, _journey_position(ft, n == 0), c.session_id))
         if on_the_web and first and not any(c.session_id == first.session_id for c in owned):
             result.append(Touchpoint(touchpoint_id("visit", first.session_id), first.bizible_id, person,
-                                     first.start, "visit", first.first_event_id, "FT"))
+                                     first.start, "visit", first.first_event_id, "FT", first.session_id))
     return result
 
 
