@@ -868,3 +868,26 @@ def iter_truth_tasks(landing: Path) -> Iterator[dict[str, Any]]:
     with (landing / "_demo" / "truth_tasks.jsonl").open() as fh:
         for line in fh:
             yield json.loads(line)
+
+
+def _truth_lines(landing: Path, name: str) -> Iterator[dict[str, Any]]:
+    with (landing / "_demo" / name).open() as fh:
+        for line in fh:
+            yield json.loads(line)
+
+
+def iter_truth_touchpoints(landing: Path) -> Iterator[dict[str, Any]]:
+    """Every touchpoint the rules give the demo: its id (as fct_touchpoints keys it), visitor,
+    person (None for an anonymous visitor), origin, position over the person's journey, time."""
+    return _truth_lines(landing, "truth_touchpoints.jsonl")
+
+
+def iter_truth_credits(landing: Path) -> Iterator[dict[str, Any]]:
+    """One line per opportunity, touchpoint and model: positions, credit and attributed amount
+    (decimal strings; the amount None when the opportunity has none), currency."""
+    return _truth_lines(landing, "truth_attribution.jsonl")
+
+
+def truth_links(landing: Path) -> dict[str, str]:
+    """BizibleId -> person, for every BizibleId the evidence links."""
+    return {x["bizible_id"]: x["person_id"] for x in _truth_lines(landing, "truth_people.jsonl")}
