@@ -213,6 +213,10 @@ class People:
                     if email not in by_email or key < by_email[email]:
                         by_email[email] = key
         self._by_email = {e: k[2] for e, k in by_email.items()}
+        self.by_account: dict[str, list[str]] = defaultdict(list)
+        for c in self.contacts.values():
+            if c.account_id is not None:
+                self.by_account[c.account_id].append(c.id)
 
     def person(self, record_id: str | None) -> str | None:
         """The person a Lead or Contact Id stands for (a converted Lead: its Contact); None for an Id
@@ -287,13 +291,15 @@ def touchpoints(people: People, sessions: Iterable[Session], conversions: Iterab
 
 # -- attribution -----------------------------------------------------------------------------------
 
-def opportunity_people(opportunity: Opportunity, roles: Iterable[ContactRole], people: People,
+def opportunity_people(opportunity: Opportunity, roles: Mapping[str, set[str]], people: People,
                        source: PeopleSource = "account") -> set[str]:
-    role_contacts = {r.contact_id for r in roles if r.opportunity_id == opportunity.id}
+    """The Contacts of its (live) contact roles (``roles``: opportunity -> Contact Ids); without
+    any, the Contacts of its Account (unless ``source`` is ``roles``)."""
+    role_contacts = roles.get(opportunity.id)
     if role_contacts:
-        return role_contacts & set(people.contacts)
+        return role_contacts & people.contacts.keys()
     if source == "account" and opportunity.account_id is not None:
-        return {c.id for c in people.contacts.values() if c.account_id == opportunity.account_id}
+        return set(people.by_account.get(opportunity.account_id, ()))
     return set()
 
 
@@ -366,7 +372,10 @@ def attribute(*, leads: Iterable[Lead], contacts: Iterable[Contact], sessions: I
               custom: Mapping[str, Fraction | int | str] | None = None, people_source: PeopleSource = "account",
               default_currency: str = "USD") -> Attribution:
     people = People(leads, contacts)
-    sessions, conversions, roles = list(sessions), list(conversions), list(roles)
+    sessions, conversions = list(sessions), list(conversions)
+    roles_by_opportunity: dict[str, set[str]] = defaultdict(set)
+    for r in roles:
+        roles_by_opportunity[r.opportunity_id].add(r.contact_id)
     links = person_links(people, conversions, forms)
     tps = touchpoints(people, sessions, conversions, links)
     by_person: dict[str, list[Touchpoint]] = defaultdict(list)
@@ -378,7 +387,7 @@ def attribute(*, leads: Iterable[Lead], contacts: Iterable[Contact], sessions: I
     unattributed: dict[str, str] = {}
     journeys: dict[str, list[Touchpoint]] = {}
     for opp in sorted(opportunities, key=lambda o: o.id):
-        who = opportunity_people(opp, roles, people, people_source)
+        who = opportunity_people(opp, roles_by_opportunity, people, people_source)
         if not who:
             unattributed[opp.id] = "no_people"
             continue
