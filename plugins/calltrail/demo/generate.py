@@ -49,10 +49,25 @@ Besides: calls with a blank Type, calls recognised by ``CallType`` only or by a 
 Tasks (with a BizibleId they become touchpoints too), web rows with an invalid BizibleId, a
 timestamp without an offset or an unknown event type, and events delivered twice.
 
+People and deals (:mod:`calltrail.demo.crm`, a random stream of its own, so the web events and
+Tasks are what they were): about four visitors in ten are a Lead, a Lead converted to a Contact,
+or a Contact (its calls name it as ``WhoId``, its forms carry its e-mail); some people come back
+on a second device; a shared device now and then submits a colleague's e-mail. Opportunities are
+placed around the Contacts' touchpoints: won, lost and open, in USD and EUR, some without an
+Amount, with one or several contact roles or none (the Account's Contacts count), and three
+that cannot be attributed (no people; no touchpoints; none before the close).
+
 The generator records what it did in ``_demo/truth.json`` (aggregates: the scenarios, the Tasks,
-the touchpoints by origin and position) and ``_demo/truth_tasks.jsonl`` (one line per Task: its
-match status, touchpoint, position, candidate session start and channel) so tests check the
-pipeline against it rather than against itself. Each call is placed by its scenario in a status
+the touchpoints by origin and position, the people and the unattributed opportunities with their
+reason), ``_demo/truth_tasks.jsonl`` (one line per Task: its match status, touchpoint, position
+over its person's journey and over the visitor's alone, person, candidate session start and
+channel), ``_demo/truth_touchpoints.jsonl`` (per touchpoint, keyed as ``fct_touchpoints`` keys it:
+visitor, person, origin, position), ``_demo/truth_people.jsonl`` (BizibleId -> person) and
+``_demo/truth_attribution.jsonl`` (per opportunity, touchpoint and model: positions, credit,
+attributed amount, currency), so tests check the pipeline against it rather than against itself.
+The people's positions and credits are what :mod:`calltrail.demo.attribution` (the rules read in
+Python, independently of the SQL) gives the records written; for an anonymous visitor, its
+touchpoints must agree with the visitor rules below, or the generator refuses to write. Each call is placed by its scenario in a status
 (matched, outside the window, no session); the truth then follows the rules over the sessions
 and conversions the generator wrote (which conversion owns a session, the positions), and a
 call whose status differs from the scenario's is a bug the generator refuses to write.
@@ -61,7 +76,9 @@ Output (landing folder):
 
 - ``web_events/demo-web-events-NNNN.jsonl``: page views and form submits;
 - ``salesforce/task/demo-tasks.jsonl``: Tasks as REST API records;
-- ``salesforce/task/demo-task-updates.csv``: later versions, as a Data Loader export.
+- ``salesforce/task/demo-task-updates.csv``: later versions, as a Data Loader export;
+- ``salesforce/{lead,contact,opportunity,opportunity_contact_role}/demo-*.jsonl``: REST records
+  with API field names (Leads' conversions and a deleted contact role as later versions).
 """
 
 from __future__ import annotations
@@ -425,8 +442,12 @@ class Generator:
         self.crm = Crm(landing, seed, start, days)
         self._person: Person | None = None
         self._form_person: Person | None = None
-        self._people_journeys: list[tuple[list[dict[str, Any]], list[attribution.Session],
-                                          list[attribution.Conversion], list[attribution.FormSubmit]]] = []
+        # The people's visitors, kept for the end: each visitor's first session (all the rules need
+        # of the sessions), conversions and form submits; their Task lines wait in a scratch file.
+        self._people_sessions: list[attribution.Session] = []
+        self._people_conversions: list[attribution.Conversion] = []
+        self._people_forms: list[attribution.FormSubmit] = []
+        self._people_tasks = (self.out.truth_dir / ".people_tasks.jsonl").open("w+")
         self._event_no = 0
         self._task_no = 0
         self._journey = _Journey()
@@ -618,7 +639,11 @@ class Generator:
             self.truth.touchpoints.update(touchpoints)
             self._write_truth(lines, found)
         else:
-            self._people_journeys.append((lines, sessions, conversions, forms))
+            self._people_sessions += sessions[:1]
+            self._people_conversions += conversions
+            self._people_forms += forms
+            for line in lines:
+                self._people_tasks.write(json.dumps(line) + "\n")
 
     def _write_truth(self, lines: list[dict[str, Any]], touchpoints: list[attribution.Touchpoint]) -> None:
         for line in lines:
@@ -629,9 +654,7 @@ class Generator:
     def _people(self) -> dict[str, Any]:
         """The people's journeys (every visitor one of them is), the opportunities placed around
         them, and what the attribution rules give them; written as truth."""
-        sessions = [s for _, ss, _, _ in self._people_journeys for s in ss]
-        conversions = [c for _, _, cs, _ in self._people_journeys for c in cs]
-        forms = [f for _, _, _, fs in self._people_journeys for f in fs]
+        sessions, conversions, forms = self._people_sessions, self._people_conversions, self._people_forms
         records = self.crm.oracle_inputs()
         people = attribution.People(records["leads"], records["contacts"])
         links = attribution.person_links(people, conversions, forms)
@@ -642,14 +665,18 @@ class Generator:
         self.crm.finish(first_touch)
         records = self.crm.oracle_inputs()
         result = attribution.attribute(sessions=sessions, conversions=conversions, forms=forms, **records)
-        by_source = {t.source_id: t for t in result.touchpoints}
-        for lines, _, _, _ in self._people_journeys:
-            for line in lines:
-                t = by_source.get(line["task_id"])
-                if t is not None:
-                    line["expected_position"], line["person_id"] = t.position, t.person_id
+        by_source = {t.source_id: t for t in result.touchpoints if t.kind == "task"}
+        self._people_tasks.seek(0)
+        for raw in self._people_tasks:
+            line = json.loads(raw)
+            t = by_source.get(line["task_id"])
+            if t is not None:
+                line["expected_position"], line["person_id"] = t.position, t.person_id
+            self.out.truth_tasks.write(json.dumps(line) + "\n")
+        self._people_tasks.close()
+        (self.out.truth_dir / ".people_tasks.jsonl").unlink()
         self.truth.touchpoints.update(f"{t.origin}|{t.position}" for t in result.touchpoints)
-        self._write_truth([x for lines, _, _, _ in self._people_journeys for x in lines], result.touchpoints)
+        self._write_truth([], result.touchpoints)
         with (self.out.truth_dir / "truth_people.jsonl").open("w") as fh:
             for bid, person in sorted(result.links.items()):
                 fh.write(json.dumps({"bizible_id": bid, "person_id": person}) + "\n")
