@@ -73,3 +73,28 @@ def dbt_manifest(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("manifest")
     return parse(settings_module.load(calltrail_env(tmp)))
+
+
+@pytest.fixture(scope="session")
+def channels():
+    """The alert channels the demo run is configured with (loopback Slack and SMTP)."""
+    from tests.fakes.alerting import SlackWebhookServer, SmtpServer
+
+    with SlackWebhookServer() as slack, SmtpServer() as smtp:
+        yield slack, smtp
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, channels):
+    """One `calltrail run` on the demo, shared by the end-to-end modules (test_e2e_pipeline.py,
+    test_e2e_attribution.py): its folder, environment, output and the generator's truth."""
+    import json
+
+    tmp = tmp_path_factory.mktemp("e2e")
+    slack, smtp = channels
+    env = calltrail_env(tmp, AIRFLOW_CONN_SLACK_ALERTS=slack.connection(), AIRFLOW_CONN_SMTP_ALERTS=smtp.connection(),
+                        CALLTRAIL_ALERT_EMAILS="marketing-ops@example.com")
+    first = run([str(BIN / "calltrail"), "run"], env)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    truth = json.loads((tmp / "data" / "landing" / "_demo" / "truth.json").read_text())
+    return tmp, env, first, truth

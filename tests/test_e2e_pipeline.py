@@ -14,7 +14,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
-import pytest
 
 from calltrail import settings as settings_module
 from calltrail import summary as run_summary
@@ -30,26 +29,6 @@ def lake_fingerprint(lake: Path) -> dict[str, str]:
     """Content hash of every Parquet file in the lake (manifests carry run times, so they are left out)."""
     return {p.relative_to(lake).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(lake.rglob("*.parquet"))}
-
-
-@pytest.fixture(scope="module")
-def channels():
-    """The alert channels every run of this module is configured with (loopback Slack and SMTP)."""
-    with SlackWebhookServer() as slack, SmtpServer() as smtp:
-        yield slack, smtp
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory, channels):
-    tmp = tmp_path_factory.mktemp("e2e")
-    slack, smtp = channels
-    env = calltrail_env(tmp, AIRFLOW_CONN_SLACK_ALERTS=slack.connection(), AIRFLOW_CONN_SMTP_ALERTS=smtp.connection(),
-                        CALLTRAIL_ALERT_EMAILS="marketing-ops@example.com")
-    first = run([str(BIN / "calltrail"), "run"], env)
-    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
-    data = tmp / "data"
-    truth = json.loads((data / "landing" / "_demo" / "truth.json").read_text())
-    return tmp, env, first, truth
 
 
 def fct_rows(warehouse: Path, schema: str = "published") -> list[tuple]:

@@ -70,7 +70,10 @@ def test_the_first_removal_takes_the_warehouse_built_on_the_demo(demo_lake, tmp_
     assert apart.describe(settings) == "demo data (generated)"
     removed = apart.remove_demo(settings)
     assert settings.warehouse in removed.warehouse and not settings.warehouse.exists()
-    assert (removed.partitions, removed.quarantine_files, removed.landing_files) == (3, 1, 3), removed
+    # The landing files: web events, Tasks and Task updates, and the six of the CRM objects (Leads
+    # and their updates, Contacts, Opportunities, contact roles and their updates).
+    assert (removed.partitions, removed.quarantine_files, removed.landing_files) == (3, 1, 9), removed
+    assert not list((settings.landing_dir / "salesforce").rglob("demo-*"))
     assert not list(settings.lake_dir.glob("quarantine/**/*.jsonl"))
     assert apart.describe(settings) == "no data yet"
 

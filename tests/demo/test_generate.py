@@ -104,6 +104,8 @@ RULES_PER_SCENARIO: dict[str, list[tuple[str, str, str | None]]] = {
 
 
 def test_the_truth_labels_every_scenario_as_the_rules_say(tmp_path):
+    """Per visitor (the journey of the visitor alone; a person's journey over several devices is
+    checked in test_people.py)."""
     generate(tmp_path, visitors=400)
     visitors: dict[int, list[dict]] = {}
     for t in iter_truth_tasks(tmp_path):
@@ -117,7 +119,7 @@ def test_the_truth_labels_every_scenario_as_the_rules_say(tmp_path):
         if any(not t["is_call"] for t in tasks) or (
                 scenario != "two_calls_first_deleted" and any(t["deleted"] for t in tasks)):
             continue
-        got = [(t["expected_match_status"], t["expected_touchpoint"], t["expected_position"])
+        got = [(t["expected_match_status"], t["expected_touchpoint"], t["expected_visitor_position"])
                for t in tasks if not t["deleted"]]
         seen[scenario] += 1
         if got != RULES_PER_SCENARIO[scenario]:

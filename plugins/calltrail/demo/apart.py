@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 
+from calltrail.demo.crm import FILES as CRM_FILES
 from calltrail.demo.generate import DEMO_FILES
 from calltrail.lake.layout import QUARANTINE, SALESFORCE_TASK, SCRATCH, WEB_EVENTS, task_source
 from calltrail.settings import Settings
@@ -44,9 +45,11 @@ def is_demo_file(name: str) -> bool:
 
 
 def _landing_files(settings: Settings) -> list[Path]:
+    """The files in the web events and Salesforce landing folders (Tasks and the CRM objects)."""
     from calltrail.lake.landing import landing_files
 
-    return landing_files(settings.web_landing_dir) + landing_files(settings.task_landing_dir)
+    crm = sorted({settings.landing_dir / Path(f).parent for f in CRM_FILES})
+    return [f for folder in (settings.web_landing_dir, settings.task_landing_dir, *crm) for f in landing_files(folder)]
 
 
 def own_landing_files(settings: Settings) -> list[Path]:

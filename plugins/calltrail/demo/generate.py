@@ -49,10 +49,25 @@ Besides: calls with a blank Type, calls recognised by ``CallType`` only or by a 
 Tasks (with a BizibleId they become touchpoints too), web rows with an invalid BizibleId, a
 timestamp without an offset or an unknown event type, and events delivered twice.
 
+People and deals (:mod:`calltrail.demo.crm`, a random stream of its own, so the web events and
+Tasks are what they were): about four visitors in ten are a Lead, a Lead converted to a Contact,
+or a Contact (its calls name it as ``WhoId``, its forms carry its e-mail); some people come back
+on a second device; a shared device now and then submits a colleague's e-mail. Opportunities are
+placed around the Contacts' touchpoints: won, lost and open, in USD and EUR, some without an
+Amount, with one or several contact roles or none (the Account's Contacts count), and three
+that cannot be attributed (no people; no touchpoints; none before the close).
+
 The generator records what it did in ``_demo/truth.json`` (aggregates: the scenarios, the Tasks,
-the touchpoints by origin and position) and ``_demo/truth_tasks.jsonl`` (one line per Task: its
-match status, touchpoint, position, candidate session start and channel) so tests check the
-pipeline against it rather than against itself. Each call is placed by its scenario in a status
+the touchpoints by origin and position, the people and the unattributed opportunities with their
+reason), ``_demo/truth_tasks.jsonl`` (one line per Task: its match status, touchpoint, position
+over its person's journey and over the visitor's alone, person, candidate session start and
+channel), ``_demo/truth_touchpoints.jsonl`` (per touchpoint, keyed as ``fct_touchpoints`` keys it:
+visitor, person, origin, position), ``_demo/truth_people.jsonl`` (BizibleId -> person) and
+``_demo/truth_attribution.jsonl`` (per opportunity, touchpoint and model: positions, credit,
+attributed amount, currency), so tests check the pipeline against it rather than against itself.
+The people's positions and credits are what :mod:`calltrail.demo.attribution` (the rules read in
+Python, independently of the SQL) gives the records written; for an anonymous visitor, its
+touchpoints must agree with the visitor rules below, or the generator refuses to write. Each call is placed by its scenario in a status
 (matched, outside the window, no session); the truth then follows the rules over the sessions
 and conversions the generator wrote (which conversion owns a session, the positions), and a
 call whose status differs from the scenario's is a bug the generator refuses to write.
@@ -61,7 +76,9 @@ Output (landing folder):
 
 - ``web_events/demo-web-events-NNNN.jsonl``: page views and form submits;
 - ``salesforce/task/demo-tasks.jsonl``: Tasks as REST API records;
-- ``salesforce/task/demo-task-updates.csv``: later versions, as a Data Loader export.
+- ``salesforce/task/demo-task-updates.csv``: later versions, as a Data Loader export;
+- ``salesforce/{lead,contact,opportunity,opportunity_contact_role}/demo-*.jsonl``: REST records
+  with API field names (Leads' conversions and a deleted contact role as later versions).
 """
 
 from __future__ import annotations
@@ -81,6 +98,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from calltrail.dbt_project import project_var
+from calltrail.demo import attribution
+from calltrail.demo.crm import FILES as CRM_FILES
+from calltrail.demo.crm import Crm, Person
 from calltrail.settings import SalesforceSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -221,6 +241,7 @@ class Truth:
 class _Session:
     start: datetime
     channel: str  # the CHANNELS key of its first page view
+    first_event_id: str
 
 
 @dataclass
@@ -228,6 +249,7 @@ class _Form:
     at: datetime
     event_id: str
     session: int  # index into the visitor's sessions
+    email: str
 
 
 @dataclass
@@ -240,6 +262,7 @@ class _Task:
     deleted: bool
     blank_type: bool
     placed: str | None  # the match status the scenario placed a call in
+    who_id: str | None = None
 
 
 @dataclass
@@ -309,6 +332,8 @@ def label(journey: _Journey, rules: RuleValues) -> tuple[dict[str, dict[str, Any
             if rank == 0:
                 conversions.append((order, "task_in_session" if kind == "task" else "web_form", s,
                                     key if kind == "task" else None))
+                if kind == "form":
+                    labels[key] = {"touchpoint": "session", "session": s}
     counts: Counter[str] = Counter()
     if not conversions:
         return labels, counts
@@ -323,6 +348,12 @@ def label(journey: _Journey, rules: RuleValues) -> tuple[dict[str, dict[str, Any
     if on_the_web and not any(session == 0 for _, _, session, _ in conversions):
         counts["web_visit|FT"] += 1
     return labels, counts
+
+
+def _touchpoint_truth(t: attribution.Touchpoint) -> dict[str, Any]:
+    return {"touchpoint_id": t.touchpoint_id, "bizible_id": t.bizible_id, "person_id": t.person_id,
+            "touchpoint_origin": t.origin, "touchpoint_position": t.position,
+            "touchpoint_at": t.at.isoformat(timespec="milliseconds"), "source_id": t.source_id}
 
 
 def scenario_weights(call_share: float = DEMO_CALL_SHARE) -> dict[str, float]:
@@ -362,6 +393,7 @@ class _Writer:
         self.updates_fh = (self.task_dir / "demo-task-updates.csv").open("w", newline="")
         self.updates: csv.DictWriter | None = None
         self.truth_tasks = (self.truth_dir / "truth_tasks.jsonl").open("w")
+        self.truth_touchpoints = (self.truth_dir / "truth_touchpoints.jsonl").open("w")
 
     def web(self, row: dict[str, Any]) -> None:
         if self._web is None or self._web_rows >= EVENTS_PER_FILE:
@@ -386,7 +418,7 @@ class _Writer:
                                for k, v in record.items()})
 
     def close(self) -> None:
-        for fh in (self._web, self.tasks, self.updates_fh, self.truth_tasks):
+        for fh in (self._web, self.tasks, self.updates_fh, self.truth_tasks, self.truth_touchpoints):
             if fh:
                 fh.close()
 
@@ -407,6 +439,15 @@ class Generator:
         self.days = days
         self.truth = Truth()
         self.out = _Writer(landing)
+        self.crm = Crm(landing, seed, start, days)
+        self._person: Person | None = None
+        self._form_person: Person | None = None
+        # The people's visitors, kept for the end: each visitor's first session (all the rules need
+        # of the sessions), conversions and form submits; their Task lines wait in a scratch file.
+        self._people_sessions: list[attribution.Session] = []
+        self._people_conversions: list[attribution.Conversion] = []
+        self._people_forms: list[attribution.FormSubmit] = []
+        self._people_tasks = (self.out.truth_dir / ".people_tasks.jsonl").open("w+")
         self._event_no = 0
         self._task_no = 0
         self._journey = _Journey()
@@ -451,9 +492,10 @@ class Generator:
     def _form(self, bid: str, at: datetime, page: str, referrer: str | None) -> None:
         """A form submit in the visitor's latest session."""
         at = _ms(at)
-        event_id = self._event(bid, "form_submit", at, page, referrer,
-                               email=f"visitor{self._event_no + 1}@example.com", form_url=f"{SITE}{FORM_PAGE}")
-        self._journey.forms.append(_Form(at, event_id, len(self._journey.sessions) - 1))
+        who = self._form_person
+        email = self.crm.form_email(who) if who else f"visitor{self._event_no + 1}@example.com"
+        event_id = self._event(bid, "form_submit", at, page, referrer, email=email, form_url=f"{SITE}{FORM_PAGE}")
+        self._journey.forms.append(_Form(at, event_id, len(self._journey.sessions) - 1, email))
 
     def _session(self, bid: str, at: datetime, channel: str, *, pages: int | None = None,
                  form: bool = False) -> datetime:
@@ -463,8 +505,8 @@ class Generator:
         query = query.replace("{click}", f"{self.rng.getrandbits(64):016x}")
         landing = self.rng.choice(PAGES)
         url = f"{SITE}{landing}" + (f"?{query}" if query else "")
-        self._event(bid, "page_view", at, url, referrer)
-        self._journey.sessions.append(_Session(at, channel))
+        first_event = self._event(bid, "page_view", at, url, referrer)
+        self._journey.sessions.append(_Session(at, channel, first_event))
         previous, t = url, at
         for _ in range((pages or self.rng.randint(1, 5)) - 1):
             t += timedelta(seconds=self.rng.randint(20, 300))
@@ -493,7 +535,9 @@ class Generator:
         subtype, call_type = ("Call", "Inbound") if how < 0.8 else (None, "Inbound") if how < 0.9 else ("Task", None)
         blank_type = blank_type and call_type is not None
         record = {
-            "Id": task_id, "WhoId": f"00Q{self._task_no:012d}AAA", "WhatId": None,
+            # An anonymous visitor's call names a Lead that is not in the data (an Id alone links nothing).
+            "Id": task_id, "WhoId": self._person.who_id(at) if self._person else f"00Q{self._task_no:012d}AAA",
+            "WhatId": None,
             "Subject": f"Inbound call via {self.rng.choice(VENDORS)}",
             "Type": None if blank_type else self.rng.choice(CALL_TYPES),
             "TaskSubtype": subtype, "CallType": call_type,
@@ -519,7 +563,7 @@ class Generator:
             self.truth.task_versions_in_updates += 1
         status = placed if placed in ("missing", "invalid_format") else "valid"
         self._journey.tasks.append(_Task(task_id, at, self._scenario, True, status, deleted, blank_type,
-                                         None if status != "valid" else placed))
+                                         None if status != "valid" else placed, record["WhoId"]))
 
     def _other_task(self, bid: str | None, at: datetime) -> None:
         """An e-mail or meeting Task: not a call, so a missing BizibleId is not chased."""
@@ -550,11 +594,21 @@ class Generator:
         self.truth.web_rows_written += 1
         self.truth.web_rows_bad[reason] += 1
 
-    def _record(self, n: int, journey: _Journey) -> None:
-        """The visitor's truth: per Task and in the aggregates."""
+    def _record(self, n: int, bid: str, journey: _Journey) -> None:
+        """The visitor's truth: per Task and in the aggregates. An anonymous visitor's is written at
+        once; a person's waits for the end (their journey may span several visitors)."""
         labels, touchpoints = label(journey, self.rules)
-        self.truth.touchpoints.update(touchpoints)
+        sessions = [attribution.Session(bid, s.first_event_id, s.start) for s in journey.sessions]
+        conversions = [
+            attribution.Conversion(bid, "task", t.task_id, t.at,
+                                   sessions[labels[t.task_id]["session"]].session_id
+                                   if labels[t.task_id]["touchpoint"] == "session" else None, t.who_id)
+            for t in journey.tasks if labels[t.task_id]["touchpoint"] not in ("none", None)]
+        conversions += [attribution.Conversion(bid, "form", f.event_id, f.at, sessions[f.session].session_id)
+                        for f in journey.forms if f.event_id in labels]
+        forms = [attribution.FormSubmit(bid, f.email, f.at) for f in journey.forms]
         counts = self.truth.tasks
+        lines = []
         for t in journey.tasks:
             lab = labels[t.task_id]
             session = journey.sessions[lab["session"]] if lab["session"] is not None else None
@@ -567,13 +621,85 @@ class Generator:
                     if t.bizible_id_status == "valid":
                         counts["live_calls_valid_bizible_id"] += 1
                         counts[f"live_calls_touchpoint_{lab['touchpoint']}"] += 1
-            self.out.truth_tasks.write(json.dumps({
+            lines.append({
                 "task_id": t.task_id, "visitor": n, "scenario": t.scenario, "is_call": t.is_call, "deleted": t.deleted,
                 "blank_type": t.blank_type, "expected_match_status": lab["status"],
                 "expected_touchpoint": lab["touchpoint"], "expected_position": lab["position"],
+                "expected_visitor_position": lab["position"], "person_id": None,
                 "expected_session_start": session.start.isoformat(timespec="milliseconds") if session else None,
                 "expected_channel": CHANNEL_NAMES[session.channel] if lab["touchpoint"] == "session" else None,
-                "call_time": _sf_time(t.at)}) + "\n")
+                "call_time": _sf_time(t.at)})
+        if self._person is None and self._form_person is None:
+            # Anonymous: the oracle's journey must be the visitor's, as label() gives it.
+            found = attribution.touchpoints(attribution.People([], []), sessions, conversions, {})
+            seen = Counter(f"{t.origin}|{t.position}" for t in found)
+            if seen != touchpoints:
+                raise RuntimeError(f"visitor {n}: the attribution rules give touchpoints {dict(seen)}, the "
+                                   f"visitor rules {dict(touchpoints)}: the generator is wrong")
+            self.truth.touchpoints.update(touchpoints)
+            self._write_truth(lines, found)
+        else:
+            self._people_sessions += sessions[:1]
+            self._people_conversions += conversions
+            self._people_forms += forms
+            for line in lines:
+                self._people_tasks.write(json.dumps(line) + "\n")
+
+    def _write_truth(self, lines: list[dict[str, Any]], touchpoints: list[attribution.Touchpoint]) -> None:
+        for line in lines:
+            self.out.truth_tasks.write(json.dumps(line) + "\n")
+        for t in touchpoints:
+            self.out.truth_touchpoints.write(json.dumps(_touchpoint_truth(t)) + "\n")
+
+    def _people(self) -> dict[str, Any]:
+        """The people's journeys (every visitor one of them is), the opportunities placed around
+        them, and what the attribution rules give them; written as truth."""
+        sessions, conversions, forms = self._people_sessions, self._people_conversions, self._people_forms
+        records = self.crm.oracle_inputs()
+        people = attribution.People(records["leads"], records["contacts"])
+        links = attribution.person_links(people, conversions, forms)
+        first_touch: dict[str, datetime] = {}
+        for t in attribution.touchpoints(people, sessions, conversions, links):
+            if t.person_id in people.contacts:
+                first_touch[t.person_id] = min(t.at, first_touch.get(t.person_id, t.at))
+        self.crm.finish(first_touch)
+        records = self.crm.oracle_inputs()
+        result = attribution.attribute(sessions=sessions, conversions=conversions, forms=forms, **records)
+        by_source = {t.source_id: t for t in result.touchpoints if t.kind == "task"}
+        self._people_tasks.seek(0)
+        for raw in self._people_tasks:
+            line = json.loads(raw)
+            t = by_source.get(line["task_id"])
+            if t is not None:
+                line["expected_position"], line["person_id"] = t.position, t.person_id
+            self.out.truth_tasks.write(json.dumps(line) + "\n")
+        self._people_tasks.close()
+        (self.out.truth_dir / ".people_tasks.jsonl").unlink()
+        self.truth.touchpoints.update(f"{t.origin}|{t.position}" for t in result.touchpoints)
+        self._write_truth([], result.touchpoints)
+        with (self.out.truth_dir / "truth_people.jsonl").open("w") as fh:
+            for bid, person in sorted(result.links.items()):
+                fh.write(json.dumps({"bizible_id": bid, "person_id": person}) + "\n")
+        with (self.out.truth_dir / "truth_attribution.jsonl").open("w") as fh:
+            for c in result.credits:
+                fh.write(json.dumps({
+                    "opportunity_id": c.opportunity_id, "touchpoint_id": c.touchpoint_id, "person_id": c.person_id,
+                    "opportunity_positions": c.opportunity_positions, "model": c.model,
+                    "credit": format(c.credit, "f"),
+                    "attributed_amount": None if c.attributed_amount is None else format(c.attributed_amount, "f"),
+                    "currency_iso_code": c.currency_iso_code}) + "\n")
+        devices = Counter(result.links.values())
+        return {
+            "leads": len(records["leads"]), "contacts": len(records["contacts"]),
+            "converted_leads": sum(1 for x in records["leads"] if x.converted_contact_id),
+            "linked_bizible_ids": len(result.links), "people_with_touchpoints": len(
+                {t.person_id for t in result.touchpoints if t.person_id}),
+            "people_on_two_devices": sum(1 for k in devices.values() if k > 1),
+            "opportunities": len(records["opportunities"]),
+            "opportunities_attributed": len(result.journeys),
+            "unattributed": dict(sorted(result.unattributed.items())),
+            "credit_rows": len(result.credits),
+        }
 
     # -- visitors ------------------------------------------------------------------------------
     def _channel(self, *, other_than: tuple[str, ...] = ()) -> str:
@@ -597,6 +723,11 @@ class Generator:
         # Sessions start between 08:00 and 20:00 UTC on a random day of the period.
         day = self.start + timedelta(days=self.rng.randrange(self.days))
         t0 = day.replace(hour=self.rng.randint(8, 19), minute=self.rng.randrange(60), second=self.rng.randrange(60))
+        # Who the visitor is (from the CRM's own random stream): the calls' WhoId, the forms' e-mail.
+        self._person = self.crm.identity(t0)
+        self._form_person = self._person
+        if scenario in ("call_in_window_then_form", "call_outside_window_then_form"):
+            self._form_person = self.crm.shared_device(self._person, t0)
         channel = self._channel()
         w, gap = self.rules.window, self.rules.gap
         minutes = self._minutes
@@ -652,8 +783,8 @@ class Generator:
             source = self.rng.choice(["paid_search", "paid_social", "email", "display"])
             query, referrer = self.rng.choice(CHANNELS[source])
             url = f"{SITE}{FORM_PAGE}?" + query.replace("{click}", f"{self.rng.getrandbits(64):016x}")
-            self._event(bid, "page_view", t0, url, referrer)
-            self._journey.sessions.append(_Session(t0, source))
+            first_event = self._event(bid, "page_view", t0, url, referrer)
+            self._journey.sessions.append(_Session(t0, source, first_event))
             at = (t0 + minutes(1, 8)).replace(microsecond=0)
             self._form(bid, at, url, referrer)
             self._call(bid, at, "matched", deleted=False)
@@ -695,7 +826,7 @@ class Generator:
             later = t0 + gap + (timedelta(0) if exact else timedelta(seconds=self.rng.randint(1, 600)))
             self._page(bid, later, f"{SITE}/")  # an internal referrer: it brings no source
             if not exact:
-                self._journey.sessions.append(_Session(later, "direct"))
+                self._journey.sessions.append(_Session(later, "direct", f"ev-{self._event_no:010d}"))
             self._call(bid, self._after_first_within_second(t0, later), "outside_window" if exact else "matched",
                        deleted=False)
         elif scenario == "call_missing_bizible_id":
@@ -714,7 +845,7 @@ class Generator:
             self.truth.web_rows_written += 1
             self.out.web({"event_id": f"ev-{self._event_no:010d}", "bizible_id": bid, "event_type": "page_view",
                           "occurred_at": self._iso(t0), "page_url": f"{SITE}/", "referrer_url": None})
-        self._record(n, self._journey)
+        self._record(n, bid, self._journey)
 
     def run(self) -> Truth:
         try:
@@ -723,10 +854,11 @@ class Generator:
                 self.truth.visitors += 1
                 if self.visitors >= 100_000 and (n + 1) % 100_000 == 0:
                     log.info("generated %d of %d visitors", n + 1, self.visitors)
+            people = self._people()
         finally:
             self.out.close()
         r = self.rules
-        truth = {**self.truth.as_dict(), "call_share": self.call_share,
+        truth = {**self.truth.as_dict(), "call_share": self.call_share, "people": people,
                  "rules": {"call_window_minutes": r.call_window_minutes, "inactivity_minutes": r.inactivity_minutes,
                            "bizible_id_field": r.bizible_id_field, "touchpoint_date_field": r.touchpoint_date_field}}
         (self.out.truth_dir / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
@@ -734,7 +866,7 @@ class Generator:
 
 
 DEMO_FILES = ("web_events/demo-web-events-*.jsonl", "salesforce/task/demo-tasks.jsonl",
-              "salesforce/task/demo-task-updates.csv", "_demo")
+              "salesforce/task/demo-task-updates.csv", *CRM_FILES, "_demo")
 
 
 def clear(landing: Path) -> None:
@@ -763,3 +895,26 @@ def iter_truth_tasks(landing: Path) -> Iterator[dict[str, Any]]:
     with (landing / "_demo" / "truth_tasks.jsonl").open() as fh:
         for line in fh:
             yield json.loads(line)
+
+
+def _truth_lines(landing: Path, name: str) -> Iterator[dict[str, Any]]:
+    with (landing / "_demo" / name).open() as fh:
+        for line in fh:
+            yield json.loads(line)
+
+
+def iter_truth_touchpoints(landing: Path) -> Iterator[dict[str, Any]]:
+    """Every touchpoint the rules give the demo: its id (as fct_touchpoints keys it), visitor,
+    person (None for an anonymous visitor), origin, position over the person's journey, time."""
+    return _truth_lines(landing, "truth_touchpoints.jsonl")
+
+
+def iter_truth_credits(landing: Path) -> Iterator[dict[str, Any]]:
+    """One line per opportunity, touchpoint and model: positions, credit and attributed amount
+    (decimal strings; the amount None when the opportunity has none), currency."""
+    return _truth_lines(landing, "truth_attribution.jsonl")
+
+
+def truth_links(landing: Path) -> dict[str, str]:
+    """BizibleId -> person, for every BizibleId the evidence links."""
+    return {x["bizible_id"]: x["person_id"] for x in _truth_lines(landing, "truth_people.jsonl")}

@@ -1,0 +1,80 @@
+"""End to end: the people and the attribution of the demo run (the same `calltrail run` as
+test_e2e_pipeline.py, through the shared ``demo_run`` fixture) against the generator's truth,
+which the attribution rules read independently of the dbt models (calltrail.demo.attribution)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+
+from calltrail.demo.generate import iter_truth_credits, iter_truth_touchpoints
+
+TEN_PLACES = Decimal("1E-10")
+
+
+def positions(value: str | None) -> tuple[str, ...]:
+    """'FT, LC' and 'FT,LC' alike; '' and null alike (a middle touchpoint)."""
+    return tuple(p.strip() for p in (value or "").split(",") if p.strip())
+
+
+def decimal(value) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def expected_credits(landing: Path) -> set[tuple]:
+    return {(c["opportunity_id"], c["touchpoint_id"], c["person_id"], positions(c["opportunity_positions"]), c["model"],
+             Decimal(c["credit"]), decimal(c["attributed_amount"]), c["currency_iso_code"])
+            for c in iter_truth_credits(landing)}
+
+
+def expected_touchpoints(landing: Path) -> dict[str, tuple[str | None, str]]:
+    return {t["touchpoint_id"]: (t["person_id"], t["touchpoint_position"]) for t in iter_truth_touchpoints(landing)}
+
+
+def query(warehouse: Path, sql: str) -> tuple[list[str], list[tuple]]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        cur = con.execute(sql)
+        return [d[0] for d in cur.description], cur.fetchall()
+    finally:
+        con.close()
+
+
+def differences(expected: set, seen: set, n: int = 5) -> str:
+    return f"expected and not seen {len(expected - seen)}, e.g. {sorted(expected - seen, key=str)[:n]}; " \
+           f"seen and not expected {len(seen - expected)}, e.g. {sorted(seen - expected, key=str)[:n]}"
+
+
+def test_every_touchpoint_belongs_to_the_truths_person_with_its_positions_over_the_persons_journey(demo_run):
+    tmp, _, _, _ = demo_run
+    expected = expected_touchpoints(tmp / "data" / "landing")
+    _, rows = query(tmp / "data" / "warehouse" / "calltrail.duckdb",
+                    "select touchpoint_id, person_id, touchpoint_position from published.fct_touchpoints")
+    seen = {r[0]: (r[1], r[2]) for r in rows}
+    assert seen == expected, differences(set(expected.items()), set(seen.items()))
+    assert any(person for person, _ in expected.values()) and any(not person for person, _ in expected.values())
+
+
+def test_fct_attribution_holds_the_truths_credits_and_amounts_for_every_opportunity_touchpoint_and_model(demo_run):
+    tmp, _, _, _ = demo_run
+    expected = expected_credits(tmp / "data" / "landing")
+    _, rows = query(tmp / "data" / "warehouse" / "calltrail.duckdb",
+                    "select opportunity_id, touchpoint_id, person_id, opportunity_positions, model, credit, "
+                    "attributed_amount, currency_iso_code from published.fct_attribution")
+    seen = {(r[0], r[1], r[2], positions(r[3]), r[4], decimal(r[5]).quantize(TEN_PLACES), decimal(r[6]), r[7])
+            for r in rows}
+    assert len(rows) == len(seen), "fct_attribution has duplicate rows"
+    assert seen == expected, differences(expected, seen)
+
+
+def test_dq_opportunities_unattributed_lists_the_truths_opportunities_with_their_reasons(demo_run):
+    tmp, _, _, truth = demo_run
+    columns, rows = query(tmp / "data" / "warehouse" / "calltrail.duckdb",
+                          "select * from published.dq_opportunities_unattributed")
+    reason = next((c for c in columns if "reason" in c), None)
+    assert "opportunity_id" in columns and reason, f"columns: {columns}"
+    seen = {r[columns.index("opportunity_id")]: r[columns.index(reason)] for r in rows}
+    assert seen == truth["people"]["unattributed"]
+    assert set(seen.values()) == {"no_people", "no_touchpoints", "no_touchpoints_before_cutoff"}
