@@ -23,6 +23,8 @@ def demo_lake(tmp_path):
     generate(settings.landing_dir, visitors=100)
     ingest.ingest_web_events(settings)
     ingest.ingest_task_files(settings)
+    for object_name in ("Lead", "Contact", "Opportunity", "OpportunityContactRole"):
+        ingest.ingest_salesforce_files(settings, object_name)
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(settings.warehouse))
     con.execute("create schema published; create table published.fct_touchpoints as select 'demo' as bizible_id")
@@ -72,7 +74,10 @@ def test_the_first_removal_takes_the_warehouse_built_on_the_demo(demo_lake, tmp_
     assert settings.warehouse in removed.warehouse and not settings.warehouse.exists()
     # The landing files: web events, Tasks and Task updates, and the six of the CRM objects (Leads
     # and their updates, Contacts, Opportunities, contact roles and their updates).
-    assert (removed.partitions, removed.quarantine_files, removed.landing_files) == (3, 1, 9), removed
+    # A lake partition per landing file.
+    assert (removed.partitions, removed.quarantine_files, removed.landing_files) == (9, 1, 9), removed
+    left = [p for p in settings.lake_dir.rglob("file=*") if ".tmp" not in p.parts]
+    assert not left, f"demo partitions left in the lake: {left}"
     assert not list((settings.landing_dir / "salesforce").rglob("demo-*"))
     assert not list(settings.lake_dir.glob("quarantine/**/*.jsonl"))
     assert apart.describe(settings) == "no data yet"

@@ -25,14 +25,13 @@ from pathlib import Path
 
 from calltrail.demo.crm import FILES as CRM_FILES
 from calltrail.demo.generate import DEMO_FILES
-from calltrail.lake.layout import QUARANTINE, SALESFORCE_TASK, SCRATCH, WEB_EVENTS, task_source
+from calltrail.lake.layout import QUARANTINE, SALESFORCE_DATASETS, SCRATCH, WEB_EVENTS
 from calltrail.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DEMO_FILE_NAMES = tuple(Path(p).name for p in DEMO_FILES if "/" in p)  # demo-web-events-*.jsonl, ...
 DEMO_TRUTH_DIR = "_demo"  # the generator's truth, beside its files in the landing folder
-TASK_FILE_DATASET = task_source("file")
 
 
 class DemoDataInLake(RuntimeError):
@@ -89,13 +88,14 @@ def lake_origin(lake_dir: Path) -> LakeOrigin:
     """Classify the lake's partitions. A file partition whose manifest cannot be read counts as
     yours: nothing is removed that is not known to be the demo's."""
     origin = LakeOrigin()
-    for dataset in (WEB_EVENTS, TASK_FILE_DATASET):
+    for dataset in (WEB_EVENTS, *(d.source("file") for d in SALESFORCE_DATASETS)):
         for partition in sorted((lake_dir / dataset).glob("file=*")):
             source = _source_file(partition / "_manifest.json")
             (origin.demo_partitions if source and is_demo_file(source) else origin.own_file_partitions).append(partition)
-    for source_dir in sorted((lake_dir / SALESFORCE_TASK).glob("source=*")):
-        if source_dir.name != "source=file":
-            origin.api_partitions += sorted(p for p in source_dir.iterdir() if p.is_dir())
+    for salesforce in SALESFORCE_DATASETS:
+        for source_dir in sorted((lake_dir / salesforce.name).glob("source=*")):
+            if source_dir.name != "source=file":
+                origin.api_partitions += sorted(p for p in source_dir.iterdir() if p.is_dir())
     for path in sorted((lake_dir / QUARANTINE).rglob("*.jsonl")):
         source = _quarantine_source(path)
         if source and is_demo_file(source):

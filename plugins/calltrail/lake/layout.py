@@ -68,6 +68,7 @@ LEADS = SalesforceDataset(project_var("calltrail__lake_salesforce_lead_glob"))
 CONTACTS = SalesforceDataset(project_var("calltrail__lake_salesforce_contact_glob"))
 OPPORTUNITIES = SalesforceDataset(project_var("calltrail__lake_salesforce_opportunity_glob"))
 OPPORTUNITY_CONTACT_ROLES = SalesforceDataset(project_var("calltrail__lake_salesforce_opportunity_contact_role_glob"))
+SALESFORCE_DATASETS = (TASKS, LEADS, CONTACTS, OPPORTUNITIES, OPPORTUNITY_CONTACT_ROLES)
 
 
 def task_source(source: str) -> str:
