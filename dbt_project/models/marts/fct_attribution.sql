@@ -209,6 +209,14 @@ balanced as (
 
     select
         rounded.*,
+        {#- ', FT, LC' and so on: FT, LC, OC and Closed in this order, each after ', '; the final
+            column drops the first ', ' (empty for a middle touchpoint). #}
+        {{ dbt.concat([
+            "case when is_ft then ', FT' else '' end",
+            "case when is_lc then ', LC' else '' end",
+            "case when is_oc then ', OC' else '' end",
+            "case when is_closed_won then ', Closed' else '' end",
+        ]) }} as positions_listed,
         case
             when journey_order = max(case when numerator > 0 then journey_order end) over (partition by opportunity_id, model)
                 then 10000000000 - sum(credit_units) over (partition by opportunity_id, model)
@@ -224,20 +232,8 @@ final as (
         balanced.opportunity_id,
         balanced.touchpoint_id,
         balanced.person_id,
-        {#- FT, LC, OC and Closed, in this order, joined by ', '; empty for a middle touchpoint. #}
-        {{ dbt.right(
-            dbt.concat([
-                "case when balanced.is_ft then ', FT' else '' end",
-                "case when balanced.is_lc then ', LC' else '' end",
-                "case when balanced.is_oc then ', OC' else '' end",
-                "case when balanced.is_closed_won then ', Closed' else '' end",
-            ]),
-            "greatest(" ~ dbt.length(dbt.concat([
-                "case when balanced.is_ft then ', FT' else '' end",
-                "case when balanced.is_lc then ', LC' else '' end",
-                "case when balanced.is_oc then ', OC' else '' end",
-                "case when balanced.is_closed_won then ', Closed' else '' end",
-            ])) ~ " - 2, 0)") }} as opportunity_positions,
+        {{ dbt.right('balanced.positions_listed', 'greatest(' ~ dbt.length('balanced.positions_listed') ~ ' - 2, 0)') }}
+            as opportunity_positions,
         balanced.model,
         cast(
             cast(balanced.credit_units + balanced.remainder_units as decimal(20, 0))
