@@ -1,4 +1,4 @@
-{#- docs/rules.md, Opportunities and revenue. -#}
+{#- docs/rules.md, Opportunities. -#}
 
 {#- The end of an opportunity's journey: touchpoints strictly before it count. The end of the
     CloseDate (UTC) for a closed opportunity, none (null) for an open one. -#}

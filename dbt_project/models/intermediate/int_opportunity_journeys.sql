@@ -1,4 +1,4 @@
-{#- Each opportunity's journey (docs/rules.md, Opportunities and revenue): the touchpoints of its
+{#- Each opportunity's journey (docs/rules.md, Opportunities): the touchpoints of its
     people up to its cut-off (the end of the CloseDate, UTC, for a closed opportunity; none for
     an open one), in journey order, with the opportunity positions:
     - FT: the first touchpoint; LC: the earliest touchpoint that holds LC for its person;

@@ -1,4 +1,4 @@
-{#- An opportunity's people (docs/rules.md, Opportunities and revenue): the Contacts of its live
+{#- An opportunity's people (docs/rules.md, Opportunities): the Contacts of its live
     OpportunityContactRole rows that are live Contacts in the data. An opportunity without any
     live role takes the Contacts of its Account when var calltrail__opportunity_people_fallback is
     `account` (the default), nobody when it is `roles`. -#}

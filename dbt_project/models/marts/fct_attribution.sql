@@ -1,5 +1,5 @@
-{#- One row per opportunity, journey touchpoint and attribution model (docs/rules.md, Attribution
-    models): the touchpoint's share of the opportunity (credit) and of its amount.
+{#- One row per opportunity, journey touchpoint and attribution model (docs/rules.md,
+    Attribution models): the touchpoint's share of the opportunity (credit) and of its amount.
 
     A model gives each of its positions (FT, LC, OC, Closed) a weight and the middle touchpoints a
     weight they share equally. Weights are held as integers in units of 1/10000 of a percent point

@@ -1,4 +1,4 @@
-{#- Revenue by marketing channel (docs/rules.md, Opportunities and revenue), per attribution model
+{#- Revenue by marketing channel (docs/rules.md, Revenue), per attribution model
     and currency, in three groupings of the same figures (column `grouped_by`): `channel` (channel
     and subchannel), `campaign` and `touchpoint_type`; the columns of the other groupings are null.
     Amounts are never converted or added across currencies.
