@@ -98,3 +98,22 @@
 {% macro spark__first_by(expr, key) -%}
   min_by({{ expr }}, {{ key }})
 {%- endmacro %}
+
+
+{#- Integer division, truncated: DuckDB's `/` on integers gives a double (its `//` divides
+    integers), Spark's too (`div`); PostgreSQL's `/` on integers divides integers. -#}
+{% macro int_div(numerator, denominator) -%}
+  {{ return(adapter.dispatch('int_div', 'calltrail')(numerator, denominator)) }}
+{%- endmacro %}
+
+{% macro default__int_div(numerator, denominator) -%}
+  ({{ numerator }}) / ({{ denominator }})
+{%- endmacro %}
+
+{% macro duckdb__int_div(numerator, denominator) -%}
+  ({{ numerator }}) // ({{ denominator }})
+{%- endmacro %}
+
+{% macro spark__int_div(numerator, denominator) -%}
+  ({{ numerator }}) div ({{ denominator }})
+{%- endmacro %}

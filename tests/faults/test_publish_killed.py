@@ -19,7 +19,8 @@ from tests.faults.helpers import fingerprint, kill_group, run_python, start_pyth
 
 # What the publish task of the transformation DAG runs.
 PUBLISH = "from calltrail import settings; from calltrail.tasks import publish; print(publish.publish(settings.load()))"
-PUBLISHED = ("fct_touchpoints", "dq_calls_missing_bizible_id", "rpt_touchpoints_by_channel", "rpt_call_match_rates")
+PUBLISHED = ("fct_touchpoints", "dq_calls_missing_bizible_id", "rpt_touchpoints_by_channel", "rpt_call_match_rates",
+             "dim_people", "fct_attribution", "rpt_revenue_by_channel", "dq_opportunities_unattributed")
 COPIES = 8_000
 
 

@@ -196,7 +196,8 @@ def test_publish_copies_the_marts_and_a_second_publish_replaces_them(demo_build,
     finally:
         con.close()
     assert published == {"fct_touchpoints", "dq_calls_missing_bizible_id", "rpt_touchpoints_by_channel",
-                         "rpt_call_match_rates"}
+                         "rpt_call_match_rates", "dim_people", "fct_attribution", "rpt_revenue_by_channel",
+                         "dq_opportunities_unattributed"}
     assert same == 0 and n > 100
 
 

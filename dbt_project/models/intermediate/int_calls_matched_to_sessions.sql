@@ -13,7 +13,7 @@
 {%- endif -%}
 {%- set anchor_column = 'session_start_at' if anchor == 'session_start' else 'session_last_event_at' -%}
 
-{%- set task_columns = ['task_id', 'bizible_id', 'is_call', 'task_type_clean', 'subject', 'call_at'] %}
+{%- set task_columns = ['task_id', 'bizible_id', 'who_id', 'is_call', 'task_type_clean', 'subject', 'call_at'] %}
 
 with tasks as (
 
@@ -40,6 +40,7 @@ final as (
     select
         task_id,
         bizible_id,
+        who_id,
         is_call,
         task_type_clean,
         subject,

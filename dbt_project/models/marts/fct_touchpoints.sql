@@ -8,7 +8,13 @@
     - A form submit that owns its session: type 'Web Form', fields from the session.
     - The visitor's first session, when no conversion owns it and it came before the first
       conversion: a 'Web Visit' touchpoint at the session start (FT).
-    Only visitors who converted at least once have touchpoints. -#}
+    Only visitors who converted at least once have touchpoints.
+
+    Journeys (docs/rules.md, People): a touchpoint belongs to a person, a task-only one to its
+    Task's WhoId person when there is one, every other one to its BizibleId's person
+    (int_person_links); anonymous visitors have none. Positions are computed per journey: a
+    person's touchpoints over all their BizibleIds (two devices: one FT, one LC), or an anonymous
+    visitor's own. The journey's first session is the earliest first session of its BizibleIds. -#}
 
 with conversions as (
 
@@ -35,6 +41,7 @@ with conversions as (
         int_conversions.converted_at as touchpoint_at,
         int_conversions.match_status,
         case when int_conversions.conversion_kind = 'task' then 0 else 1 end as kind_priority,
+        tasks.who_id,
         tasks.task_type_clean,
         tasks.subject,
         tasks.seconds_after_session_start
@@ -51,11 +58,75 @@ sessions as (
 
 ),
 
+links as (
+
+    select bizible_id, person_id from {{ ref('int_person_links') }}
+
+),
+
+person_ids as (
+
+    select salesforce_id, person_id from {{ ref('int_person_ids') }}
+
+),
+
+owned_conversions as (
+
+    {#- The journey key is the person, or the BizibleId of an anonymous visitor (a Salesforce Id
+        has 15 or 18 characters, a BizibleId 32: they cannot collide). #}
+    select
+        with_person.*,
+        coalesce(with_person.person_id, with_person.bizible_id) as journey_key
+    from (
+        select
+            conversions.*,
+            case
+                when conversions.touchpoint_origin = 'task_only'
+                    then coalesce(who_people.person_id, links.person_id)
+                else links.person_id
+            end as person_id
+        from conversions
+        left join links
+            on conversions.bizible_id = links.bizible_id
+        left join person_ids as who_people
+            on conversions.who_id = who_people.salesforce_id
+           and conversions.touchpoint_origin = 'task_only'
+    ) as with_person
+
+),
+
+visitor_first_sessions as (
+
+    select sessions.session_id, sessions.bizible_id, sessions.session_start_at, links.person_id
+    from {{ ref('int_sessions') }} as sessions
+    left join links
+        on sessions.bizible_id = links.bizible_id
+    where sessions.session_number = 1
+
+),
+
 first_sessions as (
 
-    select session_id, bizible_id, session_start_at
-    from {{ ref('int_sessions') }}
-    where session_number = 1
+    {#- An anonymous visitor's first session; a person's earliest first session over their
+        BizibleIds (on a tie, the lower session id). #}
+    select session_id, bizible_id, session_start_at, bizible_id as journey_key
+    from visitor_first_sessions
+    where person_id is null
+
+    union all
+
+    select session_id, bizible_id, session_start_at, person_id as journey_key
+    from (
+        select
+            visitor_first_sessions.*,
+            row_number() over (
+                partition by person_id
+                order by session_start_at, session_id
+            ) as first_session_rank
+        from visitor_first_sessions
+        where person_id is not null
+    ) as ranked
+    where first_session_rank = 1
 
 ),
 
@@ -82,27 +153,28 @@ task_only_channels as (
 with_first_session as (
 
     select
-        conversions.*,
+        owned_conversions.*,
         first_sessions.session_id as first_session_id,
+        first_sessions.bizible_id as first_session_bizible_id,
         first_sessions.session_start_at as first_session_start_at
-    from conversions
+    from owned_conversions
     left join first_sessions
-        on conversions.bizible_id = first_sessions.bizible_id
+        on owned_conversions.journey_key = first_sessions.journey_key
 
 ),
 
 lead_creation as (
 
-    {#- One sort per visitor: the conversion order, the first conversion's time, and whether a
+    {#- One sort per journey: the conversion order, the first conversion's time, and whether a
         conversion owns the visitor's first session. -#}
     select
         with_first_session.*,
         row_number() over (
-            partition by bizible_id
+            partition by journey_key
             order by touchpoint_at, kind_priority, touchpoint_id
         ) as conversion_order,
-        min(touchpoint_at) over (partition by bizible_id) as first_conversion_at,
-        max(case when session_id = first_session_id then 1 else 0 end) over (partition by bizible_id)
+        min(touchpoint_at) over (partition by journey_key) as first_conversion_at,
+        max(case when session_id = first_session_id then 1 else 0 end) over (partition by journey_key)
             as first_session_converted
     from with_first_session
 
@@ -117,6 +189,7 @@ positioned_conversions as (
         lead_creation.event_id,
         lead_creation.session_id,
         lead_creation.bizible_id,
+        lead_creation.person_id,
         lead_creation.touchpoint_at,
         lead_creation.match_status,
         lead_creation.task_type_clean,
@@ -125,6 +198,7 @@ positioned_conversions as (
         task_only_channels.marketing_channel as task_only_channel,
         task_only_channels.marketing_subchannel as task_only_subchannel,
         lead_creation.first_session_id,
+        lead_creation.first_session_bizible_id,
         lead_creation.first_session_start_at,
         lead_creation.conversion_order,
         lead_creation.first_session_converted,
@@ -142,7 +216,7 @@ positioned_conversions as (
 all_touchpoints as (
 
     select
-        touchpoint_id, touchpoint_origin, task_id, event_id, session_id, bizible_id, touchpoint_at,
+        touchpoint_id, touchpoint_origin, task_id, event_id, session_id, bizible_id, person_id, touchpoint_at,
         match_status, task_type_clean, subject, seconds_after_session_start, task_only_channel,
         task_only_subchannel,
         case
@@ -156,15 +230,16 @@ all_touchpoints as (
 
     union all
 
-    {# The visitor's first session, when no conversion owns it and it came before the first
-       conversion: a Web Visit (FT). #}
+    {# The journey's first session, when no conversion owns it and it came before the first
+       conversion: a Web Visit (FT), on the BizibleId the session belongs to. #}
     select
         {{ dbt.hash(dbt.concat(["'visit|'", "first_session_id"])) }} as touchpoint_id,
         'web_visit' as touchpoint_origin,
         cast(null as {{ dbt.type_string() }}) as task_id,
         cast(null as {{ dbt.type_string() }}) as event_id,
         first_session_id as session_id,
-        bizible_id,
+        first_session_bizible_id as bizible_id,
+        person_id,
         first_session_start_at as touchpoint_at,
         cast(null as {{ dbt.type_string() }}) as match_status,
         cast(null as {{ dbt.type_string() }}) as task_type_clean,
@@ -191,6 +266,7 @@ final as (
         all_touchpoints.event_id,
         all_touchpoints.session_id,
         all_touchpoints.bizible_id,
+        all_touchpoints.person_id,
         case
             when all_touchpoints.touchpoint_origin = 'web_form' then 'Web Form'
             when all_touchpoints.touchpoint_origin = 'web_visit' then 'Web Visit'

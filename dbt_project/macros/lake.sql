@@ -1,0 +1,42 @@
+{#- A lake table as a relation to select from: `select * from {{ calltrail.lake_source('salesforce_lead') }}`.
+
+    On DuckDB the lake tables are read in place through a glob (the source's external_location).
+    Until ingestion has written a file for a dataset, its glob matches nothing and read_parquet
+    fails; the macro then gives an empty relation with the columns and types the source declares
+    (_salesforce__sources.yml), so the models build on a lake that has no such data yet. Other
+    engines read tables loaded into schema `lake`, which exist or fail as any table does. In a unit
+    test the source is a fixture and is returned as it is. -#}
+{% macro lake_source(table_name) -%}
+  {%- set relation = source('lake', table_name) -%}
+  {{ return(adapter.dispatch('lake_source', 'calltrail')(table_name, relation)) }}
+{%- endmacro %}
+
+{% macro default__lake_source(table_name, relation) -%}
+  {{ return(relation) }}
+{%- endmacro %}
+
+{% macro duckdb__lake_source(table_name, relation) -%}
+  {%- if not execute or 'read_parquet' not in (relation | string) -%}
+    {{ return(relation) }}
+  {%- endif -%}
+  {%- set pattern = env_var('CALLTRAIL_LAKE_DIR') ~ '/' ~ var('calltrail__lake_' ~ table_name ~ '_glob') -%}
+  {%- set found = run_query("select count(*) from glob('" ~ pattern | replace("'", "''") ~ "')") -%}
+  {%- if found.columns[0].values()[0] > 0 -%}
+    {{ return(relation) }}
+  {%- endif -%}
+  {{ log("lake_source: no file matches " ~ pattern ~ "; " ~ table_name ~ " is read as empty", info=false) }}
+  {{ return(calltrail.empty_lake_table(table_name)) }}
+{%- endmacro %}
+
+{#- The declared columns of lake table `table_name`, typed, without rows. -#}
+{% macro empty_lake_table(table_name) -%}
+  {%- set node = graph.sources['source.calltrail.lake.' ~ table_name] -%}
+  {%- set columns = [] -%}
+  {%- for name, column in node.columns.items() -%}
+    {%- if not column.data_type -%}
+      {{ exceptions.raise_compiler_error("lake." ~ table_name ~ "." ~ name ~ " declares no data_type: lake_source cannot read it as empty") }}
+    {%- endif -%}
+    {%- do columns.append("cast(null as " ~ column.data_type ~ ") as " ~ adapter.quote(name)) -%}
+  {%- endfor -%}
+  {{ return("(select " ~ columns | join(", ") ~ " where 1 = 0) as " ~ table_name ~ "_without_files") }}
+{%- endmacro %}
