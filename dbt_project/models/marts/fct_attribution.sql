@@ -240,7 +240,9 @@ final as (
             * cast(0.0000000001 as decimal(11, 10))
             as decimal(18, 10)
         ) as credit,
-        opportunities.amount
+        {#- decimal(38, 2): DuckDB multiplies two decimals of up to 18 digits in 64 bits, which an
+            amount of millions times 10^10 credit units overflows -#}
+        cast(opportunities.amount as decimal(38, 2))
             * cast(
                 cast(balanced.credit_units + balanced.remainder_units as decimal(20, 0))
                 * cast(0.0000000001 as decimal(11, 10))
