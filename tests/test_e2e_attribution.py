@@ -5,6 +5,7 @@ which the attribution rules read independently of the dbt models (calltrail.demo
 from __future__ import annotations
 
 from decimal import Decimal
+from itertools import takewhile
 from pathlib import Path
 
 import duckdb
@@ -78,3 +79,29 @@ def test_dq_opportunities_unattributed_lists_the_truths_opportunities_with_their
     seen = {r[columns.index("opportunity_id")]: r[columns.index(reason)] for r in rows}
     assert seen == truth["people"]["unattributed"]
     assert set(seen.values()) == {"no_people", "no_touchpoints", "no_touchpoints_before_cutoff"}
+
+
+def test_the_summary_counts_the_truths_attributed_and_unattributed_opportunities_and_shows_won_revenue(demo_run):
+    tmp, _, first, truth = demo_run
+    credits = list(iter_truth_credits(tmp / "data" / "landing"))
+    attributed = len({c["opportunity_id"] for c in credits})
+    unattributed = truth["people"]["unattributed"]
+    reasons = {r: sum(1 for v in unattributed.values() if v == r) for r in set(unattributed.values())}
+    out = first.stdout
+    assert f"opportunities attributed     {attributed:>8,}" in out, out[-3000:]
+    line = next((ln for ln in out.splitlines() if "opportunities unattributed" in ln), "")
+    assert f"{len(unattributed):>8,}" in line and all(f"{n:,} {r}" in line for r, n in reasons.items()), line
+    # The revenue lines (full_path): per currency, the pipeline of the channels adds up to the truth's
+    # attributed amounts (each line rounded to cents).
+    start = out.index("revenue by channel, full_path model")
+    lines = [ln.split() for ln in takewhile(lambda ln: ln.startswith("    "), out[start:].splitlines()[2:])]
+    assert lines, out[start:start + 2000]
+    pipeline: dict[str, Decimal] = {}
+    for *_, currency, amount, _won in lines:
+        pipeline[currency] = pipeline.get(currency, Decimal(0)) + Decimal(amount.replace(",", ""))
+    expected: dict[str, Decimal] = {}
+    for c in credits:
+        if c["model"] == "full_path" and c["attributed_amount"] is not None:
+            expected[c["currency_iso_code"]] = expected.get(c["currency_iso_code"], Decimal(0)) + Decimal(c["attributed_amount"])
+    assert set(pipeline) == set(expected) and len(expected) == 2, (pipeline, expected)
+    assert all(abs(pipeline[k] - expected[k]) <= Decimal("0.01") * len(lines) for k in expected), (pipeline, expected)

@@ -6,19 +6,31 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from calltrail.lake.layout import (
+    CONTACTS,
+    LEADS,
+    OPPORTUNITIES,
+    OPPORTUNITY_CONTACT_ROLES,
     QUARANTINE,
-    SALESFORCE_TASK,
+    SALESFORCE_DATASETS,
     WEB_EVENTS,
     quarantine_dir,
     task_files,
     web_event_files,
 )
 from calltrail.settings import Settings
-from calltrail.warehouse.schemas import PUBLICATIONS, PUBLISHED
+from calltrail.warehouse.schemas import PUBLICATIONS, PUBLISHED, PUBLISHED_MODELS
+
+CRM_DATASETS = (LEADS, CONTACTS, OPPORTUNITIES, OPPORTUNITY_CONTACT_ROLES)
+CRM_LABELS = {LEADS.name: "Leads", CONTACTS.name: "Contacts", OPPORTUNITIES.name: "Opportunities",
+              OPPORTUNITY_CONTACT_ROLES.name: "contact roles"}
+# The attribution model whose revenue the console shows (rpt_revenue_by_channel has all six): the
+# one that credits every position of the journey.
+REVENUE_MODEL = "full_path"
 
 
 @dataclass
@@ -30,12 +42,15 @@ class LakeSummary:
     deleted_tasks: int = 0
     task_partitions: Counter[str] = field(default_factory=Counter)
     quarantined: dict[str, Counter[str]] = field(default_factory=dict)
+    # Leads, Contacts, Opportunities, contact roles: dataset -> (records, versions)
+    objects: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"web_events": self.web_events, "web_files": self.web_files, "task_versions": self.task_versions,
                 "tasks": self.tasks, "deleted_tasks": self.deleted_tasks,
                 "task_partitions": dict(self.task_partitions),
-                "quarantined": {k: dict(v) for k, v in self.quarantined.items()}}
+                "quarantined": {k: dict(v) for k, v in self.quarantined.items()},
+                "objects": {k: list(v) for k, v in self.objects.items()}}
 
 
 def summarise(lake_dir: Path) -> LakeSummary:
@@ -61,7 +76,14 @@ def summarise(lake_dir: Path) -> LakeSummary:
                   select Id, arg_max(IsDeleted, SystemModstamp) as deleted
                   from read_parquet({parquet_list(tasks)}, union_by_name = true) group by Id) where deleted"""
         ).fetchone()[0]
-    for dataset in (WEB_EVENTS, SALESFORCE_TASK):
+    for dataset in CRM_DATASETS:
+        files = dataset.files(lake_dir)
+        if files:
+            versions, records = con.execute(
+                f"select count(*), count(distinct Id) from read_parquet({parquet_list(files)}, union_by_name = true)"
+            ).fetchone()
+            summary.objects[dataset.name] = (records, versions)
+    for dataset in (WEB_EVENTS, *(d.name for d in SALESFORCE_DATASETS)):
         reasons: Counter[str] = Counter()
         for q in quarantine_dir(lake_dir, dataset).rglob("*.jsonl"):
             with q.open() as fh:
@@ -79,7 +101,7 @@ def quarantined_since(lake_dir: Path, since: float) -> dict[str, dict[str, Count
     """
     out: dict[str, dict[str, Counter[str]]] = {}
     root = lake_dir / QUARANTINE
-    for dataset in (WEB_EVENTS, SALESFORCE_TASK):
+    for dataset in (WEB_EVENTS, *(d.name for d in SALESFORCE_DATASETS)):
         for q in sorted((root / dataset).rglob("*.jsonl")):
             if q.stat().st_mtime < since:
                 continue
@@ -120,6 +142,10 @@ def render(settings: Settings, summary: LakeSummary,
         f"  Salesforce Tasks    {summary.tasks:>10,}  ({summary.task_versions:,} versions, "
         f"{summary.deleted_tasks:,} deleted; partitions: "
         + (", ".join(f"{k} {v}" for k, v in sorted(summary.task_partitions.items())) or "none") + ")",
+    ]
+    lines += [f"  {CRM_LABELS[name]:<20}{records:>10,}  ({versions:,} versions)"
+              for name, (records, versions) in summary.objects.items()]
+    lines += [
         "",
         "  quarantined rows in the lake, all runs (kept with their reasons, never dropped):",
     ]
@@ -160,6 +186,12 @@ class MartSummary:
     touchpoints: int = 0
     by_channel: list[tuple[str, int, int]] = field(default_factory=list)
     by_type: list[tuple[str, int]] = field(default_factory=list)
+    people: int = 0
+    people_with_touchpoints: int = 0
+    opportunities_attributed: int = 0
+    unattributed: list[tuple[str, int]] = field(default_factory=list)  # (reason, opportunities)
+    # (channel, currency, attributed pipeline, attributed won revenue) under REVENUE_MODEL
+    revenue: list[tuple[str, str, Decimal, Decimal]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -192,9 +224,28 @@ def summarise_marts(warehouse: Path, schema: str = PUBLISHED, *, wait_seconds: f
         s.by_type = [tuple(r) for r in con.execute(
             f"select touchpoint_type, sum(touchpoints) from {schema}.rpt_touchpoints_by_channel "
             "group by 1 order by 2 desc, 1").fetchall()]
+        if con.execute("select count(*) from information_schema.tables where table_schema = ? "
+                       "and table_name = 'fct_attribution'", [schema]).fetchone()[0]:
+            _people_and_revenue(con, schema, s)
         return s
     finally:
         con.close()
+
+
+def _people_and_revenue(con: Any, schema: str, s: MartSummary) -> None:
+    """People, opportunities and revenue by channel, from the attribution marts."""
+    s.people = con.execute(f"select count(*) from {schema}.dim_people").fetchone()[0]
+    s.people_with_touchpoints = con.execute(
+        f"select count(distinct person_id) from {schema}.fct_touchpoints").fetchone()[0]
+    s.opportunities_attributed = con.execute(
+        f"select count(distinct opportunity_id) from {schema}.fct_attribution").fetchone()[0]
+    s.unattributed = [tuple(r) for r in con.execute(
+        f"select reason, count(*) from {schema}.dq_opportunities_unattributed group by 1 order by 2 desc, 1").fetchall()]
+    s.revenue = [tuple(r) for r in con.execute(
+        f"select marketing_channel, currency_iso_code, coalesce(sum(attributed_pipeline), 0), "
+        "coalesce(sum(attributed_won_revenue), 0) "
+        f"from {schema}.rpt_revenue_by_channel where grouped_by = 'channel' and model = ? "
+        "group by 1, 2 order by 2, 4 desc, 3 desc, 1", [REVENUE_MODEL]).fetchall()]
 
 
 @dataclass(frozen=True)
@@ -315,6 +366,22 @@ def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:5.1f}%" if whole else "    -"
 
 
+def _render_revenue(s: MartSummary) -> list[str]:
+    unattributed = sum(n for _, n in s.unattributed)
+    lines = ["", "  people and revenue",
+             f"    people (Leads and Contacts)  {s.people:>8,}  ({s.people_with_touchpoints:,} with touchpoints)",
+             f"    opportunities attributed     {s.opportunities_attributed:>8,}",
+             f"    opportunities unattributed   {unattributed:>8,}"
+             + (f"  ({', '.join(f'{n:,} {reason}' for reason, n in s.unattributed)}: see dq_opportunities_unattributed)"
+                if unattributed else "")]
+    if s.revenue:
+        lines += ["", f"  revenue by channel, {REVENUE_MODEL} model (every model: rpt_revenue_by_channel)",
+                  f"    {'channel':<28} {'':<4} {'pipeline':>16} {'won':>12}"]
+        lines += [f"    {channel:<28} {currency:<4} {pipeline:>16,.2f} {won:>12,.2f}"
+                  for channel, currency, pipeline, won in s.revenue]
+    return lines
+
+
 def render_marts(settings: Settings, s: MartSummary) -> str:
     lines = [
         "calltrail: calls and touchpoints",
@@ -336,10 +403,10 @@ def render_marts(settings: Settings, s: MartSummary) -> str:
     lines += [f"    {channel:<36} {tp:>9,} {calls:>8,}" for channel, tp, calls in s.by_channel]
     lines += ["", "  touchpoints by type"]
     lines += [f"    {t:<36} {n:>9,}" for t, n in s.by_type]
+    lines += _render_revenue(s)
     lines += [
         "",
-        f"  warehouse   {settings.warehouse}  (schema {PUBLISHED}: fct_touchpoints, rpt_touchpoints_by_channel, "
-        "rpt_call_match_rates, dq_calls_missing_bizible_id)",
+        f"  warehouse   {settings.warehouse}  (schema {PUBLISHED}: {', '.join(PUBLISHED_MODELS)})",
         f"  dbt docs    {settings.dbt_docs_dir / 'static_index.html'}  (lineage: open in a browser)",
         "",
     ]

@@ -9,3 +9,5 @@ from calltrail.dbt_project import project_var
 BUILD_SCHEMA = "main"  # dbt-duckdb's default schema: the profile names none, so dbt builds here
 PUBLISHED: str = project_var("calltrail__publish_schema")
 PUBLICATIONS: str = f"{project_var('calltrail__publish_log_schema')}.publications"
+# The consumer marts the publish step copies into PUBLISHED (``calltrail__published_models``).
+PUBLISHED_MODELS: tuple[str, ...] = tuple(project_var("calltrail__published_models"))
