@@ -214,6 +214,7 @@ DEFAULT_THRESHOLDS: dict[str, tuple[float, float]] = {
     "call_task_type_population": (0.80, 0.50),
     "session_landing_page_population": (0.99, 0.95),
     "touchpoint_landing_page_population": (0.99, 0.95),
+    "opportunity_people_population": (0.95, 0.50),
 }
 # Task.Type values expected as touchpoint types: Salesforce's standard picklist (Call, Email, Meeting,
 # Other) and the call types vendors write. Any other value still becomes a touchpoint type; the check

@@ -9,7 +9,8 @@ import duckdb
 
 from calltrail.demo.generate import generate
 from calltrail.lake.convert import parquet_list
-from calltrail.salesforce.files import ingest_task_files
+from calltrail.salesforce.files import ingest_object_files, ingest_task_files
+from calltrail.salesforce.objects import BEYOND_TASK, SalesforceObject
 from calltrail.settings import Settings
 from calltrail.transform.dbt import run_dbt
 from calltrail.web.ingest import ingest_web_events
@@ -27,6 +28,8 @@ def build(settings: Settings, *, visitors: int | None = None) -> None:
 
 def rebuild(settings: Settings) -> None:
     ingest_task_files(settings.task_landing_dir, settings.lake_dir, settings.salesforce)
+    for obj in BEYOND_TASK:  # Leads, Contacts, Opportunities, contact roles
+        ingest_object_files(settings.salesforce_landing_dir(obj.folder), settings.lake_dir, obj)
     run_dbt(settings, ["build", "--exclude", "resource_type:unit_test"])
 
 
@@ -41,8 +44,26 @@ def task_ids(settings: Settings, sql: str) -> list[str]:
 def write_task_updates(settings: Settings, ids: list[str], name: str, **changes: str) -> Path:
     """A Data Loader CSV with a later version of each Task in ``ids``: the latest version from the
     lake with ``changes`` (column -> SQL expression) applied and SystemModstamp a day later."""
-    files = sorted(settings.lake_dir.glob("salesforce_task/*/*/tasks.parquet"))
-    out = settings.task_landing_dir / name
+    return _write_updates(sorted(settings.lake_dir.glob("salesforce_task/*/*/tasks.parquet")),
+                          settings.task_landing_dir / name, ids, changes)
+
+
+def write_object_updates(settings: Settings, obj: SalesforceObject, ids: list[str] | None, name: str,
+                         **changes: str) -> Path:
+    """The same for another object (every record when ``ids`` is None), into its landing folder."""
+    out = settings.salesforce_landing_dir(obj.folder) / name
+    if ids is None:
+        con = duckdb.connect()
+        try:
+            ids = [r[0] for r in con.execute(
+                f"select distinct Id from read_parquet({parquet_list(obj.dataset.files(settings.lake_dir))})").fetchall()]
+        finally:
+            con.close()
+    return _write_updates(obj.dataset.files(settings.lake_dir), out, ids, changes)
+
+
+def _write_updates(files: list[Path], out: Path, ids: list[str], changes: dict[str, str]) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     try:
         con.execute(f"create table latest as select * from read_parquet({parquet_list(files)}, union_by_name = true) "

@@ -15,12 +15,13 @@ import pytest
 from calltrail import settings as settings_module
 from calltrail.airflow.run_context import RunInfo
 from calltrail.quality.outcome import DataQualityError
+from calltrail.salesforce.objects import OPPORTUNITY, OPPORTUNITY_CONTACT_ROLE
 from calltrail.settings import ConfigurationError
 from calltrail.tasks import publish
 from calltrail.tasks import quality as gates
 from tests.airflow_env import calltrail_env
 from tests.fakes.alerting import SlackWebhookServer, SmtpServer, dead_webhook_connection
-from tests.quality.helpers import build, rebuild, task_ids, write_task_updates
+from tests.quality.helpers import build, rebuild, task_ids, write_object_updates, write_task_updates
 
 # The demo's visitors arrive from 2026-11-01 for 21 days: a 21-day window ending here holds them all.
 DEMO_END = datetime(2026, 11, 22, tzinfo=UTC)
@@ -312,3 +313,48 @@ def test_publish_records_its_time_so_a_failed_run_can_say_how_old_the_marts_are(
         con.close()
     assert len(rows) == 2 and "fct_touchpoints" in rows[0][0]
     assert "published at" in summary.render_publication(second)
+
+
+def test_opportunities_with_an_amount_and_no_people_fail_the_audit_and_are_named(demo_build, tmp_path, channels):
+    """Every contact role deleted and every opportunity moved to an Account without Contacts: no
+    opportunity has people, far below the error threshold (50 %)."""
+    s = copy_of(demo_build, tmp_path)
+    with_amount = task_ids(s, "select opportunity_id from main.stg_salesforce__opportunities where amount is not null")
+    assert len(with_amount) > 20 and not alerts_in(s)
+    write_object_updates(s, OPPORTUNITY_CONTACT_ROLE, None, "roles-removed.csv", IsDeleted="true")
+    write_object_updates(s, OPPORTUNITY, None, "unknown-account.csv", AccountId="'001000000000000AAA'")
+    rebuild(s)
+    with pytest.raises(DataQualityError, match="opportunity_people_population"):
+        gates.audit(s, RunInfo("calltrail_transform", "roles_gone"))
+    alerts = alerts_in(s)
+    assert "opportunity_people_population" in [a["check"] for a in alerts], alerts
+    assert {a["check"] for a in alerts} <= {"opportunity_people_population", "opportunity_people_population_recent"}
+    alert = next(a for a in alerts if a["check"] == "opportunity_people_population")
+    assert alert["severity"] == "error" and alert["layer"] == "marts"
+    assert alert["record_ids"] and set(alert["record_ids"]) <= set(with_amount)
+    assert "have no people" in alert["observed"], alert["observed"]
+
+
+def test_a_touchpoint_of_a_linked_visitor_without_its_person_and_credits_not_summing_to_one_fail_the_audit(
+        demo_build, tmp_path, channels):
+    """A defect in the models (here written into the built tables, which the audit reads before
+    publishing): the checks stop the marts from being published."""
+    s = copy_of(demo_build, tmp_path)
+    con = duckdb.connect(str(s.warehouse))
+    try:
+        lost = [r[0] for r in con.execute(
+            "select touchpoint_id from main.fct_touchpoints where person_id is not null order by 1 limit 3").fetchall()]
+        con.execute("update main.fct_touchpoints set person_id = null where touchpoint_id in (select unnest(?))", [lost])
+        halved = con.execute("select min(opportunity_id) from main.fct_attribution").fetchone()[0]
+        con.execute("update main.fct_attribution set credit = credit / 2 where opportunity_id = ? and model = 'w_shaped'",
+                    [halved])
+    finally:
+        con.close()
+    assert len(lost) == 3 and halved
+    with pytest.raises(DataQualityError) as failure:
+        gates.audit(s, RunInfo("calltrail_transform", "models_broke"))
+    assert "touchpoint_person_present" in str(failure.value) and "attribution_credits_sum_to_one" in str(failure.value)
+    alerts = {a["check"]: a for a in alerts_in(s)}
+    assert set(alerts) == {"touchpoint_person_present", "attribution_credits_sum_to_one"}, sorted(alerts)
+    assert set(alerts["touchpoint_person_present"]["record_ids"]) == set(lost)
+    assert alerts["attribution_credits_sum_to_one"]["record_ids"] == [f"{halved} w_shaped"]

@@ -34,6 +34,7 @@ TOUCHPOINT_POSITIONS = ("FT", "LC", "Post LC", "FT, LC", "FT, Post LC")
 WEB_TOUCHPOINT_TYPES = ("Web Visit", "Web Form")
 MATCH_STATUSES: tuple[str, ...] = tuple(project_var("calltrail__match_statuses"))
 EVENT_TYPES: tuple[str, ...] = tuple(project_var("calltrail__web_event_types"))
+EXACTLY_ONE = "exactly 1"  # attribution_sums.credit_sum of an opportunity and model whose credits are right
 TIMESTAMP_TYPES = ["datetime64[us]", "datetime64[ns]", "datetime64[ms]", "datetime64[s]"]
 
 
@@ -156,6 +157,14 @@ def checks(q: QualitySettings, window: Window | None = None) -> list[Check]:
         Check("touchpoint_landing_page_population", "marts", "web_touchpoints", not_null("landing_page"),
               "web touchpoints have a landing page", "touchpoint_landing_page_population", noun="web touchpoints",
               fails="lack a landing page"),
+        # people and attribution
+        Check("touchpoint_person_present", "marts", "identified_touchpoints", not_null("person_id"),
+              "every touchpoint of a BizibleId linked to a person (int_person_links) belongs to a person"),
+        Check("attribution_credits_sum_to_one", "marts", "attribution_sums", in_set("credit_sum", (EXACTLY_ONE,)),
+              "per opportunity and model, the credits are non-negative and sum to exactly 1"),
+        Check("opportunity_people_population", "marts", "opportunities_with_amount", not_null("people_found"),
+              "opportunities with an amount have people (contact roles, or their Account's Contacts)",
+              "opportunity_people_population", noun="opportunities with an amount", fails="have no people"),
     ]
     if window is None:
         return all_time
@@ -182,12 +191,28 @@ def warehouse_frames(schema: str, window: Window | None = None) -> list[Frame]:
         Frame("web_touchpoints", "marts", "touchpoint_id",
               f"select touchpoint_id, landing_page, touchpoint_at from {schema}.fct_touchpoints "
               "where session_id is not null"),
+        Frame("identified_touchpoints", "marts", "touchpoint_id",
+              f"select touchpoint_id, person_id from {schema}.fct_touchpoints "
+              f"where bizible_id in (select bizible_id from {schema}.int_person_links)"),
+        # One row per opportunity and model; credit_sum names a sum other than exactly 1 (or a
+        # negative credit) by its value.
+        Frame("attribution_sums", "marts", "opportunity_model",
+              f"select opportunity_id || ' ' || model as opportunity_model, "
+              f"case when sum(credit) = 1 and min(credit) >= 0 then '{EXACTLY_ONE}' "
+              "else 'sum ' || cast(sum(credit) as varchar) || ', min ' || cast(min(credit) as varchar) end as credit_sum "
+              f"from {schema}.fct_attribution group by opportunity_id, model"),
+        Frame("opportunities_with_amount", "marts", "opportunity_id",
+              "select o.opportunity_id, o.created_at, "
+              "case when u.reason = 'no_people' then null else o.opportunity_id end as people_found "
+              f"from {schema}.stg_salesforce__opportunities as o "
+              f"left join {schema}.dq_opportunities_unattributed as u on u.opportunity_id = o.opportunity_id "
+              "where o.amount is not null"),
     ]
     if window is None:
         return frames
     # Each recent frame is its frame's rows whose own time is in the window.
     times = {"call_tasks": "call_at", "call_tasks_with_bizible_id": "call_at", "sessions": "session_start_at",
-             "web_touchpoints": "touchpoint_at"}
+             "web_touchpoints": "touchpoint_at", "opportunities_with_amount": "created_at"}
     by_name = {f.name: f for f in frames}
     for name, column in times.items():
         f = by_name[name]
