@@ -175,14 +175,14 @@ def test_a_hard_deleted_tasks_touchpoint_disappears_through_dbt_staging(tmp_path
         # an hour later the overlap reads Task 2's version again: it must not reach staging twice
         extract_tasks(client_for(fake), replace(SF, overlap_minutes=60 * 24 * 30), settings.lake_dir,
                       until=T0 + timedelta(hours=1))
-        run_dbt(settings, ["build", "--select", "+fct_touchpoints"])
+        run_dbt(settings, ["build", "--select", "+fct_touchpoints", "--indirect-selection", "cautious"])
         assert touchpoint_tasks(settings) == [tid(1), tid(2)]
 
         fake.state.hard_delete(tid(1))
         out = reconcile_tasks(client_for(fake), SF, settings.lake_dir, now=NOW)
         assert out.tombstones == 1
 
-    run_dbt(settings, ["build", "--select", "+fct_touchpoints"])
+    run_dbt(settings, ["build", "--select", "+fct_touchpoints", "--indirect-selection", "cautious"])
     assert touchpoint_tasks(settings) == [tid(2)], "the deleted Task's touchpoint is still there"
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     try:
