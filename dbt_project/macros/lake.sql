@@ -40,3 +40,20 @@
   {%- endfor -%}
   {{ return("(select " ~ columns | join(", ") ~ " where 1 = 0) as " ~ table_name ~ "_without_files") }}
 {%- endmacro %}
+
+{#- The latest live version of each record of a Salesforce object's `_versions` model: the highest
+    SystemModstamp wins; on a tie a deleted version, then the later load; deleted records are left
+    out. (Tasks keep their own order, stg_salesforce__tasks: LastModifiedDate breaks their ties.) -#}
+{% macro latest_live_versions(versions, key) -%}
+    select * from (
+        select
+            versions.*,
+            row_number() over (
+                partition by {{ key }}
+                order by system_modstamp desc, is_deleted desc, loaded_at desc
+            ) as version_rank
+        from {{ versions }} as versions
+    ) as ranked
+    where version_rank = 1
+      and not is_deleted
+{%- endmacro %}

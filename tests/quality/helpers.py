@@ -51,25 +51,19 @@ def write_task_updates(settings: Settings, ids: list[str], name: str, **changes:
 def write_object_updates(settings: Settings, obj: SalesforceObject, ids: list[str] | None, name: str,
                          **changes: str) -> Path:
     """The same for another object (every record when ``ids`` is None), into its landing folder."""
-    out = settings.salesforce_landing_dir(obj.folder) / name
-    if ids is None:
-        con = duckdb.connect()
-        try:
-            ids = [r[0] for r in con.execute(
-                f"select distinct Id from read_parquet({parquet_list(obj.dataset.files(settings.lake_dir))})").fetchall()]
-        finally:
-            con.close()
-    return _write_updates(obj.dataset.files(settings.lake_dir), out, ids, changes)
+    return _write_updates(obj.dataset.files(settings.lake_dir), settings.salesforce_landing_dir(obj.folder) / name,
+                          ids, changes)
 
 
-def _write_updates(files: list[Path], out: Path, ids: list[str], changes: dict[str, str]) -> Path:
+def _write_updates(files: list[Path], out: Path, ids: list[str] | None, changes: dict[str, str]) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     try:
         con.execute(f"create table latest as select * from read_parquet({parquet_list(files)}, union_by_name = true) "
                     "qualify row_number() over (partition by Id order by SystemModstamp desc) = 1")
-        con.execute("create table wanted (id varchar)")
-        con.executemany("insert into wanted values (?)", [[i] for i in ids])
+        if ids is not None:
+            con.execute("create table wanted (id varchar)")
+            con.executemany("insert into wanted values (?)", [[i] for i in ids])
         columns = [r[0] for r in con.execute("describe latest").fetchall() if r[0] not in ("file", "source", "_loaded_at")]
         changes = {"SystemModstamp": "SystemModstamp + interval 1 day", **changes}
         select = []
@@ -77,7 +71,8 @@ def _write_updates(files: list[Path], out: Path, ids: list[str], changes: dict[s
             expr = changes.get(c, c)
             kind = con.execute(f"select typeof({expr}) from latest limit 1").fetchone()[0]
             select.append(f"{SF_TIME.format(col=expr) if kind == 'TIMESTAMP' else expr} as \"{c}\"")
-        con.execute(f"copy (select {', '.join(select)} from latest where Id in (select id from wanted)) "
+        wanted = "" if ids is None else " where Id in (select id from wanted)"
+        con.execute(f"copy (select {', '.join(select)} from latest{wanted}) "
                     f"to '{out}' (header, delimiter ',')")
     finally:
         con.close()

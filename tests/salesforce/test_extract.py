@@ -24,7 +24,8 @@ from calltrail.salesforce.client import (
 from calltrail.salesforce.extract import extract_tasks
 from calltrail.salesforce.watermark import API_DATASET, read_watermark
 from calltrail.settings import SalesforceSettings
-from tests.fakes.salesforce import FakeSalesforce, FakeSalesforceServer
+from tests.fakes.salesforce import FakeSalesforceServer
+from tests.salesforce.lake_versions import serving
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 END = START + timedelta(hours=1)
@@ -47,9 +48,7 @@ def task(n: int, modstamp: datetime, **extra: object) -> dict[str, object]:
 
 @pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    state = FakeSalesforce(page_size=3)
-    with FakeSalesforceServer(state, tmp_path) as server:
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_path))
+    with serving(tmp_path, monkeypatch) as server:
         yield server
 
 

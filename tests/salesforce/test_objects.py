@@ -24,7 +24,8 @@ from calltrail.salesforce.objects import BEYOND_TASK, CONTACT, LEAD, OPPORTUNITY
 from calltrail.salesforce.reconcile import reconcile_object
 from calltrail.salesforce.watermark import read_watermark
 from calltrail.settings import SalesforceSettings
-from tests.fakes.salesforce import FakeSalesforce, FakeSalesforceServer
+from tests.fakes.salesforce import FakeSalesforceServer
+from tests.salesforce.lake_versions import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "dbt_project" / "models" / "staging" / "_salesforce__sources.yml"
@@ -80,9 +81,7 @@ OBJECTS = pytest.mark.parametrize("obj", BEYOND_TASK, ids=lambda o: o.name)
 
 @pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    state = FakeSalesforce(page_size=3)
-    with FakeSalesforceServer(state, tmp_path) as server:
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_path))
+    with serving(tmp_path, monkeypatch) as server:
         yield server
 
 

@@ -1,20 +1,8 @@
 {#- One row per live Contact: its latest version (highest SystemModstamp), deleted Contacts removed. -#}
 
-with versions as (
+with latest as (
 
-    select * from {{ ref('stg_salesforce__contact_versions') }}
-
-),
-
-ranked as (
-
-    select
-        versions.*,
-        row_number() over (
-            partition by contact_id
-            order by system_modstamp desc, is_deleted desc, loaded_at desc
-        ) as version_rank
-    from versions
+    {{ calltrail.latest_live_versions(ref('stg_salesforce__contact_versions'), 'contact_id') }}
 
 ),
 
@@ -28,9 +16,7 @@ final as (
         created_at,
         system_modstamp,
         loaded_at
-    from ranked
-    where version_rank = 1
-      and not is_deleted
+    from latest
 
 )
 

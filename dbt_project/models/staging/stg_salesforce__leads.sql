@@ -1,21 +1,9 @@
 {#- One row per live Lead: its latest version (highest SystemModstamp), deleted Leads removed. On a
     tie of SystemModstamp a deleted version wins, then the later load. -#}
 
-with versions as (
+with latest as (
 
-    select * from {{ ref('stg_salesforce__lead_versions') }}
-
-),
-
-ranked as (
-
-    select
-        versions.*,
-        row_number() over (
-            partition by lead_id
-            order by system_modstamp desc, is_deleted desc, loaded_at desc
-        ) as version_rank
-    from versions
+    {{ calltrail.latest_live_versions(ref('stg_salesforce__lead_versions'), 'lead_id') }}
 
 ),
 
@@ -31,9 +19,7 @@ final as (
         converted_date,
         system_modstamp,
         loaded_at
-    from ranked
-    where version_rank = 1
-      and not is_deleted
+    from latest
 
 )
 

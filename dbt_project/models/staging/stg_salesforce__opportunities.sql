@@ -2,21 +2,9 @@
     The currency is CurrencyIsoCode, or var calltrail__default_currency when the org has no
     multi-currency. -#}
 
-with versions as (
+with latest as (
 
-    select * from {{ ref('stg_salesforce__opportunity_versions') }}
-
-),
-
-ranked as (
-
-    select
-        versions.*,
-        row_number() over (
-            partition by opportunity_id
-            order by system_modstamp desc, is_deleted desc, loaded_at desc
-        ) as version_rank
-    from versions
+    {{ calltrail.latest_live_versions(ref('stg_salesforce__opportunity_versions'), 'opportunity_id') }}
 
 ),
 
@@ -35,9 +23,7 @@ final as (
         is_won,
         system_modstamp,
         loaded_at
-    from ranked
-    where version_rank = 1
-      and not is_deleted
+    from latest
 
 )
 

@@ -1,21 +1,9 @@
 {#- One row per live OpportunityContactRole: its latest version (highest SystemModstamp), deleted
     roles removed. -#}
 
-with versions as (
+with latest as (
 
-    select * from {{ ref('stg_salesforce__opportunity_contact_role_versions') }}
-
-),
-
-ranked as (
-
-    select
-        versions.*,
-        row_number() over (
-            partition by opportunity_contact_role_id
-            order by system_modstamp desc, is_deleted desc, loaded_at desc
-        ) as version_rank
-    from versions
+    {{ calltrail.latest_live_versions(ref('stg_salesforce__opportunity_contact_role_versions'), 'opportunity_contact_role_id') }}
 
 ),
 
@@ -29,9 +17,7 @@ final as (
         is_primary,
         system_modstamp,
         loaded_at
-    from ranked
-    where version_rank = 1
-      and not is_deleted
+    from latest
 
 )
 
