@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 
 from calltrail.demo.generate import iter_truth_credits, iter_truth_touchpoints
+from tests.airflow_env import BIN, run
 
 TEN_PLACES = Decimal("1E-10")
 
@@ -91,9 +92,13 @@ def test_the_summary_counts_the_truths_attributed_and_unattributed_opportunities
     assert f"opportunities attributed     {attributed:>8,}" in out, out[-3000:]
     line = next((ln for ln in out.splitlines() if "opportunities unattributed" in ln), "")
     assert f"{len(unattributed):>8,}" in line and all(f"{n:,} {r}" in line for r, n in reasons.items()), line
-    # The revenue lines (full_path): per currency, the pipeline of the channels adds up to the truth's
-    # attributed amounts (each line rounded to cents).
-    start = out.index("revenue by channel, full_path model")
+    _assert_revenue_lines(out, "full_path", credits)
+
+
+def _assert_revenue_lines(out: str, model: str, credits: list[dict]) -> list[list[str]]:
+    """The summary's revenue lines under ``model``: per currency, the pipeline of the channels adds
+    up to the truth's attributed amounts under that model (each line rounded to cents)."""
+    start = out.index(f"revenue by channel, {model} model")
     lines = [ln.split() for ln in takewhile(lambda ln: ln.startswith("    "), out[start:].splitlines()[2:])]
     assert lines, out[start:start + 2000]
     pipeline: dict[str, Decimal] = {}
@@ -101,7 +106,23 @@ def test_the_summary_counts_the_truths_attributed_and_unattributed_opportunities
         pipeline[currency] = pipeline.get(currency, Decimal(0)) + Decimal(amount.replace(",", ""))
     expected: dict[str, Decimal] = {}
     for c in credits:
-        if c["model"] == "full_path" and c["attributed_amount"] is not None:
+        if c["model"] == model and c["attributed_amount"] is not None:
             expected[c["currency_iso_code"]] = expected.get(c["currency_iso_code"], Decimal(0)) + Decimal(c["attributed_amount"])
     assert set(pipeline) == set(expected) and len(expected) == 2, (pipeline, expected)
     assert all(abs(pipeline[k] - expected[k]) <= Decimal("0.01") * len(lines) for k in expected), (pipeline, expected)
+    return lines
+
+
+def test_the_summary_shows_another_models_revenue_one_command_away(demo_run):
+    tmp, env, first, _ = demo_run
+    credits = list(iter_truth_credits(tmp / "data" / "landing"))
+    full_path = _assert_revenue_lines(first.stdout, "full_path", credits)
+    out = run([str(BIN / "calltrail"), "summary", "--model", "first_touch"], env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    first_touch = _assert_revenue_lines(out.stdout, "first_touch", credits)
+    assert first_touch != full_path  # the demo's journeys have more than one touchpoint
+    # the setting does the same for make run and make summary
+    out = run([str(BIN / "calltrail"), "summary"], {**env, "CALLTRAIL_SUMMARY_MODEL": "u_shaped"})
+    _assert_revenue_lines(out.stdout, "u_shaped", credits)
+    wrong = run([str(BIN / "calltrail"), "summary", "--model", "linear"], env)
+    assert wrong.returncode == 2 and "invalid choice: 'linear'" in wrong.stderr, wrong.stderr

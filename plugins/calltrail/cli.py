@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 
 from calltrail import settings as settings_module
+from calltrail.dbt_project import project_var
 from calltrail.settings import ConfigurationError, Settings
 
 INGESTION_DAGS = ("calltrail_ingest_web_events", "calltrail_ingest_salesforce")
@@ -152,7 +153,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
     lake = summary.summarise(settings.lake_dir)
     _say(summary.render(settings, lake, this_run=summary.quarantined_since(settings.lake_dir, run_started)))
-    marts = summary.summarise_marts(settings.warehouse) if settings.warehouse.exists() else None
+    marts = (summary.summarise_marts(settings.warehouse, model=settings.summary_model)
+             if settings.warehouse.exists() else None)
     if marts:
         if failed:
             _say("  this run published nothing: the touchpoints below are the last published ones")
@@ -243,7 +245,8 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
     from calltrail import summary
 
     lake = summary.summarise(settings.lake_dir)
-    marts = summary.summarise_marts(settings.warehouse) if settings.warehouse.exists() else None
+    model = args.model or settings.summary_model
+    marts = summary.summarise_marts(settings.warehouse, model=model) if settings.warehouse.exists() else None
     if args.json:
         _say(json.dumps({"lake": lake.as_dict(), "marts": marts.as_dict() if marts else None}, indent=2))
     else:
@@ -273,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     af.add_argument("action", choices=("start", "stop", "status"))
     summary = sub.add_parser("summary", help="print what is in the lake")
     summary.add_argument("--json", action="store_true")
+    summary.add_argument("--model", choices=project_var("calltrail__attribution_models"),
+                         help="the attribution model of the revenue by channel (default CALLTRAIL_SUMMARY_MODEL)")
     sub.add_parser("settings", help="print every setting: its variable, the value in use, its default and meaning")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -28,11 +28,6 @@ from calltrail.warehouse.schemas import PUBLICATIONS, PUBLISHED, PUBLISHED_MODEL
 CRM_DATASETS = (LEADS, CONTACTS, OPPORTUNITIES, OPPORTUNITY_CONTACT_ROLES)
 CRM_LABELS = {LEADS.name: "Leads", CONTACTS.name: "Contacts", OPPORTUNITIES.name: "Opportunities",
               OPPORTUNITY_CONTACT_ROLES.name: "contact roles"}
-# The attribution model whose revenue the console shows (rpt_revenue_by_channel has all six): the
-# one that credits every position of the journey.
-REVENUE_MODEL = "full_path"
-
-
 @dataclass
 class LakeSummary:
     web_events: int = 0
@@ -190,16 +185,19 @@ class MartSummary:
     people_with_touchpoints: int = 0
     opportunities_attributed: int = 0
     unattributed: list[tuple[str, int]] = field(default_factory=list)  # (reason, opportunities)
-    # (channel, currency, attributed pipeline, attributed won revenue) under REVENUE_MODEL
+    # (channel, currency, attributed pipeline, attributed won revenue) under revenue_model
+    revenue_model: str = ""
     revenue: list[tuple[str, str, Decimal, Decimal]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
 
 
-def summarise_marts(warehouse: Path, schema: str = PUBLISHED, *, wait_seconds: float = 0.0) -> MartSummary | None:
+def summarise_marts(warehouse: Path, schema: str = PUBLISHED, *, wait_seconds: float = 0.0,
+                    model: str = "full_path") -> MartSummary | None:
     """Read the published marts (read-only), waiting up to ``wait_seconds`` while a build writes
-    the warehouse; :class:`~calltrail.warehouse.duckdb_file.WarehouseLocked` after that.
+    the warehouse; :class:`~calltrail.warehouse.duckdb_file.WarehouseLocked` after that. Revenue by
+    channel is the attribution ``model``'s (``CALLTRAIL_SUMMARY_MODEL``).
 
     None when nothing has been published yet (no run has passed its checks).
     """
@@ -226,13 +224,13 @@ def summarise_marts(warehouse: Path, schema: str = PUBLISHED, *, wait_seconds: f
             "group by 1 order by 2 desc, 1").fetchall()]
         if con.execute("select count(*) from information_schema.tables where table_schema = ? "
                        "and table_name = 'fct_attribution'", [schema]).fetchone()[0]:
-            _people_and_revenue(con, schema, s)
+            _people_and_revenue(con, schema, s, model)
         return s
     finally:
         con.close()
 
 
-def _people_and_revenue(con: Any, schema: str, s: MartSummary) -> None:
+def _people_and_revenue(con: Any, schema: str, s: MartSummary, model: str) -> None:
     """People, opportunities and revenue by channel, from the attribution marts."""
     s.people = con.execute(f"select count(*) from {schema}.dim_people").fetchone()[0]
     s.people_with_touchpoints = con.execute(
@@ -245,7 +243,8 @@ def _people_and_revenue(con: Any, schema: str, s: MartSummary) -> None:
         f"select marketing_channel, currency_iso_code, coalesce(sum(attributed_pipeline), 0), "
         "coalesce(sum(attributed_won_revenue), 0) "
         f"from {schema}.rpt_revenue_by_channel where grouped_by = 'channel' and model = ? "
-        "group by 1, 2 order by 2, 4 desc, 3 desc, 1", [REVENUE_MODEL]).fetchall()]
+        "group by 1, 2 order by 2, 4 desc, 3 desc, 1", [model]).fetchall()]
+    s.revenue_model = model
 
 
 @dataclass(frozen=True)
@@ -375,7 +374,8 @@ def _render_revenue(s: MartSummary) -> list[str]:
              + (f"  ({', '.join(f'{n:,} {reason}' for reason, n in s.unattributed)}: see dq_opportunities_unattributed)"
                 if unattributed else "")]
     if s.revenue:
-        lines += ["", f"  revenue by channel, {REVENUE_MODEL} model (every model: rpt_revenue_by_channel)",
+        lines += ["", f"  revenue by channel, {s.revenue_model} model "
+                      "(another: calltrail summary --model NAME; every model: rpt_revenue_by_channel)",
                   f"    {'channel':<28} {'':<4} {'pipeline':>16} {'won':>12}"]
         lines += [f"    {channel:<28} {currency:<4} {pipeline:>16,.2f} {won:>12,.2f}"
                   for channel, currency, pipeline, won in s.revenue]
