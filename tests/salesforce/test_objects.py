@@ -20,7 +20,14 @@ from calltrail.airflow.assets import SALESFORCE_OBJECTS
 from calltrail.salesforce.client import FieldNotReadable, ResilientSalesforce
 from calltrail.salesforce.extract import extract_object
 from calltrail.salesforce.files import ingest_object_files
-from calltrail.salesforce.objects import BEYOND_TASK, CONTACT, LEAD, OPPORTUNITY, SalesforceObject
+from calltrail.salesforce.objects import (
+    BEYOND_TASK,
+    CONTACT,
+    LEAD,
+    OPPORTUNITY,
+    OPPORTUNITY_CONTACT_ROLE,
+    SalesforceObject,
+)
 from calltrail.salesforce.reconcile import reconcile_object
 from calltrail.salesforce.watermark import read_watermark
 from calltrail.settings import SalesforceSettings
@@ -311,3 +318,19 @@ def test_an_object_the_org_holds_no_record_of_writes_nothing_and_sets_no_waterma
     out = extract_object(client_for(fake), SF, tmp_path / "lake", OPPORTUNITY, until=START)
     assert (out.records, out.partition, out.watermark) == (0, None, None), out.as_dict()
     assert not list((tmp_path / "lake").glob("salesforce_opportunity/*/*")), "no partition for an empty org"
+
+
+@pytest.mark.parametrize(("obj", "field"), [(OPPORTUNITY, "CloseDate"), (OPPORTUNITY_CONTACT_ROLE, "OpportunityId"),
+                                            (OPPORTUNITY_CONTACT_ROLE, "ContactId")],
+                         ids=lambda v: getattr(v, "name", v))
+def test_a_record_without_a_field_salesforce_requires_is_quarantined_and_the_others_load(tmp_path, obj, field):
+    """Salesforce requires these fields: a record without one (from a file written by another tool)
+    would silently lose its cut-off or its people, so it waits in quarantine with the reason."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    good, bad = BUILD[obj.name](1, START), {**BUILD[obj.name](2, START), field: None}
+    (landing / "export.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    report = ingest_object_files(landing, tmp_path / "lake", obj)
+    assert [r["Id"] for r in rows(obj.dataset.files(tmp_path / "lake"))] == [good["Id"]]
+    assert report.files[0]["rows_quarantined"] == 1
+    assert [q["reason"] for q in quarantined(tmp_path / "lake")] == [f"missing_{field}"]

@@ -116,13 +116,13 @@ OPPORTUNITY = SalesforceObject("Opportunity", OPPORTUNITIES, _common(
     Column(CURRENCY_ISO_CODE),
     Column("StageName"),
     Column("CreatedDate", "timestamp", required=True),
-    Column("CloseDate", "date"),
+    Column("CloseDate", "date", required=True),  # required by Salesforce; a closed one's cut-off
     Column("IsClosed", "boolean"),
     Column("IsWon", "boolean"),
 ), org_dependent=frozenset({CURRENCY_ISO_CODE}))
 OPPORTUNITY_CONTACT_ROLE = SalesforceObject("OpportunityContactRole", OPPORTUNITY_CONTACT_ROLES, _common(
-    Column("OpportunityId"),
-    Column("ContactId"),
+    Column("OpportunityId", required=True),  # both required by Salesforce: a role without them
+    Column("ContactId", required=True),  # names nobody
     Column("Role"),
     Column("IsPrimary", "boolean"),
 ))
