@@ -48,6 +48,24 @@ def test_make_run_says_it_uses_demo_data_when_no_salesforce_connection_is_config
     assert "calltrail_transform succeeded" in first.stdout
 
 
+def test_make_run_shows_each_task_of_the_transformation_dag_as_it_ends_with_done_of_total(demo_run):
+    tmp, _, first, _ = demo_run
+    con = sqlite3.connect(tmp / "data" / "airflow" / "airflow.db")
+    try:  # the tasks of the run, as Airflow recorded them
+        tasks = sorted(r[0] for r in con.execute(
+            "select task_id from task_instance where dag_id = 'calltrail_transform' and state = 'success'"))
+    finally:
+        con.close()
+    out = first.stdout
+    section = out[out.index("running calltrail_transform"):out.index("calltrail_transform succeeded")]
+    lines = [m.groups() for m in re.finditer(r"^ +\[ *(\d+)/(\d+)\] (\S+) +[\d.]+ s +\((\d+) s\)$", section, re.M)]
+    assert len(tasks) > 30 and [int(done) for done, *_ in lines] == list(range(1, len(tasks) + 1)), section
+    assert {total for _, total, _, _ in lines} == {str(len(tasks))}
+    assert sorted(task for _, _, task, _ in lines) == tasks, section
+    elapsed = [int(e) for *_, e in lines]
+    assert elapsed == sorted(elapsed), section
+
+
 def test_the_lake_holds_what_the_generator_wrote(demo_run):
     tmp, _, first, truth = demo_run
     summary = run_summary.summarise(tmp / "data" / "lake")

@@ -131,9 +131,19 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     dag_started_at: dict[str, str] = {}
 
+    dag_clock: dict[str, float] = {}
+
     def on_start(dag_id: str) -> None:
         dag_started_at[dag_id] = datetime.now(UTC).isoformat(timespec="seconds")
+        dag_clock[dag_id] = time.monotonic()
         _say(f"  running {dag_id} (airflow dags test) ...")
+
+    def on_task(done: airflow_cli.TaskDone) -> None:
+        elapsed = time.monotonic() - dag_clock.get(done.dag_id, time.monotonic())
+        state = "" if done.state == "success" else "  FAILED"
+        width = len(str(done.total))
+        _say(f"      [{done.done:>{width}}/{done.total}] {done.task_id:<60} {done.seconds:5.1f} s"
+             f"  ({elapsed:.0f} s){state}")
 
     def on_end(outcome: airflow_cli.DagOutcome) -> None:
         if outcome.state == "not run":
@@ -149,7 +159,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             for cause in dag_causes:
                 _say(f"    cause: {cause}")
 
-    airflow_cli.test_dags(INGESTION_DAGS, TRANSFORM_DAG, env, log_file, on_start, on_end)
+    airflow_cli.test_dags(INGESTION_DAGS, TRANSFORM_DAG, env, log_file, on_start, on_end, on_task)
 
     lake = summary.summarise(settings.lake_dir)
     _say(summary.render(settings, lake, this_run=summary.quarantined_since(settings.lake_dir, run_started)))

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from calltrail.settings import PROJECT_ROOT, WAREHOUSE_POOL, Settings
 
@@ -149,15 +150,29 @@ class DagOutcome:
         return self.state == "success"
 
 
+@dataclass(frozen=True)
+class TaskDone:
+    """A task of a :func:`test_dags` run that ended: the ``done``-th of its DAG's ``total`` tasks."""
+
+    dag_id: str
+    task_id: str
+    state: str  # "success" or "failed"
+    seconds: float
+    done: int
+    total: int
+
+
 def test_dags(first: Sequence[str], then: str, env: dict[str, str], log_file: Path,
               on_start: Callable[[str], None] = lambda dag_id: None,
-              on_end: Callable[[DagOutcome], None] = lambda outcome: None) -> dict[str, DagOutcome]:
+              on_end: Callable[[DagOutcome], None] = lambda outcome: None,
+              on_task: Callable[[TaskDone], None] = lambda done: None) -> dict[str, DagOutcome]:
     """``airflow dags test`` of ``first``, then of ``then`` if all of ``first`` succeeded, in one process.
 
     The process imports Airflow, parses the DAG folder and starts the in-process task API once for
     all of them, instead of once per ``airflow dags test`` command (about 12 s each on 2 cores).
-    Each run is ``DAG.test()``, which is what ``airflow dags test`` calls. ``on_start`` and
-    ``on_end`` report progress while the process runs; the output goes to ``log_file``.
+    Each run is ``DAG.test()``, which is what ``airflow dags test`` calls. ``on_start``, ``on_task``
+    (each task that ends) and ``on_end`` report progress while the process runs; the output goes
+    to ``log_file``.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()
@@ -173,6 +188,9 @@ def test_dags(first: Sequence[str], then: str, env: dict[str, str], log_file: Pa
                 event = json.loads(line)
                 if event["event"] == "start":
                     on_start(event["dag_id"])
+                elif event["event"] == "task":
+                    on_task(TaskDone(event["dag_id"], event["task_id"], event["state"], event["seconds"],
+                                     event["done"], event["total"]))
                 else:
                     outcome = DagOutcome(event["dag_id"], event["state"], event["seconds"])
                     outcomes[outcome.dag_id] = outcome
@@ -188,20 +206,62 @@ def test_dags(first: Sequence[str], then: str, env: dict[str, str], log_file: Pa
     return outcomes
 
 
+def _task_progress(report: Callable[..., None]) -> Any:
+    """An Airflow listener (the task-instance hooks of ``airflow.sdk.listener``) that reports each
+    task that ends, with its duration and how many of its DAG's tasks have ended. Built in the
+    process that runs the DAGs, which imports Airflow anyway."""
+    from airflow.listeners import hookimpl
+
+    class TaskProgress:
+        def __init__(self) -> None:
+            self.total = 0
+            self.done = 0
+            self.started: dict[str, float] = {}
+
+        def begin(self, total: int) -> None:
+            self.total, self.done, self.started = total, 0, {}
+
+        def _ended(self, task_instance: Any, state: str) -> None:
+            self.done += 1
+            started = self.started.pop(task_instance.task_id, time.monotonic())
+            report(event="task", dag_id=task_instance.dag_id, task_id=task_instance.task_id, state=state,
+                   seconds=round(time.monotonic() - started, 1), done=self.done, total=self.total)
+
+        @hookimpl
+        def on_task_instance_running(self, previous_state: Any, task_instance: Any) -> None:
+            self.started[task_instance.task_id] = time.monotonic()
+
+        @hookimpl
+        def on_task_instance_success(self, previous_state: Any, task_instance: Any) -> None:
+            self._ended(task_instance, "success")
+
+        @hookimpl
+        def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
+            self._ended(task_instance, "failed")
+
+    return TaskProgress()
+
+
 def _test_dags_here(first: Sequence[str], then: str, status_fd: int) -> int:
     """The process behind :func:`test_dags`: the DAG folder parsed once, then ``DAG.test()`` per DAG."""
     from airflow.configuration import conf
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.listener import get_listener_manager
 
     bag = DagBag(dag_folder=conf.get("core", "dags_folder"))
     with os.fdopen(status_fd, "w", buffering=1) as status:
         def report(**event: object) -> None:
             status.write(json.dumps(event) + "\n")
 
+        progress = _task_progress(report)
+        get_listener_manager().add_listener(progress)
+
         def run(dag_id: str) -> bool:
             report(event="start", dag_id=dag_id)
             started = time.monotonic()
             dag = bag.get_dag(dag_id)
+            if dag is not None:
+                progress.begin(len(dag.task_dict))
             if dag is None:
                 log.error("DAG %s did not load: %s", dag_id, bag.import_errors)
                 report(event="end", dag_id=dag_id, state="not loaded", seconds=0.0)
