@@ -175,6 +175,7 @@ def test_healthy_runs_pass_every_check_and_send_no_alert(demo_run, channels):
     assert slack.posts == [] and smtp.messages == []
     assert not (tmp / "data" / "warehouse" / "alerts.jsonl").exists()
     assert "every check passed: no alerts" in first.stdout
+    assert "alerts.jsonl" not in first.stdout and "alerts      none recorded yet" in first.stdout  # no path to nothing
     assert (tmp / "data" / "gx_data_docs" / "index.html").as_uri() in first.stdout
     assert (tmp / "data" / "warehouse" / "calls_missing_bizible_id.csv").exists()
 

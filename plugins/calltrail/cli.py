@@ -178,7 +178,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         for more in causes[1:]:
             _say(f"  also: {more}")
         _say(f"  {summary.render_publication(summary.last_publication(settings.warehouse))}")
-        _say(f"  alerts: {settings.alerts_file}; task logs: {log_file}")
+        where = f"alerts: {settings.alerts_file}; " if settings.alerts_file.exists() else ""
+        _say(f"  {where}task logs: {log_file}")
         return 1
     return 0
 

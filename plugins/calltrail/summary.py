@@ -343,15 +343,22 @@ def render_quality(settings: Settings, alerts: list[dict[str, Any]], *, failed: 
         lines.append("  every check passed: no alerts")
     if failed and not checks_ran:
         lines += ["  the data-quality checks did not run (the transformation was not reached)",
-                  f"  alerts      {settings.alerts_file}", ""]
+                  _alerts_line(settings), ""]
         return "\n".join(lines)
     lines += [
         f"  Data Docs   {settings.data_docs_index}",
-        f"  alerts      {settings.alerts_file}",
+        _alerts_line(settings),
         f"  hand-off    {settings.missing_bizible_id_csv}  (calls missing a BizibleId, for the vendor)",
         "",
     ]
     return "\n".join(lines)
+
+
+def _alerts_line(settings: Settings) -> str:
+    """Where the alerts of every run are, once there is one; the file appears with the first alert."""
+    if settings.alerts_file.exists():
+        return f"  alerts      {settings.alerts_file}  (every run's alerts)"
+    return "  alerts      none recorded yet"
 
 
 def describe_data(settings: Settings) -> str:

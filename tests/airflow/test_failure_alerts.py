@@ -65,6 +65,11 @@ def test_a_failed_run_never_says_every_check_passed(tmp_path):
     assert "every check passed" not in failed_quietly
     assert "FAILED" in failed_quietly and "checks did not run" in failed_quietly
     assert "every check passed: no alerts" in summary.render_quality(s, [])
+    # the alerts file is named once it exists, and only then
+    assert str(s.alerts_file) not in failed_quietly
+    s.alerts_file.parent.mkdir(parents=True)
+    s.alerts_file.write_text("{}\n")
+    assert f"alerts      {s.alerts_file}" in summary.render_quality(s, [], failed=True, checks_ran=False)
 
 
 def test_a_failed_run_says_what_consumers_see_now():
