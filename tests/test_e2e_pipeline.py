@@ -66,6 +66,28 @@ def test_make_run_shows_each_task_of_the_transformation_dag_as_it_ends_with_done
     assert elapsed == sorted(elapsed), section
 
 
+def test_the_summary_names_task_only_touchpoints_groups_the_call_types_and_explains_blank_types(demo_run):
+    tmp, _, first, _ = demo_run
+    con = duckdb.connect(str(tmp / "data" / "warehouse" / "calltrail.duckdb"), read_only=True)
+    try:
+        task_only_other = con.execute("select count(*) from published.fct_touchpoints "
+                                      "where touchpoint_origin = 'task_only' and marketing_channel = 'Other'").fetchone()[0]
+        call_types = dict(con.execute(
+            "select touchpoint_type, count(*) from published.fct_touchpoints as t "
+            "join main.stg_salesforce__tasks as s using (task_id) where s.is_call group by 1").fetchall())
+    finally:
+        con.close()
+    blank = call_types.pop("Web Visit", 0)
+    assert task_only_other and blank and len(call_types) >= 3, (task_only_other, blank, call_types)
+    out = first.stdout
+    assert re.search(rf"^    Other .*\({task_only_other:,} task-only: Tasks without a web session", out, re.M), out
+    calls = re.search(r"^    calls +([\d,]+)$", out, re.M)
+    assert calls and int(calls.group(1).replace(",", "")) == sum(call_types.values()), out
+    for call_type, n in call_types.items():
+        assert re.search(rf"^      {call_type} +{n:,}$", out, re.M), (call_type, out)
+    assert re.search(rf"^    Web Visit .*\({blank:,} of them calls whose Task has no Type", out, re.M), out
+
+
 def test_the_lake_holds_what_the_generator_wrote(demo_run):
     tmp, _, first, truth = demo_run
     summary = run_summary.summarise(tmp / "data" / "lake")

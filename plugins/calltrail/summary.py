@@ -180,7 +180,8 @@ class MartSummary:
     without_session: int = 0
     touchpoints: int = 0
     by_channel: list[tuple[str, int, int]] = field(default_factory=list)
-    by_type: list[tuple[str, int]] = field(default_factory=list)
+    task_only_by_channel: dict[str, int] = field(default_factory=dict)  # task-only touchpoints
+    by_type: list[tuple[str, int, int]] = field(default_factory=list)  # (type, touchpoints, calls)
     people: int = 0
     people_with_touchpoints: int = 0
     opportunities_attributed: int = 0
@@ -219,8 +220,11 @@ def summarise_marts(warehouse: Path, schema: str = PUBLISHED, *, wait_seconds: f
         s.by_channel = [tuple(r) for r in con.execute(
             f"select marketing_channel, sum(touchpoints), sum(calls) from {schema}.rpt_touchpoints_by_channel "
             "group by 1 order by 2 desc, 1").fetchall()]
+        s.task_only_by_channel = dict(con.execute(
+            f"select marketing_channel, count(*) from {schema}.fct_touchpoints where touchpoint_origin = 'task_only' "
+            "group by 1").fetchall())
         s.by_type = [tuple(r) for r in con.execute(
-            f"select touchpoint_type, sum(touchpoints) from {schema}.rpt_touchpoints_by_channel "
+            f"select touchpoint_type, sum(touchpoints), sum(calls) from {schema}.rpt_touchpoints_by_channel "
             "group by 1 order by 2 desc, 1").fetchall()]
         if con.execute("select count(*) from information_schema.tables where table_schema = ? "
                        "and table_name = 'fct_attribution'", [schema]).fetchone()[0]:
@@ -389,6 +393,27 @@ def _render_revenue(s: MartSummary) -> list[str]:
     return lines
 
 
+WEB_VISIT = "Web Visit"
+OTHER_CHANNEL = "Other"  # the channel when no rule of channel_rules matches
+
+
+def _render_types(by_type: list[tuple[str, int, int]]) -> list[str]:
+    """Touchpoint types, the calls' Types together under "calls" with each Type below. A call whose
+    Task has no Type is typed Web Visit (docs/rules.md, Touchpoint fields): said so, with the count."""
+    call_types = [(t, n) for t, n, calls in by_type if calls and t != WEB_VISIT]
+    lines = []
+    if call_types:
+        lines.append(f"    {'calls':<36} {sum(n for _, n in call_types):>9,}")
+        lines += [f"      {t:<34} {n:>9,}" for t, n in call_types]
+    for t, n, calls in by_type:
+        if (t, n) in call_types:
+            continue
+        note = (f"  ({calls:,} of them calls whose Task has no Type: typed as a visit, as Marketo Measure does)"
+                if calls and t == WEB_VISIT else "")
+        lines.append(f"    {t:<36} {n:>9,}{note}")
+    return lines
+
+
 def render_marts(settings: Settings, s: MartSummary) -> str:
     lines = [
         "calltrail: calls and touchpoints",
@@ -407,9 +432,13 @@ def render_marts(settings: Settings, s: MartSummary) -> str:
         "",
         f"  touchpoints by channel ({s.touchpoints:,} touchpoints)      touchpoints    calls",
     ]
-    lines += [f"    {channel:<36} {tp:>9,} {calls:>8,}" for channel, tp, calls in s.by_channel]
-    lines += ["", "  touchpoints by type"]
-    lines += [f"    {t:<36} {n:>9,}" for t, n in s.by_type]
+    for channel, tp, calls in s.by_channel:
+        task_only = s.task_only_by_channel.get(channel, 0)
+        note = ("" if not task_only else
+                f"  ({task_only:,} task-only: Tasks without a web session to take a channel from)"
+                if channel == OTHER_CHANNEL else f"  ({task_only:,} task-only: the channel of the Task's Type)")
+        lines.append(f"    {channel:<36} {tp:>9,} {calls:>8,}{note}")
+    lines += ["", "  touchpoints by type"] + _render_types(s.by_type)
     lines += _render_revenue(s)
     lines += [
         "",
