@@ -126,3 +126,6 @@ def test_the_summary_shows_another_models_revenue_one_command_away(demo_run):
     _assert_revenue_lines(out.stdout, "u_shaped", credits)
     wrong = run([str(BIN / "calltrail"), "summary", "--model", "linear"], env)
     assert wrong.returncode == 2 and "invalid choice: 'linear'" in wrong.stderr, wrong.stderr
+    wrong = run([str(BIN / "calltrail"), "summary"], {**env, "CALLTRAIL_SUMMARY_MODEL": "linear"})
+    assert wrong.returncode == 2 and ("CALLTRAIL_SUMMARY_MODEL='linear': use one of first_touch, lead_creation, "
+                                      "u_shaped, w_shaped, full_path, custom") in wrong.stderr, wrong.stderr

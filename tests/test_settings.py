@@ -70,8 +70,6 @@ def test_a_blank_variable_takes_its_default():
     ("CALLTRAIL_DQ_TREND_FACTOR", "1.0", "CALLTRAIL_DQ_TREND_FACTOR=1.0 must be above 1"),
     ("CALLTRAIL_DEMO", "sometimes", "CALLTRAIL_DEMO='sometimes': use one of auto, always, never"),
     ("CALLTRAIL_DQ_WINDOW_MIN_ROWS", "many", "CALLTRAIL_DQ_WINDOW_MIN_ROWS='many' is not a whole number"),
-    ("CALLTRAIL_SUMMARY_MODEL", "linear", "CALLTRAIL_SUMMARY_MODEL='linear': use one of first_touch, lead_creation, "
-                                          "u_shaped, w_shaped, full_path, custom"),
 ])
 def test_a_value_calltrail_cannot_use_is_refused_with_the_variable_named(variable, value, message):
     with pytest.raises(ConfigurationError) as caught:

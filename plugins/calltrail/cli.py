@@ -296,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_module.load()
     except ConfigurationError as exc:
         parser.error(str(exc))
+    models = project_var("calltrail__attribution_models")
+    if settings.summary_model not in models:
+        parser.error(f"CALLTRAIL_SUMMARY_MODEL={settings.summary_model!r}: use one of {', '.join(models)}")
     if args.command == "demo" and args.visitors is None:
         args.visitors = settings.demo_visitors
     if args.command == "demo" and args.call_share is None:

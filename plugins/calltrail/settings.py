@@ -103,13 +103,6 @@ def _choice(*allowed: str) -> Parser:
     return parse
 
 
-def _attribution_model(name: str, raw: str) -> str:
-    """One of the attribution models the dbt project builds (its var ``calltrail__attribution_models``)."""
-    from calltrail.dbt_project import project_var
-
-    return _choice(*project_var("calltrail__attribution_models"))(name, raw)
-
-
 _CRON_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually", "@midnight")
 
 
@@ -315,7 +308,8 @@ class Settings:
     demo_mode: str = _row("CALLTRAIL_DEMO", "auto", _choice("auto", "always", "never"),
                           "when the demo data set is generated")
     demo_visitors: int = _row("CALLTRAIL_DEMO_VISITORS", "400", _whole(1), "size of the demo data set")
-    summary_model: str = _row("CALLTRAIL_SUMMARY_MODEL", "full_path", _attribution_model,
+    # One of the dbt var calltrail__attribution_models: `calltrail` checks it (settings reads no var).
+    summary_model: str = _row("CALLTRAIL_SUMMARY_MODEL", "full_path", _text,
                               "the attribution model whose revenue by channel the summary shows")
     ingest_memory_limit: str = _row("CALLTRAIL_INGEST_MEMORY_LIMIT", "2GB", _text,
                                     "DuckDB's memory per ingestion task")
