@@ -60,3 +60,27 @@ def test_no_search_pattern_catches_every_subdomain_of_a_company_in_every_country
     search = [r["host_pattern"] for r in rows if r["category"] == "search"]
     assert "*.google.com" not in search and "*.yahoo.com" not in search
     assert {r["name"] for r in rows if r["host_pattern"] in ("mail.google.com", "mail.yahoo.com")} == {"Gmail", "Yahoo Mail"}
+
+
+def channel_rules() -> list[dict]:
+    with (ROOT / "dbt_project" / "seeds" / "channel_rules.csv").open(encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_list_a_shipped_rule_names_is_in_the_seed():
+    """A list update that renames or drops a name ('Yahoo!') would silently empty a rule."""
+    known = {f"list:{r['category']}".lower() for r in seed_rows()} | {
+        f"list:{r['category']}:{r['name']}".lower() for r in seed_rows()}
+    named = {v.strip().lower() for r in channel_rules() for v in (r["referring_website"] or "").split(";")
+             if v.strip().lower().startswith("list:")}
+    assert named and named - known == set()
+
+
+def test_a_channel_with_subchannels_names_one_on_every_row():
+    """Marketo Measure rejects a channel sheet that mixes rows with and without a subchannel."""
+    by_channel: dict[str, set[bool]] = {}
+    for rule in channel_rules():
+        by_channel.setdefault(rule["channel"], set()).add(bool(rule["subchannel"]))
+    assert {channel for channel, has in by_channel.items() if len(has) > 1} == set()
+    assert {channel for channel, has in by_channel.items() if has == {True}} == {
+        "Paid Search", "Paid Social", "Social", "Organic Search"}
