@@ -16,7 +16,7 @@ ifeq ($(UV),)
 UV := $(CURDIR)/.tools/bin/uv
 endif
 
-.PHONY: run test demo lint summary clean help bench bench-demo airflow airflow-stop
+.PHONY: run test demo lint summary clean help bench bench-demo airflow airflow-stop referrer-hosts
 
 help:
 	@echo "make run      ingest the demo data (or Salesforce + landing files) end to end and print a summary"
@@ -27,6 +27,7 @@ help:
 	@echo "make airflow-stop  stop every process make airflow started"
 	@echo "make bench   the benchmark (N visitors, default about 10 M page views; REPEAT build/floor runs, default 3)"
 	@echo "make bench-demo  only the benchmark's demo part: make run from clean data and the orchestration ratio"
+	@echo "make referrer-hosts  regenerate the seed referrer_hosts.csv from the pinned lists in vendor/"
 	@echo "make clean    remove data/ (landing, lake, warehouse, Airflow home) and the virtual environment"
 
 $(CURDIR)/.tools/bin/uv:
@@ -39,6 +40,9 @@ $(CURDIR)/.tools/bin/uv:
 $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --all-groups --compile-bytecode
 	@touch $@
+
+referrer-hosts: $(VENV)/.synced
+	$(VENV)/bin/python scripts/build_referrer_hosts.py
 
 run: $(VENV)/.synced
 	$(VENV)/bin/calltrail run

@@ -44,6 +44,12 @@ def phase(name: str, cmd: list[str], env: dict[str, str]) -> tuple[float, float]
     return seconds, usage.ru_maxrss / 1024
 
 
+def model_seconds(target_dir: Path, model: str) -> float:
+    """The execution time of one model in the last dbt command's run_results.json."""
+    results = json.loads((target_dir / "run_results.json").read_text())["results"]
+    return next(r["execution_time"] for r in results if r["unique_id"] == f"model.calltrail.{model}")
+
+
 def _seconds(start: str, end: str) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
@@ -189,12 +195,16 @@ def main() -> int:
     phase("dbt parse (not timed)", [str(BIN / "dbt"), "parse", *dbt_settings], denv)
     builds: list[tuple[float, float]] = []
     floors: list[tuple[float, float]] = []
+    # int_sessions holds the channel step: the channel rules and the referrer hosts, looked up once
+    # per distinct value (docs/rules.md, Marketing channels).
+    sessions_runs: list[float] = []
     for run in range(1, args.repeat + 1):
         of = f"{run} of {args.repeat}"
         # Every build starts from an empty warehouse.
         subprocess.run(["rm", "-rf", str(settings.warehouse.parent)], check=True)
         settings.warehouse.parent.mkdir(parents=True)
         builds.append(phase(f"dbt build (seeds and models), run {of}", build_cmd, denv))
+        sessions_runs.append(model_seconds(settings.dbt_target_dir, "int_sessions"))
         floor_db.unlink(missing_ok=True)
         floors.append(phase(f"floor (one DuckDB query), run {of}", floor_cmd, env))
         print(f"   run {of}: build {builds[-1][0]:.1f} s, floor {floors[-1][0]:.1f} s, "
@@ -220,6 +230,8 @@ def main() -> int:
     tasks = truth["task_records_written"] + truth["task_versions_in_updates"]
     rows = [("ingest", ingest_s, events + tasks, ingest_mb), ("dbt build", build_s, events + tasks, build_mb),
             ("validate", validate_s, None, validate_mb), ("floor", floor_s, events + tasks, floor_mb)]
+    print(f"int_sessions (sessions and their channels), median of the builds: "
+          f"{statistics.median(sessions_runs):.1f} s ({', '.join(f'{t:.1f}' for t in sessions_runs)})")
     print(f"\n{'phase':<12}{'seconds':>10}{'rows/s':>14}{'peak MB':>10}")
     for name, seconds, n, mb in rows:
         rate = f"{n / seconds:,.0f}" if n else "-"
@@ -229,6 +241,7 @@ def main() -> int:
         "ingest_seconds": round(ingest_s, 2), "build_seconds": round(build_s, 2),
         "validate_seconds": round(validate_s, 2), "floor_seconds": round(floor_s, 2),
         "ratio": round(build_s / floor_s, 2),
+        "int_sessions_seconds": round(statistics.median(sessions_runs), 2),
         "peak_rss_mb": round(max(ingest_mb, build_mb, validate_mb, floor_mb)),
         **demo(args.demo_data_dir.resolve(), args.repeat),
     }

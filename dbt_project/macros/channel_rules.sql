@@ -3,7 +3,9 @@
     A cell holds one or more values separated by ';', each matched case-insensitively against the
     whole value, with '*' as a wildcard ('x*', '*x', '*x*'). An empty cell matches anything;
     '(none)' matches an empty value. Values may use letters, digits, spaces and . - _ / : = & ? + $ ( ).
-    A cell becomes one regular expression, once per rule. -#}
+    In referring_website, 'list:CATEGORY' stands for every host pattern of that category in the seed
+    referrer_hosts (search, social, email) and 'list:CATEGORY:NAME' for those of one name there
+    ('list:search:Google'). -#}
 
 {#- One row per value of each wildcard cell: (rule_key, cell_name, like_pattern). A value's '*'
     becomes '%', '(none)' becomes '' (matches only an empty value), and LIKE's own wildcards are
@@ -56,13 +58,37 @@
       from {{ ref('channel_rules') }}
   ),
 
-  {{ prefix }}_rule_values as (
+  {{ prefix }}_cell_values as (
       {{ calltrail.explode_cells(prefix ~ '_rules', 'rule_order', ['campaign', 'medium', 'source', 'landing_page', 'referring_website']) }}
+  ),
+
+  {#- The seed referrer_hosts under the names a rule uses for them: 'list:search' and
+      'list:search:google', as like_pattern writes them. -#}
+  {{ prefix }}_host_lists as (
+      select {{ calltrail.like_pattern(dbt.concat(["'list:'", 'category'])) }} as list_key,
+             {{ calltrail.like_pattern('host_pattern') }} as like_pattern
+      from {{ ref('referrer_hosts') }}
+      union all
+      select {{ calltrail.like_pattern(dbt.concat(["'list:'", 'category', "':'", 'name'])) }},
+             {{ calltrail.like_pattern('host_pattern') }}
+      from {{ ref('referrer_hosts') }}
+  ),
+
+  {{ prefix }}_rule_values as (
+      select rule_key, cell_name, like_pattern
+      from {{ prefix }}_cell_values
+      where not (cell_name = 'referring_website' and like_pattern like 'list:%')
+      union all
+      select cell_values.rule_key, cell_values.cell_name, host_lists.like_pattern
+      from {{ prefix }}_cell_values as cell_values
+      inner join {{ prefix }}_host_lists as host_lists
+          on cell_values.like_pattern = host_lists.list_key
+      where cell_values.cell_name = 'referring_website'
   ),
 
   {{ prefix }}_required_cells as (
       select rule_key as rule_order, count(distinct cell_name) as required
-      from {{ prefix }}_rule_values
+      from {{ prefix }}_cell_values
       group by rule_key
   ),
 
@@ -123,16 +149,26 @@
       from {{ prefix }}_distinct_signatures
   ),
 
+  {#- The rules each distinct value of a cell matches: the patterns (thousands of referrer hosts)
+      are compared with each distinct value once, not with every signature that holds it. -#}
+  {{ prefix }}_value_hits as (
+      select distinct values_seen.cell_name, values_seen.cell_value, rule_values.rule_key as rule_order
+      from (select distinct cell_name, cell_value from {{ prefix }}_signature_values) as values_seen
+      inner join {{ prefix }}_rule_values as rule_values
+          on values_seen.cell_name = rule_values.cell_name
+         and {{ calltrail.like_matches('values_seen.cell_value', 'rule_values.like_pattern') }}
+  ),
+
   {{ prefix }}_cell_hits as (
       select
           signature_values.campaign, signature_values.medium, signature_values.source,
           signature_values.referrer_host, signature_values.landing_mask,
-          rule_values.rule_key as rule_order,
-          count(distinct rule_values.cell_name) as matched
+          value_hits.rule_order,
+          count(distinct value_hits.cell_name) as matched
       from {{ prefix }}_signature_values as signature_values
-      inner join {{ prefix }}_rule_values as rule_values
-          on signature_values.cell_name = rule_values.cell_name
-         and {{ calltrail.like_matches('signature_values.cell_value', 'rule_values.like_pattern') }}
+      inner join {{ prefix }}_value_hits as value_hits
+          on signature_values.cell_name = value_hits.cell_name
+         and signature_values.cell_value = value_hits.cell_value
       group by 1, 2, 3, 4, 5, 6
   ),
 

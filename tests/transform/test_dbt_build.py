@@ -122,9 +122,9 @@ def test_seed_example_and_the_48_minute_call_end_to_end_in_sql(built):
     rows = touchpoints(settings)
     assert pick(rows, "bizible_id", "touchpoint_origin", "touchpoint_type", "medium", "marketing_channel",
                 "marketing_subchannel", "touchpoint_source", "touchpoint_position") == [
-        (V1, "task_in_session", "Call", "Call", "Paid Search", "Google Ads", "google", "FT, LC"),
+        (V1, "task_in_session", "Call", "Call", "Paid Search", "Google", "google", "FT, LC"),
         (V1, "web_form", "Web Form", "email", "Email", None, "newsletter", "Post LC"),
-        (V2, "web_visit", "Web Visit", "cpc", "Paid Search", "Microsoft Ads", "bing", "FT"),
+        (V2, "web_visit", "Web Visit", "cpc", "Paid Search", "Bing", "bing", "FT"),
         (V2, "task_only", "Web Visit", None, "Other", None, "CRM Activity", "LC"),
         (V3, "task_only", "Call", "Call", "Other", None, "CRM Activity", "FT, LC"),
     ]

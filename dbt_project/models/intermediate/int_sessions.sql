@@ -79,7 +79,9 @@ first_page_view as (
 
 search_engine_patterns as (
 
-    {{ calltrail.explode_cells(ref('search_engines'), 'engine', ['host_pattern']) }}
+    select name as engine, {{ calltrail.like_pattern('host_pattern') }} as like_pattern
+    from {{ ref('referrer_hosts') }}
+    where category = 'search'
 
 ),
 
@@ -119,13 +121,22 @@ referrer_hosts as (
 
 engines as (
 
-    select
-        referrer_hosts.referrer_host,
-        min(search_engine_patterns.rule_key) as search_engine
-    from referrer_hosts
-    inner join search_engine_patterns
-        on {{ calltrail.like_matches('referrer_hosts.referrer_host', 'search_engine_patterns.like_pattern') }}
-    group by referrer_hosts.referrer_host
+    {#- The engine of the most specific pattern a host matches (the longest; then the first name),
+        as the rule 'list:search:NAME' that comes first in channel_rules would usually pick. -#}
+    select referrer_host, search_engine
+    from (
+        select
+            referrer_hosts.referrer_host,
+            search_engine_patterns.engine as search_engine,
+            row_number() over (
+                partition by referrer_hosts.referrer_host
+                order by {{ dbt.length('search_engine_patterns.like_pattern') }} desc, search_engine_patterns.engine
+            ) as specificity
+        from referrer_hosts
+        inner join search_engine_patterns
+            on {{ calltrail.like_matches('referrer_hosts.referrer_host', 'search_engine_patterns.like_pattern') }}
+    ) as matches
+    where specificity = 1
 
 ),
 
