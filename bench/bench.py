@@ -113,6 +113,12 @@ def demo(data: Path, repeat: int) -> dict[str, float]:
             "orchestration_ratio": round(tasks_s / build_s, 2)}
 
 
+def node_timings(run_results: Path) -> dict[str, float]:
+    """Each node's execution time (s) in the dbt command that wrote ``run_results``."""
+    results = json.loads(run_results.read_text())["results"]
+    return {r["unique_id"].split(".")[-1]: r["execution_time"] for r in results}
+
+
 def check_floor(warehouse: Path, floor_db: Path) -> dict[str, int]:
     """Not timed: the floor's call matches and attribution rows against the last build's
     (``except all`` both ways, every column); stops the bench when they differ. Returns the build's
@@ -252,12 +258,14 @@ def main() -> int:
     phase("dbt parse (not timed)", [str(BIN / "dbt"), "parse", *dbt_settings], denv)
     builds: list[tuple[float, float]] = []
     floors: list[tuple[float, float]] = []
+    model_seconds: list[dict[str, float]] = []
     for run in range(1, args.repeat + 1):
         of = f"{run} of {args.repeat}"
         # Every build starts from an empty warehouse.
         subprocess.run(["rm", "-rf", str(settings.warehouse.parent)], check=True)
         settings.warehouse.parent.mkdir(parents=True)
         builds.append(phase(f"dbt build (seeds and models), run {of}", build_cmd, denv))
+        model_seconds.append(node_timings(ROOT / "dbt_project" / "target" / "run_results.json"))
         floor_db.unlink(missing_ok=True)
         floors.append(phase(f"floor (one DuckDB query), run {of}", floor_cmd, env))
         print(f"   run {of}: build {builds[-1][0]:.1f} s, floor {floors[-1][0]:.1f} s, "
@@ -281,6 +289,8 @@ def main() -> int:
               f"floor runs (s): {', '.join(f'{t:.1f}' for t, _ in floors)}; "
               f"per-run ratios: {', '.join(f'{b / f:.2f}' for (b, _), (f, _) in zip(builds, floors, strict=True))}")
         print("build and floor below: the medians of their runs; peak MB: the highest run")
+    slowest = sorted(model_seconds[-1].items(), key=lambda kv: -kv[1])[:10]
+    print("slowest nodes of the last build (s): " + ", ".join(f"{name} {t:.1f}" for name, t in slowest))
     events = truth["web_events_valid"]
     tasks = truth["task_records_written"] + truth["task_versions_in_updates"]
     rows = [("ingest", ingest_s, events + tasks, ingest_mb), ("dbt build", build_s, events + tasks, build_mb),
