@@ -156,7 +156,7 @@ journeys as (
         f.session_start <= min(o.ts) over j as starts_on_the_web,
         bool_or(coalesce(o.session_id = f.session_id, false)) over j as first_session_converted
     from owned o left join first_sessions f on coalesce(o.person_id, o.bid) = f.journey_key
-    window j as (partition by coalesce(o.person_id, o.bid) order by o.ts, o.kind_priority, md5(o.kind || '|' || o.source_id)
+    window j as (partition by coalesce(o.person_id, o.bid) order by o.ts, o.kind_priority, o.touchpoint_id
                  rows between unbounded preceding and unbounded following)
 )
 select touchpoint_id, person_id, ts, kind_priority, source_id,
