@@ -1,11 +1,13 @@
 """make bench: generate N visitors, then time ingestion, the dbt build of the models, validation
-and the floor (one hand-written DuckDB query for the same sessions and matches); then the demo:
-``make run`` from clean data, and the transformation DAG's dbt tasks against a plain ``dbt build``
-of the same nodes on the same lake (``--demo-only``: only the demo part).
+and the floor (one hand-written DuckDB script for the same sessions, matches and attribution,
+checked row for row against the build); then the demo: ``make run`` from clean data, and the
+transformation DAG's dbt tasks against a plain ``dbt build`` of the same nodes on the same lake
+(``--demo-only``: only the demo part; ``--no-demo``: without it).
 
-The default size is the one the benchmark is specified at: about ten million page views and a
-million Tasks. A third of the visitors call (``--call-share``), not the demo's 64 %, which would
-give twice as many Tasks for the same page views.
+The default size is the one the benchmark is specified at: about ten million page views, a
+million Tasks, 300,000 people, 100,000 opportunities and 300,000 contact roles (the generator's
+``--crm-shape bench``). A third of the visitors call (``--call-share``), not the demo's 64 %, which
+would give twice as many Tasks for the same page views.
 
 Each phase runs in its own process so its peak memory (max RSS) is measured on its own. The build
 and the floor are timed ``--repeat`` times each (default 3), alternately (build, floor, build,
@@ -267,7 +269,7 @@ def main() -> int:
         builds.append(phase(f"dbt build (seeds and models), run {of}", build_cmd, denv))
         model_seconds.append(node_timings(ROOT / "dbt_project" / "target" / "run_results.json"))
         floor_db.unlink(missing_ok=True)
-        floors.append(phase(f"floor (one DuckDB query), run {of}", floor_cmd, env))
+        floors.append(phase(f"floor (one DuckDB script), run {of}", floor_cmd, env))
         print(f"   run {of}: build {builds[-1][0]:.1f} s, floor {floors[-1][0]:.1f} s, "
               f"ratio {builds[-1][0] / floors[-1][0]:.2f}", flush=True)
         if run == 1:  # not timed; stops here when they differ

@@ -1,8 +1,10 @@
--- The floor: one hand-written DuckDB query over the same lake that computes the same sessions
--- and the same call matches as the dbt models (inactivity and source splits, latest session at or
--- before the call, the call window from the session start). DuckDB-only syntax is fine here.
--- bench.py sets the variables: the lake's globs, the dbt project's inactivity gap and call window
--- (minutes), and the configured Task fields for the BizibleId and the touchpoint date.
+-- The floor: one hand-written DuckDB script over the same lake that computes the same sessions,
+-- call matches and attribution as the dbt models (inactivity and source splits, latest session at
+-- or before the call, the call window from the session start; people, touchpoints, opportunity
+-- journeys and the six models' credits). DuckDB-only syntax is fine here. bench.py sets the
+-- variables: the lake's globs, the dbt project's inactivity gap, call window (minutes), default
+-- currency and people fallback, the custom weights seed, and the configured Task fields for the
+-- BizibleId and the touchpoint date; it checks floor_matches and floor_attribution against the build.
 create or replace table floor_sessions as
 with events as (
     select
