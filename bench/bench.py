@@ -1,11 +1,13 @@
 """make bench: generate N visitors, then time ingestion, the dbt build of the models, validation
-and the floor (one hand-written DuckDB query for the same sessions and matches); then the demo:
-``make run`` from clean data, and the transformation DAG's dbt tasks against a plain ``dbt build``
-of the same nodes on the same lake (``--demo-only``: only the demo part).
+and the floor (one hand-written DuckDB script for the same sessions, matches and attribution,
+checked row for row against the build); then the demo: ``make run`` from clean data, and the
+transformation DAG's dbt tasks against a plain ``dbt build`` of the same nodes on the same lake
+(``--demo-only``: only the demo part; ``--no-demo``: without it).
 
-The default size is the one the benchmark is specified at: about ten million page views and a
-million Tasks. A third of the visitors call (``--call-share``), not the demo's 64 %, which would
-give twice as many Tasks for the same page views.
+The default size is the one the benchmark is specified at: about ten million page views, a
+million Tasks, 300,000 people, 100,000 opportunities and 300,000 contact roles (the generator's
+``--crm-shape bench``). A third of the visitors call (``--call-share``), not the demo's 64 %, which
+would give twice as many Tasks for the same page views.
 
 Each phase runs in its own process so its peak memory (max RSS) is measured on its own. The build
 and the floor are timed ``--repeat`` times each (default 3), alternately (build, floor, build,
@@ -42,12 +44,6 @@ def phase(name: str, cmd: list[str], env: dict[str, str]) -> tuple[float, float]
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name} failed (exit {os.waitstatus_to_exitcode(status)})")
     return seconds, usage.ru_maxrss / 1024
-
-
-def model_seconds(target_dir: Path, model: str) -> float:
-    """The execution time of one model in the last dbt command's run_results.json."""
-    results = json.loads((target_dir / "run_results.json").read_text())["results"]
-    return next(r["execution_time"] for r in results if r["unique_id"] == f"model.calltrail.{model}")
 
 
 def _seconds(start: str, end: str) -> float:
@@ -119,6 +115,53 @@ def demo(data: Path, repeat: int) -> dict[str, float]:
             "orchestration_ratio": round(tasks_s / build_s, 2)}
 
 
+def node_timings(run_results: Path) -> dict[str, float]:
+    """Each node's execution time (s) in the dbt command that wrote ``run_results``."""
+    results = json.loads(run_results.read_text())["results"]
+    return {r["unique_id"].split(".")[-1]: r["execution_time"] for r in results}
+
+
+def check_floor(warehouse: Path, floor_db: Path) -> dict[str, int]:
+    """Not timed: the floor's call matches and attribution rows against the last build's
+    (``except all`` both ways, every column); stops the bench when they differ. Returns the build's
+    object counts."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        con.execute(f"attach '{floor_db}' as floor (read_only)")
+
+        def relation(name: str) -> str:
+            schema = con.execute("select table_schema from information_schema.tables where table_catalog = "
+                                 "current_database() and table_name = ?", [name]).fetchone()
+            if schema is None:
+                raise SystemExit(f"the build wrote no {name}")
+            return f'"{schema[0]}"."{name}"'
+
+        pairs = {
+            "call matches": (f"select task_id, match_status from {relation('int_calls_matched_to_sessions')}",
+                             "select task_id, match_status from floor.floor_matches"),
+            "attribution": (
+                "select opportunity_id, touchpoint_id, person_id, opportunity_positions, model, credit, "
+                f"attributed_amount, currency_iso_code from {relation('fct_attribution')}",
+                "select opportunity_id, touchpoint_id, person_id, opportunity_positions, model, credit, "
+                "attributed_amount, currency_iso_code from floor.floor_attribution"),
+        }
+        for name, (build, floor) in pairs.items():
+            only_build = con.execute(f"select count(*) from ({build} except all {floor})").fetchone()[0]
+            only_floor = con.execute(f"select count(*) from ({floor} except all {build})").fetchone()[0]
+            if only_build or only_floor:
+                raise SystemExit(f"the floor's {name} differ from the build's: {only_build} rows only in the "
+                                 f"build, {only_floor} only in the floor")
+            print(f"   floor and build agree on the {name}", flush=True)
+        count = lambda name: con.execute(f"select count(*) from {relation(name)}").fetchone()[0]  # noqa: E731
+        return {"people": count("dim_people"), "opportunities": count("stg_salesforce__opportunities"),
+                "contact_roles": count("stg_salesforce__opportunity_contact_roles"),
+                "attribution_rows": count("fct_attribution")}
+    finally:
+        con.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--visitors", type=int, default=2_300_000,
@@ -128,6 +171,7 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "bench")
     parser.add_argument("--demo-only", action="store_true",
                         help="only the demo part: make run from clean data and the orchestration ratio")
+    parser.add_argument("--no-demo", action="store_true", help="leave out the demo part")
     parser.add_argument("--demo-data-dir", type=Path, default=ROOT / "data" / "bench-demo")
     parser.add_argument("--keep", action="store_true", help="reuse generated landing files of the same size")
     parser.add_argument("--repeat", type=int, default=3,
@@ -145,17 +189,27 @@ def main() -> int:
         env.pop(key, None)
     from calltrail import settings as settings_module
     from calltrail.dbt_project import project_var
-    from calltrail.lake.layout import SALESFORCE_TASK_GLOB, WEB_EVENTS_GLOB
+    from calltrail.lake.layout import (
+        CONTACTS,
+        LEADS,
+        OPPORTUNITIES,
+        OPPORTUNITY_CONTACT_ROLES,
+        SALESFORCE_TASK_GLOB,
+        WEB_EVENTS_GLOB,
+    )
     from calltrail.transform.dbt import dbt_env, project_args
 
     settings = settings_module.load(env)
     truth_file = settings.landing_dir / "_demo" / "truth.json"
-    wanted = {"visitors": args.visitors, "call_share": args.call_share}
+    wanted = {"visitors": args.visitors, "call_share": args.call_share, "crm_shape": "bench"}
     generated = json.loads(truth_file.read_text()) if truth_file.exists() else {}
-    size_ok = all(generated.get(k) == v for k, v in wanted.items())
+    size_ok = all(generated.get(k, "demo") == v for k, v in wanted.items())
     if not (args.keep and size_ok):
+        # The bench's proportions of people and deals (crm.SHAPES); the people's truth (the
+        # attribution oracle) is left out above 250,000 visitors: the floor is checked against the
+        # build instead.
         t, _ = phase("generate", [str(BIN / "calltrail"), "demo", "--visitors", str(args.visitors),
-                                  "--call-share", str(args.call_share)], env)
+                                  "--call-share", str(args.call_share), "--crm-shape", "bench"], env)
         print(f"   generated in {t:.1f} s", flush=True)
     truth = json.loads(truth_file.read_text())
     subprocess.run(["rm", "-rf", str(settings.lake_dir)], check=True)
@@ -179,12 +233,23 @@ def main() -> int:
         "call_window_minutes": project_var("calltrail__call_window_minutes"),
         "bizible_id_field": settings.salesforce.bizible_id_field,
         "touchpoint_date_field": settings.salesforce.touchpoint_date_field,
+        "lead_glob": str(settings.lake_dir / LEADS.glob),
+        "contact_glob": str(settings.lake_dir / CONTACTS.glob),
+        "opportunity_glob": str(settings.lake_dir / OPPORTUNITIES.glob),
+        "role_glob": str(settings.lake_dir / OPPORTUNITY_CONTACT_ROLES.glob),
+        "custom_weights_csv": str(ROOT / "dbt_project" / "seeds" / "attribution_custom_weights.csv"),
+        "default_currency": project_var("calltrail__default_currency"),
+        "people_fallback": project_var("calltrail__opportunity_people_fallback"),
     }
+    if project_var("calltrail__call_window_anchor") != "session_start" or len(
+            project_var("calltrail__attribution_models")) != 6:
+        raise SystemExit("the floor computes the call window from the session start and the six shipped models")
     floor_code = (
         "import duckdb, json, sys, pathlib; con = duckdb.connect(sys.argv[1]); "
         "[con.execute(f'set variable {k} = ?', [v]) for k, v in json.loads(sys.argv[2]).items()]; "
         "con.execute(pathlib.Path(sys.argv[3]).read_text()); "
-        "print(con.execute('select match_status, count(*) from floor_matches group by 1 order by 1').fetchall())"
+        "print(con.execute('select match_status, count(*) from floor_matches group by 1 order by 1').fetchall()); "
+        "print(con.execute('select count(*) from floor_attribution').fetchall())"
     )
     floor_cmd = [sys.executable, "-c", floor_code, str(floor_db), json.dumps(floor_vars),
                  str(ROOT / "bench" / "floor.sql")]
@@ -195,20 +260,22 @@ def main() -> int:
     phase("dbt parse (not timed)", [str(BIN / "dbt"), "parse", *dbt_settings], denv)
     builds: list[tuple[float, float]] = []
     floors: list[tuple[float, float]] = []
-    # int_sessions holds the channel step: the channel rules and the referrer hosts, looked up once
-    # per distinct value (docs/rules.md, Marketing channels).
-    sessions_runs: list[float] = []
+    # Each build's time per node; int_sessions holds the channel step: the channel rules and the
+    # referrer hosts, looked up once per distinct value (docs/rules.md, Marketing channels).
+    node_runs: list[dict[str, float]] = []
     for run in range(1, args.repeat + 1):
         of = f"{run} of {args.repeat}"
         # Every build starts from an empty warehouse.
         subprocess.run(["rm", "-rf", str(settings.warehouse.parent)], check=True)
         settings.warehouse.parent.mkdir(parents=True)
         builds.append(phase(f"dbt build (seeds and models), run {of}", build_cmd, denv))
-        sessions_runs.append(model_seconds(settings.dbt_target_dir, "int_sessions"))
+        node_runs.append(node_timings(settings.dbt_target_dir / "run_results.json"))
         floor_db.unlink(missing_ok=True)
-        floors.append(phase(f"floor (one DuckDB query), run {of}", floor_cmd, env))
+        floors.append(phase(f"floor (one DuckDB script), run {of}", floor_cmd, env))
         print(f"   run {of}: build {builds[-1][0]:.1f} s, floor {floors[-1][0]:.1f} s, "
               f"ratio {builds[-1][0] / floors[-1][0]:.2f}", flush=True)
+        if run == 1:  # not timed; stops here when they differ
+            counts = check_floor(settings.warehouse, floor_db)
 
     validate_code = (
         "from calltrail import settings; from calltrail.tasks import quality; "
@@ -226,6 +293,9 @@ def main() -> int:
               f"floor runs (s): {', '.join(f'{t:.1f}' for t, _ in floors)}; "
               f"per-run ratios: {', '.join(f'{b / f:.2f}' for (b, _), (f, _) in zip(builds, floors, strict=True))}")
         print("build and floor below: the medians of their runs; peak MB: the highest run")
+    sessions_runs = [run["int_sessions"] for run in node_runs]
+    slowest = sorted(node_runs[-1].items(), key=lambda kv: -kv[1])[:10]
+    print("slowest nodes of the last build (s): " + ", ".join(f"{name} {t:.1f}" for name, t in slowest))
     events = truth["web_events_valid"]
     tasks = truth["task_records_written"] + truth["task_versions_in_updates"]
     rows = [("ingest", ingest_s, events + tasks, ingest_mb), ("dbt build", build_s, events + tasks, build_mb),
@@ -237,14 +307,15 @@ def main() -> int:
         rate = f"{n / seconds:,.0f}" if n else "-"
         print(f"{name:<12}{seconds:>10.1f}{rate:>14}{mb:>10.0f}")
     result = {
-        "events": events, "tasks": tasks,
+        "events": events, "tasks": tasks, **counts,
         "ingest_seconds": round(ingest_s, 2), "build_seconds": round(build_s, 2),
         "validate_seconds": round(validate_s, 2), "floor_seconds": round(floor_s, 2),
         "ratio": round(build_s / floor_s, 2),
         "int_sessions_seconds": round(statistics.median(sessions_runs), 2),
         "peak_rss_mb": round(max(ingest_mb, build_mb, validate_mb, floor_mb)),
-        **demo(args.demo_data_dir.resolve(), args.repeat),
     }
+    if not args.no_demo:
+        result.update(demo(args.demo_data_dir.resolve(), args.repeat))
     print(json.dumps(result))
     return 0
 

@@ -41,7 +41,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     truth = generate(settings.landing_dir, visitors=args.visitors, seed=args.seed, call_share=args.call_share,
-                     rules=RuleValues.of(settings.salesforce))
+                     rules=RuleValues.of(settings.salesforce), crm_shape=args.crm_shape,
+                     people_truth=args.people_truth)
     t = truth.as_dict()
     _say(f"demo data: {t['visitors']:,} visitors, {t['web_rows_written']:,} web rows, "
          f"{t['task_records_written'] + t['task_versions_in_updates']:,} Task records "
@@ -280,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--call-share", type=float, default=None,
                       help="share of visitors who call, 0 to 1 (default 0.64: every case shows up in a small set)")
+    demo.add_argument("--crm-shape", choices=("demo", "bench"), default="demo",
+                      help="how many people and deals the visitors bring (bench: make bench's proportions)")
+    demo.add_argument("--people-truth", action=argparse.BooleanOptionalAction, default=None,
+                      help="write the people's and attribution truth (default: up to 250,000 visitors)")
     sub.add_parser("run", help="ingest, transform and validate end to end with airflow dags test; print a summary")
     sub.add_parser("setup", help="prepare the Airflow metadata database, the pools and the dbt manifest")
     af = sub.add_parser("airflow", help="start, stop or check the local Airflow (api-server, scheduler, "

@@ -199,3 +199,44 @@ def test_calltrail_demo_takes_a_call_share_and_refuses_one_outside_0_to_1(tmp_pa
     assert truth["visitors"] == 40 and truth["call_share"] == 0.2
     bad = run([str(BIN / "calltrail"), "demo", "--visitors", "40", "--call-share", "64"], env)
     assert bad.returncode == 2 and "--call-share must be between 0 and 1, got 64.0" in bad.stderr
+
+
+def _records(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_without_the_peoples_truth_the_counts_are_the_records_written_and_the_bench_shape_has_bigger_deals(tmp_path):
+    generate(tmp_path / "bench", visitors=3000, call_share=0.33, crm_shape="bench", people_truth=False)
+    generate(tmp_path / "demo", visitors=3000, call_share=0.33, people_truth=False)
+    shapes = {}
+    for name in ("bench", "demo"):
+        landing = tmp_path / name
+        sf = landing / "salesforce"
+        truth = json.loads((landing / "_demo" / "truth.json").read_text())
+        assert not (landing / "_demo" / "truth_attribution.jsonl").exists()
+        assert not (landing / "_demo" / "truth_people.jsonl").exists()
+        leads = {r["Id"]: r for f in ("demo-leads.jsonl", "demo-lead-updates.jsonl") for r in _records(sf / "lead" / f)}
+        roles = {r["Id"]: r for f in ("demo-opportunity-contact-roles.jsonl", "demo-opportunity-contact-role-updates.jsonl")
+                 for r in _records(sf / "opportunity_contact_role" / f)}
+        people = truth["people"]
+        assert people["people_truth"] is False
+        assert people["leads"] == len(leads)
+        assert people["converted_leads"] == sum(1 for r in leads.values() if r["IsConverted"])
+        assert people["contacts"] == len(_records(sf / "contact" / "demo-contacts.jsonl"))
+        assert people["opportunities"] == len(_records(sf / "opportunity" / "demo-opportunities.jsonl"))
+        assert people["contact_roles"] == sum(1 for r in roles.values() if not r["IsDeleted"])
+        assert truth.get("crm_shape", "demo") == name
+        shapes[name] = people
+    bench, demo = shapes["bench"], shapes["demo"]
+    # bench: about a third of the people, three contact roles per opportunity instead of about 1.3
+    assert bench["contacts"] + bench["leads"] < 0.5 * (demo["contacts"] + demo["leads"])
+    assert bench["contact_roles"] > 2.5 * bench["opportunities"]
+    assert demo["contact_roles"] < 2 * demo["opportunities"]
+    # every Task is in the truth once, with its visitor's position
+    assert sum(1 for _ in iter_truth_tasks(tmp_path / "bench")) == len(
+        (tmp_path / "bench" / "salesforce" / "task" / "demo-tasks.jsonl").read_text().splitlines())
+
+
+def test_an_unknown_crm_shape_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="crm_shape"):
+        generate(tmp_path, visitors=10, crm_shape="huge")

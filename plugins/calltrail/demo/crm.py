@@ -74,6 +74,24 @@ class Person:
         return self.contact_id
 
 
+@dataclass(frozen=True)
+class Shape:
+    """How many people and deals the visitors bring. ``people_scale`` scales the chance that a new
+    visitor is a person (a new one or an earlier one's second device); ``colleague_share`` is the
+    chance that a new Contact works at a recent Account (so it sets the Accounts' size, and with it
+    the contact roles per opportunity); each touched Account gets ``deals_per_account``
+    opportunities, one more in a fifth of them."""
+
+    people_scale: float = 1.0
+    colleague_share: float = 0.45
+    deals_per_account: int = 1
+
+
+# The demo's shape; and the benchmark's (make bench), whose 2.3 million visitors give about 300,000
+# people, 100,000 opportunities and 300,000 contact roles rather than three times as many people.
+SHAPES = {"demo": Shape(), "bench": Shape(people_scale=0.335, colleague_share=0.85, deals_per_account=4)}
+
+
 @dataclass
 class _Account:
     account_id: str
@@ -82,8 +100,9 @@ class _Account:
 
 
 class Crm:
-    def __init__(self, landing: Path, seed: int, start: datetime, days: int) -> None:
+    def __init__(self, landing: Path, seed: int, start: datetime, days: int, shape: Shape = SHAPES["demo"]) -> None:
         self.rng = random.Random(f"calltrail-demo-crm-{seed}")
+        self.shape = shape
         self.landing, self.start, self.days = landing, start, days
         self.people: list[Person] = []
         self.leads: dict[str, dict[str, Any]] = {}
@@ -105,7 +124,7 @@ class Crm:
         return f"{self.rng.choice(FIRST)}.{self.rng.choice(LAST)}{n}@{domain}.example"
 
     def _account(self) -> _Account:
-        if self.accounts and self.rng.random() < 0.45:  # a colleague of a recent person
+        if self.accounts and self.rng.random() < self.shape.colleague_share:  # a colleague of a recent person
             return self.rng.choice(self.accounts[-8:])
         account = _Account(self._id("001"), f"{self.rng.choice(COMPANIES)} {len(self.accounts) + 1}")
         self.accounts.append(account)
@@ -131,11 +150,11 @@ class Crm:
         """Who a new visitor is: nobody (most), a new person, or an earlier person's second device."""
         r = self.rng.random()
         second = [p for p in self.people[-15:] if p.devices == 1]
-        if r < 0.08 and second:
+        if r < 0.08 * self.shape.people_scale and second:
             person = self.rng.choice(second)
             person.devices += 1
             return person
-        if r >= 0.42:
+        if r >= 0.42 * self.shape.people_scale:
             return None
         kind = self.rng.choices(["lead", "converted", "contact"], weights=[4, 3, 3])[0]
         if kind == "contact":
@@ -191,7 +210,7 @@ class Crm:
             elif n == 1:  # its only contact role names a Contact never seen on the web
                 offline = self._contact(self._email(account), account, first - timedelta(days=30))
                 self._opportunity(account, first + timedelta(days=2), None, "open", roles=[offline])
-            for _ in range(1 if rng.random() < 0.8 else 2):
+            for _ in range(self.shape.deals_per_account + (0 if rng.random() < 0.8 else 1)):
                 created = first + timedelta(days=rng.uniform(0.2, 10))
                 outcome = rng.choices(["won", "lost", "open"], weights=[35, 25, 40])[0]
                 close = created + timedelta(days=rng.uniform(1, 25))
@@ -243,6 +262,15 @@ class Crm:
         write(FILES[3], "Opportunity", self.opportunities)
         write(FILES[4], "OpportunityContactRole", self.roles)
         write(FILES[5], "OpportunityContactRole", self.role_updates)
+
+    def counts(self) -> dict[str, int]:
+        """The live records written: people (Contacts, and Leads not converted), opportunities, contact roles."""
+        leads = {**self.leads, **{u["Id"]: u for u in self.lead_updates}}
+        deleted_roles = {u["Id"] for u in self.role_updates if u["IsDeleted"]}
+        return {"leads": len(leads), "contacts": len(self.contacts),
+                "converted_leads": sum(1 for r in leads.values() if r["IsConverted"]),
+                "opportunities": len(self.opportunities),
+                "contact_roles": sum(1 for r in self.roles if r["Id"] not in deleted_roles)}
 
     # -- what the rules read ---------------------------------------------------------------
     def oracle_inputs(self) -> dict[str, Any]:

@@ -100,7 +100,7 @@ from typing import Any, TextIO
 from calltrail.dbt_project import project_var
 from calltrail.demo import attribution
 from calltrail.demo.crm import FILES as CRM_FILES
-from calltrail.demo.crm import Crm, Person
+from calltrail.demo.crm import SHAPES, Crm, Person, Shape
 from calltrail.settings import SalesforceSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -425,7 +425,8 @@ class _Writer:
 
 class Generator:
     def __init__(self, landing: Path, visitors: int, seed: int, start: datetime, days: int,
-                 call_share: float = DEMO_CALL_SHARE, rules: RuleValues | None = None) -> None:
+                 call_share: float = DEMO_CALL_SHARE, rules: RuleValues | None = None,
+                 crm_shape: Shape = SHAPES["demo"], people_truth: bool = True) -> None:
         self.rng = random.Random(seed)
         self.weights = scenario_weights(call_share)
         # Every scenario that can occur at this call share is shown once first, in order.
@@ -439,7 +440,11 @@ class Generator:
         self.days = days
         self.truth = Truth()
         self.out = _Writer(landing)
-        self.crm = Crm(landing, seed, start, days)
+        self.crm = Crm(landing, seed, start, days, crm_shape)
+        # Without the people's truth, nothing of a person's visitors is kept but each Contact's
+        # first conversion (where the opportunities go).
+        self.people_truth = people_truth
+        self._first_touch: dict[str, datetime] = {}
         self._person: Person | None = None
         self._form_person: Person | None = None
         # The people's visitors, kept for the end: each visitor's first session (all the rules need
@@ -638,6 +643,12 @@ class Generator:
                                    f"visitor rules {dict(touchpoints)}: the generator is wrong")
             self.truth.touchpoints.update(touchpoints)
             self._write_truth(lines, found)
+        elif not self.people_truth:
+            self._write_truth(lines, [])
+            contact = self._person.contact_id if self._person else None
+            if contact and conversions:
+                at = min(min(c.at for c in conversions), min((x.start for x in sessions), default=conversions[0].at))
+                self._first_touch[contact] = min(at, self._first_touch.get(contact, at))
         else:
             self._people_sessions += sessions[:1]
             self._people_conversions += conversions
@@ -654,6 +665,11 @@ class Generator:
     def _people(self) -> dict[str, Any]:
         """The people's journeys (every visitor one of them is), the opportunities placed around
         them, and what the attribution rules give them; written as truth."""
+        if not self.people_truth:
+            self._people_tasks.close()
+            (self.out.truth_dir / ".people_tasks.jsonl").unlink()
+            self.crm.finish(self._first_touch)
+            return {**self.crm.counts(), "people_truth": False}
         sessions, conversions, forms = self._people_sessions, self._people_conversions, self._people_forms
         records = self.crm.oracle_inputs()
         people = attribution.People(records["leads"], records["contacts"])
@@ -861,6 +877,8 @@ class Generator:
         truth = {**self.truth.as_dict(), "call_share": self.call_share, "people": people,
                  "rules": {"call_window_minutes": r.call_window_minutes, "inactivity_minutes": r.inactivity_minutes,
                            "bizible_id_field": r.bizible_id_field, "touchpoint_date_field": r.touchpoint_date_field}}
+        if self.crm.shape != SHAPES["demo"]:
+            truth["crm_shape"] = next(k for k, v in SHAPES.items() if v == self.crm.shape)
         (self.out.truth_dir / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
         return self.truth
 
@@ -876,19 +894,35 @@ def clear(landing: Path) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
+# Above this many visitors the people's truth (the attribution oracle over every person's
+# journeys: truth_people.jsonl, truth_attribution.jsonl, the people's touchpoints and positions) is
+# not written unless asked for: it holds every person's journeys in memory (about 5 GB and 18 min
+# at make bench's 2.3 million visitors).
+PEOPLE_TRUTH_MAX_VISITORS = 250_000
+
+
 def generate(landing: Path, *, visitors: int = Settings.demo_visitors, seed: int = 7,
              start: datetime = datetime(2026, 11, 1, tzinfo=UTC), days: int = 21,
-             call_share: float = DEMO_CALL_SHARE, rules: RuleValues | None = None) -> Truth:
+             call_share: float = DEMO_CALL_SHARE, rules: RuleValues | None = None,
+             crm_shape: str = "demo", people_truth: bool | None = None) -> Truth:
     """Write the demo data set for ``visitors`` visitors, ``call_share`` of whom call; the same
     arguments give the same bytes. ``rules``: the call window, the inactivity gap and the Task
-    fields (by default the dbt project's vars and the settings' default fields)."""
+    fields (by default the dbt project's vars and the settings' default fields). ``crm_shape``:
+    how many people and deals (:data:`calltrail.demo.crm.SHAPES`). ``people_truth``: whether to
+    work out and write the people's truth (default: up to :data:`PEOPLE_TRUTH_MAX_VISITORS`
+    visitors); without it the people's Tasks carry their visitor's position and no person, and
+    truth.json's ``people`` holds the record counts only."""
     if visitors < 1:
         raise ValueError("visitors must be at least 1")
     scenario_weights(call_share)  # checks it before anything is cleared
     rules = rules or RuleValues.of()
     rules.check()
+    if crm_shape not in SHAPES:
+        raise ValueError(f"crm_shape must be one of {', '.join(SHAPES)}, got {crm_shape!r}")
+    if people_truth is None:
+        people_truth = visitors <= PEOPLE_TRUTH_MAX_VISITORS
     clear(landing)
-    return Generator(landing, visitors, seed, start, days, call_share, rules).run()
+    return Generator(landing, visitors, seed, start, days, call_share, rules, SHAPES[crm_shape], people_truth).run()
 
 
 def iter_truth_tasks(landing: Path) -> Iterator[dict[str, Any]]:
