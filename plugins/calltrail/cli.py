@@ -275,6 +275,7 @@ def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="calltrail", description=__doc__)
+    models = project_var("calltrail__attribution_models")  # CALLTRAIL_SUMMARY_MODEL and --model: one of them
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="write the deterministic demo data set into the landing folder")
     demo.add_argument("--visitors", type=int, default=None, help="number of visitors (default CALLTRAIL_DEMO_VISITORS)")
@@ -292,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     af.add_argument("action", choices=("start", "stop", "status"))
     summary = sub.add_parser("summary", help="print what is in the lake")
     summary.add_argument("--json", action="store_true")
-    summary.add_argument("--model", choices=project_var("calltrail__attribution_models"),
+    summary.add_argument("--model", choices=models,
                          help="the attribution model of the revenue by channel (default CALLTRAIL_SUMMARY_MODEL)")
     sub.add_parser("settings", help="print every setting: its variable, the value in use, its default and meaning")
     args = parser.parse_args(argv)
@@ -301,7 +302,6 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_module.load()
     except ConfigurationError as exc:
         parser.error(str(exc))
-    models = project_var("calltrail__attribution_models")
     if settings.summary_model not in models:
         parser.error(f"CALLTRAIL_SUMMARY_MODEL={settings.summary_model!r}: use one of {', '.join(models)}")
     if args.command == "demo" and args.visitors is None:

@@ -22,12 +22,15 @@ from calltrail.lake.layout import (
     task_files,
     web_event_files,
 )
+from calltrail.quality.validate import WEB_VISIT
 from calltrail.settings import Settings
 from calltrail.warehouse.schemas import PUBLICATIONS, PUBLISHED, PUBLISHED_MODELS
 
 CRM_DATASETS = (LEADS, CONTACTS, OPPORTUNITIES, OPPORTUNITY_CONTACT_ROLES)
 CRM_LABELS = {LEADS.name: "Leads", CONTACTS.name: "Contacts", OPPORTUNITIES.name: "Opportunities",
               OPPORTUNITY_CONTACT_ROLES.name: "contact roles"}
+
+
 @dataclass
 class LakeSummary:
     web_events: int = 0
@@ -195,7 +198,7 @@ class MartSummary:
 
 
 def summarise_marts(warehouse: Path, schema: str = PUBLISHED, *, wait_seconds: float = 0.0,
-                    model: str = "full_path") -> MartSummary | None:
+                    model: str = Settings.summary_model) -> MartSummary | None:
     """Read the published marts (read-only), waiting up to ``wait_seconds`` while a build writes
     the warehouse; :class:`~calltrail.warehouse.duckdb_file.WarehouseLocked` after that. Revenue by
     channel is the attribution ``model``'s (``CALLTRAIL_SUMMARY_MODEL``).
@@ -393,7 +396,6 @@ def _render_revenue(s: MartSummary) -> list[str]:
     return lines
 
 
-WEB_VISIT = "Web Visit"
 OTHER_CHANNEL = "Other"  # the channel when no rule of channel_rules matches
 
 

@@ -260,12 +260,11 @@ def _test_dags_here(first: Sequence[str], then: str, status_fd: int) -> int:
             report(event="start", dag_id=dag_id)
             started = time.monotonic()
             dag = bag.get_dag(dag_id)
-            if dag is not None:
-                progress.begin(len(dag.task_dict))
             if dag is None:
                 log.error("DAG %s did not load: %s", dag_id, bag.import_errors)
                 report(event="end", dag_id=dag_id, state="not loaded", seconds=0.0)
                 return False
+            progress.begin(len(dag.task_dict))
             try:
                 state = str(dag.test().state)
             except Exception:

@@ -31,7 +31,8 @@ from calltrail.settings import QualitySettings
 log = logging.getLogger(__name__)
 
 TOUCHPOINT_POSITIONS = ("FT", "LC", "Post LC", "FT, LC", "FT, Post LC")
-WEB_TOUCHPOINT_TYPES = ("Web Visit", "Web Form")
+WEB_VISIT = "Web Visit"  # also the type of a call whose Task has no Type
+WEB_TOUCHPOINT_TYPES = (WEB_VISIT, "Web Form")
 MATCH_STATUSES: tuple[str, ...] = tuple(project_var("calltrail__match_statuses"))
 EVENT_TYPES: tuple[str, ...] = tuple(project_var("calltrail__web_event_types"))
 EXACTLY_ONE = "exactly 1"  # attribution_sums.credit_sum of an opportunity and model whose credits are right
