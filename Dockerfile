@@ -57,7 +57,7 @@ RUN uv sync --frozen --no-dev --no-cache
 
 USER ${CALLTRAIL_UID}:${CALLTRAIL_UID}
 
-# The manifest the transformation DAG is rendered from (astronomer-cosmos, LoadMode.DBT_MANIFEST):
+# The manifest the transformation DAG's dbt task group is rendered from:
 # `dbt parse` with calltrail's vars, as `calltrail setup` does. It needs no database.
 RUN python -c "from calltrail import settings; from calltrail.transform.dbt import parse; parse(settings.load())" \
     && test -s dbt_project/target/manifest.json

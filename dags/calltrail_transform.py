@@ -3,8 +3,9 @@
 Scheduled on the ingestion Assets. Write-audit-publish:
 
 1. `check_source_freshness`: dbt source freshness on both lake sources;
-2. `dbt`: every model and its tests as tasks (astronomer-cosmos, rendered from the manifest that
-   `calltrail setup` writes with `dbt parse`), built into the audit area (schema `main`);
+2. `dbt`: one `dbt build` of every seed, model and data test (`dbt.build`), into the audit area
+   (schema `main`), then a task per seed and model, in dbt's lineage, that shows its result and
+   its tests (rendered from the manifest that `calltrail setup` writes with `dbt parse`);
 3. `audit`: Great Expectations on the raw lake, staging and marts, trend checks against recent
    runs, Data Docs, the calls-missing-BizibleId CSV, and one alert per failing check;
 4. `publish`: the consumer marts are copied into schema `published` in one transaction;
@@ -12,9 +13,8 @@ Scheduled on the ingestion Assets. Write-audit-publish:
 
 A check at `error` fails its task, so nothing is published and consumers keep the previous
 touchpoints; `warn` alerts and the run goes on. Every task that opens the DuckDB warehouse runs in
-the one-slot pool `calltrail_warehouse`. dbt runs inside each task's process (cosmos' dbtRunner,
-and ``in_process`` for freshness, publish and docs): under ``airflow dags test`` all tasks share one
-process, which imports dbt once.
+the one-slot pool `calltrail_warehouse`. dbt runs inside each task's process (dbt's `dbtRunner`):
+under ``airflow dags test`` all tasks share one process, which imports dbt once.
 """
 
 from __future__ import annotations

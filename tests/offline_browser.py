@@ -52,9 +52,12 @@ def open_offline(browser, url: str, context=None) -> dict:
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
-        # Generous timeouts: the machine running the tests may be busy with a live Airflow.
+        # Generous timeout: the machine running the tests may be busy with a live Airflow. "load"
+        # waits for every script, style sheet and image; the web fonts, which the style sheets
+        # only ask for once text uses them, are awaited through document.fonts. (Not
+        # "networkidle": on a busy machine Chromium did not report an idle network for a
+        # file:// page within 90 s.)
         page.goto(url, wait_until="load", timeout=90_000)
-        page.wait_for_load_state("networkidle", timeout=90_000)
         page.evaluate("document.fonts.ready.then(() => true)")
         seen = page.evaluate(SEEN)
         seen["url"] = page.url

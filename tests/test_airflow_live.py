@@ -86,7 +86,7 @@ def test_the_scheduler_runs_ingestion_on_its_schedule_and_the_transformation_on_
     assert {e["source_dag_id"] for e in events} == set(INGESTION), events
 
     states = task_states(url, "calltrail_transform", transform_run["dag_run_id"])
-    assert {"check_source_freshness", "audit", "publish", "generate_dbt_docs", "dbt.fct_touchpoints_model_build"} <= set(states)
+    assert {"check_source_freshness", "audit", "publish", "generate_dbt_docs", "dbt.build", "dbt.fct_touchpoints"} <= set(states)
     assert set(states.values()) == {"success"}, {k: v for k, v in states.items() if v != "success"}
     assert (live["settings"].dbt_docs_dir / "index.html").exists()
 

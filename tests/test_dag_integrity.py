@@ -15,7 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
 EXPECTED = {"calltrail_ingest_salesforce", "calltrail_ingest_web_events", "calltrail_transform",
             "calltrail_reconcile_salesforce"}
-# (astronomer-cosmos itself is loaded by Airflow for every file: it registers the dbt docs plugin.)
 OBJECTS = ("lead", "contact", "opportunity", "opportunity_contact_role")  # besides Task, by landing folder
 HEAVY = ["duckdb", "pandas", "pyarrow", "simple_salesforce", "great_expectations", "dbt.adapters.duckdb",
          "calltrail.lake.convert"]
@@ -127,12 +126,19 @@ print(json.dumps({t.task_id: {"pool": t.pool, "upstream": sorted(t.upstream_task
               "int_sessions", "int_calls_matched_to_sessions", "int_conversions", "fct_touchpoints",
               "dq_calls_missing_bizible_id"]
     for model in [*models, "int_session_events", "rpt_touchpoints_by_channel", "rpt_call_match_rates"]:
-        # one task per model: `dbt build` of the model, then its data tests
-        assert f"dbt.{model}_model_build" in tasks, f"{model} is not shown as a task: {sorted(tasks)}"
-    # a test of two models (relationships) runs in the later model's task: no task of its own
+        # one task per model, after the one build, reporting the model and its data tests
+        assert f"dbt.{model}" in tasks, f"{model} is not shown as a task: {sorted(tasks)}"
+        assert "dbt.build" in tasks[f"dbt.{model}"]["upstream"], tasks[f"dbt.{model}"]
+    # lineage: a model's task follows the tasks of the models it reads
+    assert {"dbt.int_calls_matched_to_sessions", "dbt.int_sessions"} <= set(tasks["dbt.fct_touchpoints"]["upstream"])
+    assert tasks["dbt.int_sessions"]["upstream"] == ["dbt.build", "dbt.channel_rules", "dbt.int_session_events",
+                                                     "dbt.referrer_hosts", "dbt.stg_web__events"]
+    # a test of two models (relationships) is reported by the later model's task: no task of its own
     dbt_tasks = sorted(k for k in tasks if k.startswith("dbt."))
-    assert all(k.endswith(("_model_build", "_seed_build")) for k in dbt_tasks), dbt_tasks
-    assert {t["pool"] for t in tasks.values()} == {"calltrail_warehouse"}, "every task opens the warehouse"
+    assert not [k for k in dbt_tasks if "relationships" in k or k.startswith("dbt.test")], dbt_tasks
+    # only the build opens the warehouse; the nodes' tasks read its results
+    assert {k: t["pool"] for k, t in tasks.items() if t["pool"] == "calltrail_warehouse"} == {
+        k: "calltrail_warehouse" for k in ["check_source_freshness", "dbt.build", "audit", "publish", "generate_dbt_docs"]}
     # write-audit-publish: freshness before dbt; the audit after every dbt task; publish only after the audit
     assert all("check_source_freshness" in t["upstream"] for k, t in tasks.items()
                if k.startswith("dbt.") and not any(u.startswith("dbt.") for u in t["upstream"]))

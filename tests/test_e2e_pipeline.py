@@ -1,5 +1,5 @@
 """End to end on a real Airflow (``airflow dags test``, SQLite metadata in a temporary home):
-ingestion, dbt through cosmos, Great Expectations, checked against the demo generator's truth."""
+ingestion, dbt (one build, a task per model), Great Expectations, checked against the demo generator's truth."""
 
 from __future__ import annotations
 
@@ -246,6 +246,53 @@ def test_when_the_vendor_stops_writing_bizible_ids_the_run_fails_alerts_once_and
         assert docs_pages, "the Data Docs have a page for this run's failed validation"
         page = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", docs_pages[0].read_text()))
         assert "Status: Failed" in page and "bizible_id_given" in page
+
+
+def test_a_failed_data_test_fails_its_models_task_alone_alerts_once_and_publishes_nothing(demo_run, tmp_path):
+    """A partition written into the lake by hand, past ingestion's checks: one event of a type
+    outside the accepted list. dbt's accepted_values test of stg_web__events fails in the build;
+    that model's task fails and alerts, the models after it do not run, the Salesforce side
+    builds, and the audit and publish never run."""
+    import pyarrow.compute as pc
+
+    source, _, _, _ = demo_run
+    shutil.copytree(source / "data", tmp_path / "data", ignore=shutil.ignore_patterns("logs"))
+    env = calltrail_env(tmp_path)
+    settings = settings_module.load(env)
+    published_before = fct_rows(settings.warehouse)
+    [events] = sorted((settings.lake_dir / "web_events").glob("file=*/events.parquet"))[:1]
+    table = pq.read_table(events).slice(0, 1)
+    table = table.set_column(table.schema.get_field_index("event_id"), "event_id",
+                             pc.binary_join_element_wise(table["event_id"], "-by-hand", ""))
+    table = table.set_column(table.schema.get_field_index("event_type"), "event_type",
+                             pc.binary_join_element_wise(table["event_type"], "-chat_opened", ""))
+    written = settings.lake_dir / "web_events" / "file=0000000000written" / "events.parquet"
+    written.parent.mkdir()
+    pq.write_table(table, written)
+
+    out = run([str(BIN / "calltrail"), "run"], {**env, "CALLTRAIL_DEMO": "always"})
+    assert out.returncode == 1, out.stdout[-4000:]
+    assert "calltrail_transform FAILED" in out.stdout and "this run published nothing" in out.stdout
+
+    con = sqlite3.connect(tmp_path / "data" / "airflow" / "airflow.db")
+    try:
+        run_id = con.execute("select run_id from dag_run where dag_id = 'calltrail_transform' "
+                             "order by start_date desc limit 1").fetchone()[0]
+        states = dict(con.execute("select task_id, state from task_instance where dag_id = 'calltrail_transform' "
+                                  "and run_id = ?", (run_id,)).fetchall())
+    finally:
+        con.close()
+    assert states["dbt.build"] == "success", states
+    assert states["dbt.stg_web__events"] == "failed", states
+    for after in ("dbt.int_session_events", "dbt.int_sessions", "dbt.fct_touchpoints", "audit", "publish"):
+        assert states[after] == "upstream_failed", (after, states)
+    for other in ("dbt.stg_salesforce__tasks", "dbt.dim_people", "dbt.stg_salesforce__opportunities"):
+        assert states[other] == "success", (other, states)
+
+    alerts = [json.loads(line) for line in settings.alerts_file.read_text().splitlines()]
+    assert [(a["check"], a["layer"]) for a in alerts] == [("dbt.stg_web__events", "dbt")], alerts
+    assert "accepted_values_stg_web__events_event_type" in alerts[0]["observed"], alerts[0]["observed"]
+    assert fct_rows(settings.warehouse) == published_before, "a failed build must not publish"
 
 
 def test_salesforce_history_then_each_change_extracted_through_airflow_over_https(tmp_path):

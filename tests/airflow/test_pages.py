@@ -187,12 +187,6 @@ def test_only_the_dbt_docs_files_are_served_and_nothing_outside_the_folders(serv
         assert COMPILED_SQL not in body and "admin" not in body, body[:200]
 
 
-def test_astronomer_cosmos_no_longer_serves_the_dbt_docs_anonymously(server):
-    for path in ("/cosmos/calltrail/dbt_docs_index.html", "/cosmos/calltrail/manifest.json"):
-        status, _, body = get(server["url"] + path)
-        assert status == 404, f"{path}: expected 404, got {status}: {body[:200]}"
-
-
 def test_chromium_logs_in_through_the_login_page_and_sees_the_data_docs_offline(server):
     url = server["url"]
     with chromium() as browser:

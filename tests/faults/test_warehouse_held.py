@@ -119,7 +119,7 @@ def test_a_dbt_task_of_the_dag_fails_naming_the_holder_and_alerts_it(built, tmp_
     assert migrate.returncode == 0, migrate.stdout[-3000:]
     reader = hold_warehouse(s.warehouse, read_only=True)
     try:
-        out = run([str(BIN / "airflow"), "tasks", "test", "calltrail_transform", "dbt.stg_salesforce__tasks_model_build",
+        out = run([str(BIN / "airflow"), "tasks", "test", "calltrail_transform", "dbt.build",
                    "2026-03-01"], env)
     finally:
         kill_group(reader)
@@ -128,6 +128,6 @@ def test_a_dbt_task_of_the_dag_fails_naming_the_holder_and_alerts_it(built, tmp_
     assert f"WarehouseLocked: the warehouse {s.warehouse} is held by another process (PID {reader.pid}" in log, \
         log[-5000:]
     alerts = [json.loads(line) for line in s.alerts_file.read_text().splitlines()]
-    assert [a["check"] for a in alerts] == ["dbt.stg_salesforce__tasks_model_build"], alerts
+    assert [a["check"] for a in alerts] == ["dbt.build"], alerts
     assert f"PID {reader.pid}" in alerts[0]["observed"] and "Close that program" in alerts[0]["observed"], alerts
     assert fingerprint(s.warehouse) == before

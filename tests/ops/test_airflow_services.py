@@ -32,8 +32,6 @@ def test_on_loopback_nobody_logs_in_and_every_component_shares_the_secrets(tmp_p
         env["AIRFLOW__API_AUTH__JWT_SECRET"], env["AIRFLOW__API__SECRET_KEY"])
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18080/execution/"
     assert env["AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT"] == "30"
-    # astronomer-cosmos' dbt docs view has no authentication: calltrail's plugin serves the docs instead.
-    assert "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS" not in env
     assert env["CALLTRAIL_DBT_DOCS_DIR"] == str(s.dbt_docs_dir)
 
 

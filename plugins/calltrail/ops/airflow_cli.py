@@ -48,10 +48,6 @@ def environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
-        # cosmos keeps dbt's partial parse between tasks here (its default, /tmp/cosmos, is shared
-        # by every Airflow home on the machine).
-        "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos"),
         "AIRFLOW__API_AUTH__JWT_SECRET": _jwt_secret(home),
         # calltrail's own locations, so every task sees the same lake whatever its working folder.
         "CALLTRAIL_LANDING_DIR": str(settings.landing_dir),

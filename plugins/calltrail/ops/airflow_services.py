@@ -74,8 +74,7 @@ def service_environment(settings: Settings, env: dict[str, str], endpoint: Endpo
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "30",
         # The dbt docs and the Data Docs are served behind the login by plugins/calltrail_data_docs.py
-        # (menu Browse), not by astronomer-cosmos' dbt docs view: that one has no authentication, so
-        # [cosmos] dbt_docs_projects stays unset. Alerts link the Data Docs there.
+        # (menu Browse). Alerts link the Data Docs there.
         "CALLTRAIL_DATA_DOCS_URL": f"{endpoint.url}/calltrail/data-docs",
     }
     merged = dict(env)

@@ -1,5 +1,5 @@
-"""The transformation DAG's own dbt task beside the model builds (which cosmos renders, one task
-per model, in :mod:`calltrail.airflow.dbt_task_group`): the lineage docs of every build."""
+"""The transformation DAG's own dbt task beside the build (one ``dbt build`` and a task per model,
+in :mod:`calltrail.airflow.dbt_task_group`): the lineage docs of every build."""
 
 from __future__ import annotations
 

@@ -1,11 +1,12 @@
-"""Running dbt for calltrail: the vars that come from settings, the environment, and the set-up
-and docs commands. Model builds themselves run through astronomer-cosmos in the DAG."""
+"""Running dbt for calltrail: the vars that come from settings, the environment, and its commands:
+parse (set-up), the build of every seed, model and data test, publish and the docs."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 DBT = str(Path(sys.executable).with_name("dbt"))
 PROFILE = "calltrail"  # the profile's name in dbt_project/profiles.yml
+PARTIAL_PARSE = "partial_parse.msgpack"  # dbt's saved parse, in the target folder
 
 
 class DbtCommandFailed(RuntimeError):
@@ -53,11 +55,11 @@ def dbt_env(settings: Settings) -> dict[str, str]:
 
 
 def project_args(settings: Settings) -> list[str]:
-    """The project, profile, target and vars of every dbt command, as cosmos' tasks pass them.
+    """The project, profile, target and vars of every dbt command.
 
     dbt keeps its partial parse only while the vars, the profile and the target given on the
     command line stay the same: with the same four here, ``calltrail setup``'s ``dbt parse`` serves
-    the DAG's dbt tasks (a full parse takes about 10 s).
+    the DAG's build (a full parse takes about 10 s).
     """
     return ["--project-dir", str(settings.dbt_project_dir), "--profile", PROFILE, "--target", settings.dbt_target,
             "--vars", json.dumps(dbt_vars(settings))]
@@ -82,8 +84,28 @@ def run_dbt(settings: Settings, args: list[str], *, log_file: Path | None = None
     A command that opens the warehouse first waits for it (:func:`wait_for_warehouse`); if dbt
     still finds it held, :class:`~calltrail.warehouse.duckdb_file.WarehouseLocked` is raised,
     whatever ``check`` says. ``in_process``: dbt runs in this process (dbt's ``dbtRunner``), as the
-    DAG's dbt tasks do, instead of a ``dbt`` process that imports dbt again (about 3 s).
+    DAG's tasks do, instead of a ``dbt`` process that imports dbt again (about 3 s).
     """
+    returncode, _ = _run(settings, args, log_file=log_file, check=check, in_process=in_process)
+    return returncode
+
+
+def build(settings: Settings) -> dict[str, dict]:
+    """``dbt build`` of every seed, model and data test (not the unit tests, which ``make test``
+    runs), in this process, in dbt's own order: one command, so dbt starts, parses and opens the
+    warehouse once. Returns each node's result (unique id -> ``{"status", "seconds", "message"}``),
+    which :func:`calltrail.transform.dbt_graph.report` reads for each node's task.
+
+    Failed nodes and tests are results, not an exception: each one's task reports it. dbt failing
+    as a whole (the project does not compile, the warehouse is held) raises, with dbt's output.
+    """
+    _, results = _run(settings, ["build", "--exclude", "resource_type:unit_test"], check=False, in_process=True,
+                      results_needed=True)
+    return results
+
+
+def _run(settings: Settings, args: list[str], *, log_file: Path | None = None, check: bool = True,
+         in_process: bool = False, results_needed: bool = False) -> tuple[int, dict[str, dict]]:
     from calltrail.warehouse.duckdb_file import locked_error
 
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
@@ -92,8 +114,9 @@ def run_dbt(settings: Settings, args: list[str], *, log_file: Path | None = None
     # profiles.yml reads) with calltrail's own locations on top.
     env = {**settings.environ, **dbt_env(settings)}
     log.info("dbt %s", " ".join(args))
+    results: dict[str, dict] = {}
     if in_process:
-        returncode, output = _invoke_here([*args, *project_args(settings)], env, settings.dbt_project_dir)
+        returncode, output, results = _invoke_here([*args, *project_args(settings)], env, settings.dbt_project_dir)
     else:
         out = subprocess.run([DBT, *args, *project_args(settings)], env=env, cwd=settings.dbt_project_dir,
                              capture_output=True, text=True, check=False)
@@ -106,10 +129,10 @@ def run_dbt(settings: Settings, args: list[str], *, log_file: Path | None = None
         log.debug("dbt: %s", line)
     if returncode != 0 and (locked := locked_error(settings.warehouse, output, waited)):
         raise locked
-    if check and returncode != 0:
+    if (check and returncode != 0) or (results_needed and returncode == 2):
         tail = "\n".join(output.splitlines()[-30:])
         raise DbtCommandFailed(f"dbt {' '.join(args)} failed (exit {returncode}):\n{tail}")
-    return returncode
+    return returncode, results
 
 
 @contextmanager
@@ -125,11 +148,13 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _invoke_here(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
-    """dbt ``args`` in this process: (the exit code the dbt command would give, dbt's messages)."""
+def _invoke_here(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str, dict[str, dict]]:
+    """dbt ``args`` in this process: (the exit code the dbt command would give, dbt's messages,
+    each node's result)."""
     from dbt.cli.main import dbtRunner
 
     messages: list[str] = []
+
     saved_cwd = Path.cwd()
     with _environment(env):
         os.chdir(cwd)
@@ -140,7 +165,21 @@ def _invoke_here(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, 
     if result.exception is not None:
         messages.append(str(result.exception))
     returncode = 0 if result.success else (2 if result.exception is not None else 1)
-    return returncode, "\n".join(messages)
+    return returncode, "\n".join(messages), _node_results(result.result)
+
+
+def _node_results(outcome: Any) -> dict[str, dict]:
+    """unique id -> status, seconds, message (shortened) of each node a dbt command ran."""
+    found: dict[str, dict] = {}
+    for r in getattr(outcome, "results", None) or []:
+        node = getattr(r, "node", None)
+        if node is None or not hasattr(r, "status"):
+            continue
+        message = str(r.message or "")
+        found[node.unique_id] = {"status": str(getattr(r.status, "value", r.status)),
+                                 "seconds": round(float(r.execution_time or 0.0), 3),
+                                 "message": message if len(message) <= 2000 else message[:2000] + " ..."}
+    return found
 
 
 def parse(settings: Settings, *, log_file: Path | None = None) -> Path:
@@ -157,6 +196,11 @@ def publish(settings: Settings, *, in_process: bool = False) -> None:
 def generate_docs(settings: Settings, *, in_process: bool = False) -> Path:
     """dbt docs (with lineage) into CALLTRAIL_DBT_DOCS_DIR; opens the warehouse for the catalog."""
     settings.dbt_docs_dir.mkdir(parents=True, exist_ok=True)
+    # dbt keeps its partial parse in the target folder: without the build's copy there, the docs'
+    # own target folder made every `docs generate` parse the whole project again (about 12 s).
+    saved = settings.dbt_target_dir / PARTIAL_PARSE
+    if saved.exists():
+        shutil.copyfile(saved, settings.dbt_docs_dir / PARTIAL_PARSE)
     run_dbt(settings, ["docs", "generate", "--static", "--target-path", str(settings.dbt_docs_dir)],
             in_process=in_process)
     return settings.dbt_docs_dir / "index.html"
