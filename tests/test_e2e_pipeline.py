@@ -286,7 +286,7 @@ def test_a_failed_data_test_fails_its_models_task_alone_alerts_once_and_publishe
     assert states["dbt.stg_web__events"] == "failed", states
     for after in ("dbt.int_session_events", "dbt.int_sessions", "dbt.fct_touchpoints", "audit", "publish"):
         assert states[after] == "upstream_failed", (after, states)
-    for other in ("dbt.stg_salesforce__tasks", "dbt.dim_people", "dbt.stg_salesforce__opportunities"):
+    for other in ("dbt.stg_salesforce__tasks", "dbt.int_person_ids", "dbt.int_opportunity_people"):
         assert states[other] == "success", (other, states)
 
     alerts = [json.loads(line) for line in settings.alerts_file.read_text().splitlines()]

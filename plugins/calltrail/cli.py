@@ -116,14 +116,21 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     log_file = settings.airflow_home / "logs" / f"run-{time.strftime('%Y%m%dT%H%M%S')}.log"
     _say(f"calltrail run: Airflow home {settings.airflow_home} (SQLite metadata); log {log_file}")
     _say("  preparing the Airflow metadata database, pools and the dbt manifest ...")
+    # Started first: it imports Airflow, dbt and Great Expectations while the preparation runs.
+    dags = airflow_cli.DagsProcess(INGESTION_DAGS, TRANSFORM_DAG, env, log_file)
     try:
         connected = airflow_cli.prepare(settings, env, log_file, connection_id=settings.salesforce.conn_id)
+        _use_demo(settings, connected)
     except RuntimeError as exc:  # airflow db migrate / pools, or dbt parse (DbtCommandFailed)
+        dags.cancel()
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
         _say(f"calltrail run FAILED while preparing Airflow and dbt: {lines[0]}")
         _say(f"  nothing ran; the full output is in {log_file}")
         return 1
-    _use_demo(settings, connected)
+    except BaseException:  # e.g. a setting _use_demo reads is wrong: main() reports it
+        dags.cancel()
+        raise
+    dags.go()
     _say("  task retries are off for this interactive run (the scheduler of `make airflow` keeps them)")
 
     failed: list[str] = []
@@ -160,7 +167,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             for cause in dag_causes:
                 _say(f"    cause: {cause}")
 
-    airflow_cli.test_dags(INGESTION_DAGS, TRANSFORM_DAG, env, log_file, on_start, on_end, on_task)
+    dags.follow(on_start, on_end, on_task)
 
     lake = summary.summarise(settings.lake_dir)
     _say(summary.render(settings, lake, this_run=summary.quarantined_since(settings.lake_dir, run_started)))

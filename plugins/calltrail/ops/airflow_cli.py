@@ -135,7 +135,7 @@ def dags_test(dag_id: str, env: dict[str, str], log_file: Path, *, logical_date:
 
 @dataclass(frozen=True)
 class DagOutcome:
-    """How one DAG of :func:`test_dags` ended: its run's state, or why it did not run."""
+    """How one DAG of :class:`DagsProcess` ended: its run's state, or why it did not run."""
 
     dag_id: str
     state: str  # "success", "failed", "not loaded", "not run", "the process exited N"
@@ -148,7 +148,7 @@ class DagOutcome:
 
 @dataclass(frozen=True)
 class TaskDone:
-    """A task of a :func:`test_dags` run that ended: the ``done``-th of its DAG's ``total`` tasks."""
+    """A task of a :class:`DagsProcess` run that ended: the ``done``-th of its DAG's ``total`` tasks."""
 
     dag_id: str
     task_id: str
@@ -158,28 +158,57 @@ class TaskDone:
     total: int
 
 
-def test_dags(first: Sequence[str], then: str, env: dict[str, str], log_file: Path,
-              on_start: Callable[[str], None] = lambda dag_id: None,
-              on_end: Callable[[DagOutcome], None] = lambda outcome: None,
-              on_task: Callable[[TaskDone], None] = lambda done: None) -> dict[str, DagOutcome]:
+class DagsProcess:
     """``airflow dags test`` of ``first``, then of ``then`` if all of ``first`` succeeded, in one process.
 
     The process imports Airflow, parses the DAG folder and starts the in-process task API once for
     all of them, instead of once per ``airflow dags test`` command (about 12 s each on 2 cores).
-    Each run is ``DAG.test()``, which is what ``airflow dags test`` calls. ``on_start``, ``on_task``
-    (each task that ends) and ``on_end`` report progress while the process runs; the output goes
-    to ``log_file``.
+    Each run is ``DAG.test()``, which is what ``airflow dags test`` calls.
+
+    Start it before the metadata database and the manifest are ready (:func:`prepare`): while they
+    are made, it imports Airflow, dbt, Great Expectations and the libraries the tasks use, and
+    builds Airflow's in-process task API (about 15 s of work on the other core). It reads the DAG
+    folder and runs the DAGs only after :meth:`go`; :meth:`cancel` ends it. :meth:`follow` reports
+    progress while it runs; the output goes to ``log_file``.
     """
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    read_fd, write_fd = os.pipe()
-    cmd = [sys.executable, "-m", "calltrail.ops.airflow_cli", "test", *first, "--then", then, "--status-fd", str(write_fd)]
-    outcomes: dict[str, DagOutcome] = {}
-    with log_file.open("a") as fh:
-        fh.write(f"\n$ airflow dags test {' '.join(first)} (then {then}), in one process\n")
-        fh.flush()
-        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, pass_fds=(write_fd,))
-        os.close(write_fd)
-        with os.fdopen(read_fd) as status:
+
+    def __init__(self, first: Sequence[str], then: str, env: dict[str, str], log_file: Path) -> None:
+        self.first, self.then = list(first), then
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        status_read, status_write = os.pipe()
+        go_read, go_write = os.pipe()
+        cmd = [sys.executable, "-m", "calltrail.ops.airflow_cli", "test", *first, "--then", then,
+               "--status-fd", str(status_write), "--go-fd", str(go_read)]
+        with log_file.open("a") as fh:
+            fh.write(f"\n$ airflow dags test {' '.join(first)} (then {then}), in one process\n")
+            fh.flush()
+            self.proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                         pass_fds=(status_write, go_read))
+        os.close(status_write)
+        os.close(go_read)
+        self._status = os.fdopen(status_read)
+        self._go = os.fdopen(go_write, "w")
+
+    def _send(self, word: str) -> None:
+        try:
+            self._go.write(word + "\n")
+            self._go.close()
+        except BrokenPipeError:  # the process already ended; follow() reports how
+            pass
+
+    def go(self) -> None:
+        self._send("go")
+
+    def cancel(self) -> None:
+        self._send("stop")
+        self._status.close()
+        self.proc.wait()
+
+    def follow(self, on_start: Callable[[str], None] = lambda dag_id: None,
+               on_end: Callable[[DagOutcome], None] = lambda outcome: None,
+               on_task: Callable[[TaskDone], None] = lambda done: None) -> dict[str, DagOutcome]:
+        outcomes: dict[str, DagOutcome] = {}
+        with self._status as status:
             for line in status:
                 event = json.loads(line)
                 if event["event"] == "start":
@@ -191,15 +220,15 @@ def test_dags(first: Sequence[str], then: str, env: dict[str, str], log_file: Pa
                     outcome = DagOutcome(event["dag_id"], event["state"], event["seconds"])
                     outcomes[outcome.dag_id] = outcome
                     on_end(outcome)
-        rc = proc.wait()
-    for dag_id in (*first, then):
-        if dag_id not in outcomes:  # the process ended before it reported this DAG
-            if dag_id == then and any(not o.succeeded for o in outcomes.values()):
-                outcomes[dag_id] = DagOutcome(dag_id, "not run")
-            else:
-                outcomes[dag_id] = DagOutcome(dag_id, f"the process exited {rc}")
-            on_end(outcomes[dag_id])
-    return outcomes
+        rc = self.proc.wait()
+        for dag_id in (*self.first, self.then):
+            if dag_id not in outcomes:  # the process ended before it reported this DAG
+                if dag_id == self.then and any(not o.succeeded for o in outcomes.values()):
+                    outcomes[dag_id] = DagOutcome(dag_id, "not run")
+                else:
+                    outcomes[dag_id] = DagOutcome(dag_id, f"the process exited {rc}")
+                on_end(outcomes[dag_id])
+        return outcomes
 
 
 def _task_progress(report: Callable[..., None]) -> Any:
@@ -238,12 +267,39 @@ def _task_progress(report: Callable[..., None]) -> Any:
     return TaskProgress()
 
 
-def _test_dags_here(first: Sequence[str], then: str, status_fd: int) -> int:
-    """The process behind :func:`test_dags`: the DAG folder parsed once, then ``DAG.test()`` per DAG."""
+def _warm_up(go: Any) -> None:
+    """While the caller prepares: Airflow's in-process task API (the FastAPI app ``DAG.test()``
+    talks to, cached), then, until the word on ``go`` arrives, the libraries the tasks import."""
+    import importlib
+    import select
+
+    import httpx
+    from airflow.sdk.execution_time.supervisor import in_process_api_server
+
+    api = in_process_api_server()
+    # The app's first request builds what it serves lazily (about 7 s): make it now, not in the
+    # first task. The transport is cached with the app, and DAG.test() uses the same one.
+    httpx.Client(transport=api.transport, base_url="http://in-process.invalid").get("/health").raise_for_status()
+    for module in ("dbt.cli.main", "dbt.adapters.duckdb", "duckdb", "pyarrow.parquet", "great_expectations"):
+        if select.select([go], [], [], 0)[0]:  # the word came: the DAGs go first, the rest on demand
+            return
+        importlib.import_module(module)
+
+
+def _test_dags_here(first: Sequence[str], then: str, status_fd: int, go_fd: int) -> int:
+    """The process behind :class:`DagsProcess`: warm up, wait for the word, then the DAG folder
+    parsed once and ``DAG.test()`` per DAG."""
     from airflow.configuration import conf
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk.listener import get_listener_manager
 
+    started = time.monotonic()
+    with os.fdopen(go_fd) as go:
+        _warm_up(go)
+        log.info("warmed up in %.1f s", time.monotonic() - started)
+        if go.readline().strip() != "go":
+            log.info("not run: the preparation did not succeed")
+            return 0
     bag = DagBag(dag_folder=conf.get("core", "dags_folder"))
     with os.fdopen(status_fd, "w", buffering=1) as status:
         def report(**event: object) -> None:
@@ -286,11 +342,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     test.add_argument("first", nargs="+")
     test.add_argument("--then", required=True, help="run last, and only if all of FIRST succeeded")
     test.add_argument("--status-fd", type=int, required=True)
+    test.add_argument("--go-fd", type=int, required=True, help="read 'go' (run) or anything else (stop) here first")
     cli = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if cli.command == "prepare":
         return _prepare_here(cli.connection)
-    return _test_dags_here(cli.first, cli.then, cli.status_fd)
+    return _test_dags_here(cli.first, cli.then, cli.status_fd, cli.go_fd)
 
 
 if __name__ == "__main__":
