@@ -125,18 +125,26 @@ def month_of_calls(tmp_path_factory) -> Path:
     return tmp / "data"
 
 
-def runs_with_normal_batches(source: Path, tmp_path: Path) -> Settings:
+@pytest.fixture(scope="module")
+def normal_batches(month_of_calls, tmp_path_factory) -> Path:
     """A copy of the lake, audited once (the first run: no new rows to measure), then three runs that
     each bring a normal batch (one of 20 calls without the BizibleId): the new-rows baseline."""
-    shutil.copytree(source, tmp_path / "data", ignore=shutil.ignore_patterns("airflow"))
-    s = settings_module.load(calltrail_env(tmp_path))
+    tmp = tmp_path_factory.mktemp("normal_batches")
+    shutil.copytree(month_of_calls, tmp / "data", ignore=shutil.ignore_patterns("airflow"))
+    s = settings_module.load(calltrail_env(tmp))
     assert gates.audit(s, RunInfo("calltrail_transform", "run_0"), as_of=AS_OF)["failed"] == []
     for number in (1, 2, 3):
         write_calls(s.landing_dir, f"batch-{number}", batch(number, lambda i: i % 20 == 0))
         build(s)
         summary = gates.audit(s, RunInfo("calltrail_transform", f"run_{number}"), as_of=AS_OF)
         assert summary["failed"] == [], f"a normal batch alerted: {summary['failed']}"
-    return s
+    return tmp / "data"
+
+
+def runs_with_normal_batches(normal_batches: Path, tmp_path: Path) -> Settings:
+    """This test's own copy of the runs after the three normal batches."""
+    shutil.copytree(normal_batches, tmp_path / "data")
+    return settings_module.load(calltrail_env(tmp_path))
 
 
 def recorded(s: Settings, run_id: str) -> dict[str, float | None]:
@@ -166,8 +174,8 @@ def logged(caplog, check: str) -> str:
 
 
 def test_a_small_batch_of_calls_without_bizible_id_raises_the_new_rows_alert_before_the_week_moves(
-        month_of_calls, tmp_path, caplog):
-    s = runs_with_normal_batches(month_of_calls, tmp_path)
+        normal_batches, tmp_path, caplog):
+    s = runs_with_normal_batches(normal_batches, tmp_path)
     assert "missing_bizible_id_share_new" not in recorded(s, "run_0"), "the first run has no previous run"
     caplog.set_level(logging.INFO, logger="calltrail.quality")
     write_calls(s.landing_dir, "batch-bad", batch(4, lambda i: i % 5 != 0))  # 96 of 120 lack the BizibleId
@@ -194,8 +202,8 @@ def test_a_small_batch_of_calls_without_bizible_id_raises_the_new_rows_alert_bef
     assert figures["match_rate_new"] is None and figures["calls_new"] == BATCH
 
 
-def test_runs_with_normal_new_rows_and_a_quiet_run_raise_no_alert(month_of_calls, tmp_path, caplog):
-    s = runs_with_normal_batches(month_of_calls, tmp_path)
+def test_runs_with_normal_new_rows_and_a_quiet_run_raise_no_alert(normal_batches, tmp_path, caplog):
+    s = runs_with_normal_batches(normal_batches, tmp_path)
     caplog.set_level(logging.INFO, logger="calltrail.quality")
     write_calls(s.landing_dir, "batch-4", batch(4, lambda i: i % 12 == 0))  # 10 of 120: within the normal spread
     build(s)
