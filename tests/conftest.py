@@ -87,7 +87,8 @@ def channels():
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory, channels):
     """One `calltrail run` on the demo, shared by the end-to-end modules (test_e2e_pipeline.py,
-    test_e2e_attribution.py): its folder, environment, output and the generator's truth."""
+    test_e2e_attribution.py, test_demo_then_your_data.py): its folder, environment, output and the
+    generator's truth."""
     import json
 
     tmp = tmp_path_factory.mktemp("e2e")

@@ -4,6 +4,8 @@ yours are there, and the summary says which data the marts hold."""
 
 from __future__ import annotations
 
+import shutil
+
 import duckdb
 import pytest
 
@@ -14,12 +16,13 @@ from tests.demo.yours import bizible_ids_of, lake_bizible_ids, normalise, write_
 
 
 @pytest.fixture(scope="module")
-def switched(tmp_path_factory):
+def switched(demo_run, tmp_path_factory):
+    """The shared demo run (tests/conftest.py), copied; then your files arrive and `make run` again."""
+    source, _, first, _ = demo_run
     tmp = tmp_path_factory.mktemp("demo-then-yours")
-    env = calltrail_env(tmp, CALLTRAIL_DEMO_VISITORS="150")
+    shutil.copytree(source / "data", tmp / "data", ignore=shutil.ignore_patterns("logs"))
+    env = calltrail_env(tmp)
     settings = settings_module.load(env)
-    first = run([str(BIN / "calltrail"), "run"], env, timeout=1800)
-    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     demo_ids = bizible_ids_of(sorted(settings.web_landing_dir.glob("demo-web-events-*.jsonl")))
     assert demo_ids and published_bizible_ids(settings) & demo_ids, "the first run published the demo"
     mine = write_your_files(settings, tmp / "export", visitors=150)
