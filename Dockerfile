@@ -23,7 +23,6 @@ ENV PYTHONUNBUFFERED=1 \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/calltrail/dags \
     AIRFLOW__CORE__PLUGINS_FOLDER=/opt/calltrail/plugins \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
-    AIRFLOW__COSMOS__ENABLE_TELEMETRY=False \
     DBT_SEND_ANONYMOUS_USAGE_STATS=false \
     CALLTRAIL_DATA_DIR=/var/lib/calltrail \
     CALLTRAIL_LANDING_DIR=/var/lib/calltrail/landing \

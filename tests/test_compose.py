@@ -136,7 +136,6 @@ def test_celery_executor_on_postgres_and_redis_and_the_execution_api():
         assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://airflow:"), name
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://api-server:8080/execution/", name
         assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False", name
-        assert env["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] == "False", name
     assert "api-server" in SERVICES
 
 

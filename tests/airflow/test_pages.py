@@ -64,7 +64,6 @@ def server(tmp_path_factory):
     env = service_environment(s, base, Endpoint("0.0.0.0", port))
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "False"
     assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
-    assert "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS" not in env
     write_docs(s)
     migrated = run([AIRFLOW, "db", "migrate"], env, timeout=600)
     assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
