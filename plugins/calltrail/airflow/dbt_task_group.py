@@ -19,6 +19,7 @@ only reports the build it follows.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from typing import Any
 
 from calltrail.settings import WAREHOUSE_POOL, Settings
@@ -80,8 +81,7 @@ def dbt_task_group(settings: Settings, group_id: str) -> Any:
                    f"({len(node.tests)}).\n\n{node.description}")
             # op_kwargs are templated: the node goes in as data without its description
             reported = task(task_id=node.name, retries=0, doc_md=doc)(report_node)(
-                results, {"unique_id": node.unique_id, "name": node.name, "resource_type": node.resource_type,
-                          "parents": list(node.parents), "tests": list(node.tests)})
+                results, {k: v for k, v in asdict(node).items() if k != "description"})
             for parent in node.parents:
                 tasks[parent] >> reported
             tasks[node.unique_id] = reported

@@ -154,7 +154,6 @@ def _invoke_here(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, 
     from dbt.cli.main import dbtRunner
 
     messages: list[str] = []
-
     saved_cwd = Path.cwd()
     with _environment(env):
         os.chdir(cwd)

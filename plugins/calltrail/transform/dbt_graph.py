@@ -33,21 +33,29 @@ def read(manifest: Path) -> list[Node]:
     doc = json.loads(manifest.read_text())
     project = doc.get("metadata", {}).get("project_name")
     nodes = {uid: n for uid, n in doc["nodes"].items()
-             if n["resource_type"] in BUILT and n.get("package_name", project) == project
-             and n.get("config", {}).get("enabled", True)}
-    parents = {uid: tuple(sorted(p for p in n.get("depends_on", {}).get("nodes", []) if p in nodes)) for uid, n in nodes.items()}
+             if n["resource_type"] in BUILT and n.get("package_name", project) == project and _enabled(n)}
+    parents = {uid: tuple(sorted(p for p in _reads(n) if p in nodes)) for uid, n in nodes.items()}
     order = _parents_first(parents)
     rank = {uid: i for i, uid in enumerate(order)}
     ancestors = _ancestors(parents, order)
     tests: dict[str, list[str]] = {uid: [] for uid in nodes}
     for uid, n in doc["nodes"].items():
-        if n["resource_type"] != "test" or not n.get("config", {}).get("enabled", True):
+        if n["resource_type"] != "test" or not _enabled(n):
             continue
-        read_nodes = [p for p in n.get("depends_on", {}).get("nodes", []) if p in nodes]
+        read_nodes = [p for p in _reads(n) if p in nodes]
         if read_nodes:
             tests[_owner(read_nodes, ancestors, rank)].append(uid)
     return [Node(uid, nodes[uid]["name"], nodes[uid]["resource_type"], parents[uid],
                  nodes[uid].get("description", ""), tuple(sorted(tests[uid]))) for uid in order]
+
+
+def _enabled(node: dict) -> bool:
+    return node.get("config", {}).get("enabled", True)
+
+
+def _reads(node: dict) -> list[str]:
+    """The unique ids a manifest node depends on (a seed has no ``depends_on.nodes``)."""
+    return node.get("depends_on", {}).get("nodes", [])
 
 
 def _parents_first(parents: dict[str, tuple[str, ...]]) -> list[str]:
