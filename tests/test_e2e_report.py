@@ -269,3 +269,12 @@ def test_a_journey_found_by_opportunity_and_by_bizible_id_shows_its_touchpoints_
 def test_a_screenshot_of_the_page_is_in_the_docs_and_the_readme_shows_it(seen):
     assert SCREENSHOT.stat().st_size > 20_000
     assert "docs/report.png" in (ROOT / "README.md").read_text()
+
+
+def test_make_run_ends_with_where_the_report_page_is(demo_run):
+    tmp, _, first, _ = demo_run
+    index = tmp / "data" / "report" / "index.html"
+    tail = [line.strip() for line in first.stdout.strip().splitlines()[-4:]]
+    assert tail[0] == "calltrail: the report page" and tail[2] == index.as_uri(), first.stdout[-2000:]
+    assert tail[3].startswith("written ") and "Browse > calltrail report" in tail[3], tail
+    assert "by an earlier run" not in first.stdout

@@ -74,10 +74,11 @@ def _has(con: Any, schema: str, table: str) -> bool:
                             "and table_name = ?", [schema, table]).fetchone()[0])
 
 
-def _num(value: Any) -> Any:
+def _json(value: Any) -> Any:
+    """For the page's JSON: a DECIMAL as a number (the tables show the exact value)."""
     if isinstance(value, Decimal):
         return float(value)
-    return value
+    return str(value)
 
 
 def _time(value: Any) -> str | None:
@@ -91,7 +92,7 @@ def _time(value: Any) -> str | None:
 def _rows(con: Any, sql: str, params: list | None = None) -> list[dict[str, Any]]:
     cur = con.execute(sql, params or [])
     names = [d[0] for d in cur.description]
-    return [{n: (_time(v) if isinstance(v, datetime) else _num(v)) for n, v in zip(names, row, strict=True)}
+    return [{n: (_time(v) if isinstance(v, datetime) else v) for n, v in zip(names, row, strict=True)}
             for row in cur.fetchall()]
 
 
@@ -204,9 +205,12 @@ def _trend(con: Any) -> dict[str, Any]:
     return {"runs": list(reversed(runs))}
 
 
-JOURNEY_COLUMNS = ("touchpoint_id, touchpoint_at, touchpoint_type as type, touchpoint_origin as origin, "
-                   "marketing_channel as channel, touchpoint_source as source, campaign, touchpoint_position "
-                   "as position, bizible_id, person_id, session_id, seconds_after_session_start, match_status")
+def _journey_columns(t: str) -> str:
+    """The touchpoint columns a journey shows, of the table aliased ``t``."""
+    return (f"{t}.touchpoint_id, {t}.touchpoint_at, {t}.touchpoint_type as type, {t}.touchpoint_origin as origin, "
+            f"{t}.marketing_channel as channel, {t}.touchpoint_source as source, {t}.campaign, "
+            f"{t}.touchpoint_position as position, {t}.bizible_id, {t}.person_id, {t}.session_id, "
+            f"{t}.seconds_after_session_start, {t}.match_status")
 
 
 def _journeys(con: Any, schema: str, settings: Settings, revenue_built: bool) -> dict[str, Any]:
@@ -225,11 +229,11 @@ def _journeys(con: Any, schema: str, settings: Settings, revenue_built: bool) ->
             qualify row_number() over (partition by anonymous order by last_at desc, journey)
                     <= case when anonymous then {VISITOR_JOURNEYS} else {PEOPLE_JOURNEYS} end
         )
-        select keyed.journey, keyed.anonymous, {JOURNEY_COLUMNS}
+        select keyed.journey, keyed.anonymous, {_journey_columns("keyed")}
         from keyed join chosen on keyed.journey = chosen.journey and keyed.anonymous = chosen.anonymous
-        qualify row_number() over (partition by keyed.journey order by touchpoint_at, touchpoint_id)
+        qualify row_number() over (partition by keyed.journey order by keyed.touchpoint_at, keyed.touchpoint_id)
                 <= {JOURNEY_TOUCHPOINTS}
-        order by keyed.anonymous, keyed.journey, touchpoint_at, touchpoint_id""")
+        order by keyed.anonymous, keyed.journey, keyed.touchpoint_at, keyed.touchpoint_id""")
     journeys: dict[str, dict[str, Any]] = {}
     for r in rows:
         kind = "visitor" if r.pop("anonymous") else "person"
@@ -247,7 +251,7 @@ def _journeys(con: Any, schema: str, settings: Settings, revenue_built: bool) ->
                 order by last_at desc, a.opportunity_id limit {OPPORTUNITY_JOURNEYS}
             )
             select a.opportunity_id, a.opportunity_positions as opportunity_position, a.credit,
-                   a.attributed_amount, a.currency_iso_code as currency, {JOURNEY_COLUMNS}
+                   a.attributed_amount, a.currency_iso_code as currency, {_journey_columns("t")}
             from {schema}.fct_attribution as a
             join opportunity as o on a.opportunity_id = o.opportunity_id
             join {schema}.fct_touchpoints as t on a.touchpoint_id = t.touchpoint_id
@@ -294,7 +298,7 @@ def _share(value: Any) -> str:
 
 
 def _money(value: Any) -> str:
-    return f"{Decimal(str(value or 0)):,.2f}"
+    return f"{Decimal(str(value or 0)):,.2f}"  # str: a float (DOUBLE column) as it prints
 
 
 def _table(name: str, head: list[str], rows: list[list[str]], keys: list[str] | None = None,
@@ -477,7 +481,7 @@ def _chart_data(d: dict[str, Any]) -> dict[str, Any]:
 
 def _page(body: str, data: dict[str, Any], data_label: str, generated_at: datetime) -> str:
     scripts = "".join(f'<script src="{ASSETS}/{Path(f).name}"></script>' for f in VENDOR_FILES if f.endswith(".js"))
-    payload = json.dumps(data, separators=(",", ":"), default=str).replace("</", "<\\/")
+    payload = json.dumps(data, separators=(",", ":"), default=_json).replace("</", "<\\/")
     nav = "".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in (
         ("channels", "channels"), ("types", "types and campaigns"), ("revenue", "revenue"),
         ("trend", "over time"), ("not-merged", "why not merged"), ("journey", "one journey")))

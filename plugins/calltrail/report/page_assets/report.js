@@ -27,7 +27,7 @@
     const folded = measures.length > 1;
     const spec = {
       data: {values: rows},
-      height: {step: folded ? 12 : 18},
+      height: {step: folded ? 30 : 18},
       mark: {type: "bar", tooltip: true},
       encoding: {
         y: {field: category, type: "nominal", sort: opts.sort === undefined ? null : opts.sort, title: null,
