@@ -158,9 +158,12 @@ def test_the_headline_and_the_channel_type_and_campaign_tables_are_the_marts(see
     def table(name):
         return {r["key"]: [_n(c) for c in r["cells"][-2:]] for r in page["tables"][name]}
 
-    expected = {c: [tp, calls] for c, tp, calls in warehouse.execute(
+    task_only = dict(warehouse.execute("select marketing_channel, count(*) from published.fct_touchpoints "
+                                       "where touchpoint_origin = 'task_only' group by 1").fetchall())
+    expected = {c: [tp, calls, task_only.get(c, 0)] for c, tp, calls in warehouse.execute(
         "select marketing_channel, sum(touchpoints), sum(calls) from published.rpt_touchpoints_by_channel group by 1")}
-    assert table("channels") == expected
+    assert {r["key"]: [_n(c) for c in r["cells"][1:]] for r in page["tables"]["channels"]} == expected
+    assert f"Other holds {task_only['Other']:,} task-only touchpoint(s)" in page["text"]
     expected = {t: [tp, calls] for t, tp, calls in warehouse.execute(
         "select touchpoint_type, sum(touchpoints), sum(calls) from published.rpt_touchpoints_by_channel group by 1")}
     assert table("types") == expected

@@ -46,6 +46,7 @@ TREND_RUNS = 100  # newest runs on the trend lines
 # The run history's recorded figures (calltrail.quality.trends).
 TREND_METRICS = ("match_rate_all", "missing_bizible_id_share_all", "quarantined_rows_new")
 
+OTHER_CHANNEL = "Other"  # the channel when no rule of channel_rules matches
 NO_CAMPAIGN = "(no campaign)"
 NO_SUBCHANNEL = "(none)"
 
@@ -119,6 +120,10 @@ def collect(con: Any, settings: Settings, schema: str = PUBLISHED) -> dict[str, 
     d["channels"] = _rows(con, f"""
         select marketing_channel as channel, sum(touchpoints) as touchpoints, sum(calls) as calls
         from {schema}.rpt_touchpoints_by_channel group by 1 order by 2 desc, 1""")
+    task_only = dict(con.execute(f"select marketing_channel, count(*) from {schema}.fct_touchpoints "
+                                 "where touchpoint_origin = 'task_only' group by 1").fetchall())
+    for c in d["channels"]:
+        c["task_only"] = task_only.get(c["channel"], 0)
     d["subchannels"] = _rows(con, f"""
         select marketing_channel as channel, coalesce(marketing_subchannel, '{NO_SUBCHANNEL}') as subchannel,
                count(*) as touchpoints, count(task_id) as task_touchpoints
@@ -342,9 +347,14 @@ def render(d: dict[str, Any], *, data_label: str, generated_at: datetime) -> str
 
 
 def _channels(d: dict[str, Any]) -> str:
-    channels = _table("channels", ["channel", "touchpoints", "calls"],
-                      [[_e(c["channel"]), _int(c["touchpoints"]), _int(c["calls"])] for c in d["channels"]],
+    channels = _table("channels", ["channel", "touchpoints", "calls", "task-only"],
+                      [[_e(c["channel"]), _int(c["touchpoints"]), _int(c["calls"]), _int(c["task_only"])]
+                       for c in d["channels"]],
                       [c["channel"] for c in d["channels"]])
+    other = next((c for c in d["channels"] if c["channel"] == OTHER_CHANNEL), None)
+    other_note = (f" <b>{OTHER_CHANNEL}</b> holds {other['task_only']:,} task-only touchpoint(s) of its "
+                  f"{other['touchpoints']:,}: Tasks without a web session to take a channel from."
+                  if other and other["task_only"] else "")
     subs = _table("subchannels", ["channel", "subchannel", "touchpoints", "from Tasks"],
                   [[_e(s["channel"]), _e(s["subchannel"]), _int(s["touchpoints"]), _int(s["task_touchpoints"])]
                    for s in d["subchannels"]],
@@ -352,9 +362,9 @@ def _channels(d: dict[str, Any]) -> str:
     return _section(
         "channels", "Calls and touchpoints by channel",
         "A touchpoint is a call joined to its web session, a call without one (task-only), a form fill or a "
-        "first web visit. <b>Other</b> is mostly task-only calls: Tasks without a web session to take a channel "
-        "from. <i>from Tasks</i> counts the touchpoints made from Salesforce Tasks (calls, and other Tasks that "
-        "carry a BizibleId).",
+        "first web visit. A task-only touchpoint takes its channel from the Task, not from web data."
+        + other_note + " <i>from Tasks</i> counts the touchpoints made from Salesforce Tasks (calls, and other "
+        "Tasks that carry a BizibleId).",
         f'<div class="pair">{_chart("channels")}{channels}</div>'
         f'<h3>by channel and subchannel</h3><div class="pair">{_chart("subchannels")}{subs}</div>')
 
