@@ -38,10 +38,10 @@ READ = """() => {
     charts[el.getAttribute('data-chart')] = {
       rendered: el.getAttribute('data-rendered'), error: el.getAttribute('data-error'),
       width: box.width, height: box.height,
-      bars: el.querySelectorAll('g.mark-rect path').length,
-      points: el.querySelectorAll('g.mark-symbol path').length,
-      lines: el.querySelectorAll('g.mark-line path').length,
-      rules: el.querySelectorAll('g.mark-rule line').length,
+      bars: el.querySelectorAll('g.mark-rect.role-mark path').length,
+      points: el.querySelectorAll('g.mark-symbol.role-mark path').length,
+      lines: el.querySelectorAll('g.mark-line.role-mark path').length,
+      rules: el.querySelectorAll('g.mark-rule.role-mark line').length,
     };
   });
   return {tables, charts, title: document.getElementById('journey-title')?.innerText || '',
@@ -161,18 +161,20 @@ def test_the_headline_and_the_channel_type_and_campaign_tables_are_the_marts(see
     task_only = dict(warehouse.execute("select marketing_channel, count(*) from published.fct_touchpoints "
                                        "where touchpoint_origin = 'task_only' group by 1").fetchall())
     expected = {c: [tp, calls, task_only.get(c, 0)] for c, tp, calls in warehouse.execute(
-        "select marketing_channel, sum(touchpoints), sum(calls) from published.rpt_touchpoints_by_channel group by 1")}
+        "select marketing_channel, sum(touchpoints), sum(calls) from published.rpt_touchpoints_by_channel group by 1"
+    ).fetchall()}
     assert {r["key"]: [_n(c) for c in r["cells"][1:]] for r in page["tables"]["channels"]} == expected
     assert f"Other holds {task_only['Other']:,} task-only touchpoint(s)" in page["text"]
     expected = {t: [tp, calls] for t, tp, calls in warehouse.execute(
-        "select touchpoint_type, sum(touchpoints), sum(calls) from published.rpt_touchpoints_by_channel group by 1")}
+        "select touchpoint_type, sum(touchpoints), sum(calls) from published.rpt_touchpoints_by_channel group by 1"
+    ).fetchall()}
     assert table("types") == expected
     expected = {f"{c} / {s or '(none)'}": [tp, tasks] for c, s, tp, tasks in warehouse.execute(
         "select marketing_channel, marketing_subchannel, count(*), count(task_id) from published.fct_touchpoints "
-        "group by 1, 2")}
+        "group by 1, 2").fetchall()}
     assert table("subchannels") == expected
     campaigns = {c or "(no campaign)": [tp, tasks] for c, tp, tasks in warehouse.execute(
-        "select campaign, count(*), count(task_id) from published.fct_touchpoints group by 1")}
+        "select campaign, count(*), count(task_id) from published.fct_touchpoints group by 1").fetchall()}
     shown = table("campaigns")
     assert len(shown) == min(20, len(campaigns)) and all(campaigns[k] == v for k, v in shown.items()), shown
     assert min(v[0] for v in shown.values()) >= max([v[0] for k, v in campaigns.items() if k not in shown] or [0])

@@ -476,7 +476,8 @@ def _journey_html(j: dict[str, Any]) -> str:
         f"(its people's touchpoints up to its close, with the opportunity's positions and credit). The page "
         f"carries the newest {b['people']} people, {b['visitors']} anonymous visitors and {b['opportunities']} "
         f"opportunities (each with its first {b['touchpoints']} touchpoints): search by BizibleId, person or "
-        "opportunity id, or pick one. A bar runs from a call's web session start to the call.",
+        "opportunity id, or pick one. A bar runs from the start of a call's web session (for a task-only call, "
+        "the session it came too late for or that an earlier conversion owns) to the call.",
         f'<div class="search"><input id="journey-search" list="journey-keys" placeholder="BizibleId, person or '
         f'opportunity id" size="40"><datalist id="journey-keys">{options}</datalist>'
         f'<select id="journey-pick">{choices}</select> <span id="journey-status"></span></div>'

@@ -27,7 +27,7 @@
     const folded = measures.length > 1;
     const spec = {
       data: {values: rows},
-      height: {step: folded ? 30 : 18},
+      height: {step: folded ? 24 : 18},
       mark: {type: "bar", tooltip: true},
       encoding: {
         y: {field: category, type: "nominal", sort: opts.sort === undefined ? null : opts.sort, title: null,
@@ -52,7 +52,7 @@
       height: 160, title: title,
       mark: {type: "line", point: true, tooltip: true},
       encoding: {
-        x: {field: "measured_at", type: "temporal", title: null},
+        x: {field: "measured_at", type: "temporal", title: null, axis: {format: "%b %d %H:%M", labelAngle: -30}},
         y: {field: field, type: "quantitative", title: null, axis: format ? {format: format} : {}},
       },
     };
