@@ -20,6 +20,10 @@ most of its own rows. They are judged as the window figures are, and not over fe
 (``calls_new``, ``web_events_new``) are recorded, not judged: they follow the hour of the day, so
 the median of the last runs is no baseline for them (the window counts judge volume). The first
 run has no previous run and so no new-row figures.
+
+Three figures are recorded for the report page's trend lines and never judged: the build's match
+rate and share of calls missing a BizibleId as ``rpt_call_match_rates`` holds them (over every
+call), and the rows quarantined since the previous run.
 """
 
 from __future__ import annotations
