@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.airflow_env import BIN, run
 from tests.offline_browser import block_remote, chromium
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -283,3 +284,14 @@ def test_make_run_ends_with_where_the_report_page_is(demo_run):
     assert tail[0] == "calltrail: the report page" and tail[2] == index.as_uri(), first.stdout[-2000:]
     assert tail[3].startswith("written ") and "Browse > calltrail report" in tail[3], tail
     assert "by an earlier run" not in first.stdout
+
+
+def test_calltrail_report_writes_the_page_again_from_what_is_published(demo_run, seen):
+    tmp, env, _, _ = demo_run
+    index = tmp / "data" / "report" / "index.html"
+    before = index.stat().st_mtime_ns
+    out = run([str(BIN / "calltrail"), "report"], env)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert f"report page written: {index.as_uri()}" in out.stdout
+    assert index.stat().st_mtime_ns > before
+    assert 'data-chart="journey"' in index.read_text()
