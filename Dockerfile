@@ -29,7 +29,8 @@ ENV PYTHONUNBUFFERED=1 \
     CALLTRAIL_LAKE_DIR=/var/lib/calltrail/lake \
     CALLTRAIL_WAREHOUSE=/var/lib/calltrail/warehouse/calltrail.duckdb \
     CALLTRAIL_DBT_DOCS_DIR=/var/lib/calltrail/docs/dbt \
-    CALLTRAIL_DATA_DOCS_DIR=/var/lib/calltrail/docs/gx
+    CALLTRAIL_DATA_DOCS_DIR=/var/lib/calltrail/docs/gx \
+    CALLTRAIL_REPORT_DIR=/var/lib/calltrail/docs/report
 
 # uv from the package index, pinned; a system user; the mount points of the named volumes, owned by
 # that user (Docker copies a mount point's ownership into a volume the first time it is mounted).

@@ -16,13 +16,14 @@ ifeq ($(UV),)
 UV := $(CURDIR)/.tools/bin/uv
 endif
 
-.PHONY: run test demo lint summary clean help bench bench-demo airflow airflow-stop referrer-hosts
+.PHONY: run test demo lint summary report clean help bench bench-demo airflow airflow-stop referrer-hosts
 
 help:
 	@echo "make run      ingest the demo data (or Salesforce + landing files) end to end and print a summary"
 	@echo "make test     lint and run the test suite"
 	@echo "make demo     (re)write the demo data into the landing folder"
 	@echo "make summary  print what is in the lake and the marts (MODEL=u_shaped: revenue under another attribution model)"
+	@echo "make report   write the report page (charts of the published marts) again: data/report/index.html"
 	@echo "make airflow  start a local Airflow (api-server, scheduler, dag-processor, triggerer) that runs the DAGs on schedule"
 	@echo "make airflow-stop  stop every process make airflow started"
 	@echo "make bench   the benchmark (N visitors, default about 10 M page views; REPEAT build/floor runs, default 3)"
@@ -59,6 +60,9 @@ demo: $(VENV)/.synced
 # MODEL=u_shaped: revenue by channel under another attribution model (default CALLTRAIL_SUMMARY_MODEL)
 summary: $(VENV)/.synced
 	$(VENV)/bin/calltrail summary $(if $(MODEL),--model $(MODEL))
+
+report: $(VENV)/.synced
+	$(VENV)/bin/calltrail report
 
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check plugins dags tests

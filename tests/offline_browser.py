@@ -28,12 +28,9 @@ def chromium() -> Iterator:
             browser.close()
 
 
-def open_offline(browser, url: str, context=None) -> dict:
-    """Load ``url`` (in a new context, or ``context``) with non-local requests blocked; return
-    what the page shows and what it asked for."""
-    context = context or browser.new_context(viewport={"width": 1400, "height": 900})
+def block_remote(context) -> list[str]:
+    """Abort every request of ``context`` to another host; the list fills with their URLs."""
     blocked: list[str] = []
-    failed_local: list[str] = []
 
     def route(route):
         parts = urlsplit(route.request.url)
@@ -44,6 +41,15 @@ def open_offline(browser, url: str, context=None) -> dict:
             route.abort("internetdisconnected")
 
     context.route("**/*", route)
+    return blocked
+
+
+def open_offline(browser, url: str, context=None) -> dict:
+    """Load ``url`` (in a new context, or ``context``) with non-local requests blocked; return
+    what the page shows and what it asked for."""
+    context = context or browser.new_context(viewport={"width": 1400, "height": 900})
+    failed_local: list[str] = []
+    blocked = block_remote(context)
     page = context.new_page()
     requested: list[str] = []
     page.on("request", lambda r: requested.append(r.url))

@@ -19,7 +19,7 @@ FLOORS: list[set[str]] = [
     {"lake", "warehouse"},
     {"salesforce", "web", "transform", "demo"},
     {"quality"},  # the checks read the lake and the warehouse, and run dbt source freshness
-    {"airflow"},
+    {"airflow", "report"},  # the report page reads the published marts; the plugin serves its folder
     {"tasks", "summary", "ops"},
     {"cli"},
 ]

@@ -122,7 +122,7 @@ def test_image_paths_match_the_compose_environment():
     env = compose["x-airflow-common"]["environment"]
     dockerfile_env = dict(kv.split("=", 1) for kv in " ".join(args_of("ENV")).split())
     for key in ("CALLTRAIL_DATA_DIR", "CALLTRAIL_LANDING_DIR", "CALLTRAIL_LAKE_DIR", "CALLTRAIL_WAREHOUSE",
-                "CALLTRAIL_DBT_DOCS_DIR", "CALLTRAIL_DATA_DOCS_DIR"):
+                "CALLTRAIL_DBT_DOCS_DIR", "CALLTRAIL_DATA_DOCS_DIR", "CALLTRAIL_REPORT_DIR"):
         assert dockerfile_env[key] == env[key], f"{key}: Dockerfile {dockerfile_env[key]!r}, compose {env[key]!r}"
 
 

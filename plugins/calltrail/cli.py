@@ -181,6 +181,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     if settings.warehouse.exists() or alerts or failed:
         checks_ran = not any(dag_id in failed for dag_id in INGESTION_DAGS)
         _say(summary.render_quality(settings, alerts, failed=bool(failed), checks_ran=checks_ran))
+    _say(summary.render_report(settings, since=run_started))
     if failed:
         _say(f"calltrail run FAILED: {causes[0] if causes else ', '.join(failed) + ' failed'}")
         for more in causes[1:]:
@@ -245,6 +246,7 @@ Airflow is up: {endpoint.url}
   data        {data}
   dbt docs    {endpoint.url}/calltrail/dbt-docs/index.html  (menu Browse > calltrail dbt docs)
   Data Docs   {endpoint.url}/calltrail/data-docs/index.html  (menu Browse > calltrail Data Docs)
+  report      {endpoint.url}/calltrail/report/index.html  (menu Browse > calltrail report)
   logs        {settings.airflow_home / 'logs'}
   stop        make airflow-stop""")
     return 0
@@ -275,6 +277,17 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from calltrail.report import page
+
+    if not settings.warehouse.exists():
+        _say(f"calltrail report: no warehouse at {settings.warehouse} yet: `make run` first")
+        return 1
+    written = page.write(settings)
+    _say(f"report page written: {written.index.as_uri()} ({written.bytes:,} bytes, {written.seconds:.1f} s)")
+    return 0
+
+
 def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
     print("\n".join(settings_module.describe(settings)))
     return 0
@@ -302,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     summary.add_argument("--json", action="store_true")
     summary.add_argument("--model", choices=models,
                          help="the attribution model of the revenue by channel (default CALLTRAIL_SUMMARY_MODEL)")
+    sub.add_parser("report", help="write the report page from the published marts (every publish also does)")
     sub.add_parser("settings", help="print every setting: its variable, the value in use, its default and meaning")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -320,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo" and not 0 <= args.call_share <= 1:
         parser.error(f"--call-share must be between 0 and 1, got {args.call_share}")
     handler = {"demo": cmd_demo, "run": cmd_run, "setup": cmd_setup, "summary": cmd_summary,
-               "airflow": cmd_airflow, "settings": cmd_settings}[args.command]
+               "airflow": cmd_airflow, "settings": cmd_settings, "report": cmd_report}[args.command]
     from calltrail.warehouse.duckdb_file import WarehouseLocked
 
     try:

@@ -333,6 +333,8 @@ class Settings:
                                "where each audit writes the Great Expectations Data Docs")
     data_docs_url: str = _row("CALLTRAIL_DATA_DOCS_URL", "", _url,
                               "where the Data Docs folder is served; empty: a file:// link")
+    report_dir: Path = _row("CALLTRAIL_REPORT_DIR", f"{DATA}/report", _path,
+                            "where each publish writes the report page (index.html and its assets)")
     airflow_host: str = _row("CALLTRAIL_AIRFLOW_HOST", "127.0.0.1", _text,
                              "where `make airflow` serves the UI and the API")
     airflow_port: int = _row("CALLTRAIL_AIRFLOW_PORT", "8080", _whole(1), "its port")

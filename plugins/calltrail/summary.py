@@ -449,3 +449,23 @@ def render_marts(settings: Settings, s: MartSummary) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def render_report(settings: Settings, since: float | None = None) -> str:
+    """Where the report page is, as a ``file://`` URL; with ``since`` (a POSIX time taken before the
+    run) whether this run wrote it."""
+    from calltrail.report.page import index_file
+
+    index = index_file(settings)
+    lines = ["calltrail: the report page", "=========================="]
+    if not index.exists():
+        lines.append("  not written yet: every run that publishes writes it (or: calltrail report)")
+    else:
+        stale = since is not None and index.stat().st_mtime < since
+        written = datetime.fromtimestamp(index.stat().st_mtime, UTC)
+        lines.append(f"  {index.as_uri()}")
+        lines.append(f"  written {written:%Y-%m-%d %H:%M:%S} UTC"
+                     + (" by an earlier run: this run did not write it (see the publish task's log)" if stale else
+                        "; open it in a browser (no network needed), or in Airflow: Browse > calltrail report"))
+    lines.append("")
+    return "\n".join(lines)

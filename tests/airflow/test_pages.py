@@ -1,4 +1,4 @@
-"""calltrail's pages in Airflow (Data Docs, dbt docs) are behind Airflow's login.
+"""calltrail's pages in Airflow (Data Docs, dbt docs, the report page) are behind Airflow's login.
 
 A real Airflow api-server in the configuration ``make airflow`` uses beyond loopback (simple auth
 manager, no all-admins, user ``admin`` with a generated password), bound to 127.0.0.1 for the test.
@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 
+import duckdb
 import jwt
 import pandas as pd
 import pytest
@@ -24,12 +25,14 @@ from calltrail import settings as settings_module
 from calltrail.ops.airflow_cli import AIRFLOW, environment
 from calltrail.ops.airflow_services import Endpoint, admin_password, health, service_environment
 from calltrail.quality.validate import Frame, validate_frames
+from calltrail.report import page as report_page
 from calltrail.settings import QualitySettings
 from tests.airflow_env import calltrail_env, run
 from tests.airflow_live import free_port
 from tests.offline_browser import assert_rendered_offline, chromium, open_offline
 
 DBT_INDEX = "<html><body><h1>calltrail dbt docs</h1></body></html>"
+REPORT_TITLE = "calltrail: calls, touchpoints and revenue"
 COMPILED_SQL = "select 'compiled sql is not part of the docs'"
 RUN = "login_check"
 
@@ -51,6 +54,10 @@ def write_docs(s: settings_module.Settings) -> None:
     (s.dbt_docs_dir / "catalog.json").write_text(json.dumps({"nodes": {}}))
     (s.dbt_docs_dir / "compiled").mkdir(exist_ok=True)
     (s.dbt_docs_dir / "compiled" / "fct_touchpoints.sql").write_text(COMPILED_SQL)
+    # The report page as calltrail writes it, over a warehouse with nothing published yet.
+    s.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    duckdb.connect(str(s.warehouse)).close()
+    report_page.write(s)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +127,9 @@ def page_paths(s: settings_module.Settings) -> list[str]:
     return ["/calltrail/data-docs/index.html", "/calltrail/data-docs/",
             "/calltrail/data-docs/" + validation.relative_to(s.data_docs_dir).as_posix(),
             "/calltrail/data-docs/static/vendor/jquery-3.7.1/dist/jquery.min.js",
-            "/calltrail/dbt-docs/index.html", "/calltrail/dbt-docs/manifest.json", "/calltrail/dbt-docs/catalog.json"]
+            "/calltrail/dbt-docs/index.html", "/calltrail/dbt-docs/manifest.json", "/calltrail/dbt-docs/catalog.json",
+            "/calltrail/report/index.html", "/calltrail/report/", "/calltrail/report/assets/report.js",
+            "/calltrail/report/assets/vega-lite.min.js"]
 
 
 def test_the_configuration_enforces_a_login_for_the_rest_api_itself(server):
@@ -133,7 +142,7 @@ def test_anonymous_requests_for_the_pages_are_refused(server):
         status, headers, body = get(server["url"] + path)
         assert status == 401, f"{path}: expected 401 for an anonymous request, got {status}: {body[:300]}"
         assert headers.get("www-authenticate") == "Bearer", headers
-        assert RUN not in body and "calltrail dbt docs" not in body, body[:300]
+        assert RUN not in body and "calltrail dbt docs" not in body and REPORT_TITLE not in body, body[:300]
 
 
 def test_a_token_airflow_did_not_sign_is_refused(server):
@@ -149,11 +158,12 @@ def test_a_token_airflow_did_not_sign_is_refused(server):
 
 
 def test_a_browser_without_a_login_is_sent_to_the_login_page_and_back(server):
-    status, headers, _ = get(f"{server['url']}/calltrail/data-docs/index.html", accept="text/html,*/*;q=0.8")
-    assert status == 307, status
-    location = headers.get("location", "")
-    assert location.startswith("/auth/login?next="), location
-    assert "calltrail%2Fdata-docs%2Findex.html" in location, location
+    for page in ("data-docs", "report"):
+        status, headers, _ = get(f"{server['url']}/calltrail/{page}/index.html", accept="text/html,*/*;q=0.8")
+        assert status == 307, (page, status)
+        location = headers.get("location", "")
+        assert location.startswith("/auth/login?next="), location
+        assert f"calltrail%2F{page}%2Findex.html" in location, location
 
 
 def test_a_logged_in_admin_gets_every_page_by_token_and_by_the_ui_cookie(server):
@@ -165,6 +175,7 @@ def test_a_logged_in_admin_gets_every_page_by_token_and_by_the_ui_cookie(server)
             assert headers.get("cache-control") == "private, no-cache", headers
     assert RUN in get(f"{server['url']}/calltrail/data-docs/index.html", token=token)[2]
     assert get(f"{server['url']}/calltrail/dbt-docs/index.html", token=token)[2] == DBT_INDEX
+    assert REPORT_TITLE in get(f"{server['url']}/calltrail/report/index.html", token=token)[2]
 
 
 def test_a_wrong_password_gets_no_token(server):

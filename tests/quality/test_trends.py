@@ -226,3 +226,24 @@ def test_runs_with_normal_new_rows_and_a_quiet_run_raise_no_alert(normal_batches
     figures = recorded(s, "quiet_hour")
     assert figures["calls_new"] == 0 and figures["missing_bizible_id_share_new"] is None, figures
     assert not [r for r in caplog.records if "trend_missing_bizible_id_share_new: observed" in r.getMessage()]
+
+
+def test_the_quarantined_rows_recorded_for_a_run_are_those_written_since_the_previous_run(tmp_path):
+    """For the report page's trend line: the lines of the quarantine files written after the
+    previous recorded run; on a first run, every quarantined row in the lake."""
+    import os
+
+    from calltrail.quality.trends import QUARANTINED_ROWS_NEW, PreviousRun, quarantined_rows_since
+
+    previous_at = datetime(2026, 12, 1, 10, 0)
+    old = tmp_path / "quarantine" / "web_events" / "old.csv.aaaa.jsonl"
+    new = tmp_path / "quarantine" / "salesforce" / "task" / "source=file" / "new.csv.bbbb.jsonl"
+    for path, lines, at in ((old, 3, previous_at - timedelta(hours=1)), (new, 2, previous_at + timedelta(minutes=5))):
+        path.parent.mkdir(parents=True)
+        path.write_text("".join(json.dumps({"reason": "bad", "n": i}) + "\n" for i in range(lines)))
+        stamp = at.replace(tzinfo=UTC).timestamp()
+        os.utime(path, (stamp, stamp))
+    previous = PreviousRun(run_id="run_1", measured_at=previous_at, loaded_through=previous_at)
+
+    assert quarantined_rows_since(tmp_path, previous) == {QUARANTINED_ROWS_NEW: 2.0}
+    assert quarantined_rows_since(tmp_path, None) == {QUARANTINED_ROWS_NEW: 5.0}

@@ -313,7 +313,8 @@ final as (
         all_touchpoints.is_lead_creation,
         all_touchpoints.match_status,
         case
-            when all_touchpoints.touchpoint_origin = 'task_in_session' then all_touchpoints.seconds_after_session_start
+            when all_touchpoints.touchpoint_origin in ('task_in_session', 'task_only')
+                then all_touchpoints.seconds_after_session_start
         end as seconds_after_session_start
     {#- A right join, so that the touchpoints are the build side (the right side; see profiles.yml)
         and the sessions, more rows and wider, are streamed past them (make bench: 1 s less). #}

@@ -1,10 +1,11 @@
 """The pages calltrail serves inside Airflow's api-server, behind Airflow's login.
 
-Two static sites, each a FastAPI app that the plugin ``plugins/calltrail_data_docs.py`` mounts:
+Three static sites, each a FastAPI app that the plugin ``plugins/calltrail_data_docs.py`` mounts:
 
 - the Great Expectations Data Docs of the latest audits (``CALLTRAIL_DATA_DOCS_DIR``);
 - the dbt docs of the latest ``dbt docs generate`` (``CALLTRAIL_DBT_DOCS_DIR``): only its
-  ``index.html``, ``manifest.json`` and ``catalog.json``, not the compiled SQL beside them.
+  ``index.html``, ``manifest.json`` and ``catalog.json``, not the compiled SQL beside them;
+- the report page of the latest publish (``CALLTRAIL_REPORT_DIR``).
 
 Airflow does not authenticate the apps that plugins mount (a Starlette mount inherits none of the
 core API's dependencies), and these pages show record ids. So every route depends on Airflow's own
@@ -32,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 
 DATA_DOCS_PREFIX = "/calltrail/data-docs"
 DBT_DOCS_PREFIX = "/calltrail/dbt-docs"
+REPORT_PREFIX = "/calltrail/report"
 DBT_DOCS_FILES = ("index.html", "manifest.json", "catalog.json")
 RESOURCE = "calltrail docs"  # the custom view an auth manager is asked about
 
@@ -107,3 +109,9 @@ def data_docs_app(folder: Path) -> FastAPI:
 def dbt_docs_app(folder: Path) -> FastAPI:
     return static_site(folder, "calltrail dbt docs", only=DBT_DOCS_FILES,
                        missing=f"No dbt docs yet: the first run of calltrail_transform writes them to {folder}")
+
+
+def report_app(folder: Path) -> FastAPI:
+    return static_site(folder, "calltrail report",
+                       missing=f"No report page yet: the first run of calltrail_transform that publishes writes it "
+                               f"to {folder}")

@@ -128,7 +128,7 @@ class Removed:
         parts = [f"{self.landing_files} landing file(s)", f"{self.partitions} lake partition(s)",
                  f"{self.quarantine_files} quarantine file(s)"]
         if self.warehouse:
-            parts.append("the warehouse built on it (marts, trend history, Data Docs)")
+            parts.append("the warehouse built on it (marts, trend history, Data Docs, report page)")
         return ", ".join(parts)
 
 
@@ -151,7 +151,7 @@ def remove_demo(settings: Settings) -> Removed:
     origin = lake_origin(settings.lake_dir)
     # Demo files that never reached the lake left nothing in the warehouse: it is kept then.
     derived = [settings.warehouse, settings.warehouse.with_name(settings.warehouse.name + ".wal"),
-               settings.missing_bizible_id_csv, settings.data_docs_dir] if origin.demo_partitions else []
+               settings.missing_bizible_id_csv, settings.data_docs_dir, settings.report_dir] if origin.demo_partitions else []
     for path in derived:
         if path.is_dir():
             shutil.rmtree(path)

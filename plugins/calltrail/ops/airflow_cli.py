@@ -55,6 +55,7 @@ def environment(settings: Settings) -> dict[str, str]:
         "CALLTRAIL_WAREHOUSE": str(settings.warehouse),
         "CALLTRAIL_DATA_DOCS_DIR": str(settings.data_docs_dir),
         "CALLTRAIL_DBT_DOCS_DIR": str(settings.dbt_docs_dir),
+        "CALLTRAIL_REPORT_DIR": str(settings.report_dir),
     }
     for key, value in defaults.items():
         env.setdefault(key, value)

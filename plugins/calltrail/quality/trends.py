@@ -20,6 +20,10 @@ most of its own rows. They are judged as the window figures are, and not over fe
 (``calls_new``, ``web_events_new``) are recorded, not judged: they follow the hour of the day, so
 the median of the last runs is no baseline for them (the window counts judge volume). The first
 run has no previous run and so no new-row figures.
+
+Three figures are recorded for the report page's trend lines and never judged: the build's match
+rate and share of calls missing a BizibleId as ``rpt_call_match_rates`` holds them (over every
+call), and the rows quarantined since the previous run.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import logging
 import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from calltrail.quality.outcome import ERROR, OK, WARN, Outcome
@@ -189,6 +194,37 @@ def measure_new(con: Any, schema: str, previous: PreviousRun | None, min_rows: i
         values[m.name] = None if value is None else float(value)
         rows_of[m.name] = rows
     return values, rows_of
+
+
+# Recorded for the report page's trend lines, never judged: the figures of the whole build as the
+# marts publish them (rpt_call_match_rates), and the rows quarantined since the previous run.
+MATCH_RATE_ALL = "match_rate_all"
+MISSING_BIZIBLE_ID_SHARE_ALL = "missing_bizible_id_share_all"
+QUARANTINED_ROWS_NEW = "quarantined_rows_new"
+
+
+def measure_all(con: Any, schema: str) -> dict[str, float | None]:
+    """The build's match rate and share of calls missing a BizibleId, as ``rpt_call_match_rates``
+    holds them (over every call, not the window)."""
+    row = con.execute(f"select match_rate, missing_bizible_id_rate from {schema}.rpt_call_match_rates").fetchone()
+    match_rate, missing = (None, None) if row is None else row
+    return {MATCH_RATE_ALL: None if match_rate is None else float(match_rate),
+            MISSING_BIZIBLE_ID_SHARE_ALL: None if missing is None else float(missing)}
+
+
+def quarantined_rows_since(lake_dir: Path, previous: PreviousRun | None) -> dict[str, float | None]:
+    """Rows quarantined since the previous recorded run: the lines of the quarantine files written
+    after it (a quarantine file is written when its source file is ingested); every quarantined row
+    in the lake on a first run."""
+    from calltrail.lake.layout import QUARANTINE
+
+    since = None if previous is None else previous.measured_at.replace(tzinfo=UTC).timestamp()
+    rows = 0
+    for path in (lake_dir / QUARANTINE).rglob("*.jsonl"):
+        if since is None or path.stat().st_mtime > since:
+            with path.open("rb") as fh:
+                rows += sum(1 for line in fh if line.strip())
+    return {QUARANTINED_ROWS_NEW: float(rows)}
 
 
 def baselines(con: Any, run_id: str, runs: int) -> dict[str, list[float]]:

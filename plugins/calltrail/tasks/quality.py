@@ -97,7 +97,10 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
         outcomes += trends.compare(current, history, q.trend, window)
         outcomes += trends.compare_new(new, new_rows, history, q.trend, previous)
         passed = not any(o.severity == ERROR for o in outcomes)
-        trends.record(con, run.run_id, run.dag_id, current | new, passed, trends.loaded_through(con, schema))
+        # Recorded only (the report page's trend lines): the build's published figures, this run's quarantine.
+        shown = trends.measure_all(con, schema) | trends.quarantined_rows_since(settings.lake_dir, previous)
+        trends.record(con, run.run_id, run.dag_id, current | new | shown, passed,
+                      trends.loaded_through(con, schema))
         missing = export_missing_bizible_id_csv(con, settings, schema)
         log.info("%d call(s) without a usable BizibleId listed in %s", missing, settings.missing_bizible_id_csv)
     finally:
