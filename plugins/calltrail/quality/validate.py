@@ -316,7 +316,6 @@ class DataDocs:
     def validate(self, frame: Frame, data: Any, layer_checks: list[Check], q: QualitySettings,
                  run_name: str) -> list[Outcome]:
         import great_expectations as gx
-        from great_expectations.checkpoint import UpdateDataDocsAction
 
         name = f"{frame.layer}.{frame.name}"
         asset = self.source.add_dataframe_asset(name=name)
@@ -333,11 +332,9 @@ class DataDocs:
             gx.ValidationDefinition(name=name, data=batch, suite=suite))
         checkpoint = self.context.checkpoints.add(gx.Checkpoint(
             name=f"calltrail.{name}", validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name="data_docs", site_names=[self.SITE])],
             result_format={"result_format": "SUMMARY", "unexpected_index_column_names": [frame.id_column],
                            "partial_unexpected_count": max(q.alerts.max_record_ids, 20)}))
         run = checkpoint.run(batch_parameters={"dataframe": data}, run_id=gx.RunIdentifier(run_name=run_name))
-        localize(self.folder)  # the pages just written load their CSS and JavaScript from the site, not CDNs
         by_name = {c.name: c for c in layer_checks}
         outcomes = []
         for validation in run.run_results.values():
@@ -345,6 +342,13 @@ class DataDocs:
                 outcomes.append(_outcome(by_name[result.expectation_config.meta["check"]], result, q,
                                          frame.id_column))
         return outcomes
+
+    def build(self) -> None:
+        """Write the site once for every validation of this context: an UpdateDataDocsAction per
+        checkpoint rebuilt the suites' pages and the index after each one (4 of the audit's 6 s on
+        the demo data)."""
+        self.context.build_data_docs(site_names=[self.SITE])
+        localize(self.folder)  # the pages just written load their CSS and JavaScript from the site, not CDNs
 
     @property
     def index(self) -> Path:
@@ -403,6 +407,7 @@ def validate_frames(frames: list[Frame], data: dict[str, Any], q: QualitySetting
         found = docs.validate(frame, data[frame.name], frame_checks, q, run_name)
         outcomes += [_values_found(by_name[o.check], data[frame.name], o) if by_name[o.check].column and o.failed
                      else o for o in found]
+    docs.build()
     for o in outcomes:
         (log.info if o.severity == OK else log.warning if o.severity == WARN else log.error)("%s", o.describe())
     log.info("Great Expectations Data Docs: %s", docs.index)
