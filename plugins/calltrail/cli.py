@@ -108,18 +108,26 @@ def _causes_of(settings: Settings, env: dict[str, str], dag_id: str, state: str,
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     from calltrail import summary
     from calltrail.ops import airflow_cli
+    from calltrail.transform.dbt import parse
 
     _refuse_while_services_run(settings)
     env = _interactive(airflow_cli.environment(settings))
     log_file = settings.airflow_home / "logs" / f"run-{time.strftime('%Y%m%dT%H%M%S')}.log"
     _say(f"calltrail run: Airflow home {settings.airflow_home} (SQLite metadata); log {log_file}")
     _say("  preparing the Airflow metadata database, pools and the dbt manifest ...")
-    # Started first: it imports Airflow, dbt and Great Expectations while the preparation runs.
-    dags = airflow_cli.DagsProcess(INGESTION_DAGS, TRANSFORM_DAG, env, log_file)
+    # One process makes the metadata database and the pool, then warms up for the DAGs (Airflow's
+    # task API, dbt, Great Expectations) while `dbt parse` writes the manifest beside it.
+    dags = airflow_cli.DagsProcess(INGESTION_DAGS, TRANSFORM_DAG, env, log_file, prepare=True,
+                                   connection_id=settings.salesforce.conn_id)
     try:
-        connected = airflow_cli.prepare(settings, env, log_file, connection_id=settings.salesforce.conn_id)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            parsed = pool.submit(parse, settings, log_file=log_file)
+            connected = dags.prepared()
+            parsed.result()
         _use_demo(settings, connected)
     except RuntimeError as exc:  # airflow db migrate / pools, or dbt parse (DbtCommandFailed)
         dags.cancel()

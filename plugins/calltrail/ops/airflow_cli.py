@@ -166,22 +166,29 @@ class DagsProcess:
     all of them, instead of once per ``airflow dags test`` command (about 12 s each on 2 cores).
     Each run is ``DAG.test()``, which is what ``airflow dags test`` calls.
 
-    Start it before the metadata database and the manifest are ready (:func:`prepare`): while they
-    are made, it imports Airflow, dbt, Great Expectations and the libraries the tasks use, and
-    builds Airflow's in-process task API (about 15 s of work on the other core). It reads the DAG
-    folder and runs the DAGs only after :meth:`go`; :meth:`cancel` ends it. :meth:`follow` reports
-    progress while it runs; the output goes to ``log_file``.
+    Start it before the metadata database and the manifest are ready. With ``prepare`` it first
+    makes the metadata database and the pool itself and looks up ``connection_id``
+    (:meth:`prepared` waits for that), as :func:`prepare` does in a process of its own; without it,
+    the caller prepares. Then, while the manifest is made, it builds Airflow's in-process task API
+    and imports dbt, Great Expectations and the libraries the tasks use. It reads the DAG folder and
+    runs the DAGs only after :meth:`go`; :meth:`cancel` ends it. :meth:`follow` reports progress
+    while it runs; the output goes to ``log_file``.
     """
 
-    def __init__(self, first: Sequence[str], then: str, env: dict[str, str], log_file: Path) -> None:
+    def __init__(self, first: Sequence[str], then: str, env: dict[str, str], log_file: Path, *,
+                 prepare: bool = False, connection_id: str | None = None) -> None:
         self.first, self.then = list(first), then
+        self.log_file = log_file
         log_file.parent.mkdir(parents=True, exist_ok=True)
         status_read, status_write = os.pipe()
         go_read, go_write = os.pipe()
         cmd = [sys.executable, "-m", "calltrail.ops.airflow_cli", "test", *first, "--then", then,
                "--status-fd", str(status_write), "--go-fd", str(go_read)]
+        if prepare:
+            cmd += ["--prepare", *(["--connection", connection_id] if connection_id else [])]
         with log_file.open("a") as fh:
-            fh.write(f"\n$ airflow dags test {' '.join(first)} (then {then}), in one process\n")
+            prepared = "airflow db migrate, airflow pools set, airflow connections get, then " if prepare else ""
+            fh.write(f"\n$ {prepared}airflow dags test {' '.join(first)} (then {then}), in one process\n")
             fh.flush()
             self.proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                          pass_fds=(status_write, go_read))
@@ -196,6 +203,21 @@ class DagsProcess:
             self._go.close()
         except BrokenPipeError:  # the process already ended; follow() reports how
             pass
+
+    def prepared(self) -> bool:
+        """With ``prepare``: wait until the process has made the metadata database and the pool
+        (what :func:`prepare` does besides the parse); whether the connection asked about is
+        configured. Raises RuntimeError when that failed."""
+        line = self._status.readline()
+        event = json.loads(line) if line else {}
+        if event.get("event") != "prepared":
+            self.proc.wait()
+            raise RuntimeError(f"preparing the Airflow metadata database failed (exit {self.proc.returncode}); "
+                               f"see {self.log_file}")
+        if event["rc"] not in (0, NOT_CONNECTED):
+            raise RuntimeError(f"preparing the Airflow metadata database failed: {event.get('error')}; "
+                               f"see {self.log_file}")
+        return event["rc"] == 0 and event["asked"]
 
     def go(self) -> None:
         self._send("go")
@@ -287,24 +309,36 @@ def _warm_up(go: Any) -> None:
         importlib.import_module(module)
 
 
-def _test_dags_here(first: Sequence[str], then: str, status_fd: int, go_fd: int) -> int:
-    """The process behind :class:`DagsProcess`: warm up, wait for the word, then the DAG folder
-    parsed once and ``DAG.test()`` per DAG."""
+def _test_dags_here(first: Sequence[str], then: str, status_fd: int, go_fd: int, *, prepare: bool = False,
+                    connection_id: str | None = None) -> int:
+    """The process behind :class:`DagsProcess`: prepare (if asked), warm up, wait for the word,
+    then the DAG folder parsed once and ``DAG.test()`` per DAG."""
     from airflow.configuration import conf
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk.listener import get_listener_manager
 
     started = time.monotonic()
-    with os.fdopen(go_fd) as go:
-        _warm_up(go)
-        log.info("warmed up in %.1f s", time.monotonic() - started)
-        if go.readline().strip() != "go":
-            log.info("not run: the preparation did not succeed")
-            return 0
-    bag = DagBag(dag_folder=conf.get("core", "dags_folder"))
     with os.fdopen(status_fd, "w", buffering=1) as status:
         def report(**event: object) -> None:
             status.write(json.dumps(event) + "\n")
+
+        if prepare:
+            # the same Python and Airflow as the DAGs: a process of its own imported Airflow again
+            try:
+                rc, error = _prepare_here(connection_id), ""
+            except Exception as exc:
+                log.exception("preparing the metadata database failed")
+                rc, error = 1, f"{type(exc).__name__}: {exc}"
+            report(event="prepared", rc=rc, error=error, asked=bool(connection_id))
+            if rc not in (0, NOT_CONNECTED):
+                return 1
+        with os.fdopen(go_fd) as go:
+            _warm_up(go)
+            log.info("warmed up in %.1f s", time.monotonic() - started)
+            if go.readline().strip() != "go":
+                log.info("not run: the preparation did not succeed")
+                return 0
+        bag = DagBag(dag_folder=conf.get("core", "dags_folder"))
 
         progress = _task_progress(report)
         get_listener_manager().add_listener(progress)
@@ -344,11 +378,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     test.add_argument("--then", required=True, help="run last, and only if all of FIRST succeeded")
     test.add_argument("--status-fd", type=int, required=True)
     test.add_argument("--go-fd", type=int, required=True, help="read 'go' (run) or anything else (stop) here first")
+    test.add_argument("--prepare", action="store_true", help="first what the prepare command does")
+    test.add_argument("--connection", help="with --prepare: report whether this connection is configured")
     cli = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if cli.command == "prepare":
         return _prepare_here(cli.connection)
-    rc = _test_dags_here(cli.first, cli.then, cli.status_fd, cli.go_fd)
+    rc = _test_dags_here(cli.first, cli.then, cli.status_fd, cli.go_fd, prepare=cli.prepare,
+                         connection_id=cli.connection)
     # Every DAG has ended and reported, and each task closed what it opened. The interpreter's own
     # teardown of what Airflow, dbt and Great Expectations left in memory took about 4 s, which
     # `make run` waited for: end here instead, with the logs flushed.

@@ -116,7 +116,7 @@ def _run(settings: Settings, args: list[str], *, log_file: Path | None = None, c
     log.info("dbt %s", " ".join(args))
     results: dict[str, dict] = {}
     if in_process:
-        returncode, output, results = _invoke_here([*args, *project_args(settings)], env, settings.dbt_project_dir)
+        returncode, output, results = _invoke_here(args, project_args(settings), env, settings.dbt_project_dir)
     else:
         out = subprocess.run([DBT, *args, *project_args(settings)], env=env, cwd=settings.dbt_project_dir,
                              capture_output=True, text=True, check=False)
@@ -148,17 +148,36 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _invoke_here(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str, dict[str, dict]]:
-    """dbt ``args`` in this process: (the exit code the dbt command would give, dbt's messages,
-    each node's result)."""
+# The manifest of the last in-process dbt command, by its project arguments and environment: the
+# next command with the same ones starts from it (dbt's dbtRunner(manifest=...)) instead of
+# loading the partial parse again (about 2 s a command on the demo; under `airflow dags test` and
+# `make run` all tasks share one process). Each task the scheduler runs is a process of its own.
+_manifests: dict[tuple, Any] = {}
+
+
+def _invoke_here(args: list[str], common: list[str], env: dict[str, str], cwd: Path
+                 ) -> tuple[int, str, dict[str, dict]]:
+    """dbt ``args`` (with the ``common`` project arguments) in this process: (the exit code the dbt
+    command would give, dbt's messages, each node's result)."""
     from dbt.cli.main import dbtRunner
 
     messages: list[str] = []
     saved_cwd = Path.cwd()
+    key = (tuple(common), tuple(sorted(env.items())), _project_files(cwd))
     with _environment(env):
         os.chdir(cwd)
         try:
-            result = dbtRunner(callbacks=[lambda event: messages.append(event.info.msg)]).invoke(args)
+            manifest = _manifests.get(key)
+            if manifest is None and args[:1] != ["parse"]:
+                parsed = dbtRunner(callbacks=[lambda event: messages.append(event.info.msg)]).invoke(["parse", *common])
+                manifest = parsed.result if parsed.success else None
+            runner = dbtRunner(manifest=manifest, callbacks=[lambda event: messages.append(event.info.msg)])
+            result = runner.invoke([*args, *common])
+            if args[:1] == ["parse"] and result.success:
+                manifest = result.result
+            if manifest is not None:
+                _manifests.clear()
+                _manifests[key] = manifest
         finally:
             os.chdir(saved_cwd)
             _close_warehouse()
@@ -166,6 +185,14 @@ def _invoke_here(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, 
         messages.append(str(result.exception))
     returncode = 0 if result.success else (2 if result.exception is not None else 1)
     return returncode, "\n".join(messages), _node_results(result.result)
+
+
+def _project_files(project: Path) -> tuple:
+    """Each file of the dbt project with its size and modification time: a manifest is reused only
+    while none of them changed."""
+    return tuple(sorted((str(p), st.st_size, st.st_mtime_ns) for p in project.rglob("*")
+                        if not p.is_relative_to(project / "target") and not p.is_relative_to(project / "logs")
+                        and p.is_file() and (st := p.stat())))
 
 
 def _close_warehouse() -> None:
