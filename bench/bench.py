@@ -283,6 +283,16 @@ def main() -> int:
         "r = quality.audit(s, RunInfo('bench', 'bench')); print({k: r[k] for k in ('checks', 'warnings', 'errors')})"
     )
     validate_s, validate_mb = phase("validate", [sys.executable, "-c", validate_code], env)
+    # The report page from the build's marts (what publish copies), into the bench's own folder.
+    report_code = (
+        "from calltrail import settings; from calltrail.report import page; "
+        "from calltrail.warehouse.schemas import BUILD_SCHEMA; s = settings.load(); "
+        "w = page.write(s, schema=BUILD_SCHEMA); print(f'report page: {w.bytes:,} bytes')"
+    )
+    report_dir = data / "report"
+    report_s, report_mb = phase("report page", [sys.executable, "-c", report_code],
+                                {**env, "CALLTRAIL_REPORT_DIR": str(report_dir)})
+    report_bytes = sum(f.stat().st_size for f in report_dir.rglob("*") if f.is_file())
 
     build_s = statistics.median(t for t, _ in builds)
     floor_s = statistics.median(t for t, _ in floors)
@@ -299,7 +309,8 @@ def main() -> int:
     events = truth["web_events_valid"]
     tasks = truth["task_records_written"] + truth["task_versions_in_updates"]
     rows = [("ingest", ingest_s, events + tasks, ingest_mb), ("dbt build", build_s, events + tasks, build_mb),
-            ("validate", validate_s, None, validate_mb), ("floor", floor_s, events + tasks, floor_mb)]
+            ("validate", validate_s, None, validate_mb), ("floor", floor_s, events + tasks, floor_mb),
+            ("report page", report_s, None, report_mb)]
     print(f"int_sessions (sessions and their channels), median of the builds: "
           f"{statistics.median(sessions_runs):.1f} s ({', '.join(f'{t:.1f}' for t in sessions_runs)})")
     print(f"\n{'phase':<12}{'seconds':>10}{'rows/s':>14}{'peak MB':>10}")
@@ -313,6 +324,8 @@ def main() -> int:
         "ratio": round(build_s / floor_s, 2),
         "int_sessions_seconds": round(statistics.median(sessions_runs), 2),
         "peak_rss_mb": round(max(ingest_mb, build_mb, validate_mb, floor_mb)),
+        "report_seconds": round(report_s, 2), "report_mb": round(report_bytes / 1e6, 2),
+        "report_peak_rss_mb": round(report_mb),
     }
     if not args.no_demo:
         result.update(demo(args.demo_data_dir.resolve(), args.repeat))

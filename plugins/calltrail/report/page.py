@@ -532,6 +532,7 @@ def write(settings: Settings, *, con: Any = None, schema: str = PUBLISHED, read_
     own = con is None
     if own:
         con = connect(settings.warehouse, read_only=read_only, wait_seconds=settings.warehouse_lock_wait_seconds)
+        con.execute("set enable_progress_bar = false")  # DuckDB's bar for long queries, in a task log
     try:
         data = collect(con, settings, schema)
     finally:
