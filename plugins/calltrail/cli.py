@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from calltrail import settings as settings_module
 from calltrail.dbt_project import project_var
-from calltrail.settings import ConfigurationError, Settings
+from calltrail.settings import LANDING_SETTLE_VAR, ConfigurationError, Settings
 
 INGESTION_DAGS = ("calltrail_ingest_web_events", "calltrail_ingest_salesforce")
 TRANSFORM_DAG = "calltrail_transform"
@@ -128,7 +128,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             parsed = pool.submit(parse, settings, log_file=log_file)
             connected = dags.prepared()
             parsed.result()
-        _use_demo(settings, connected)
+        demo_only = _use_demo(settings, connected) and not _has_own_landing_files(settings)
     except RuntimeError as exc:  # airflow db migrate / pools, or dbt parse (DbtCommandFailed)
         dags.cancel()
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
@@ -138,7 +138,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     except BaseException:  # e.g. a setting _use_demo reads is wrong: main() reports it
         dags.cancel()
         raise
-    dags.go()
+    # The demo files were written just now and completely, by this process: ingestion need not
+    # watch them settle (CALLTRAIL_LANDING_SETTLE_SECONDS) as it watches a sender's new files.
+    dags.go({LANDING_SETTLE_VAR: "0"} if demo_only else None)
     _say("  task retries are off for this interactive run (the scheduler of `make airflow` keeps them)")
 
     failed: list[str] = []

@@ -21,6 +21,7 @@ from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WAREHOUSE_POOL = "calltrail_warehouse"  # one slot: DuckDB has one writer and readers conflict with it
+LANDING_SETTLE_VAR = "CALLTRAIL_LANDING_SETTLE_SECONDS"  # `calltrail run` sets it to 0 for the demo files it wrote
 TASK_RETRIES_VAR = "CALLTRAIL_TASK_RETRIES"  # `calltrail run` sets it to 0 for its `airflow dags test` runs
 DATA = "<data>"  # in a path's default: the folder CALLTRAIL_DATA_DIR names
 
@@ -315,7 +316,7 @@ class Settings:
                                     "DuckDB's memory per ingestion task")
     # A landing file modified within this many seconds is watched that long before it is read, and
     # left for the next run if it still changes (a sender still writing it).
-    landing_settle_seconds: float = _row("CALLTRAIL_LANDING_SETTLE_SECONDS", "10", _number,
+    landing_settle_seconds: float = _row(LANDING_SETTLE_VAR, "10", _number,
                                          "how long a just-modified landing file is watched before it is read")
     # How long calltrail (and dbt) wait for another process to release the DuckDB warehouse before
     # they fail with a message that names it.

@@ -219,8 +219,10 @@ class DagsProcess:
                                f"see {self.log_file}")
         return event["rc"] == 0 and event["asked"]
 
-    def go(self) -> None:
-        self._send("go")
+    def go(self, environ: dict[str, str] | None = None) -> None:
+        """Run the DAGs; ``environ``: variables to set in the process first (its tasks read their
+        settings from its environment when they run)."""
+        self._send("go" + (" " + json.dumps(environ) if environ else ""))
 
     def cancel(self) -> None:
         self._send("stop")
@@ -335,9 +337,12 @@ def _test_dags_here(first: Sequence[str], then: str, status_fd: int, go_fd: int,
         with os.fdopen(go_fd) as go:
             _warm_up(go)
             log.info("warmed up in %.1f s", time.monotonic() - started)
-            if go.readline().strip() != "go":
+            word, _, environ = go.readline().strip().partition(" ")
+            if word != "go":
                 log.info("not run: the preparation did not succeed")
                 return 0
+            if environ:
+                os.environ.update(json.loads(environ))
         bag = DagBag(dag_folder=conf.get("core", "dags_folder"))
 
         progress = _task_progress(report)
