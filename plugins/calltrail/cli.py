@@ -108,11 +108,8 @@ def _causes_of(settings: Settings, env: dict[str, str], dag_id: str, state: str,
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from concurrent.futures import ThreadPoolExecutor
-
     from calltrail import summary
     from calltrail.ops import airflow_cli
-    from calltrail.transform.dbt import parse
 
     _refuse_while_services_run(settings)
     env = _interactive(airflow_cli.environment(settings))
@@ -124,10 +121,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     dags = airflow_cli.DagsProcess(INGESTION_DAGS, TRANSFORM_DAG, env, log_file, prepare=True,
                                    connection_id=settings.salesforce.conn_id)
     try:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            parsed = pool.submit(parse, settings, log_file=log_file)
-            connected = dags.prepared()
-            parsed.result()
+        connected = airflow_cli.prepare(settings, env, log_file, connection_id=settings.salesforce.conn_id, dags=dags)
         demo_only = _use_demo(settings, connected) and not _has_own_landing_files(settings)
     except RuntimeError as exc:  # airflow db migrate / pools, or dbt parse (DbtCommandFailed)
         dags.cancel()

@@ -78,13 +78,15 @@ POOL_DESCRIPTION = "DuckDB allows one writer and readers conflict with it: every
 NOT_CONNECTED = 3  # the exit code of the metadata step when the connection asked about is not configured
 
 
-def prepare(settings: Settings, env: dict[str, str], log_file: Path, *, connection_id: str | None = None) -> bool:
+def prepare(settings: Settings, env: dict[str, str], log_file: Path, *, connection_id: str | None = None,
+            dags: DagsProcess | None = None) -> bool:
     """Create or upgrade the metadata database, the pool and the dbt manifest. Safe to repeat.
 
     One Python process does what ``airflow db migrate``, ``airflow pools set`` and ``airflow
     connections get`` would do (each of those starts Python and imports Airflow, about 3 s on two
-    cores), while ``dbt parse`` runs beside it. Returns whether the connection ``connection_id``
-    is configured (False without one).
+    cores), while ``dbt parse`` runs beside it: a process of its own, or ``dags`` (a
+    :class:`DagsProcess` started with ``prepare``), which then goes on to run the DAGs. Returns
+    whether the connection ``connection_id`` is configured (False without one).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -93,16 +95,21 @@ def prepare(settings: Settings, env: dict[str, str], log_file: Path, *, connecti
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=1) as pool:
         parsed = pool.submit(parse, settings, log_file=log_file)
-        args = ["prepare", *(["--connection", connection_id] if connection_id else [])]
-        with log_file.open("a") as fh:
-            fh.write("\n$ airflow db migrate; airflow pools set; airflow connections get (in one process)\n")
-            fh.flush()
-            rc = subprocess.run([sys.executable, "-m", "calltrail.ops.airflow_cli", *args], env=env, stdout=fh,
-                                stderr=subprocess.STDOUT, check=False).returncode
-        if rc not in (0, NOT_CONNECTED):
-            raise RuntimeError(f"preparing the Airflow metadata database failed (exit {rc}); see {log_file}")
+        connected = dags.prepared() if dags else _prepare_in_a_process(env, log_file, connection_id)
         parsed.result()
-        return bool(connection_id) and rc == 0
+        return connected
+
+
+def _prepare_in_a_process(env: dict[str, str], log_file: Path, connection_id: str | None) -> bool:
+    args = ["prepare", *(["--connection", connection_id] if connection_id else [])]
+    with log_file.open("a") as fh:
+        fh.write("\n$ airflow db migrate; airflow pools set; airflow connections get (in one process)\n")
+        fh.flush()
+        rc = subprocess.run([sys.executable, "-m", "calltrail.ops.airflow_cli", *args], env=env, stdout=fh,
+                            stderr=subprocess.STDOUT, check=False).returncode
+    if rc not in (0, NOT_CONNECTED):
+        raise RuntimeError(f"preparing the Airflow metadata database failed (exit {rc}); see {log_file}")
+    return bool(connection_id) and rc == 0
 
 
 def _prepare_here(connection_id: str | None) -> int:

@@ -162,6 +162,7 @@ def _invoke_here(args: list[str], common: list[str], env: dict[str, str], cwd: P
     from dbt.cli.main import dbtRunner
 
     messages: list[str] = []
+    callbacks = [lambda event: messages.append(event.info.msg)]
     saved_cwd = Path.cwd()
     key = (tuple(common), tuple(sorted(env.items())), _project_files(cwd))
     with _environment(env):
@@ -169,10 +170,9 @@ def _invoke_here(args: list[str], common: list[str], env: dict[str, str], cwd: P
         try:
             manifest = _manifests.get(key)
             if manifest is None and args[:1] != ["parse"]:
-                parsed = dbtRunner(callbacks=[lambda event: messages.append(event.info.msg)]).invoke(["parse", *common])
+                parsed = dbtRunner(callbacks=callbacks).invoke(["parse", *common])
                 manifest = parsed.result if parsed.success else None
-            runner = dbtRunner(manifest=manifest, callbacks=[lambda event: messages.append(event.info.msg)])
-            result = runner.invoke([*args, *common])
+            result = dbtRunner(manifest=manifest, callbacks=callbacks).invoke([*args, *common])
             if args[:1] == ["parse"] and result.success:
                 manifest = result.result
             if manifest is not None:
