@@ -7,10 +7,9 @@ import importlib.util
 import io
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[2]
 VENDOR = ROOT / "vendor" / "matomo-searchengine-and-social-list"
+GA4_VENDOR = ROOT / "vendor" / "ga4-source-categories"
 SEED = ROOT / "dbt_project" / "seeds" / "referrer_hosts.csv"
 
 
@@ -28,20 +27,57 @@ def seed_rows() -> list[dict]:
 
 def test_the_committed_seed_is_what_the_script_makes_of_the_pinned_lists():
     script = load_script()
-    engines = yaml.safe_load((VENDOR / "SearchEngines.yml").read_text(encoding="utf-8"))
-    networks = yaml.safe_load((VENDOR / "Socials.yml").read_text(encoding="utf-8"))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(script.FIELDS)
-    writer.writerows(script.build_rows(engines, networks))
+    writer.writerows(script.build_rows(*script.load_lists()))
     assert SEED.read_text(encoding="utf-8") == out.getvalue()
+    categories = {r["category"] for r in seed_rows()}
+    assert categories == {"search", "ai", "social", "email"}
 
 
-def test_the_pinned_list_names_its_origin_commit_and_licence():
+def test_the_pinned_lists_name_their_origin_commit_and_licence():
     origin = (VENDOR / "ORIGIN.md").read_text(encoding="utf-8")
     assert "github.com/matomo-org/searchengine-and-social-list" in origin
     assert "3b3a82dc83cd146abe17aafe31254de1c25f7844" in origin
     assert (VENDOR / "LICENSE").read_text(encoding="utf-8").startswith("CC0 1.0 Universal")
+    assert all((VENDOR / f).is_file() and f in origin for f in ("SearchEngines.yml", "Socials.yml", "AIAssistants.yml"))
+    ga4 = GA4_VENDOR / "ORIGIN.md"
+    assert "github.com/Velir/dbt-ga4" in ga4.read_text(encoding="utf-8")
+    assert "2d7b1f1c5224b6e2f3c6284f416dd5fd3ce94360" in ga4.read_text(encoding="utf-8")
+    assert (GA4_VENDOR / "LICENSE").read_text(encoding="utf-8").startswith("MIT License")
+
+
+def ga4(*rows: tuple[str, str]) -> list[dict]:
+    return [{"source": source, "source_category": f"SOURCE_CATEGORY_{category}"} for source, category in rows]
+
+
+def test_ga4_hosts_are_added_after_matomo_with_the_name_of_the_same_site():
+    script = load_script()
+    engines = {"Yahoo!": [{"urls": ["search.yahoo.com", "{}.search.yahoo.com"]}],
+               "Bing": [{"urls": ["bing.com", "msnbc.msn.com"]}]}
+    networks = {"Facebook": ["facebook.com"]}
+    rows = script.build_rows(engines, networks, {"ChatGPT": ["chatgpt.com"]}, ga4(
+        ("yahoo.com", "SEARCH"), ("www.yahoo.com", "SEARCH"), ("uk.search.yahoo.com", "SEARCH"),
+        ("ntp.msn.com", "SEARCH"), ("biglobe.co.jp", "SEARCH"), ("play.google.com", "SEARCH"),
+        ("quora.com", "SOCIAL"), ("m.facebook.com", "SOCIAL"), ("facebook", "SOCIAL"),
+        ("amazon.com", "SHOPPING"), ("chatgpt.com", "SEARCH")))
+    added = rows[rows.index(("search", "Bing", "msnbc.msn.com")) + 1:]
+    assert added == [
+        ("search", "Yahoo!", "yahoo.com"),            # once, without www.; uk.search.yahoo.com is Matomo's
+        ("search", "Bing", "ntp.msn.com"),            # a sibling of msnbc.msn.com
+        ("search", "biglobe.co.jp", "biglobe.co.jp"),  # co.jp is no site: named by its host
+        ("social", "quora.com", "quora.com"),          # play.google.com is not search; m.facebook.com is covered
+        ("social", "quora.com", "*.quora.com"),
+    ]
+    assert ("ai", "ChatGPT", "*.chatgpt.com") in rows
+
+
+def test_a_ga4_social_host_does_not_take_the_subdomains_of_a_search_host():
+    script = load_script()
+    rows = script.build_rows({"Naver": [{"urls": ["search.naver.com"]}]}, {}, {}, ga4(("naver.com", "SOCIAL")))
+    assert ("social", "naver.com", "naver.com") in rows
+    assert ("social", "naver.com", "*.naver.com") not in rows
 
 
 def test_list_entries_become_host_patterns():

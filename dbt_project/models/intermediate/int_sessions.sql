@@ -81,7 +81,7 @@ search_engine_patterns as (
 
     select name as engine, {{ calltrail.like_pattern('host_pattern') }} as like_pattern
     from {{ ref('referrer_hosts') }}
-    where category = 'search'
+    where category in ('search', 'ai')
 
 ),
 
