@@ -294,6 +294,24 @@ def main() -> int:
                                 {**env, "CALLTRAIL_REPORT_DIR": str(report_dir)})
     report_bytes = sum(f.stat().st_size for f in report_dir.rglob("*") if f.is_file())
 
+    # The channel step alone (dbt_project/analyses/bench_channel_step.sql) on the built sessions'
+    # signatures plus made-up referrer hosts: the generated data has only a handful of hosts.
+    phase("dbt compile of the channel step (not timed)",
+          [str(BIN / "dbt"), "compile", "--select", "bench_channel_step", *dbt_settings], denv)
+    compiled = ROOT / "dbt_project" / "target" / "compiled" / "calltrail" / "analyses" / "bench_channel_step.sql"
+    channel_code = (
+        "import duckdb, json, statistics, sys, time; con = duckdb.connect(sys.argv[1], read_only=True); "
+        "sql = open(sys.argv[2]).read(); runs = []; row = None\n"
+        "for _ in range(3):\n"
+        "    t = time.perf_counter(); row = con.execute(sql).fetchone(); runs.append(time.perf_counter() - t)\n"
+        "print(json.dumps({'seconds': statistics.median(runs), 'runs': runs, 'hosts': row[1]}))"
+    )
+    channel_out = subprocess.run([sys.executable, "-c", channel_code, str(settings.warehouse), str(compiled)],
+                                 env=env, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    channel = json.loads(channel_out.strip().splitlines()[-1])
+    print(f"channel step: {channel['hosts']:,} distinct referrer hosts, median {channel['seconds']:.2f} s "
+          f"({', '.join(f'{t:.2f}' for t in channel['runs'])})", flush=True)
+
     build_s = statistics.median(t for t, _ in builds)
     floor_s = statistics.median(t for t, _ in floors)
     build_mb = max(mb for _, mb in builds)
@@ -323,6 +341,7 @@ def main() -> int:
         "validate_seconds": round(validate_s, 2), "floor_seconds": round(floor_s, 2),
         "ratio": round(build_s / floor_s, 2),
         "int_sessions_seconds": round(statistics.median(sessions_runs), 2),
+        "channel_step_seconds": round(channel["seconds"], 2), "channel_step_hosts": channel["hosts"],
         "peak_rss_mb": round(max(ingest_mb, build_mb, validate_mb, floor_mb)),
         "report_seconds": round(report_s, 2), "report_mb": round(report_bytes / 1e6, 2),
         "report_peak_rss_mb": round(report_mb),
