@@ -110,10 +110,34 @@
   ({{ numerator }}) / ({{ denominator }})
 {%- endmacro %}
 
+{#- div() truncates (the same as flooring for the non-negative values this is used on), for
+    numeric arguments too: '/' on numeric values (a seed's decimal weights) divides exactly. -#}
+{% macro postgres__int_div(numerator, denominator) -%}
+  div({{ numerator }}, {{ denominator }})
+{%- endmacro %}
+
 {% macro duckdb__int_div(numerator, denominator) -%}
   ({{ numerator }}) // ({{ denominator }})
 {%- endmacro %}
 
 {% macro spark__int_div(numerator, denominator) -%}
   ({{ numerator }}) div ({{ denominator }})
+{%- endmacro %}
+
+{#- An 8-byte floating point type. dbt.type_float() is 'float', which is 8 bytes on PostgreSQL and
+    Spark but 4 bytes (REAL) on DuckDB. -#}
+{% macro type_double() -%}
+  {{ return(adapter.dispatch('type_double', 'calltrail')()) }}
+{%- endmacro %}
+
+{% macro default__type_double() -%}
+  double precision
+{%- endmacro %}
+
+{% macro duckdb__type_double() -%}
+  double
+{%- endmacro %}
+
+{% macro spark__type_double() -%}
+  double
 {%- endmacro %}

@@ -12,6 +12,13 @@
 {%- endmacro %}
 
 {% macro default__lake_source(table_name, relation) -%}
+  {#- Loaded tables (calltrail.warehouse.postgres_lake); a dataset nothing was loaded into yet is
+      read as empty, as on DuckDB. -#}
+  {%- if execute and 'dbt_unit_test' not in (relation | string) and
+        adapter.get_relation(relation.database, relation.schema, relation.identifier) is none -%}
+    {{ log("lake_source: " ~ relation ~ " does not exist; " ~ table_name ~ " is read as empty", info=false) }}
+    {{ return(calltrail.empty_lake_table(table_name)) }}
+  {%- endif -%}
   {{ return(relation) }}
 {%- endmacro %}
 

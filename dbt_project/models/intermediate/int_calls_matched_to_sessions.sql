@@ -48,8 +48,10 @@ final as (
         session_id as candidate_session_id,
         session_start_at,
         session_last_event_at,
-        {{ dbt.datediff('session_start_at', 'call_at', 'second') }} as seconds_after_session_start,
-        {{ dbt.datediff('session_last_event_at', 'call_at', 'second') }} as seconds_after_last_activity,
+        cast({{ dbt.datediff('session_start_at', 'call_at', 'second') }} as {{ dbt.type_bigint() }})
+            as seconds_after_session_start,
+        cast({{ dbt.datediff('session_last_event_at', 'call_at', 'second') }} as {{ dbt.type_bigint() }})
+            as seconds_after_last_activity,
         case
             when session_id is null then {{ calltrail.match_status('no_session') }}
             when call_at <= {{ dbt.dateadd('minute', var('calltrail__call_window_minutes'), anchor_column) }}

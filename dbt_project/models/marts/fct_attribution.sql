@@ -242,12 +242,17 @@ final as (
         ) as credit,
         {#- decimal(38, 2): DuckDB multiplies two decimals of up to 18 digits in 64 bits, which an
             amount of millions times 10^10 credit units overflows -#}
-        cast(opportunities.amount as decimal(38, 2))
+        {#- decimal(38, 12), the product's exact type, cast so that every engine gives the same type
+            (PostgreSQL's product of two numerics has no declared precision). -#}
+        cast(
+            cast(opportunities.amount as decimal(38, 2))
             * cast(
                 cast(balanced.credit_units + balanced.remainder_units as decimal(20, 0))
                 * cast(0.0000000001 as decimal(11, 10))
                 as decimal(18, 10)
-            ) as attributed_amount,
+            )
+            as decimal(38, 12)
+        ) as attributed_amount,
         opportunities.currency_iso_code
     from balanced
     inner join opportunities

@@ -46,10 +46,10 @@ final as (
     select
         counted.*,
         case when calls_with_valid_bizible_id > 0
-            then cast(calls_matched_to_session as {{ dbt.type_float() }}) / calls_with_valid_bizible_id
+            then cast(calls_matched_to_session as {{ calltrail.type_double() }}) / calls_with_valid_bizible_id
         end as match_rate,
         case when calls > 0
-            then cast(calls_missing_bizible_id + calls_invalid_bizible_id as {{ dbt.type_float() }}) / calls
+            then cast(calls_missing_bizible_id + calls_invalid_bizible_id as {{ calltrail.type_double() }}) / calls
         end as missing_bizible_id_rate
     from counted
 

@@ -78,9 +78,10 @@ final as (
         count(distinct case when is_call then touchpoint_id end) as calls,
         count(distinct touchpoint_id) as touchpoints,
         count(distinct opportunity_id) as opportunities_touched,
-        sum(credit) as attributed_opportunities,
-        sum(attributed_amount) as attributed_pipeline,
-        coalesce(sum(case when is_won then attributed_amount end), 0) as attributed_won_revenue
+        {#- Cast to the sums' types on DuckDB, so that every engine gives the same types. -#}
+        cast(sum(credit) as decimal(38, 10)) as attributed_opportunities,
+        cast(sum(attributed_amount) as decimal(38, 12)) as attributed_pipeline,
+        cast(coalesce(sum(case when is_won then attributed_amount end), 0) as decimal(38, 12)) as attributed_won_revenue
     from credited
     group by {{ (columns + ['model', 'currency_iso_code']) | join(', ') }}
     {{ "union all" if not loop.last }}

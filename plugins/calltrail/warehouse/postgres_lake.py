@@ -1,0 +1,149 @@
+"""The lake's partitions in PostgreSQL's schema ``lake``, for the dbt target ``postgres``.
+
+DuckDB reads the lake's Parquet files in place; PostgreSQL cannot, so each partition file is
+copied into the table of its dataset (``lake.web_events``, ``lake.salesforce_task``, ...) with
+``COPY``. A partition is loaded once: the table ``lake._calltrail_partitions`` records every
+loaded file, and a file is loaded in one transaction with its record (a failed load leaves
+nothing behind; the next run loads it again). Partitions are immutable (``lake/partitions.py``),
+so a recorded file is never read again. Every row carries ``_lake_file``, the partition it came
+from. A file with a column the table does not have yet adds the column (Salesforce fields a later
+extraction brings); a column a file lacks is NULL in its rows, as DuckDB's ``union_by_name`` reads
+it.
+
+Connection: the dbt profile's environment (``CALLTRAIL_PG_HOST``, ``_PORT``, ``_USER``,
+``_PASSWORD``, ``_DATABASE``; see ``dbt_project/profiles.yml``).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from calltrail.lake.layout import SALESFORCE_DATASETS, WEB_EVENTS_GLOB
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "lake"
+LEDGER = "_calltrail_partitions"
+FILE_COLUMN = "_lake_file"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    dataset: str
+    files: int  # partitions loaded by this run
+    rows: int
+    skipped: int  # partitions loaded before
+
+
+def connection_params(environ: Mapping[str, str] | None = None) -> dict[str, object]:
+    """psycopg2's connection arguments from the same variables as the dbt profile's target."""
+    env = os.environ if environ is None else environ
+    return {
+        "host": env.get("CALLTRAIL_PG_HOST", "localhost"),
+        "port": int(env.get("CALLTRAIL_PG_PORT", "5432")),
+        "user": env.get("CALLTRAIL_PG_USER", "calltrail"),
+        "password": env.get("CALLTRAIL_PG_PASSWORD", ""),
+        "dbname": env.get("CALLTRAIL_PG_DATABASE", "calltrail"),
+    }
+
+
+def _pg_type(arrow_type: pa.DataType) -> str:
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamptz" if arrow_type.tz else "timestamp"
+    if pa.types.is_date(arrow_type):
+        return "date"
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_integer(arrow_type):
+        return "bigint"
+    if pa.types.is_floating(arrow_type):
+        return "double precision"
+    if pa.types.is_decimal(arrow_type):
+        return f"numeric({arrow_type.precision}, {arrow_type.scale})"
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "text"
+    raise ValueError(f"no PostgreSQL type for the lake's Arrow type {arrow_type}")
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def datasets() -> dict[str, str]:
+    """Every lake dataset and the glob of its partition files."""
+    return {WEB_EVENTS_GLOB.split("/")[0]: WEB_EVENTS_GLOB, **{d.name: d.glob for d in SALESFORCE_DATASETS}}
+
+
+def _columns(cur, table: str) -> set[str]:
+    cur.execute("select column_name from information_schema.columns where table_schema = %s and table_name = %s",
+                (SCHEMA, table))
+    return {r[0] for r in cur.fetchall()}
+
+
+def _csv(table: pa.Table) -> bytes:
+    """The rows as CSV for COPY: NULL unquoted and empty, every string quoted (an empty string
+    stays an empty string)."""
+    out = io.BytesIO()
+    options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+    pacsv.write_csv(table, out, write_options=options)
+    return out.getvalue()
+
+
+def load_partition(conn, dataset: str, lake_dir: Path, path: Path) -> int:
+    """Copy one partition file into lake.<dataset> and record it, in one transaction."""
+    relative = str(path.relative_to(lake_dir))
+    table = pq.read_table(path)
+    with conn, conn.cursor() as cur:
+        cur.execute(f"create table if not exists {_ident(SCHEMA)}.{_ident(dataset)} ({_ident(FILE_COLUMN)} text not null)")
+        have = _columns(cur, dataset)
+        for field in table.schema:
+            if field.name not in have:
+                cur.execute(f"alter table {_ident(SCHEMA)}.{_ident(dataset)} "
+                            f"add column {_ident(field.name)} {_pg_type(field.type)}")
+        # A partition recorded by an earlier run that died between COPY and COMMIT cannot exist
+        # (one transaction); this delete makes a reload after a manual ledger edit idempotent too.
+        cur.execute(f"delete from {_ident(SCHEMA)}.{_ident(dataset)} where {_ident(FILE_COLUMN)} = %s", (relative,))
+        table = table.append_column(FILE_COLUMN, pa.array([relative] * table.num_rows, pa.string()))
+        columns = ", ".join(_ident(n) for n in table.column_names)
+        cur.copy_expert(f"copy {_ident(SCHEMA)}.{_ident(dataset)} ({columns}) from stdin with (format csv)",
+                        io.BytesIO(_csv(table)))
+        cur.execute(f"insert into {_ident(SCHEMA)}.{_ident(LEDGER)} (dataset, path, row_count) values (%s, %s, %s)",
+                    (dataset, relative, table.num_rows))
+    return table.num_rows
+
+
+def load_lake(lake_dir: Path, environ: Mapping[str, str] | None = None) -> list[LoadResult]:
+    """Load every partition of every dataset that is not loaded yet; report per dataset."""
+    import psycopg2
+
+    conn = psycopg2.connect(**connection_params(environ))
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(f"create schema if not exists {_ident(SCHEMA)}")
+            cur.execute(f"create table if not exists {_ident(SCHEMA)}.{_ident(LEDGER)} ("
+                        "dataset text not null, path text primary key, row_count bigint not null, "
+                        "loaded_at timestamptz not null default now())")
+            cur.execute(f"select path from {_ident(SCHEMA)}.{_ident(LEDGER)}")
+            loaded = {r[0] for r in cur.fetchall()}
+        results = []
+        for dataset, glob in datasets().items():
+            files = sorted(lake_dir.glob(glob))
+            new = [f for f in files if str(f.relative_to(lake_dir)) not in loaded]
+            rows = 0
+            for i, path in enumerate(new, 1):
+                rows += load_partition(conn, dataset, lake_dir, path)
+                if i % 50 == 0 or i == len(new):
+                    log.info("lake.%s: %d of %d new partitions loaded (%d rows)", dataset, i, len(new), rows)
+            results.append(LoadResult(dataset, len(new), rows, len(files) - len(new)))
+        return results
+    finally:
+        conn.close()
