@@ -4,13 +4,7 @@ started here), LocalExecutor; the scheduler runs a DAG on its own and it succeed
 
 from __future__ import annotations
 
-import glob
 import json
-import os
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import psycopg2
 import pytest
@@ -18,45 +12,13 @@ import pytest
 from calltrail import settings as settings_module
 from tests.airflow_env import BIN, calltrail_env, run
 from tests.airflow_live import api, free_port, processes_of, wait_for_run
-
-
-def _as_postgres(cmd: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: run its tools as the postgres user when we are root."""
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+from tests.postgres_server import throwaway_postgres
 
 
 @pytest.fixture(scope="module")
 def postgres():
-    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    assert initdb, ("PostgreSQL server binaries not found: `scripts/system-deps.sh` (run by make test and "
-                    ".ci/run) installs Debian's postgresql package")
-    bindir = os.path.dirname(initdb[-1])
-    # Not under pytest's temporary folder: that one is private to us, and the server runs as postgres.
-    root = Path(tempfile.mkdtemp(prefix="calltrail-pg-"))
-    data, sockets = root / "data", root / "sockets"
-    data.mkdir()
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        for d in (data, sockets):
-            shutil.chown(d, "postgres")
-        os.chmod(root, 0o755)
-    port = free_port()
-    subprocess.run(_as_postgres([f"{bindir}/initdb", "-D", str(data), "-U", "postgres", "--auth=trust",
-                                 "-E", "UTF8"]), check=True, capture_output=True)
-    subprocess.run(_as_postgres([f"{bindir}/pg_ctl", "-D", str(data), "-w", "-l", str(root / "server.log"),
-                                 "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start"]),
-                   check=True, capture_output=True)
-    try:
-        con = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
-        con.autocommit = True
-        con.cursor().execute("create database airflow")
-        con.close()
+    with throwaway_postgres("airflow") as port:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/airflow", port
-    finally:
-        subprocess.run(_as_postgres([f"{bindir}/pg_ctl", "-D", str(data), "-m", "fast", "stop"]),
-                       check=False, capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_the_components_on_postgresql_metadata_run_a_scheduled_dag(tmp_path, postgres):

@@ -12,7 +12,7 @@
 {%- endmacro %}
 
 {% macro default__lake_source(table_name, relation) -%}
-  {#- Loaded tables (calltrail.warehouse.postgres_lake); a dataset nothing was loaded into yet is
+  {#- Loaded tables (calltrail.transform.postgres_lake); a dataset nothing was loaded into yet is
       read as empty, as on DuckDB. -#}
   {%- if execute and 'dbt_unit_test' not in (relation | string) and
         adapter.get_relation(relation.database, relation.schema, relation.identifier) is none -%}

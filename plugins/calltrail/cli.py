@@ -292,6 +292,23 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_load_postgres(settings: Settings, args: argparse.Namespace) -> int:
+    import psycopg2
+
+    from calltrail.transform.postgres_lake import connection_params, load_lake
+
+    try:
+        results = load_lake(settings.lake_dir)
+    except psycopg2.OperationalError as exc:
+        params = connection_params()
+        _say(f"calltrail load-postgres: cannot connect to PostgreSQL at {params['host']}:{params['port']} "
+             f"(database {params['dbname']}, user {params['user']}; CALLTRAIL_PG_*): {str(exc).strip()}")
+        return 1
+    for r in results:
+        _say(f"lake.{r.dataset}: {r.files} new partitions ({r.rows:,} rows) loaded, {r.skipped} loaded before")
+    return 0
+
+
 def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
     print("\n".join(settings_module.describe(settings)))
     return 0
@@ -321,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
                          help="the attribution model of the revenue by channel (default CALLTRAIL_SUMMARY_MODEL)")
     sub.add_parser("report", help="write the report page from the published marts (every publish also does)")
     sub.add_parser("settings", help="print every setting: its variable, the value in use, its default and meaning")
+    sub.add_parser("load-postgres", help="copy the lake's new partitions into schema lake of the PostgreSQL "
+                                         "database of CALLTRAIL_PG_* (for the dbt target postgres)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -338,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo" and not 0 <= args.call_share <= 1:
         parser.error(f"--call-share must be between 0 and 1, got {args.call_share}")
     handler = {"demo": cmd_demo, "run": cmd_run, "setup": cmd_setup, "summary": cmd_summary,
-               "airflow": cmd_airflow, "settings": cmd_settings, "report": cmd_report}[args.command]
+               "airflow": cmd_airflow, "settings": cmd_settings, "report": cmd_report,
+               "load-postgres": cmd_load_postgres}[args.command]
     from calltrail.warehouse.duckdb_file import WarehouseLocked
 
     try:

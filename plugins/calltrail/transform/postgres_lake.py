@@ -36,6 +36,10 @@ LEDGER = "_calltrail_partitions"
 FILE_COLUMN = "_lake_file"
 
 
+class PartitionLoadError(RuntimeError):
+    """A partition file could not be copied (a column whose type differs from the table's, ...)."""
+
+
 @dataclass(frozen=True)
 class LoadResult:
     dataset: str
@@ -140,7 +144,12 @@ def load_lake(lake_dir: Path, environ: Mapping[str, str] | None = None) -> list[
             new = [f for f in files if str(f.relative_to(lake_dir)) not in loaded]
             rows = 0
             for i, path in enumerate(new, 1):
-                rows += load_partition(conn, dataset, lake_dir, path)
+                try:
+                    rows += load_partition(conn, dataset, lake_dir, path)
+                except (psycopg2.Error, ValueError) as exc:
+                    # The partition's transaction is rolled back: nothing of it is loaded, and the
+                    # partitions loaded before stay recorded; the next run starts again here.
+                    raise PartitionLoadError(f"lake.{dataset}: loading {path} failed: {exc}".strip()) from exc
                 if i % 50 == 0 or i == len(new):
                     log.info("lake.%s: %d of %d new partitions loaded (%d rows)", dataset, i, len(new), rows)
             results.append(LoadResult(dataset, len(new), rows, len(files) - len(new)))
