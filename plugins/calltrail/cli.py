@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from calltrail import settings as settings_module
 from calltrail.dbt_project import project_var
@@ -295,7 +296,8 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_load_postgres(settings: Settings, args: argparse.Namespace) -> int:
     import psycopg2
 
-    from calltrail.transform.postgres_lake import connection_params, load_lake
+    from calltrail.transform.postgres_lake import load_lake
+    from calltrail.warehouse.postgres import connection_params
 
     try:
         results = load_lake(settings.lake_dir)
@@ -306,6 +308,18 @@ def cmd_load_postgres(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     for r in results:
         _say(f"lake.{r.dataset}: {r.files} new partitions ({r.rows:,} rows) loaded, {r.skipped} loaded before")
+    return 0
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    from calltrail.warehouse.export import ExportError, export
+
+    try:
+        done = export(settings, args.table, args.format, args.out)
+    except ExportError as exc:
+        _say(f"calltrail export: {exc}")
+        return 1
+    _say(f"{done.table}: {done.rows:,} rows written to {done.path} ({done.bytes:,} bytes, from {settings.dbt_target})")
     return 0
 
 
@@ -340,6 +354,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("settings", help="print every setting: its variable, the value in use, its default and meaning")
     sub.add_parser("load-postgres", help="copy the lake's new partitions into schema lake of the PostgreSQL "
                                          "database of CALLTRAIL_PG_* (for the dbt target postgres)")
+    export = sub.add_parser("export", help="write a published mart of the configured target (CALLTRAIL_DBT_TARGET) "
+                                           "into a CSV or Parquet file")
+    export.add_argument("table", help="the published mart, e.g. rpt_revenue_by_channel")
+    export.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    export.add_argument("--out", type=Path, required=True, help="the file to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -358,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--call-share must be between 0 and 1, got {args.call_share}")
     handler = {"demo": cmd_demo, "run": cmd_run, "setup": cmd_setup, "summary": cmd_summary,
                "airflow": cmd_airflow, "settings": cmd_settings, "report": cmd_report,
-               "load-postgres": cmd_load_postgres}[args.command]
+               "load-postgres": cmd_load_postgres, "export": cmd_export}[args.command]
     from calltrail.warehouse.duckdb_file import WarehouseLocked
 
     try:

@@ -25,14 +25,16 @@ counted as (
     select
         (select count(*) from {{ ref('stg_salesforce__tasks') }}) as tasks,
         count(*) as calls,
-        sum(case when calls.bizible_id_status = 'valid' then 1 else 0 end) as calls_with_valid_bizible_id,
-        sum(case when calls.bizible_id_status = 'missing' then 1 else 0 end) as calls_missing_bizible_id,
-        sum(case when calls.bizible_id_status = 'invalid_format' then 1 else 0 end) as calls_invalid_bizible_id,
-        sum(case when touchpoints.touchpoint_origin = 'task_in_session' then 1 else 0 end) as calls_matched_to_session,
-        sum(case when touchpoints.touchpoint_origin = 'task_only' then 1 else 0 end) as calls_task_only,
-        sum(case when matches.match_status = {{ calltrail.match_status('matched') }} then 1 else 0 end) as calls_within_window,
-        sum(case when matches.match_status = {{ calltrail.match_status('outside_window') }} then 1 else 0 end) as calls_outside_window,
-        sum(case when matches.match_status = {{ calltrail.match_status('no_session') }} then 1 else 0 end) as calls_without_session
+        {#- Sums of integers are HUGEINT on DuckDB (a decimal(38, 0) to Arrow and Parquet readers):
+            cast to bigint, as PostgreSQL gives them. -#}
+        cast(sum(case when calls.bizible_id_status = 'valid' then 1 else 0 end) as {{ dbt.type_bigint() }}) as calls_with_valid_bizible_id,
+        cast(sum(case when calls.bizible_id_status = 'missing' then 1 else 0 end) as {{ dbt.type_bigint() }}) as calls_missing_bizible_id,
+        cast(sum(case when calls.bizible_id_status = 'invalid_format' then 1 else 0 end) as {{ dbt.type_bigint() }}) as calls_invalid_bizible_id,
+        cast(sum(case when touchpoints.touchpoint_origin = 'task_in_session' then 1 else 0 end) as {{ dbt.type_bigint() }}) as calls_matched_to_session,
+        cast(sum(case when touchpoints.touchpoint_origin = 'task_only' then 1 else 0 end) as {{ dbt.type_bigint() }}) as calls_task_only,
+        cast(sum(case when matches.match_status = {{ calltrail.match_status('matched') }} then 1 else 0 end) as {{ dbt.type_bigint() }}) as calls_within_window,
+        cast(sum(case when matches.match_status = {{ calltrail.match_status('outside_window') }} then 1 else 0 end) as {{ dbt.type_bigint() }}) as calls_outside_window,
+        cast(sum(case when matches.match_status = {{ calltrail.match_status('no_session') }} then 1 else 0 end) as {{ dbt.type_bigint() }}) as calls_without_session
     from calls
     left join touchpoints
         on calls.task_id = touchpoints.task_id

@@ -18,10 +18,11 @@ final as (
         touchpoints.marketing_channel,
         touchpoints.touchpoint_type,
         count(*) as touchpoints,
-        sum(case when tasks.is_call then 1 else 0 end) as calls,
-        sum(case when tasks.is_call and touchpoints.touchpoint_origin = 'task_in_session' then 1 else 0 end)
+        {#- bigint on every engine: DuckDB sums integers into HUGEINT. -#}
+        cast(sum(case when tasks.is_call then 1 else 0 end) as {{ dbt.type_bigint() }}) as calls,
+        cast(sum(case when tasks.is_call and touchpoints.touchpoint_origin = 'task_in_session' then 1 else 0 end) as {{ dbt.type_bigint() }})
             as calls_with_web_session,
-        sum(case when touchpoints.is_lead_creation then 1 else 0 end) as lead_creation_touchpoints
+        cast(sum(case when touchpoints.is_lead_creation then 1 else 0 end) as {{ dbt.type_bigint() }}) as lead_creation_touchpoints
     from touchpoints
     left join tasks
         on touchpoints.task_id = tasks.task_id

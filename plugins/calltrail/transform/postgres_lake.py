@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from calltrail.lake.layout import SALESFORCE_DATASETS, WEB_EVENTS_GLOB
+from calltrail.warehouse.postgres import connection_params
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +46,6 @@ class LoadResult:
     files: int  # partitions loaded by this run
     rows: int
     skipped: int  # partitions loaded before
-
-
-def connection_params(environ: Mapping[str, str] | None = None) -> dict[str, object]:
-    """psycopg2's connection arguments from the same variables as the dbt profile's target."""
-    env = os.environ if environ is None else environ
-    return {
-        "host": env.get("CALLTRAIL_PG_HOST", "localhost"),
-        "port": int(env.get("CALLTRAIL_PG_PORT", "5432")),
-        "user": env.get("CALLTRAIL_PG_USER", "calltrail"),
-        "password": env.get("CALLTRAIL_PG_PASSWORD", ""),
-        "dbname": env.get("CALLTRAIL_PG_DATABASE", "calltrail"),
-    }
 
 
 def _pg_type(arrow_type: pa.DataType) -> str:

@@ -1,0 +1,27 @@
+"""The PostgreSQL warehouse of the dbt target ``postgres``: how to reach it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+
+def connection_params(environ: Mapping[str, str] | None = None) -> dict[str, object]:
+    """psycopg2's connection arguments from the variables the dbt profile's ``postgres`` output reads
+    (``CALLTRAIL_PG_HOST``, ``_PORT``, ``_USER``, ``_PASSWORD``, ``_DATABASE``), with its defaults."""
+    env = os.environ if environ is None else environ
+    return {
+        "host": env.get("CALLTRAIL_PG_HOST", "localhost"),
+        "port": int(env.get("CALLTRAIL_PG_PORT", "5432")),
+        "user": env.get("CALLTRAIL_PG_USER", "calltrail"),
+        "password": env.get("CALLTRAIL_PG_PASSWORD", ""),
+        "dbname": env.get("CALLTRAIL_PG_DATABASE", "calltrail"),
+    }
+
+
+def connect(environ: Mapping[str, str] | None = None):
+    """A psycopg2 connection whose session time zone is UTC (timestamps read back as stored)."""
+    import psycopg2
+
+    con = psycopg2.connect(**connection_params(environ), options="-c TimeZone=UTC")
+    return con
