@@ -125,13 +125,15 @@ def _with_subdomains(category: str, name: str, host: str) -> list[tuple[str, str
     return rows
 
 
-def _social_rows(networks: dict) -> list[tuple[str, str, str]]:
+def _listed_rows(category: str, lists: dict) -> list[tuple[str, str, str]]:
+    """Rows of a Matomo list of names and their hosts (social networks, AI assistants), each host
+    with its subdomains."""
     rows = []
-    for name, urls in networks.items():
+    for name, urls in lists.items():
         for url in urls:
             pattern = _pattern(url)
             if pattern is not None:
-                rows.extend(_with_subdomains("social", str(name), pattern))
+                rows.extend(_with_subdomains(category, str(name), pattern))
     return rows
 
 
@@ -140,16 +142,6 @@ def _email_rows() -> list[tuple[str, str, str]]:
     for name, hosts in WEBMAIL_HOSTS.items():
         for host in hosts:
             rows.extend(_with_subdomains("email", name, host))
-    return rows
-
-
-def _assistant_rows(assistants: dict) -> list[tuple[str, str, str]]:
-    rows = []
-    for name, urls in assistants.items():
-        for url in urls:
-            pattern = _pattern(url)
-            if pattern is not None:
-                rows.extend(_with_subdomains("ai", str(name), pattern))
     return rows
 
 
@@ -213,7 +205,7 @@ def build_rows(
     Matomo, then GA4's social and search hosts; each host pattern once."""
     seen: set[str] = set()
     rows = []
-    matomo = _email_rows() + _assistant_rows(assistants or {}) + _social_rows(networks) + _search_rows(engines)
+    matomo = _email_rows() + _listed_rows("ai", assistants or {}) + _listed_rows("social", networks) + _search_rows(engines)
     for row in matomo:
         if row[2] in seen or row[2] in EXCLUDED:
             continue

@@ -294,17 +294,13 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_load_postgres(settings: Settings, args: argparse.Namespace) -> int:
-    import psycopg2
-
     from calltrail.transform.postgres_lake import load_lake
-    from calltrail.warehouse.postgres import connection_params
+    from calltrail.warehouse.postgres import PostgresUnreachable
 
     try:
         results = load_lake(settings.lake_dir)
-    except psycopg2.OperationalError as exc:
-        params = connection_params()
-        _say(f"calltrail load-postgres: cannot connect to PostgreSQL at {params['host']}:{params['port']} "
-             f"(database {params['dbname']}, user {params['user']}; CALLTRAIL_PG_*): {str(exc).strip()}")
+    except PostgresUnreachable as exc:
+        _say(f"calltrail load-postgres: {exc}")
         return 1
     for r in results:
         _say(f"lake.{r.dataset}: {r.files} new partitions ({r.rows:,} rows) loaded, {r.skipped} loaded before")

@@ -27,7 +27,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from calltrail.lake.layout import SALESFORCE_DATASETS, WEB_EVENTS_GLOB
-from calltrail.warehouse.postgres import connection_params
+from calltrail.warehouse.postgres import connect
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def load_lake(lake_dir: Path, environ: Mapping[str, str] | None = None) -> list[
     """Load every partition of every dataset that is not loaded yet; report per dataset."""
     import psycopg2
 
-    conn = psycopg2.connect(**connection_params(environ))
+    conn = connect(environ)
     try:
         with conn, conn.cursor() as cur:
             cur.execute(f"create schema if not exists {_ident(SCHEMA)}")

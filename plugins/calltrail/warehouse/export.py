@@ -71,16 +71,12 @@ def _pg_arrow_type(column) -> pa.DataType:
 
 
 def _postgres_table(table: str, environ: Mapping[str, str] | None) -> pa.Table:
-    import psycopg2
-
-    from calltrail.warehouse.postgres import connect, connection_params
+    from calltrail.warehouse.postgres import PostgresUnreachable, connect, connection_params
 
     try:
         con = connect(environ)
-    except psycopg2.OperationalError as exc:
-        params = connection_params(environ)
-        raise ExportError(f"cannot connect to PostgreSQL at {params['host']}:{params['port']} "
-                          f"(database {params['dbname']}; CALLTRAIL_PG_*): {str(exc).strip()}") from exc
+    except PostgresUnreachable as exc:
+        raise ExportError(str(exc)) from exc
     try:
         cur = con.cursor()
         cur.execute("select 1 from information_schema.tables where table_schema = %s and table_name = %s",

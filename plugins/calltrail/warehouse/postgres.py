@@ -19,9 +19,18 @@ def connection_params(environ: Mapping[str, str] | None = None) -> dict[str, obj
     }
 
 
+class PostgresUnreachable(RuntimeError):
+    """The server of ``CALLTRAIL_PG_*`` refused or did not answer; the message says where it was sought."""
+
+
 def connect(environ: Mapping[str, str] | None = None):
     """A psycopg2 connection whose session time zone is UTC (timestamps read back as stored)."""
     import psycopg2
 
-    con = psycopg2.connect(**connection_params(environ), options="-c TimeZone=UTC")
-    return con
+    params = connection_params(environ)
+    try:
+        return psycopg2.connect(**params, options="-c TimeZone=UTC")
+    except psycopg2.OperationalError as exc:
+        raise PostgresUnreachable(
+            f"cannot connect to PostgreSQL at {params['host']}:{params['port']} (database {params['dbname']}, "
+            f"user {params['user']}; CALLTRAIL_PG_*): {str(exc).strip()}") from exc
