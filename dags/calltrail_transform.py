@@ -2,9 +2,11 @@
 
 Scheduled on the ingestion Assets. Write-audit-publish:
 
+0. `load_lake_into_postgres` (dbt target `postgres` only): the lake's new partitions into schema
+   `lake` of the PostgreSQL warehouse (COPY, once per partition);
 1. `check_source_freshness`: dbt source freshness on both lake sources;
 2. `dbt`: one `dbt build` of every seed, model and data test (`dbt.build`), into the audit area
-   (schema `main`), then a task per seed and model, in dbt's lineage, that shows its result and
+   (schema `main` on DuckDB, `CALLTRAIL_PG_SCHEMA` on PostgreSQL), then a task per seed and model, in dbt's lineage, that shows its result and
    its tests (rendered from the manifest that `calltrail setup` writes with `dbt parse`);
 3. `audit`: Great Expectations on the raw lake, staging and marts, trend checks against recent
    runs, Data Docs, the calls-missing-BizibleId CSV, and one alert per failing check;
@@ -12,8 +14,9 @@ Scheduled on the ingestion Assets. Write-audit-publish:
 5. `generate_dbt_docs` (after the build, beside the audit, so every run's lineage docs are fresh).
 
 A check at `error` fails its task, so nothing is published and consumers keep the previous
-touchpoints; `warn` alerts and the run goes on. Every task that opens the DuckDB warehouse runs in
-the one-slot pool `calltrail_warehouse`. dbt runs inside each task's process (dbt's `dbtRunner`):
+touchpoints; `warn` alerts and the run goes on. Every task that opens the warehouse runs in the
+one-slot pool `calltrail_warehouse` (DuckDB's file has one writer). Every task reads and writes the
+warehouse of the configured dbt target (`CALLTRAIL_DBT_TARGET`), never the DuckDB file on another. dbt runs inside each task's process (dbt's `dbtRunner`):
 under ``airflow dags test`` all tasks share one process, which imports dbt once.
 """
 
@@ -78,7 +81,18 @@ def calltrail_transform() -> None:
 
         return generate_dbt_docs(settings.load(), in_process=True)
 
-    check_source_freshness() >> dbt >> audit() >> publish()
+    freshness = check_source_freshness()
+    if SETTINGS.dbt_target == "postgres":
+        # PostgreSQL cannot read the lake's Parquet files in place: its new partitions are copied first.
+        @task(pool=WAREHOUSE_POOL)
+        def load_lake_into_postgres() -> str:
+            from calltrail import settings
+            from calltrail.tasks.transform import load_lake_into_postgres
+
+            return load_lake_into_postgres(settings.load())
+
+        load_lake_into_postgres() >> freshness
+    freshness >> dbt >> audit() >> publish()
     dbt >> generate_dbt_docs()  # the lineage docs follow every build, whatever the audit says
 
 

@@ -10,14 +10,15 @@ import psycopg2
 import pytest
 
 from calltrail import settings as settings_module
+from calltrail.warehouse.local_postgres import throwaway
 from tests.airflow_env import BIN, calltrail_env, run
 from tests.airflow_live import api, free_port, processes_of, wait_for_run
-from tests.postgres_server import throwaway_postgres
 
 
 @pytest.fixture(scope="module")
 def postgres():
-    with throwaway_postgres("airflow") as port:
+    with throwaway("airflow") as server:
+        port = int(server["CALLTRAIL_PG_PORT"])
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/airflow", port
 
 

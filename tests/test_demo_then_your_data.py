@@ -53,7 +53,7 @@ def test_once_your_files_arrive_no_demo_row_is_in_the_lake_or_the_published_mart
     assert published and published <= mine.bizible_ids | task_ids
 
     t = mine.truth["tasks"]  # the generator's own record of what it wrote into your files
-    marts = summary.summarise_marts(settings.warehouse)
+    marts = summary.summarise_marts(settings)
     assert marts.calls == t["call_tasks"] - t["deleted"], (marts, t)
     assert marts.matched_to_session == t["live_calls_touchpoint_session"], (marts, t)
     assert not list(settings.landing_dir.rglob("demo-*")), "the demo's landing files are gone"

@@ -108,9 +108,9 @@ def test_the_summary_names_rows_quarantine_reasons_and_locations(demo_run):
 
 
 def test_the_summary_numbers_are_the_generators_truth(demo_run):
-    tmp, _, first, truth = demo_run
+    tmp, env, first, truth = demo_run
     t = truth["tasks"]
-    marts = run_summary.summarise_marts(tmp / "data" / "warehouse" / "calltrail.duckdb")
+    marts = run_summary.summarise_marts(settings_module.load(env))
     assert marts.calls == t["call_tasks"] - t["deleted"]
     assert marts.valid_calls == t["live_calls_valid_bizible_id"]
     assert marts.matched_to_session == t["live_calls_touchpoint_session"]

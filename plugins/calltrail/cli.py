@@ -108,9 +108,27 @@ def _causes_of(settings: Settings, env: dict[str, str], dag_id: str, state: str,
     return [f"{dag_id}: {observed}"]
 
 
+def _needs_throwaway_postgres(settings: Settings) -> bool:
+    return settings.dbt_target == "postgres" and not settings.environ.get("CALLTRAIL_PG_HOST")
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    """``make run``; on the dbt target ``postgres`` without a configured server, on a throwaway one."""
+    if not _needs_throwaway_postgres(settings):
+        return _run(settings, args)
+    from calltrail.warehouse.local_postgres import throwaway
+
+    with throwaway("calltrail") as server:
+        _say(f"calltrail run: CALLTRAIL_DBT_TARGET=postgres and no CALLTRAIL_PG_HOST: a throwaway PostgreSQL "
+             f"server on 127.0.0.1:{server['CALLTRAIL_PG_PORT']} holds the warehouse for this run and is removed "
+             "when it ends (set CALLTRAIL_PG_* to keep one)")
+        return _run(settings_module.load({**settings.environ, **server}), args)
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
     from calltrail import summary
     from calltrail.ops import airflow_cli
+    from calltrail.warehouse import target
 
     _refuse_while_services_run(settings)
     env = _interactive(airflow_cli.environment(settings))
@@ -176,14 +194,13 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
     lake = summary.summarise(settings.lake_dir)
     _say(summary.render(settings, lake, this_run=summary.quarantined_since(settings.lake_dir, run_started)))
-    marts = (summary.summarise_marts(settings.warehouse, model=settings.summary_model)
-             if settings.warehouse.exists() else None)
+    marts = summary.summarise_marts(settings)
     if marts:
         if failed:
             _say("  this run published nothing: the touchpoints below are the last published ones")
         _say(summary.render_marts(settings, marts))
     alerts = summary.read_alerts(settings, since=started_at)
-    if settings.warehouse.exists() or alerts or failed:
+    if target.exists(settings) or alerts or failed:
         checks_ran = not any(dag_id in failed for dag_id in INGESTION_DAGS)
         _say(summary.render_quality(settings, alerts, failed=bool(failed), checks_ran=checks_ran))
     _say(summary.render_report(settings, since=run_started))
@@ -191,7 +208,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         _say(f"calltrail run FAILED: {causes[0] if causes else ', '.join(failed) + ' failed'}")
         for more in causes[1:]:
             _say(f"  also: {more}")
-        _say(f"  {summary.render_publication(summary.last_publication(settings.warehouse))}")
+        _say(f"  {summary.render_publication(summary.last_publication(settings))}")
         where = f"alerts: {settings.alerts_file}; " if settings.alerts_file.exists() else ""
         _say(f"  {where}task logs: {log_file}")
         return 1
@@ -210,6 +227,10 @@ def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
         alive = services.running(settings)
         _say(f"running: {', '.join(f'{k} (group {v})' for k, v in alive.items())}" if alive else "not running")
         return 0 if alive else 1
+    if _needs_throwaway_postgres(settings):
+        _say("calltrail airflow: CALLTRAIL_DBT_TARGET=postgres needs a PostgreSQL server that outlives one run "
+             "for the scheduler: set CALLTRAIL_PG_HOST (and CALLTRAIL_PG_PORT, _USER, _PASSWORD, _DATABASE)")
+        return 1
     endpoint = services.Endpoint(settings.airflow_host, settings.airflow_port)
     env = airflow_cli.environment(settings)
     log_file = settings.airflow_home / "logs" / "airflow-start.log"
@@ -272,7 +293,7 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
 
     lake = summary.summarise(settings.lake_dir)
     model = args.model or settings.summary_model
-    marts = summary.summarise_marts(settings.warehouse, model=model) if settings.warehouse.exists() else None
+    marts = summary.summarise_marts(settings, model=model)
     if args.json:
         _say(json.dumps({"lake": lake.as_dict(), "marts": marts.as_dict() if marts else None}, indent=2))
     else:
@@ -284,8 +305,9 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     from calltrail.report import page
+    from calltrail.warehouse import target
 
-    if not settings.warehouse.exists():
+    if not target.exists(settings):
         _say(f"calltrail report: no warehouse at {settings.warehouse} yet: `make run` first")
         return 1
     written = page.write(settings)
@@ -375,10 +397,13 @@ def main(argv: list[str] | None = None) -> int:
                "airflow": cmd_airflow, "settings": cmd_settings, "report": cmd_report,
                "load-postgres": cmd_load_postgres, "export": cmd_export}[args.command]
     from calltrail.warehouse.duckdb_file import WarehouseLocked
+    from calltrail.warehouse.local_postgres import LocalPostgresError
+    from calltrail.warehouse.postgres import PostgresUnreachable
+    from calltrail.warehouse.target import UnsupportedTarget
 
     try:
         return handler(settings, args)
-    except WarehouseLocked as exc:
+    except (WarehouseLocked, PostgresUnreachable, UnsupportedTarget, LocalPostgresError) as exc:
         _say(f"calltrail {args.command}: {exc}")
         return 1
 

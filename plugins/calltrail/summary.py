@@ -25,6 +25,7 @@ from calltrail.lake.layout import (
 from calltrail.quality.validate import WEB_VISIT
 from calltrail.settings import Settings
 from calltrail.warehouse.schemas import PUBLICATIONS, PUBLISHED, PUBLISHED_MODELS
+from calltrail.warehouse.target import describe as describe_warehouse
 
 CRM_DATASETS = (LEADS, CONTACTS, OPPORTUNITIES, OPPORTUNITY_CONTACT_ROLES)
 CRM_LABELS = {LEADS.name: "Leads", CONTACTS.name: "Contacts", OPPORTUNITIES.name: "Opportunities",
@@ -162,7 +163,7 @@ def render(settings: Settings, summary: LakeSummary,
         f"    landing     {settings.landing_dir}",
         f"    lake        {settings.lake_dir}",
         f"    quarantine  {settings.lake_dir / QUARANTINE}",
-        f"    warehouse   {settings.warehouse}",
+        f"    warehouse   {describe_warehouse(settings)}",
         f"    airflow     {settings.airflow_home}",
         "",
     ]
@@ -197,20 +198,22 @@ class MartSummary:
         return {k: v for k, v in self.__dict__.items()}
 
 
-def summarise_marts(warehouse: Path, schema: str = PUBLISHED, *, wait_seconds: float = 0.0,
-                    model: str = Settings.summary_model) -> MartSummary | None:
-    """Read the published marts (read-only), waiting up to ``wait_seconds`` while a build writes
-    the warehouse; :class:`~calltrail.warehouse.duckdb_file.WarehouseLocked` after that. Revenue by
-    channel is the attribution ``model``'s (``CALLTRAIL_SUMMARY_MODEL``).
+def summarise_marts(settings: Settings, schema: str = PUBLISHED, *, model: str | None = None,
+                    wait: bool = False) -> MartSummary | None:
+    """Read the published marts of the configured target (DuckDB: read-only; with ``wait``, waiting
+    up to ``CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS`` while a build writes the file; then
+    :class:`~calltrail.warehouse.duckdb_file.WarehouseLocked`). Revenue by channel is
+    the attribution ``model``'s (default ``CALLTRAIL_SUMMARY_MODEL``).
 
     None when nothing has been published yet (no run has passed its checks).
     """
-    from calltrail.warehouse.duckdb_file import connect
+    from calltrail.warehouse.target import exists, open_warehouse
 
-    con = connect(warehouse, read_only=True, wait_seconds=wait_seconds)
-    try:
-        if not con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                           "and table_name = 'rpt_call_match_rates'", [schema]).fetchone()[0]:
+    if not exists(settings):
+        return None
+    model = model or settings.summary_model
+    with open_warehouse(settings, read_only=True, wait=wait) as con:
+        if not con.has_table(schema, "rpt_call_match_rates"):
             return None
         s = MartSummary()
         row = con.execute(
@@ -220,21 +223,18 @@ def summarise_marts(warehouse: Path, schema: str = PUBLISHED, *, wait_seconds: f
         (s.tasks_seen, s.calls, s.valid_calls, s.matched_to_session, s.task_only, s.missing_bizible_id,
          s.invalid_bizible_id, s.within_window, s.outside_window, s.without_session) = (int(v or 0) for v in row)
         s.touchpoints = con.execute(f"select count(*) from {schema}.fct_touchpoints").fetchone()[0]
-        s.by_channel = [tuple(r) for r in con.execute(
+        s.by_channel = [(c, int(t), int(k)) for c, t, k in con.execute(
             f"select marketing_channel, sum(touchpoints), sum(calls) from {schema}.rpt_touchpoints_by_channel "
             "group by 1 order by 2 desc, 1").fetchall()]
         s.task_only_by_channel = dict(con.execute(
             f"select marketing_channel, count(*) from {schema}.fct_touchpoints where touchpoint_origin = 'task_only' "
             "group by 1").fetchall())
-        s.by_type = [tuple(r) for r in con.execute(
+        s.by_type = [(c, int(t), int(k)) for c, t, k in con.execute(
             f"select touchpoint_type, sum(touchpoints), sum(calls) from {schema}.rpt_touchpoints_by_channel "
             "group by 1 order by 2 desc, 1").fetchall()]
-        if con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                       "and table_name = 'fct_attribution'", [schema]).fetchone()[0]:
+        if con.has_table(schema, "fct_attribution"):
             _people_and_revenue(con, schema, s, model)
         return s
-    finally:
-        con.close()
 
 
 def _people_and_revenue(con: Any, schema: str, s: MartSummary, model: str) -> None:
@@ -261,25 +261,18 @@ class Publication:
     at: datetime | None
 
 
-def last_publication(warehouse: Path, schema: str = PUBLISHED) -> Publication | None:
+def last_publication(settings: Settings, schema: str = PUBLISHED) -> Publication | None:
     """When the published marts were last replaced; None when nothing was ever published."""
-    from calltrail.warehouse.duckdb_file import connect
+    from calltrail.warehouse.target import exists, open_warehouse
 
-    if not warehouse.exists():
+    if not exists(settings):
         return None
-    con = connect(warehouse, read_only=True)
-    try:
-        def has(schema_name: str, table: str) -> bool:
-            return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                                    "and table_name = ?", [schema_name, table]).fetchone()[0])
-
-        if has(*PUBLICATIONS.split(".")):
+    with open_warehouse(settings, read_only=True, wait=False) as con:
+        if con.has_table(*PUBLICATIONS.split(".")):
             at = con.execute(f"select max(published_at) from {PUBLICATIONS}").fetchone()[0]
             if at is not None:
                 return Publication(at.replace(tzinfo=UTC))
-        return Publication(None) if has(schema, "rpt_call_match_rates") else None
-    finally:
-        con.close()
+        return Publication(None) if con.has_table(schema, "rpt_call_match_rates") else None
 
 
 def render_publication(publication: Publication | None, now: datetime | None = None) -> str:
@@ -444,7 +437,7 @@ def render_marts(settings: Settings, s: MartSummary) -> str:
     lines += _render_revenue(s)
     lines += [
         "",
-        f"  warehouse   {settings.warehouse}  (schema {PUBLISHED}: {', '.join(PUBLISHED_MODELS)})",
+        f"  warehouse   {describe_warehouse(settings)}  (schema {PUBLISHED}: {', '.join(PUBLISHED_MODELS)})",
         f"  dbt docs    {settings.dbt_docs_dir / 'static_index.html'}  (lineage: open in a browser)",
         "",
     ]

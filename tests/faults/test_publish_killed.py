@@ -42,7 +42,7 @@ def test_a_kill_during_publish_leaves_the_previous_marts_whole_for_consumers_and
     env = calltrail_env(tmp_path)
     s = settings_module.load(env)
     previous = fingerprint(s.warehouse)
-    touchpoints_before = summary.summarise_marts(s.warehouse).touchpoints
+    touchpoints_before = summary.summarise_marts(s).touchpoints
     assert touchpoints_before == previous["published.fct_touchpoints"][0] > 0
 
     # A new audited build in schema main: fct_touchpoints grows to 3.2 million rows (copies of the
@@ -66,14 +66,14 @@ def test_a_kill_during_publish_leaves_the_previous_marts_whole_for_consumers_and
     after_kill = fingerprint(s.warehouse)  # reads every row of every table, as a consumer would
     assert published(after_kill) == published(previous), \
         "consumers must see the previous publish, every table whole (row counts and content)"
-    assert summary.summarise_marts(s.warehouse).touchpoints == touchpoints_before
+    assert summary.summarise_marts(s).touchpoints == touchpoints_before
 
     again = run_python(PUBLISH, env)
     assert again.returncode == 0, again.stderr[-3000:]
     final = fingerprint(s.warehouse)
     expected = {f"published.{name}": new_build[f"main.{name}"] for name in PUBLISHED}
     assert published(final) == expected, "the next publish must copy the audited build whole"
-    assert summary.summarise_marts(s.warehouse).touchpoints == COPIES * touchpoints_before
+    assert summary.summarise_marts(s).touchpoints == COPIES * touchpoints_before
 
 
 def test_a_kill_while_the_publish_commits_leaves_the_previous_or_the_new_marts_whole_never_a_mix(

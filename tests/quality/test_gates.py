@@ -297,13 +297,13 @@ def test_publish_records_its_time_so_a_failed_run_can_say_how_old_the_marts_are(
     from calltrail import summary
 
     s = copy_of(demo_build, tmp_path)
-    assert summary.last_publication(s.warehouse) is None, "nothing published yet"
+    assert summary.last_publication(s) is None, "nothing published yet"
     before = datetime.now(UTC).replace(microsecond=0)
     publish.publish(s)
-    first = summary.last_publication(s.warehouse)
+    first = summary.last_publication(s)
     publish.publish(s)
     after = datetime.now(UTC)
-    second = summary.last_publication(s.warehouse)
+    second = summary.last_publication(s)
     assert first is not None and second is not None
     assert before <= first.at <= second.at <= after, (before, first, second, after)
     con = duckdb.connect(str(s.warehouse), read_only=True)

@@ -24,9 +24,9 @@ from calltrail import settings as settings_module
 from calltrail.transform.dbt import run_dbt
 from calltrail.transform.postgres_lake import FILE_COLUMN, load_lake
 from calltrail.warehouse.export import ExportError, export
+from calltrail.warehouse.local_postgres import throwaway
 from calltrail.warehouse.schemas import PUBLISHED_MODELS
 from tests.airflow_env import BIN, calltrail_env
-from tests.postgres_server import throwaway_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = sorted(p.stem for folder in ("marts", "intermediate") for p in (ROOT / "dbt_project" / "models" / folder).glob("*.sql"))
@@ -63,9 +63,9 @@ def engines(tmp_path_factory):
     duck = settings_module.load(env)
     # dbt in this process (as the DAG's tasks run it): no dbt import per command
     run_dbt(duck, ["build", "--exclude", "resource_type:unit_test"], in_process=True)
-    with throwaway_postgres("calltrail") as port, pytest.MonkeyPatch.context() as mp:
-        pg_env = {"CALLTRAIL_PG_HOST": "127.0.0.1", "CALLTRAIL_PG_PORT": str(port), "CALLTRAIL_PG_USER": "postgres",
-                  "CALLTRAIL_PG_DATABASE": "calltrail", "CALLTRAIL_PG_SCHEMA": PG_SCHEMA}
+    with throwaway("calltrail") as server, pytest.MonkeyPatch.context() as mp:
+        pg_env = {**server, "CALLTRAIL_PG_SCHEMA": PG_SCHEMA}
+        port = int(server["CALLTRAIL_PG_PORT"])
         for key, value in pg_env.items():
             mp.setenv(key, value)
         first = load_lake(duck.lake_dir, pg_env)

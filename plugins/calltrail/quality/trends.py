@@ -135,7 +135,7 @@ def ensure_history(con: Any) -> None:
             dag_id varchar,
             measured_at timestamp not null,
             metric varchar not null,
-            value double,
+            value double precision,
             passed boolean
         )""")
     # The newest lake row (loaded_at) the run's build held: the next run's new rows come after it.

@@ -71,8 +71,7 @@ def index_file(settings: Settings) -> Path:
 
 
 def _has(con: Any, schema: str, table: str) -> bool:
-    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? "
-                            "and table_name = ?", [schema, table]).fetchone()[0])
+    return con.has_table(schema, table)
 
 
 def _json(value: Any) -> Any:
@@ -118,7 +117,8 @@ def collect(con: Any, settings: Settings, schema: str = PUBLISHED) -> dict[str, 
     [d["rates"]] = _rows(con, f"select * from {schema}.rpt_call_match_rates")
     d["touchpoints"] = con.execute(f"select count(*) from {schema}.fct_touchpoints").fetchone()[0]
     d["channels"] = _rows(con, f"""
-        select marketing_channel as channel, sum(touchpoints) as touchpoints, sum(calls) as calls
+        select marketing_channel as channel, cast(sum(touchpoints) as bigint) as touchpoints,
+               cast(sum(calls) as bigint) as calls
         from {schema}.rpt_touchpoints_by_channel group by 1 order by 2 desc, 1""")
     task_only = dict(con.execute(f"select marketing_channel, count(*) from {schema}.fct_touchpoints "
                                  "where touchpoint_origin = 'task_only' group by 1").fetchall())
@@ -129,7 +129,8 @@ def collect(con: Any, settings: Settings, schema: str = PUBLISHED) -> dict[str, 
                count(*) as touchpoints, count(task_id) as task_touchpoints
         from {schema}.fct_touchpoints group by 1, 2 order by 3 desc, 1, 2""")
     d["types"] = _rows(con, f"""
-        select touchpoint_type as type, sum(touchpoints) as touchpoints, sum(calls) as calls
+        select touchpoint_type as type, cast(sum(touchpoints) as bigint) as touchpoints,
+               cast(sum(calls) as bigint) as calls
         from {schema}.rpt_touchpoints_by_channel group by 1 order by 2 desc, 1""")
     campaigns = _rows(con, f"""
         select coalesce(campaign, '{NO_CAMPAIGN}') as campaign, count(*) as touchpoints,
@@ -161,19 +162,26 @@ def _not_merged(con: Any, schema: str, r: dict[str, Any]) -> dict[str, Any]:
         group by 1""").fetchall())
     minutes = [{"bucket": label, "tasks": int(seen.get(i, 0))} for i, (label, _, _) in enumerate(buckets)]
     examples: dict[str, list[dict[str, Any]]] = {k: [] for k, _ in REASONS}
+    # The newest examples of each reason (row_number in a subquery: PostgreSQL has no QUALIFY).
     for row in _rows(con, f"""
-            select case when match_status = 'matched' then 'session_converted' else match_status end as reason,
-                   task_id, bizible_id, touchpoint_type as type, ad_content as subject, touchpoint_at as call_at,
-                   seconds_after_session_start
-            from {schema}.fct_touchpoints where touchpoint_origin = 'task_only'
-            qualify row_number() over (partition by match_status order by touchpoint_at desc, task_id) <= {EXAMPLES}
+            select reason, task_id, bizible_id, type, subject, call_at, seconds_after_session_start from (
+                select case when match_status = 'matched' then 'session_converted' else match_status end as reason,
+                       task_id, bizible_id, touchpoint_type as type, ad_content as subject, touchpoint_at as call_at,
+                       seconds_after_session_start,
+                       row_number() over (partition by match_status order by touchpoint_at desc, task_id) as pick
+                from {schema}.fct_touchpoints where touchpoint_origin = 'task_only'
+            ) as ranked
+            where pick <= {EXAMPLES}
             order by reason, call_at desc, task_id"""):
         examples.setdefault(row["reason"], []).append(row)
     for row in _rows(con, f"""
-            select reason, task_id, bizible_id_raw as bizible_id, task_type as type, subject, call_at,
-                   null as seconds_after_session_start
-            from {schema}.dq_calls_missing_bizible_id
-            qualify row_number() over (partition by reason order by call_at desc nulls last, task_id) <= {EXAMPLES}
+            select reason, task_id, bizible_id, type, subject, call_at, seconds_after_session_start from (
+                select reason, task_id, bizible_id_raw as bizible_id, task_type as type, subject, call_at,
+                       cast(null as bigint) as seconds_after_session_start,
+                       row_number() over (partition by reason order by call_at desc nulls last, task_id) as pick
+                from {schema}.dq_calls_missing_bizible_id
+            ) as ranked
+            where pick <= {EXAMPLES}
             order by reason, call_at desc nulls last, task_id"""):
         examples.setdefault(row["reason"], []).append(row)
     return {"counts": counts, "window_minutes": window, "minutes": minutes, "examples": examples}
@@ -210,6 +218,11 @@ def _trend(con: Any) -> dict[str, Any]:
     return {"runs": list(reversed(runs))}
 
 
+# The names _journey_columns gives its columns, to select them again from a subquery.
+JOURNEY_NAMES = ("touchpoint_id, touchpoint_at, type, origin, channel, source, campaign, position, bizible_id, "
+                 "person_id, session_id, seconds_after_session_start, match_status")
+
+
 def _journey_columns(t: str) -> str:
     """The touchpoint columns a journey shows, of the table aliased ``t``."""
     return (f"{t}.touchpoint_id, {t}.touchpoint_at, {t}.touchpoint_type as type, {t}.touchpoint_origin as origin, "
@@ -229,16 +242,24 @@ def _journeys(con: Any, schema: str, settings: Settings, revenue_built: bool) ->
         newest as (
             select journey, anonymous, max(touchpoint_at) as last_at from keyed group by 1, 2
         ),
+        ranked as (
+            select journey, anonymous,
+                   row_number() over (partition by anonymous order by last_at desc, journey) as pick
+            from newest
+        ),
         chosen as (
-            select journey, anonymous from newest
-            qualify row_number() over (partition by anonymous order by last_at desc, journey)
-                    <= case when anonymous then {VISITOR_JOURNEYS} else {PEOPLE_JOURNEYS} end
+            select journey, anonymous from ranked
+            where pick <= case when anonymous then {VISITOR_JOURNEYS} else {PEOPLE_JOURNEYS} end
+        ),
+        earliest as (
+            select keyed.journey, keyed.anonymous, {_journey_columns("keyed")},
+                   row_number() over (partition by keyed.journey order by keyed.touchpoint_at, keyed.touchpoint_id)
+                       as pick
+            from keyed join chosen on keyed.journey = chosen.journey and keyed.anonymous = chosen.anonymous
         )
-        select keyed.journey, keyed.anonymous, {_journey_columns("keyed")}
-        from keyed join chosen on keyed.journey = chosen.journey and keyed.anonymous = chosen.anonymous
-        qualify row_number() over (partition by keyed.journey order by keyed.touchpoint_at, keyed.touchpoint_id)
-                <= {JOURNEY_TOUCHPOINTS}
-        order by keyed.anonymous, keyed.journey, keyed.touchpoint_at, keyed.touchpoint_id""")
+        select journey, anonymous, {JOURNEY_NAMES}
+        from earliest where pick <= {JOURNEY_TOUCHPOINTS}
+        order by anonymous, journey, touchpoint_at, touchpoint_id""")
     journeys: dict[str, dict[str, Any]] = {}
     for r in rows:
         kind = "visitor" if r.pop("anonymous") else "person"
@@ -255,15 +276,21 @@ def _journeys(con: Any, schema: str, settings: Settings, revenue_built: bool) ->
                 where a.model = ? group by 1
                 order by last_at desc, a.opportunity_id limit {OPPORTUNITY_JOURNEYS}
             )
-            select a.opportunity_id, a.opportunity_positions as opportunity_position, a.credit,
-                   a.attributed_amount, a.currency_iso_code as currency, {_journey_columns("t")}
-            from {schema}.fct_attribution as a
-            join opportunity as o on a.opportunity_id = o.opportunity_id
-            join {schema}.fct_touchpoints as t on a.touchpoint_id = t.touchpoint_id
-            where a.model = ?
-            qualify row_number() over (partition by a.opportunity_id order by t.touchpoint_at, t.touchpoint_id)
-                    <= {JOURNEY_TOUCHPOINTS}
-            order by a.opportunity_id, t.touchpoint_at, t.touchpoint_id""", [model, model])
+            ,
+            earliest as (
+                select a.opportunity_id, a.opportunity_positions as opportunity_position, a.credit,
+                       a.attributed_amount, a.currency_iso_code as currency, {_journey_columns("t")},
+                       row_number() over (partition by a.opportunity_id order by t.touchpoint_at, t.touchpoint_id)
+                           as pick
+                from {schema}.fct_attribution as a
+                join opportunity as o on a.opportunity_id = o.opportunity_id
+                join {schema}.fct_touchpoints as t on a.touchpoint_id = t.touchpoint_id
+                where a.model = ?
+            )
+            select opportunity_id, opportunity_position, credit, attributed_amount, currency,
+                   {JOURNEY_NAMES}
+            from earliest where pick <= {JOURNEY_TOUCHPOINTS}
+            order by opportunity_id, touchpoint_at, touchpoint_id""", [model, model])
         for r in opp_rows:
             key = f"opportunity:{r.pop('opportunity_id')}"
             j = journeys.setdefault(key, {"id": key, "kind": "opportunity", "name": key.split(":", 1)[1],
@@ -526,13 +553,13 @@ def write(settings: Settings, *, con: Any = None, schema: str = PUBLISHED, read_
     import time
 
     from calltrail.demo.apart import describe
-    from calltrail.warehouse.duckdb_file import connect
+    from calltrail.warehouse.target import open_warehouse
 
     started = time.monotonic()
     own = con is None
     if own:
-        con = connect(settings.warehouse, read_only=read_only, wait_seconds=settings.warehouse_lock_wait_seconds)
-        con.execute("set enable_progress_bar = false")  # DuckDB's bar for long queries, in a task log
+        # DuckDB: waits (bounded) while another process holds the file, then fails naming it
+        con = open_warehouse(settings, read_only=read_only)
     try:
         data = collect(con, settings, schema)
     finally:

@@ -19,9 +19,10 @@ def publish(settings: Settings, *, in_process: bool = False) -> str:
     """
     from calltrail.report import page
     from calltrail.transform.dbt import publish as run_publish
+    from calltrail.warehouse.target import describe
 
     run_publish(settings, in_process=in_process)
-    done = f"published into schema {PUBLISHED} of {settings.warehouse}"
+    done = f"published into schema {PUBLISHED} of {describe(settings)}"
     try:
         written = page.write(settings, read_only=False)
     except Exception as exc:  # the marts are published: the page is news, not a reason to fail the run

@@ -17,7 +17,7 @@ from calltrail.airflow.alerts import deliver
 from calltrail.airflow.run_context import RunInfo
 from calltrail.quality.outcome import ERROR, WARN, Outcome, raise_on_errors
 from calltrail.settings import Settings
-from calltrail.warehouse.schemas import BUILD_SCHEMA
+from calltrail.warehouse.target import Warehouse, build_schema, open_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -40,24 +40,20 @@ def check_source_freshness(settings: Settings, run: RunInfo, context: dict[str, 
     return _summary(outcomes, settings)
 
 
-def export_missing_bizible_id_csv(con: Any, settings: Settings, schema: str = BUILD_SCHEMA) -> int:
+def export_missing_bizible_id_csv(con: Warehouse, settings: Settings, schema: str) -> int:
     """The calls-missing-BizibleId list as CSV beside the warehouse, for the call-tracking vendor."""
-    from calltrail.lake.convert import _lit
-
-    target = settings.missing_bizible_id_csv
-    tmp = target.with_suffix(".csv.tmp")
-    con.execute(f"copy (select * from {schema}.dq_calls_missing_bizible_id order by call_at, task_id) "
-                f"to {_lit(str(tmp))} (header, delimiter ',')")
-    tmp.replace(target)
+    con.write_csv(f"select * from {schema}.dq_calls_missing_bizible_id order by call_at, task_id",
+                  settings.missing_bizible_id_csv)
     return con.execute(f"select count(*) from {schema}.dq_calls_missing_bizible_id").fetchone()[0]
 
 
 def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = None,
-          schema: str = BUILD_SCHEMA, as_of: datetime | None = None) -> dict:
+          schema: str | None = None, as_of: datetime | None = None) -> dict:
     """Check the build before it is published; alert; fail at ``error``.
 
-    The recent window ends at ``as_of`` (default: now): the threshold checks and the trend figures
-    run over its rows as well as (the checks) over all rows.
+    The build is read from ``schema`` (default: the schema dbt builds into on the configured
+    target). The recent window ends at ``as_of`` (default: now): the threshold checks and the
+    trend figures run over its rows as well as (the checks) over all rows.
     """
     import duckdb
 
@@ -71,6 +67,7 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
     )
     from calltrail.quality.window import Window
 
+    schema = schema or build_schema(settings)
     q = settings.quality
     window = Window.ending(q, as_of)
     raw = raw_frames(settings.lake_dir, q.raw_max_rows)
@@ -80,10 +77,8 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
         data = load_frames(lake, raw)
     finally:
         lake.close()
-    from calltrail.warehouse.duckdb_file import connect as open_warehouse
-
-    # waits (bounded) while another process holds the file, then fails naming it
-    con = open_warehouse(settings.warehouse, wait_seconds=settings.warehouse_lock_wait_seconds)
+    # DuckDB: waits (bounded) while another process holds the file, then fails naming it
+    con = open_warehouse(settings)
     try:
         data.update(load_frames(con, built))
         frames, outcomes = thin_windows(raw + built, data, window, q)

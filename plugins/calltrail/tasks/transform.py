@@ -14,3 +14,18 @@ def generate_dbt_docs(settings: Settings, *, in_process: bool = False) -> str:
     from calltrail.transform.dbt import generate_docs
 
     return str(generate_docs(settings, in_process=in_process))
+
+
+def load_lake_into_postgres(settings: Settings) -> str:
+    """The dbt target ``postgres`` only: the lake's new partitions into schema ``lake`` of the
+    PostgreSQL warehouse (:mod:`calltrail.transform.postgres_lake`); what was loaded, per dataset."""
+    import logging
+
+    from calltrail.transform.postgres_lake import load_lake
+
+    results = load_lake(settings.lake_dir, settings.environ)
+    lines = [f"lake.{r.dataset}: {r.files} new partitions ({r.rows:,} rows) loaded, {r.skipped} loaded before"
+             for r in results]
+    for line in lines:
+        logging.getLogger(__name__).info("%s", line)
+    return "; ".join(lines)

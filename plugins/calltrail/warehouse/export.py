@@ -60,14 +60,32 @@ _PG_TYPES: dict[int, pa.DataType] = {
 }
 
 
-def _pg_arrow_type(column) -> pa.DataType:
+def _pg_arrow_type(column, exact: bool = True) -> pa.DataType:
     if column.type_code == 1700:  # numeric: its declared precision and scale
+        if not exact:
+            return pa.float64()
         if column.precision is None or column.scale is None:
             raise ExportError(f"column {column.name} is a numeric without a declared precision and scale")
         return pa.decimal128(column.precision, column.scale)
     if column.type_code not in _PG_TYPES:
         raise ExportError(f"column {column.name} has a PostgreSQL type (oid {column.type_code}) export cannot write")
     return _PG_TYPES[column.type_code]
+
+
+def arrow_from_cursor(cur, exact: bool = True) -> pa.Table:
+    """The rows of an executed psycopg2 cursor as Arrow, typed by the columns' declared types.
+    ``exact=False``: numerics are doubles, as DuckDB's ``df`` gives decimals (and an ``avg`` has
+    no declared precision)."""
+    schema = pa.schema([(c.name, _pg_arrow_type(c, exact)) for c in cur.description])
+    rows = cur.fetchall()
+
+    def column(i: int, kind: pa.DataType) -> pa.Array:
+        values = [r[i] for r in rows]
+        if pa.types.is_floating(kind):
+            values = [None if v is None else float(v) for v in values]
+        return pa.array(values, type=kind)
+
+    return pa.table([column(i, f.type) for i, f in enumerate(schema)], schema=schema)
 
 
 def _postgres_table(table: str, environ: Mapping[str, str] | None) -> pa.Table:
@@ -85,9 +103,7 @@ def _postgres_table(table: str, environ: Mapping[str, str] | None) -> pa.Table:
             raise ExportError(f"{PUBLISHED}.{table} does not exist in PostgreSQL database "
                               f"{connection_params(environ)['dbname']}: nothing is published yet")
         cur.execute(f'select * from "{PUBLISHED}"."{table}"')
-        schema = pa.schema([(c.name, _pg_arrow_type(c)) for c in cur.description])
-        rows = cur.fetchall()
-        return pa.table([pa.array([r[i] for r in rows], type=f.type) for i, f in enumerate(schema)], schema=schema)
+        return arrow_from_cursor(cur)
     finally:
         con.close()
 

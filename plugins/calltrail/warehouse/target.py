@@ -1,0 +1,150 @@
+"""The warehouse of the configured dbt target, for everything that reads or writes it besides dbt.
+
+The audit gate, the trend history, the calls-missing-BizibleId list, the summary and the report
+page go through :func:`open_warehouse`: the DuckDB file when ``CALLTRAIL_DBT_TARGET`` is
+``duckdb``, the PostgreSQL database of ``CALLTRAIL_PG_*`` when it is ``postgres``. Neither opens
+the DuckDB file when it is not the target. Both connections take the same calls (DuckDB's:
+``execute`` with ``?`` parameters, ``fetchone``, ``fetchall``, ``description``, ``df``), so the
+SQL they run is written once, in what both engines understand.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from calltrail.settings import Settings
+from calltrail.warehouse.schemas import BUILD_SCHEMA
+
+TARGETS = ("duckdb", "postgres")
+
+
+class UnsupportedTarget(RuntimeError):
+    """The configured dbt target is one this part of calltrail does not read."""
+
+
+def check_target(settings: Settings, what: str) -> None:
+    if settings.dbt_target not in TARGETS:
+        raise UnsupportedTarget(f"CALLTRAIL_DBT_TARGET={settings.dbt_target!r}: {what} reads the targets "
+                                f"{' and '.join(TARGETS)}")
+
+
+def build_schema(settings: Settings) -> str:
+    """The schema dbt builds into on the configured target (the audit area before publish)."""
+    if settings.dbt_target == "postgres":
+        return settings.environ.get("CALLTRAIL_PG_SCHEMA", "calltrail")
+    return BUILD_SCHEMA
+
+
+def describe(settings: Settings) -> str:
+    """Where the warehouse is, for messages: the DuckDB file, or the PostgreSQL database."""
+    if settings.dbt_target == "postgres":
+        from calltrail.warehouse.postgres import connection_params
+
+        p = connection_params(settings.environ)
+        return f"PostgreSQL database {p['dbname']} at {p['host']}:{p['port']}"
+    return str(settings.warehouse)
+
+
+def exists(settings: Settings) -> bool:
+    """Whether there can be anything in the warehouse: the DuckDB file exists; a PostgreSQL
+    database is assumed to (opening it says when it cannot be reached)."""
+    return settings.dbt_target != "duckdb" or settings.warehouse.exists()
+
+
+class _PostgresResult:
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    def fetchone(self) -> tuple | None:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[tuple]:
+        return self._cursor.fetchall()
+
+    def df(self) -> Any:
+        """The rows as pandas, through Arrow with the columns' declared types (as DuckDB's ``df``)."""
+        from calltrail.warehouse.export import arrow_from_cursor
+
+        return arrow_from_cursor(self._cursor, exact=False).to_pandas()
+
+
+def _pg_sql(sql: str, params: Sequence[Any] | None) -> tuple[str, Sequence[Any] | None]:
+    """DuckDB's ``?`` placeholders as psycopg2's ``%s`` (a literal ``%`` doubled)."""
+    if not params:
+        return sql, None
+    return sql.replace("%", "%%").replace("?", "%s"), list(params)
+
+
+class Warehouse:
+    """A connection to the configured target's warehouse, with DuckDB's calls on either engine."""
+
+    def __init__(self, settings: Settings, con: Any) -> None:
+        self.settings, self.con = settings, con
+        self.engine = settings.dbt_target
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        if self.engine == "duckdb":
+            return self.con.execute(sql, list(params or []))
+        cursor = self.con.cursor()
+        cursor.execute(*_pg_sql(sql, params))
+        return _PostgresResult(cursor)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = [list(r) for r in rows]
+        if self.engine == "duckdb":
+            self.con.executemany(sql, rows)
+        elif rows:
+            self.con.cursor().executemany(_pg_sql(sql, rows[0])[0], rows)
+
+    def write_csv(self, sql: str, path: Path) -> None:
+        """The rows of ``sql`` into a CSV file with a header, replaced in one rename."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        cur = self.execute(sql)
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            out = csv.writer(fh, lineterminator="\n")
+            out.writerow([d[0] for d in cur.description])
+            for row in cur.fetchall():
+                out.writerow(["" if v is None else v for v in row])
+        tmp.replace(path)
+
+    def has_table(self, schema: str, table: str) -> bool:
+        return bool(self.execute("select count(*) from information_schema.tables where table_schema = ? "
+                                 "and table_name = ?", [schema, table]).fetchone()[0])
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_warehouse(settings: Settings, *, read_only: bool = False, wait: bool = True,
+                   environ: Mapping[str, str] | None = None) -> Warehouse:
+    """Open the configured target's warehouse. DuckDB: waits (bounded, ``wait``) while another
+    process holds the file, then raises ``WarehouseLocked`` naming it. PostgreSQL: a UTC session
+    that commits each statement; ``PostgresUnreachable`` names the server it sought."""
+    check_target(settings, "calltrail")
+    if settings.dbt_target == "postgres":
+        from calltrail.warehouse.postgres import connect
+
+        con = connect(settings.environ if environ is None else environ)
+        con.autocommit = True
+        return Warehouse(settings, con)
+    from calltrail.warehouse.duckdb_file import connect as connect_duckdb
+
+    con = connect_duckdb(settings.warehouse, read_only=read_only,
+                         wait_seconds=settings.warehouse_lock_wait_seconds if wait else 0.0)
+    con.execute("set TimeZone = 'UTC'")
+    con.execute("set enable_progress_bar = false")  # DuckDB's bar for long queries, in a task log
+    return Warehouse(settings, con)
