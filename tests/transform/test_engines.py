@@ -1,32 +1,42 @@
-"""The same dbt project on DuckDB and on PostgreSQL gives the same rows.
+"""The same dbt project on DuckDB and on PostgreSQL gives the same rows, and the whole pipeline runs
+on PostgreSQL.
 
-The demo data (every scenario of the generator) goes through ingestion into the lake once. DuckDB
-builds it from the lake's Parquet files; a throwaway PostgreSQL server gets the lake's partitions
-through calltrail.transform.postgres_lake and builds it there, unit tests included (so every macro
-runs on PostgreSQL, not only renders). Every mart and the intermediate models they stand on are then
-compared row by row: order-independent, timestamps in UTC, decimals exact. Both engines then publish,
-and `calltrail export` writes every published mart from each: the files are the same, byte for byte.
+`CALLTRAIL_DBT_TARGET=postgres calltrail run` (what `make run` runs) goes through Airflow on the demo
+data (every scenario of the generator) against a throwaway PostgreSQL server: ingestion, the lake's
+partitions copied into PostgreSQL, dbt, the audit gate, publish, the report page and the summary, all
+on PostgreSQL; the DuckDB file is never created. The unit tests then run on PostgreSQL too (so every
+macro runs there, not only renders). The same lake is then built, audited and published on DuckDB in
+this process. Every mart and the intermediate models they stand on are compared row by row:
+order-independent, timestamps in UTC, decimals exact. The summary, the report page's data, the alerts
+and the calls-missing-BizibleId list are the same, and `calltrail export` writes every published mart
+from each engine into the same file, byte for byte.
 """
 
 from __future__ import annotations
 
 import datetime
 import decimal
+import json
+import re
 import subprocess
 from collections import Counter
 from pathlib import Path
 
 import duckdb
 import psycopg2
+import pyarrow.parquet as pq
 import pytest
 
 from calltrail import settings as settings_module
+from calltrail.airflow.run_context import RunInfo
+from calltrail.tasks import quality
+from calltrail.tasks.publish import publish
 from calltrail.transform.dbt import run_dbt
-from calltrail.transform.postgres_lake import FILE_COLUMN, load_lake
+from calltrail.transform.postgres_lake import FILE_COLUMN, datasets
 from calltrail.warehouse.export import ExportError, export
 from calltrail.warehouse.local_postgres import throwaway
 from calltrail.warehouse.schemas import PUBLISHED_MODELS
-from tests.airflow_env import BIN, calltrail_env
+from tests.airflow_env import BIN, calltrail_env, run
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = sorted(p.stem for folder in ("marts", "intermediate") for p in (ROOT / "dbt_project" / "models" / folder).glob("*.sql"))
@@ -48,45 +58,48 @@ def normalised(value):
     return value
 
 
+def subprocess_out(cmd: list[str], env: dict[str, str]) -> str:
+    return subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+
+
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory):
-    """(DuckDB warehouse path, PostgreSQL port, (the first load's results, `calltrail load-postgres`'s
-    output of a second load)) after both builds."""
+    """Everything the tests compare, after the run on PostgreSQL and the build on DuckDB."""
     tmp = tmp_path_factory.mktemp("engines")
-    env = calltrail_env(tmp)
-    subprocess.run([str(BIN / "calltrail"), "demo", "--visitors", "80"], env=env, check=True, capture_output=True)
-    ingest = ("from calltrail import settings; from calltrail.tasks import ingest; s = settings.load(); "
-              "ingest.ingest_web_events(s); ingest.ingest_task_files(s); "
-              "[ingest.ingest_salesforce_files(s, o) for o in ('lead', 'contact', 'opportunity', "
-              "'opportunity_contact_role')]")
-    subprocess.run([str(BIN / "python"), "-c", ingest], env=env, check=True, capture_output=True)
-    duck = settings_module.load(env)
-    # dbt in this process (as the DAG's tasks run it): no dbt import per command
-    run_dbt(duck, ["build", "--exclude", "resource_type:unit_test"], in_process=True)
+    env = calltrail_env(tmp, CALLTRAIL_DEMO_VISITORS="80")
     with throwaway("calltrail") as server, pytest.MonkeyPatch.context() as mp:
-        pg_env = {**server, "CALLTRAIL_PG_SCHEMA": PG_SCHEMA}
-        port = int(server["CALLTRAIL_PG_PORT"])
-        for key, value in pg_env.items():
-            mp.setenv(key, value)
-        first = load_lake(duck.lake_dir, pg_env)
-        again = subprocess.run([str(BIN / "calltrail"), "load-postgres"], env={**env, **pg_env}, check=True,
-                               capture_output=True, text=True).stdout
-        postgres = settings_module.load({**env, **pg_env, "CALLTRAIL_DBT_TARGET": "postgres"})
-        run_dbt(postgres, ["build"], in_process=True)
-        for settings in (duck, postgres):
-            run_dbt(settings, ["run-operation", "calltrail__publish"], in_process=True)
+        pg_env = {**env, **server, "CALLTRAIL_PG_SCHEMA": PG_SCHEMA, "CALLTRAIL_DBT_TARGET": "postgres"}
+        pg_run = run([str(BIN / "calltrail"), "run"], pg_env, timeout=900)
+        assert pg_run.returncode == 0, pg_run.stdout[-4000:] + pg_run.stderr[-4000:]
+        postgres = settings_module.load(pg_env)
+        shown = {"page": (postgres.report_dir / "index.html").read_text(),
+                 "csv": postgres.missing_bizible_id_csv.read_bytes(),
+                 "duckdb_file_after_run": postgres.warehouse.exists()}
+        again = subprocess_out([str(BIN / "calltrail"), "load-postgres"], pg_env)
+        for key in server:  # dbt in this process reads the profile's variables from the environment
+            mp.setenv(key, server[key])
+        mp.setenv("CALLTRAIL_PG_SCHEMA", PG_SCHEMA)
+        # dbt in this process (as the DAG's tasks run it): no dbt import per command
+        run_dbt(postgres, ["test", "--select", "test_type:unit"], in_process=True)
+        # Beside its own file: the alerts (raised once) and the hand-off list of each engine apart.
+        duck_env = {**env, "CALLTRAIL_WAREHOUSE": str(tmp / "duckdb" / "calltrail.duckdb")}
+        duck = settings_module.load(duck_env)
+        run_dbt(duck, ["build", "--exclude", "resource_type:unit_test"], in_process=True)
+        quality.audit(duck, RunInfo("calltrail_transform", "duckdb_side"))
+        publish(duck, in_process=True)
+        summary = subprocess_out([str(BIN / "calltrail"), "summary"], duck_env)
         exports = {}
         for name, settings in (("duckdb", duck), ("postgres", postgres)):
             for table in PUBLISHED_MODELS:
                 for fmt in ("csv", "parquet"):
                     out = tmp / "exports" / name / f"{table}.{fmt}"
-                    exports[name, table, fmt] = export(settings, table, fmt, out, pg_env).path.read_bytes()
-        cli = {name: subprocess.run([str(BIN / "calltrail"), "export", "rpt_revenue_by_channel", "--format", "parquet",
-                                     "--out", str(tmp / "cli" / f"{name}.parquet")],
-                                    env={**env, **pg_env, "CALLTRAIL_DBT_TARGET": name}, check=True,
-                                    capture_output=True, text=True).stdout
+                    exports[name, table, fmt] = export(settings, table, fmt, out, server).path.read_bytes()
+        cli = {name: subprocess_out([str(BIN / "calltrail"), "export", "rpt_revenue_by_channel", "--format",
+                                     "parquet", "--out", str(tmp / "cli" / f"{name}.parquet")],
+                                    duck_env if name == "duckdb" else pg_env)
                for name in ("duckdb", "postgres")}
-        yield duck.warehouse, port, (first, again), (exports, cli, tmp, duck)
+        yield {"duck": duck, "postgres": postgres, "port": int(server["CALLTRAIL_PG_PORT"]), "again": again, "run": pg_run.stdout,
+               "shown": shown, "summary": summary, "exports": exports, "cli": cli, "tmp": tmp}
 
 
 def rows_duckdb(warehouse: Path, model: str) -> tuple[list[str], Counter]:
@@ -109,25 +122,32 @@ def rows_postgres(port: int, model: str) -> tuple[list[str], Counter]:
         con.close()
 
 
+def test_the_run_on_postgresql_loads_the_lake_first_and_never_creates_the_duckdb_file(engines):
+    assert re.search(r"\] load_lake_into_postgres\s", engines["run"]), "the transformation DAG copies the lake first"
+    assert f"PostgreSQL database calltrail at 127.0.0.1:{engines['port']}" in engines["run"], (
+        "the summary names the warehouse it read")
+    assert not engines["shown"]["duckdb_file_after_run"], "the DuckDB file is not the target: nothing may create it"
+
+
 def test_the_lake_is_loaded_once_per_partition(engines):
-    _, port, (first, again), _ = engines
-    assert {r.dataset for r in first if r.files} >= {"web_events", "salesforce_task", "salesforce_opportunity"}
-    assert again.splitlines() == [
-        f"lake.{r.dataset}: 0 new partitions (0 rows) loaded, {r.files + r.skipped} loaded before" for r in first]
-    con = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="calltrail")
+    lake = engines["duck"].lake_dir
+    files = {dataset: sorted(lake.glob(glob)) for dataset, glob in datasets().items()}
+    assert {d for d, f in files.items() if f} >= {"web_events", "salesforce_task", "salesforce_opportunity"}
+    assert engines["again"].splitlines() == [
+        f"lake.{dataset}: 0 new partitions (0 rows) loaded, {len(f)} loaded before" for dataset, f in files.items()]
+    con = psycopg2.connect(host="127.0.0.1", port=engines["port"], user="postgres", dbname="calltrail")
     cur = con.cursor()
     cur.execute(f"select count(*), count(distinct {FILE_COLUMN}) from lake.web_events")
-    events, files = cur.fetchone()
+    events, loaded_files = cur.fetchone()
     con.close()
-    loaded = next(r for r in first if r.dataset == "web_events")
-    assert (events, files) == (loaded.rows, loaded.files)
+    web = files["web_events"]
+    assert (events, loaded_files) == (sum(pq.read_metadata(f).num_rows for f in web), len(web))
 
 
 @pytest.mark.parametrize("model", MODELS)
 def test_duckdb_and_postgresql_give_the_same_rows(engines, model):
-    warehouse, port, *_ = engines
-    duck_columns, duck_rows = rows_duckdb(warehouse, model)
-    pg_columns, pg_rows = rows_postgres(port, model)
+    duck_columns, duck_rows = rows_duckdb(engines["duck"].warehouse, model)
+    pg_columns, pg_rows = rows_postgres(engines["port"], model)
     assert pg_columns == duck_columns
     only_duck, only_pg = duck_rows - pg_rows, pg_rows - duck_rows
     assert (sum(only_duck.values()), sum(only_pg.values())) == (0, 0), (
@@ -135,9 +155,62 @@ def test_duckdb_and_postgresql_give_the_same_rows(engines, model):
     assert sum(duck_rows.values()) > 0 or model.startswith("dq_"), f"{model} is empty: the comparison proves nothing"
 
 
+def page_data(html: str) -> dict:
+    found = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)
+    assert found, "the report page carries its data"
+    data = json.loads(found.group(1).replace("<\\/", "</"))
+    for r in data["trend"]["runs"]:  # the audit runs' ids and times differ between the engines
+        r.pop("run_id")
+        r.pop("measured_at")
+    return data
+
+
+def page_tables(html: str) -> str:
+    """The page's body without the times of its writing and of the audit runs (and their ids)."""
+    body = html[html.index("<main>"):html.index("</main>")]
+    body = re.sub(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d)?", "TIME", body)
+    return re.sub(r"(manual|scheduled|asset_triggered)__[^<\s\"]+|duckdb_side", "RUN", body)
+
+
+def summary_section(output: str, title: str) -> list[str]:
+    """The lines of one titled section of calltrail's output, without the warehouse's location."""
+    lines = output[output.index(f"calltrail: {title}"):].splitlines()[2:]
+    end = next((i for i, line in enumerate(lines) if line.startswith("calltrail: ")), len(lines))
+    return [line for line in lines[:end] if not line.lstrip().startswith("warehouse ")]
+
+
+def test_the_summary_read_from_postgresql_equals_duckdbs(engines):
+    on_postgres = summary_section(engines["run"], "calls and touchpoints")
+    assert any(line.strip().startswith("opportunities attributed") for line in on_postgres), on_postgres
+    assert on_postgres == summary_section(engines["summary"], "calls and touchpoints")
+
+
+def test_the_report_page_and_the_hand_off_list_written_on_postgresql_equal_duckdbs(engines):
+    shown, duck = engines["shown"], engines["duck"]
+    on_postgres = page_data(shown["page"])
+    assert on_postgres["channels"] and on_postgres["revenue"]["built"] and on_postgres["journeys"]["list"]
+    assert len(on_postgres["trend"]["runs"]) == 1, "the audit recorded its figures in PostgreSQL"
+    on_duckdb = (duck.report_dir / "index.html").read_text()
+    assert on_postgres == page_data(on_duckdb)
+    assert page_tables(shown["page"]) == page_tables(on_duckdb)
+    assert shown["csv"].count(b"\n") > 1, "the demo has calls without a BizibleId"
+    assert shown["csv"] == duck.missing_bizible_id_csv.read_bytes()
+
+
+def test_the_audit_on_postgresql_raises_the_alerts_duckdbs_raises(engines):
+    def raised(settings) -> list[tuple]:
+        alerts = [json.loads(line) for line in settings.alerts_file.read_text().splitlines()]
+        return sorted((a["layer"], a["check"], a["severity"], a["observed"], tuple(a.get("record_ids") or ()))
+                      for a in alerts if a.get("task_id") in ("audit", ""))  # "": the audit run in this process
+
+    assert engines["duck"].alerts_file != engines["postgres"].alerts_file
+    assert raised(engines["postgres"]), "the demo raises at least one warning (an opportunity without people)"
+    assert raised(engines["postgres"]) == raised(engines["duck"])
+
+
 @pytest.mark.parametrize("table", PUBLISHED_MODELS)
 def test_export_writes_the_same_files_from_both_engines(engines, table):
-    exports = engines[3][0]
+    exports = engines["exports"]
     for fmt in ("csv", "parquet"):
         duck, pg = exports["duckdb", table, fmt], exports["postgres", table, fmt]
         assert duck == pg, f"{table}.{fmt} differs between DuckDB and PostgreSQL"
@@ -145,7 +218,7 @@ def test_export_writes_the_same_files_from_both_engines(engines, table):
 
 
 def test_the_export_command_says_what_it_wrote_from_which_target(engines):
-    _, cli, tmp, _ = engines[3]
+    cli, tmp = engines["cli"], engines["tmp"]
     for name in ("duckdb", "postgres"):
         written = tmp / "cli" / f"{name}.parquet"
         assert cli[name].startswith("rpt_revenue_by_channel: ") and cli[name].rstrip().endswith(f"from {name})")
@@ -154,7 +227,7 @@ def test_the_export_command_says_what_it_wrote_from_which_target(engines):
 
 
 def test_export_refuses_a_table_that_is_not_a_published_mart(engines):
-    _, _, tmp, duck = engines[3]
+    tmp = engines["tmp"]
     with pytest.raises(ExportError, match="not a published mart: one of fct_touchpoints"):
-        export(duck, "int_sessions", "csv", tmp / "no.csv")
+        export(engines["duck"], "int_sessions", "csv", tmp / "no.csv")
     assert not (tmp / "no.csv").exists()
