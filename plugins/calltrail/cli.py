@@ -325,7 +325,7 @@ def cmd_load_postgres(settings: Settings, args: argparse.Namespace) -> int:
         _say(f"calltrail load-postgres: {exc}")
         return 1
     for r in results:
-        _say(f"lake.{r.dataset}: {r.files} new partitions ({r.rows:,} rows) loaded, {r.skipped} loaded before")
+        _say(r.describe())
     return 0
 
 

@@ -24,8 +24,7 @@ def load_lake_into_postgres(settings: Settings) -> str:
     from calltrail.transform.postgres_lake import load_lake
 
     results = load_lake(settings.lake_dir, settings.environ)
-    lines = [f"lake.{r.dataset}: {r.files} new partitions ({r.rows:,} rows) loaded, {r.skipped} loaded before"
-             for r in results]
+    lines = [r.describe() for r in results]
     for line in lines:
         logging.getLogger(__name__).info("%s", line)
     return "; ".join(lines)

@@ -47,6 +47,9 @@ class LoadResult:
     rows: int
     skipped: int  # partitions loaded before
 
+    def describe(self) -> str:
+        return f"lake.{self.dataset}: {self.files} new partitions ({self.rows:,} rows) loaded, {self.skipped} loaded before"
+
 
 def _pg_type(arrow_type: pa.DataType) -> str:
     if pa.types.is_timestamp(arrow_type):

@@ -20,7 +20,6 @@ from calltrail.settings import Settings
 from calltrail.warehouse.schemas import PUBLISHED, PUBLISHED_MODELS
 
 FORMATS = ("csv", "parquet")
-TARGETS = ("duckdb", "postgres")
 
 
 class ExportError(RuntimeError):
@@ -33,23 +32,6 @@ class Exported:
     path: Path
     rows: int
     bytes: int
-
-
-def _duckdb_table(settings: Settings, table: str) -> pa.Table:
-    from calltrail.warehouse.duckdb_file import connect
-
-    if not settings.warehouse.exists():
-        raise ExportError(f"no warehouse at {settings.warehouse}: `make run` first")
-    # waits (bounded) while a build holds the file, then fails naming the holder
-    con = connect(settings.warehouse, read_only=True, wait_seconds=settings.warehouse_lock_wait_seconds)
-    try:
-        con.execute("set TimeZone = 'UTC'")
-        if not con.execute("select 1 from information_schema.tables where table_schema = ? and table_name = ?",
-                           [PUBLISHED, table]).fetchall():
-            raise ExportError(f"{PUBLISHED}.{table} does not exist in {settings.warehouse}: nothing is published yet")
-        return con.sql(f'select * from "{PUBLISHED}"."{table}"').to_arrow_table()
-    finally:
-        con.close()
 
 
 # PostgreSQL type OIDs (pg_type) of the marts' columns and their Arrow types.
@@ -88,24 +70,26 @@ def arrow_from_cursor(cur, exact: bool = True) -> pa.Table:
     return pa.table([column(i, f.type) for i, f in enumerate(schema)], schema=schema)
 
 
-def _postgres_table(table: str, environ: Mapping[str, str] | None) -> pa.Table:
-    from calltrail.warehouse.postgres import PostgresUnreachable, connect, connection_params
+def _published_table(settings: Settings, table: str, environ: Mapping[str, str] | None) -> pa.Table:
+    from calltrail.warehouse.postgres import PostgresUnreachable
+    from calltrail.warehouse.target import describe, exists, open_warehouse
 
+    if not exists(settings):
+        raise ExportError(f"no warehouse at {settings.warehouse}: `make run` first")
     try:
-        con = connect(environ)
+        # DuckDB: waits (bounded) while a build holds the file, then fails naming the holder
+        con = open_warehouse(settings, read_only=True, environ=environ)
     except PostgresUnreachable as exc:
         raise ExportError(str(exc)) from exc
-    try:
-        cur = con.cursor()
-        cur.execute("select 1 from information_schema.tables where table_schema = %s and table_name = %s",
-                    (PUBLISHED, table))
-        if cur.fetchone() is None:
-            raise ExportError(f"{PUBLISHED}.{table} does not exist in PostgreSQL database "
-                              f"{connection_params(environ)['dbname']}: nothing is published yet")
-        cur.execute(f'select * from "{PUBLISHED}"."{table}"')
+    with con:
+        if not con.has_table(PUBLISHED, table):
+            raise ExportError(f"{PUBLISHED}.{table} does not exist in {describe(settings)}: nothing is published yet")
+        sql = f'select * from "{PUBLISHED}"."{table}"'
+        if con.engine == "duckdb":
+            return con.con.sql(sql).to_arrow_table()
+        cur = con.con.cursor()
+        cur.execute(sql)
         return arrow_from_cursor(cur)
-    finally:
-        con.close()
 
 
 def export(settings: Settings, table: str, fmt: str, out: Path, environ: Mapping[str, str] | None = None) -> Exported:
@@ -114,12 +98,11 @@ def export(settings: Settings, table: str, fmt: str, out: Path, environ: Mapping
         raise ExportError(f"{table!r} is not a published mart: one of {', '.join(PUBLISHED_MODELS)}")
     if fmt not in FORMATS:
         raise ExportError(f"format {fmt!r}: one of {', '.join(FORMATS)}")
-    if settings.dbt_target == "duckdb":
-        data = _duckdb_table(settings, table)
-    elif settings.dbt_target == "postgres":
-        data = _postgres_table(table, environ)
-    else:
+    from calltrail.warehouse.target import TARGETS
+
+    if settings.dbt_target not in TARGETS:
         raise ExportError(f"CALLTRAIL_DBT_TARGET={settings.dbt_target!r}: export reads {' and '.join(TARGETS)}")
+    data = _published_table(settings, table, environ)
     if data.num_rows:
         data = data.sort_by([(name, "ascending") for name in data.column_names])
     out.parent.mkdir(parents=True, exist_ok=True)

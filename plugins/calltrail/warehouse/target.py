@@ -116,8 +116,9 @@ class Warehouse:
         tmp.replace(path)
 
     def has_table(self, schema: str, table: str) -> bool:
+        # fetchall: the result is complete, so DuckDB lets the next query (or relation) run
         return bool(self.execute("select count(*) from information_schema.tables where table_schema = ? "
-                                 "and table_name = ?", [schema, table]).fetchone()[0])
+                                 "and table_name = ?", [schema, table]).fetchall()[0][0])
 
     def close(self) -> None:
         self.con.close()
