@@ -32,6 +32,12 @@ ENV PYTHONUNBUFFERED=1 \
     CALLTRAIL_DATA_DOCS_DIR=/var/lib/calltrail/docs/gx \
     CALLTRAIL_REPORT_DIR=/var/lib/calltrail/docs/report
 
+# Java 17 from Debian for the spark target (pyspark starts Spark in the task's process; the
+# session method, docs/deploying.md).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends "openjdk-17-jre-headless=17.0.*" \
+    && rm -rf /var/lib/apt/lists/*
+
 # uv from the package index, pinned; a system user; the mount points of the named volumes, owned by
 # that user (Docker copies a mount point's ownership into a volume the first time it is mounted).
 RUN pip install --no-cache-dir "uv==${UV_VERSION}" \

@@ -2,7 +2,9 @@
 and the floor (one hand-written DuckDB script for the same sessions, matches and attribution,
 checked row for row against the build); then the demo: ``make run`` from clean data, and the
 transformation DAG (and its dbt tasks) against a plain ``dbt build`` of the same nodes on the same
-lake (``--demo-only``: only the demo part; ``--no-demo``: without it).
+lake (``--demo-only``: only the demo part; ``--no-demo``: without it); then the same dbt build on
+Spark and on DuckDB of a smaller lake (``--spark-visitors``, about a million page views by default;
+``--spark-only``, ``--no-spark``).
 
 The default size is the one the benchmark is specified at: about ten million page views, a
 million Tasks, 300,000 people, 100,000 opportunities and 300,000 contact roles (the generator's
@@ -162,6 +164,57 @@ def check_floor(warehouse: Path, floor_db: Path) -> dict[str, int]:
         con.close()
 
 
+INGEST_CODE = (
+    "from calltrail import settings; from calltrail.tasks import ingest; s = settings.load(); "
+    "ingest.ingest_web_events(s); ingest.ingest_task_files(s); "
+    "[ingest.ingest_salesforce_files(s, o) for o in ('lead', 'contact', 'opportunity', 'opportunity_contact_role')]"
+)
+
+
+def spark(data: Path, visitors: int, call_share: float, repeat: int) -> dict[str, float]:
+    """The dbt build on Spark (the session method, local[*]) and on DuckDB, of one smaller lake
+    (``--spark-visitors``, default about a million page views): what the distributed engine costs on
+    this one machine. Each build starts from an empty warehouse; Spark's includes starting its JVM
+    and making the lake's views. Medians of ``repeat`` runs of each, alternately."""
+    from calltrail import settings as settings_module
+    from calltrail.transform.dbt import dbt_env, project_args
+
+    env = {**os.environ, "CALLTRAIL_DATA_DIR": str(data), "AIRFLOW_HOME": str(data / "airflow")}
+    for key in [k for k in env if k.startswith("CALLTRAIL_") and k != "CALLTRAIL_DATA_DIR"]:
+        env.pop(key)
+    duck = settings_module.load(env)
+    spark_env = {**env, "CALLTRAIL_DBT_TARGET": "spark"}
+    on_spark = settings_module.load(spark_env)
+    t, _ = phase("spark part: generate", [str(BIN / "calltrail"), "demo", "--visitors", str(visitors),
+                                          "--call-share", str(call_share), "--crm-shape", "bench"], env)
+    truth = json.loads((duck.landing_dir / "_demo" / "truth.json").read_text())
+    subprocess.run(["rm", "-rf", str(duck.lake_dir)], check=True)
+    phase("spark part: ingest", [sys.executable, "-c", INGEST_CODE], env)
+    duck_env, spark_denv = {**env, **dbt_env(duck)}, {**spark_env, **dbt_env(on_spark)}
+    kinds = ["--resource-type", "seed", "--resource-type", "model"]
+    phase("spark part: dbt parse (not timed)", [str(BIN / "dbt"), "parse", *project_args(duck)], duck_env)
+    spark_code = (
+        "import subprocess, sys; from calltrail import settings; from calltrail.warehouse.spark import session; "
+        "from calltrail.warehouse.target import spark_environ; from calltrail.transform.spark_lake import register_lake; "
+        "from calltrail.transform.dbt import run_dbt; s = settings.load(); "
+        "register_lake(session(spark_environ(s)), s.lake_dir); "
+        f"run_dbt(s, ['build', {', '.join(repr(k) for k in kinds)}], in_process=True)"
+    )
+    duck_runs, spark_runs = [], []
+    for run in range(1, repeat + 1):
+        subprocess.run(["rm", "-rf", str(duck.warehouse.parent)], check=True)
+        duck.warehouse.parent.mkdir(parents=True)
+        duck_runs.append(phase(f"spark part: dbt build on DuckDB, run {run} of {repeat}",
+                               [str(BIN / "dbt"), "build", *kinds, *project_args(duck)], duck_env)[0])
+        subprocess.run(["rm", "-rf", str(on_spark.spark_warehouse_dir)], check=True)
+        spark_runs.append(phase(f"spark part: dbt build on Spark, run {run} of {repeat}",
+                                [sys.executable, "-c", spark_code], spark_denv)[0])
+        print(f"   run {run} of {repeat}: DuckDB {duck_runs[-1]:.1f} s, Spark {spark_runs[-1]:.1f} s", flush=True)
+    duck_s, spark_s = statistics.median(duck_runs), statistics.median(spark_runs)
+    return {"spark_events": truth["web_events_valid"], "spark_seconds": round(spark_s, 2),
+            "spark_duckdb_seconds": round(duck_s, 2), "spark_ratio": round(spark_s / duck_s, 2)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--visitors", type=int, default=2_300_000,
@@ -172,6 +225,11 @@ def main() -> int:
     parser.add_argument("--demo-only", action="store_true",
                         help="only the demo part: make run from clean data and the orchestration ratio")
     parser.add_argument("--no-demo", action="store_true", help="leave out the demo part")
+    parser.add_argument("--spark-visitors", type=int, default=230_000,
+                        help="visitors of the Spark part's lake (default: about a million page views)")
+    parser.add_argument("--no-spark", action="store_true", help="leave out the Spark part")
+    parser.add_argument("--spark-only", action="store_true", help="only the Spark part")
+    parser.add_argument("--spark-data-dir", type=Path, default=ROOT / "data" / "bench-spark")
     parser.add_argument("--demo-data-dir", type=Path, default=ROOT / "data" / "bench-demo")
     parser.add_argument("--keep", action="store_true", help="reuse generated landing files of the same size")
     parser.add_argument("--repeat", type=int, default=3,
@@ -182,6 +240,9 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "plugins"))
     if args.demo_only:
         print(json.dumps(demo(args.demo_data_dir.resolve(), args.repeat)))
+        return 0
+    if args.spark_only:
+        print(json.dumps(spark(args.spark_data_dir.resolve(), args.spark_visitors, args.call_share, args.repeat)))
         return 0
     data = args.data_dir.resolve()
     env = {**os.environ, "CALLTRAIL_DATA_DIR": str(data), "AIRFLOW_HOME": str(data / "airflow")}
@@ -214,12 +275,7 @@ def main() -> int:
     truth = json.loads(truth_file.read_text())
     subprocess.run(["rm", "-rf", str(settings.lake_dir)], check=True)
 
-    ingest_code = (
-        "from calltrail import settings; from calltrail.tasks import ingest; s = settings.load(); "
-        "ingest.ingest_web_events(s); ingest.ingest_task_files(s); "
-        "[ingest.ingest_salesforce_files(s, o) for o in ('lead', 'contact', 'opportunity', 'opportunity_contact_role')]"
-    )
-    ingest_s, ingest_mb = phase("ingest", [sys.executable, "-c", ingest_code], env)
+    ingest_s, ingest_mb = phase("ingest", [sys.executable, "-c", INGEST_CODE], env)
 
     denv = {**env, **dbt_env(settings)}
     dbt_settings = project_args(settings)
@@ -348,6 +404,8 @@ def main() -> int:
     }
     if not args.no_demo:
         result.update(demo(args.demo_data_dir.resolve(), args.repeat))
+    if not args.no_spark:
+        result.update(spark(args.spark_data_dir.resolve(), args.spark_visitors, args.call_share, args.repeat))
     print(json.dumps(result))
     return 0
 

@@ -3,10 +3,11 @@
 Scheduled on the ingestion Assets. Write-audit-publish:
 
 0. `load_lake_into_postgres` (dbt target `postgres` only): the lake's new partitions into schema
-   `lake` of the PostgreSQL warehouse (COPY, once per partition);
+   `lake` of the PostgreSQL warehouse (COPY, once per partition); `register_lake_on_spark` (target
+   `spark` only): a view in schema `lake` over each dataset's Parquet files (no copy);
 1. `check_source_freshness`: dbt source freshness on both lake sources;
 2. `dbt`: one `dbt build` of every seed, model and data test (`dbt.build`), into the audit area
-   (schema `main` on DuckDB, `CALLTRAIL_PG_SCHEMA` on PostgreSQL), then a task per seed and model, in dbt's lineage, that shows its result and
+   (schema `main` on DuckDB, `CALLTRAIL_PG_SCHEMA` on PostgreSQL, `CALLTRAIL_SPARK_SCHEMA` on Spark), then a task per seed and model, in dbt's lineage, that shows its result and
    its tests (rendered from the manifest that `calltrail setup` writes with `dbt parse`);
 3. `audit`: Great Expectations on the raw lake, staging and marts, trend checks against recent
    runs, Data Docs, the calls-missing-BizibleId CSV, and one alert per failing check;
@@ -92,6 +93,16 @@ def calltrail_transform() -> None:
             return load_lake_into_postgres(settings.load())
 
         load_lake_into_postgres() >> freshness
+    elif SETTINGS.dbt_target == "spark":
+        # Spark reads the lake in place: a view per dataset over its Parquet files, renewed each run.
+        @task(pool=WAREHOUSE_POOL)
+        def register_lake_on_spark() -> str:
+            from calltrail import settings
+            from calltrail.tasks.transform import register_lake_on_spark
+
+            return register_lake_on_spark(settings.load())
+
+        register_lake_on_spark() >> freshness
     freshness >> dbt >> audit() >> publish()
     dbt >> generate_dbt_docs()  # the lineage docs follow every build, whatever the audit says
 

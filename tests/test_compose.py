@@ -234,3 +234,22 @@ def test_env_example_ships_no_secret_value():
 def test_env_is_ignored_by_git_and_docker():
     assert "/.env" in (ROOT / ".gitignore").read_text().splitlines()
     assert ".env" in (ROOT / ".dockerignore").read_text().splitlines()
+
+
+def test_the_spark_profile_runs_the_locked_spark_version_on_calltrails_volumes():
+    """`docker compose --profile spark`: a standalone master and worker of the Spark version pyspark
+    has in uv.lock (a driver and executors of different versions do not talk), off by default, and
+    the worker's executors see the lake and the warehouse where the Airflow worker's driver does."""
+    locked = re.search(r'\nname = "pyspark"\nversion = "([^"]+)"', (ROOT / "uv.lock").read_text()).group(1)
+    spark = {name: s for name, s in SERVICES.items() if "spark" in s.get("profiles", [])}
+    assert set(spark) == {"spark-master", "spark-worker"}
+    for name, service in spark.items():
+        assert service["image"] == f"apache/spark:{locked}", name
+        assert service["healthcheck"]["test"], name
+    driver = {m.split(":")[0]: m.split(":")[1] for m in SERVICES["worker"]["volumes"]}
+    executor = {m.split(":")[0]: m.split(":")[1] for m in SERVICES["spark-worker"]["volumes"]}
+    assert executor == {v: driver[v] for v in ("calltrail-lake", "calltrail-warehouse")}
+    assert env_of("worker")["CALLTRAIL_SPARK_WAREHOUSE_DIR"].startswith(driver["calltrail-warehouse"] + "/")
+    assert "spark://spark-master:7077" in SERVICES["spark-worker"]["command"]
+    assert not any("spark" in s.get("profiles", []) for n, s in SERVICES.items() if n not in spark), (
+        "nothing else depends on the optional profile")

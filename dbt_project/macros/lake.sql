@@ -4,7 +4,9 @@
     Until ingestion has written a file for a dataset, its glob matches nothing and read_parquet
     fails; the macro then gives an empty relation with the columns and types the source declares
     (_salesforce__sources.yml), so the models build on a lake that has no such data yet. Other
-    engines read tables loaded into schema `lake`, which exist or fail as any table does. In a unit
+    engines read relations of the same name in schema `lake`: on PostgreSQL tables the lake's
+    partitions are copied into, on Spark views over the lake's files
+    (plugins/calltrail/warehouse/spark.py); a dataset without one is read as empty too. In a unit
     test the source is a fixture and is returned as it is. -#}
 {% macro lake_source(table_name) -%}
   {%- set relation = source('lake', table_name) -%}
@@ -12,8 +14,8 @@
 {%- endmacro %}
 
 {% macro default__lake_source(table_name, relation) -%}
-  {#- Loaded tables (calltrail.transform.postgres_lake); a dataset nothing was loaded into yet is
-      read as empty, as on DuckDB. -#}
+  {#- Loaded tables (calltrail.transform.postgres_lake) or views (calltrail.warehouse.spark); a
+      dataset nothing was loaded into yet is read as empty, as on DuckDB. -#}
   {%- if execute and 'dbt_unit_test' not in (relation | string) and
         adapter.get_relation(relation.database, relation.schema, relation.identifier) is none -%}
     {{ log("lake_source: " ~ relation ~ " does not exist; " ~ table_name ~ " is read as empty", info=false) }}

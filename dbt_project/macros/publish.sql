@@ -13,15 +13,17 @@
   {%- set schema = var('calltrail__publish_schema') -%}
   {%- set statements = [] -%}
   {%- set log_schema = var('calltrail__publish_log_schema') -%}
-  {%- set publications = api.Relation.create(database=target.database, schema=log_schema, identifier='publications', type='table') -%}
+  {#- Spark has no database level above the schema -#}
+  {%- set database = target.database if target.database is defined else none -%}
+  {%- set publications = api.Relation.create(database=database, schema=log_schema, identifier='publications', type='table') -%}
   {%- for name in models -%}
     {%- set source = ref(name) -%}
     {%- set published = api.Relation.create(database=source.database, schema=schema, identifier=name, type='table') -%}
     {%- do statements.append(calltrail.publish_table_sql(source, published)) -%}
   {%- endfor -%}
   {%- do statements.extend(calltrail.record_publication_sql(publications, models)) -%}
-  {% do adapter.create_schema(api.Relation.create(database=target.database, schema=schema)) %}
-  {% do adapter.create_schema(api.Relation.create(database=target.database, schema=log_schema)) %}
+  {% do adapter.create_schema(api.Relation.create(database=database, schema=schema)) %}
+  {% do adapter.create_schema(api.Relation.create(database=database, schema=log_schema)) %}
   {{ return(adapter.dispatch('publish_tables', 'calltrail')(statements)) }}
 {% endmacro %}
 
@@ -54,8 +56,10 @@ drop table if exists {{ published }};
 create table {{ published }} as select * from {{ source }};
 {%- endmacro %}
 
+{#- Spark without a table format of its own (Delta, Iceberg) cannot replace a table in one step. -#}
 {% macro spark__publish_table_sql(source, published) -%}
-create or replace table {{ published }} as select * from {{ source }}
+drop table if exists {{ published }};
+create table {{ published }} using parquet as select * from {{ source }}
 {%- endmacro %}
 
 {#- DuckDB and PostgreSQL: transactional DDL. The statement opens one transaction for every
@@ -68,10 +72,13 @@ create or replace table {{ published }} as select * from {{ source }}
   {{ log("published " ~ statements | length ~ " table(s) into schema " ~ var('calltrail__publish_schema'), info=true) }}
 {% endmacro %}
 
-{#- Spark has no multi-statement transactions: each table is replaced atomically on its own. -#}
+{#- Spark has no multi-statement transactions: the tables are replaced one after another, each
+    dropped and written again (docs/deploying.md says what readers may see meanwhile). -#}
 {% macro spark__publish_tables(statements) %}
   {% for sql in statements %}
-    {% do run_query(sql) %}
+    {% for part in sql.split(';\n') %}
+      {% do run_query(part) %}
+    {% endfor %}
   {% endfor %}
   {{ log("published " ~ statements | length ~ " table(s) into schema " ~ var('calltrail__publish_schema'), info=true) }}
 {% endmacro %}

@@ -399,11 +399,12 @@ def main(argv: list[str] | None = None) -> int:
     from calltrail.warehouse.duckdb_file import WarehouseLocked
     from calltrail.warehouse.local_postgres import LocalPostgresError
     from calltrail.warehouse.postgres import PostgresUnreachable
+    from calltrail.warehouse.spark import SparkUnavailable
     from calltrail.warehouse.target import UnsupportedTarget
 
     try:
         return handler(settings, args)
-    except (WarehouseLocked, PostgresUnreachable, UnsupportedTarget, LocalPostgresError) as exc:
+    except (WarehouseLocked, PostgresUnreachable, UnsupportedTarget, LocalPostgresError, SparkUnavailable) as exc:
         _say(f"calltrail {args.command}: {exc}")
         return 1
 

@@ -325,6 +325,8 @@ class Settings:
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     dbt_target: str = _row("CALLTRAIL_DBT_TARGET", "duckdb", _text, "the dbt target in dbt_project/profiles.yml")
+    spark_warehouse_dir: Path = _row("CALLTRAIL_SPARK_WAREHOUSE_DIR", f"{DATA}/warehouse/spark", _path,
+                                     "the spark target's tables and metastore (session method)")
     dbt_duckdb_memory_limit: str = _row("CALLTRAIL_DBT_DUCKDB_MEMORY_LIMIT", "3500MB", _text,
                                         "DuckDB's memory_limit for the dbt build")
     dbt_docs_dir: Path = _row("CALLTRAIL_DBT_DOCS_DIR", f"{DATA}/dbt_docs", _path, "where each run writes the dbt docs")

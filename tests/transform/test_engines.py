@@ -14,52 +14,38 @@ from each engine into the same file, byte for byte.
 
 from __future__ import annotations
 
-import datetime
-import decimal
-import json
 import re
-import subprocess
 from collections import Counter
 from pathlib import Path
 
-import duckdb
 import psycopg2
 import pyarrow.parquet as pq
 import pytest
 
 from calltrail import settings as settings_module
 from calltrail.airflow.run_context import RunInfo
+from calltrail.lake.layout import datasets
 from calltrail.tasks import quality
 from calltrail.tasks.publish import publish
 from calltrail.transform.dbt import run_dbt
-from calltrail.transform.postgres_lake import FILE_COLUMN, datasets
+from calltrail.transform.postgres_lake import FILE_COLUMN
 from calltrail.warehouse.export import ExportError, export
 from calltrail.warehouse.local_postgres import throwaway
 from calltrail.warehouse.schemas import PUBLISHED_MODELS
 from tests.airflow_env import BIN, calltrail_env, run
+from tests.transform.engine_compare import (
+    MODELS,
+    assert_same_page_and_hand_off,
+    assert_same_rows,
+    audit_alerts,
+    normalised,
+    rows_duckdb,
+    subprocess_out,
+    summary_section,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-MODELS = sorted(p.stem for folder in ("marts", "intermediate") for p in (ROOT / "dbt_project" / "models" / folder).glob("*.sql"))
 PG_SCHEMA = "calltrail"
-
-
-def normalised(value):
-    """A value as both engines must give it: timestamps naive in UTC, decimals and floats exact."""
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(datetime.UTC).replace(tzinfo=None)
-        return ("timestamp", value.isoformat())
-    if isinstance(value, decimal.Decimal):
-        return ("number", format(value.normalize(), "f"))
-    if isinstance(value, float):
-        return ("number", format(decimal.Decimal(repr(value)).normalize(), "f"))
-    if isinstance(value, int) and not isinstance(value, bool):
-        return ("number", str(value))
-    return value
-
-
-def subprocess_out(cmd: list[str], env: dict[str, str]) -> str:
-    return subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
 
 
 @pytest.fixture(scope="module")
@@ -102,15 +88,6 @@ def engines(tmp_path_factory):
                "shown": shown, "summary": summary, "exports": exports, "cli": cli, "tmp": tmp}
 
 
-def rows_duckdb(warehouse: Path, model: str) -> tuple[list[str], Counter]:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        cur = con.execute(f'select * from main."{model}"')
-        return [d[0] for d in cur.description], Counter(tuple(normalised(v) for v in r) for r in cur.fetchall())
-    finally:
-        con.close()
-
-
 def rows_postgres(port: int, model: str) -> tuple[list[str], Counter]:
     con = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="calltrail")
     try:
@@ -146,37 +123,8 @@ def test_the_lake_is_loaded_once_per_partition(engines):
 
 @pytest.mark.parametrize("model", MODELS)
 def test_duckdb_and_postgresql_give_the_same_rows(engines, model):
-    duck_columns, duck_rows = rows_duckdb(engines["duck"].warehouse, model)
-    pg_columns, pg_rows = rows_postgres(engines["port"], model)
-    assert pg_columns == duck_columns
-    only_duck, only_pg = duck_rows - pg_rows, pg_rows - duck_rows
-    assert (sum(only_duck.values()), sum(only_pg.values())) == (0, 0), (
-        f"only on DuckDB, e.g. {list(only_duck)[:2]}; only on PostgreSQL, e.g. {list(only_pg)[:2]}")
-    assert sum(duck_rows.values()) > 0 or model.startswith("dq_"), f"{model} is empty: the comparison proves nothing"
-
-
-def page_data(html: str) -> dict:
-    found = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)
-    assert found, "the report page carries its data"
-    data = json.loads(found.group(1).replace("<\\/", "</"))
-    for r in data["trend"]["runs"]:  # the audit runs' ids and times differ between the engines
-        r.pop("run_id")
-        r.pop("measured_at")
-    return data
-
-
-def page_tables(html: str) -> str:
-    """The page's body without the times of its writing and of the audit runs (and their ids)."""
-    body = html[html.index("<main>"):html.index("</main>")]
-    body = re.sub(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d)?", "TIME", body)
-    return re.sub(r"(manual|scheduled|asset_triggered)__[^<\s\"]+|duckdb_side", "RUN", body)
-
-
-def summary_section(output: str, title: str) -> list[str]:
-    """The lines of one titled section of calltrail's output, without the warehouse's location."""
-    lines = output[output.index(f"calltrail: {title}"):].splitlines()[2:]
-    end = next((i for i, line in enumerate(lines) if line.startswith("calltrail: ")), len(lines))
-    return [line for line in lines[:end] if not line.lstrip().startswith("warehouse ")]
+    assert_same_rows(model, rows_duckdb(engines["duck"].warehouse, model), rows_postgres(engines["port"], model),
+                     "PostgreSQL")
 
 
 def test_the_summary_read_from_postgresql_equals_duckdbs(engines):
@@ -186,26 +134,13 @@ def test_the_summary_read_from_postgresql_equals_duckdbs(engines):
 
 
 def test_the_report_page_and_the_hand_off_list_written_on_postgresql_equal_duckdbs(engines):
-    shown, duck = engines["shown"], engines["duck"]
-    on_postgres = page_data(shown["page"])
-    assert on_postgres["channels"] and on_postgres["revenue"]["built"] and on_postgres["journeys"]["list"]
-    assert len(on_postgres["trend"]["runs"]) == 1, "the audit recorded its figures in PostgreSQL"
-    on_duckdb = (duck.report_dir / "index.html").read_text()
-    assert on_postgres == page_data(on_duckdb)
-    assert page_tables(shown["page"]) == page_tables(on_duckdb)
-    assert shown["csv"].count(b"\n") > 1, "the demo has calls without a BizibleId"
-    assert shown["csv"] == duck.missing_bizible_id_csv.read_bytes()
+    assert_same_page_and_hand_off(engines["shown"], engines["duck"], "PostgreSQL")
 
 
 def test_the_audit_on_postgresql_raises_the_alerts_duckdbs_raises(engines):
-    def raised(settings) -> list[tuple]:
-        alerts = [json.loads(line) for line in settings.alerts_file.read_text().splitlines()]
-        return sorted((a["layer"], a["check"], a["severity"], a["observed"], tuple(a.get("record_ids") or ()))
-                      for a in alerts if a.get("task_id") in ("audit", ""))  # "": the audit run in this process
-
     assert engines["duck"].alerts_file != engines["postgres"].alerts_file
-    assert raised(engines["postgres"]), "the demo raises at least one warning (an opportunity without people)"
-    assert raised(engines["postgres"]) == raised(engines["duck"])
+    assert audit_alerts(engines["postgres"]), "the demo raises at least one warning (an opportunity without people)"
+    assert audit_alerts(engines["postgres"]) == audit_alerts(engines["duck"])
 
 
 @pytest.mark.parametrize("table", PUBLISHED_MODELS)

@@ -17,9 +17,11 @@
 
     A view: int_sessions is its only reader, so the events are sessionised inside that model's
     query and never written out (writing and re-reading 10 M rows cost more than the windows).
-    The windows carry only narrow columns: the source signature is built before the first window,
-    not from the utm_* columns carried through it. -#}
-{{ config(materialized='view') }}
+    On Spark a table: Spark analyses a view's query where it is created and again inside each
+    query that reads it, about 20 s each time on the demo. The windows carry only narrow columns:
+    the source signature is built before the first window, not from the utm_* columns carried
+    through it. -#}
+{{ config(materialized='table' if target.type == 'spark' else 'view') }}
 {%- set visitor = 'bizible_id' -%}
 {%- set in_order = 'occurred_at, event_type_rank, event_id' -%}
 {#- After the first pass, the position is the same order in one integer: the later passes sort on

@@ -240,12 +240,14 @@ final as (
             * cast(0.0000000001 as decimal(11, 10))
             as decimal(18, 10)
         ) as credit,
-        {#- decimal(38, 2): DuckDB multiplies two decimals of up to 18 digits in 64 bits, which an
-            amount of millions times 10^10 credit units overflows -#}
+        {#- decimal(19, 2): DuckDB multiplies two decimals of up to 18 digits in 64 bits, which an
+            amount of millions times 10^10 credit units overflows; and no wider, so that the
+            product's exact type fits in 38 digits (19 + 18 + 1) and Spark does not cut its scale
+            to 6 places (it rounded 300 x 0.0666666667 to 20.000000). -#}
         {#- decimal(38, 12), the product's exact type, cast so that every engine gives the same type
             (PostgreSQL's product of two numerics has no declared precision). -#}
         cast(
-            cast(opportunities.amount as decimal(38, 2))
+            cast(opportunities.amount as decimal(19, 2))
             * cast(
                 cast(balanced.credit_units + balanced.remainder_units as decimal(20, 0))
                 * cast(0.0000000001 as decimal(11, 10))

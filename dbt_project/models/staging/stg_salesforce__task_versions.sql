@@ -3,7 +3,7 @@
 
 with source as (
 
-    select * from {{ source('lake', 'salesforce_task') }}
+    select * from {{ calltrail.lake_source('salesforce_task') }}
 
 ),
 

@@ -3,7 +3,7 @@
 
 with source as (
 
-    select * from {{ source('lake', 'web_events') }}
+    select * from {{ calltrail.lake_source('web_events') }}
 
 ),
 

@@ -71,6 +71,11 @@ OPPORTUNITY_CONTACT_ROLES = SalesforceDataset(project_var("calltrail__lake_sales
 SALESFORCE_DATASETS = (TASKS, LEADS, CONTACTS, OPPORTUNITIES, OPPORTUNITY_CONTACT_ROLES)
 
 
+def datasets() -> dict[str, str]:
+    """Every lake dataset and the read glob of its partition files."""
+    return {WEB_EVENTS: WEB_EVENTS_GLOB, **{d.name: d.glob for d in SALESFORCE_DATASETS}}
+
+
 def task_source(source: str) -> str:
     """The dataset path of one Task source, e.g. ``salesforce_task/source=api``."""
     return TASKS.source(source)

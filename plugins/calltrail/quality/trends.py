@@ -129,6 +129,13 @@ class PreviousRun:
 
 def ensure_history(con: Any) -> None:
     con.execute("create schema if not exists quality")
+    if con.engine == "spark":
+        con.execute(f"""
+            create table if not exists {HISTORY} (
+                run_id string, dag_id string, measured_at timestamp, metric string, value double,
+                passed boolean, loaded_through timestamp
+            ) using parquet""")
+        return
     con.execute(f"""
         create table if not exists {HISTORY} (
             run_id varchar not null,
@@ -313,8 +320,14 @@ def record(con: Any, run_id: str, dag_id: str, current: dict[str, float | None],
            through: datetime | None = None) -> None:
     """Keep this run's figures and the newest lake row it saw (a retry of the same run replaces them)."""
     now = datetime.now(UTC).replace(tzinfo=None)
-    con.execute(f"delete from {HISTORY} where run_id = ?", [run_id])
-    con.executemany(
-        f"insert into {HISTORY} (run_id, dag_id, measured_at, metric, value, passed, loaded_through) "
-        "values (?, ?, ?, ?, ?, ?, ?)",
-        [[run_id, dag_id, now, name, value, passed, through] for name, value in current.items()])
+    rows = [[run_id, dag_id, now, name, value, passed, through] for name, value in current.items()]
+    columns = "run_id, dag_id, measured_at, metric, value, passed, loaded_through"
+    if con.engine == "spark":
+        # Spark's Parquet tables have no delete: a retry of a recorded run rewrites the history without it
+        if con.execute(f"select count(*) from {HISTORY} where run_id = ?", [run_id]).fetchone()[0]:
+            kept = con.execute(f"select {columns} from {HISTORY} where run_id <> ?", [run_id]).fetchall()
+            con.execute(f"truncate table {HISTORY}")
+            rows = [list(r) for r in kept] + rows
+    else:
+        con.execute(f"delete from {HISTORY} where run_id = ?", [run_id])
+    con.executemany(f"insert into {HISTORY} ({columns}) values (?, ?, ?, ?, ?, ?, ?)", rows)

@@ -200,7 +200,7 @@ def warehouse_frames(schema: str, window: Window | None = None) -> list[Frame]:
         Frame("attribution_sums", "marts", "opportunity_model",
               f"select opportunity_id || ' ' || model as opportunity_model, "
               f"case when sum(credit) = 1 and min(credit) >= 0 then '{EXACTLY_ONE}' "
-              "else 'sum ' || cast(sum(credit) as varchar) || ', min ' || cast(min(credit) as varchar) end as credit_sum "
+              "else 'sum ' || cast(sum(credit) as varchar(64)) || ', min ' || cast(min(credit) as varchar(64)) end as credit_sum "
               f"from {schema}.fct_attribution group by opportunity_id, model"),
         Frame("opportunities_with_amount", "marts", "opportunity_id",
               "select o.opportunity_id, o.created_at, "

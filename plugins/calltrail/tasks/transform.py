@@ -28,3 +28,14 @@ def load_lake_into_postgres(settings: Settings) -> str:
     for line in lines:
         logging.getLogger(__name__).info("%s", line)
     return "; ".join(lines)
+
+
+def register_lake_on_spark(settings: Settings) -> str:
+    """The dbt target ``spark`` only: a view ``lake.<dataset>`` over each dataset's Parquet files
+    (:func:`calltrail.transform.spark_lake.register_lake`); what was registered."""
+    from calltrail.transform.spark_lake import register_lake
+    from calltrail.warehouse.spark import session
+    from calltrail.warehouse.target import spark_environ
+
+    registered = register_lake(session(spark_environ(settings)), settings.lake_dir)
+    return "; ".join(f"lake.{name}: {files} file(s)" for name, files in registered.items()) or "the lake has no files yet"

@@ -48,6 +48,7 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "CALLTRAIL_WAREHOUSE": str(settings.warehouse),
         "CALLTRAIL_DBT_TARGET": settings.dbt_target,
         "CALLTRAIL_DBT_DUCKDB_MEMORY_LIMIT": settings.dbt_duckdb_memory_limit,
+        "CALLTRAIL_SPARK_WAREHOUSE_DIR": str(settings.spark_warehouse_dir),
         "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
         "DBT_TARGET_PATH": str(settings.dbt_target_dir),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",

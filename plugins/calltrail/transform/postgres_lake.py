@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from calltrail.lake.layout import SALESFORCE_DATASETS, WEB_EVENTS_GLOB
+from calltrail.lake.layout import datasets
 from calltrail.warehouse.postgres import connect
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,6 @@ def _pg_type(arrow_type: pa.DataType) -> str:
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def datasets() -> dict[str, str]:
-    """Every lake dataset and the glob of its partition files."""
-    return {WEB_EVENTS_GLOB.split("/")[0]: WEB_EVENTS_GLOB, **{d.name: d.glob for d in SALESFORCE_DATASETS}}
 
 
 def _columns(cur, table: str) -> set[str]:

@@ -87,6 +87,8 @@ def _published_table(settings: Settings, table: str, environ: Mapping[str, str] 
         sql = f'select * from "{PUBLISHED}"."{table}"'
         if con.engine == "duckdb":
             return con.con.sql(sql).to_arrow_table()
+        if con.engine == "spark":
+            return con.execute(sql.replace('"', "`")).arrow()
         cur = con.con.cursor()
         cur.execute(sql)
         return arrow_from_cursor(cur)

@@ -2,10 +2,12 @@
 
 The audit gate, the trend history, the calls-missing-BizibleId list, the summary and the report
 page go through :func:`open_warehouse`: the DuckDB file when ``CALLTRAIL_DBT_TARGET`` is
-``duckdb``, the PostgreSQL database of ``CALLTRAIL_PG_*`` when it is ``postgres``. Neither opens
-the DuckDB file when it is not the target. Both connections take the same calls (DuckDB's:
-``execute`` with ``?`` parameters, ``fetchone``, ``fetchall``, ``description``, ``df``), so the
-SQL they run is written once, in what both engines understand.
+``duckdb``, the PostgreSQL database of ``CALLTRAIL_PG_*`` when it is ``postgres``, the Spark
+session of :mod:`calltrail.warehouse.spark` when it is ``spark``. None opens the DuckDB file when
+it is not the target. The connections take the same calls (DuckDB's: ``execute`` with ``?``
+parameters, ``fetchone``, ``fetchall``, ``description``, ``df``), so the SQL they run is written
+once, in what the engines understand; the few statements that differ (DDL, a delete) are asked of
+the engine by name (``engine``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from calltrail.settings import Settings
 from calltrail.warehouse.schemas import BUILD_SCHEMA
 
-TARGETS = ("duckdb", "postgres")
+TARGETS = ("duckdb", "postgres", "spark")
 
 
 class UnsupportedTarget(RuntimeError):
@@ -35,6 +37,8 @@ def build_schema(settings: Settings) -> str:
     """The schema dbt builds into on the configured target (the audit area before publish)."""
     if settings.dbt_target == "postgres":
         return settings.environ.get("CALLTRAIL_PG_SCHEMA", "calltrail")
+    if settings.dbt_target == "spark":
+        return settings.environ.get("CALLTRAIL_SPARK_SCHEMA", "calltrail")
     return BUILD_SCHEMA
 
 
@@ -45,12 +49,16 @@ def describe(settings: Settings) -> str:
 
         p = connection_params(settings.environ)
         return f"PostgreSQL database {p['dbname']} at {p['host']}:{p['port']}"
+    if settings.dbt_target == "spark":
+        return f"Spark warehouse {settings.spark_warehouse_dir}"
     return str(settings.warehouse)
 
 
 def exists(settings: Settings) -> bool:
-    """Whether there can be anything in the warehouse: the DuckDB file exists; a PostgreSQL
-    database is assumed to (opening it says when it cannot be reached)."""
+    """Whether there can be anything in the warehouse: the DuckDB file or the Spark warehouse
+    folder exists; a PostgreSQL database is assumed to (opening it says when it cannot be reached)."""
+    if settings.dbt_target == "spark":
+        return settings.spark_warehouse_dir.exists()
     return settings.dbt_target != "duckdb" or settings.warehouse.exists()
 
 
@@ -75,6 +83,36 @@ class _PostgresResult:
         return arrow_from_cursor(self._cursor, exact=False).to_pandas()
 
 
+class _SparkResult:
+    """A Spark DataFrame read as a cursor. Rows come through Arrow in the session's time zone (UTC),
+    timestamps without a zone as DuckDB gives them (``collect`` would use this process's zone)."""
+
+    def __init__(self, frame: Any) -> None:
+        self._frame = frame
+        self.description = [(f.name, f.dataType.simpleString(), None, None, None, None, True)
+                            for f in frame.schema.fields]
+
+    def arrow(self) -> Any:
+        import pyarrow as pa
+
+        table = self._frame.toArrow()
+        # Spark's column comments ride along as field metadata: a column is its name and type
+        fields = [pa.field(f.name, pa.timestamp(f.type.unit) if pa.types.is_timestamp(f.type) else f.type)
+                  for f in table.schema]
+        return table.cast(pa.schema(fields))
+
+    def fetchall(self) -> list[tuple]:
+        columns = [column.to_pylist() for column in self.arrow().columns]  # names may repeat
+        return list(zip(*columns, strict=True))
+
+    def fetchone(self) -> tuple | None:
+        rows = self.fetchall()
+        return rows[0] if rows else None
+
+    def df(self) -> Any:
+        return self.arrow().to_pandas()
+
+
 def _pg_sql(sql: str, params: Sequence[Any] | None) -> tuple[str, Sequence[Any] | None]:
     """DuckDB's ``?`` placeholders as psycopg2's ``%s`` (a literal ``%`` doubled)."""
     if not params:
@@ -92,6 +130,8 @@ class Warehouse:
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         if self.engine == "duckdb":
             return self.con.execute(sql, list(params or []))
+        if self.engine == "spark":
+            return _SparkResult(self.con.sql(sql, args=list(params)) if params else self.con.sql(sql))
         cursor = self.con.cursor()
         cursor.execute(*_pg_sql(sql, params))
         return _PostgresResult(cursor)
@@ -100,6 +140,11 @@ class Warehouse:
         rows = [list(r) for r in rows]
         if self.engine == "duckdb":
             self.con.executemany(sql, rows)
+        elif self.engine == "spark" and rows:
+            # one statement: Spark writes files per insert
+            head, values = sql.rsplit(" values ", 1)
+            self.con.sql(f"{head} values {', '.join([values.strip()] * len(rows))}",
+                         args=[v for row in rows for v in row])
         elif rows:
             self.con.cursor().executemany(_pg_sql(sql, rows[0])[0], rows)
 
@@ -116,12 +161,15 @@ class Warehouse:
         tmp.replace(path)
 
     def has_table(self, schema: str, table: str) -> bool:
+        if self.engine == "spark":
+            return bool(self.con.catalog.tableExists(f"{schema}.{table}"))
         # fetchall: the result is complete, so DuckDB lets the next query (or relation) run
         return bool(self.execute("select count(*) from information_schema.tables where table_schema = ? "
                                  "and table_name = ?", [schema, table]).fetchall()[0][0])
 
     def close(self) -> None:
-        self.con.close()
+        if self.engine != "spark":  # the process keeps its Spark session (dbt's, when dbt ran here)
+            self.con.close()
 
     def __enter__(self) -> Warehouse:
         return self
@@ -136,6 +184,10 @@ def open_warehouse(settings: Settings, *, read_only: bool = False, wait: bool = 
     process holds the file, then raises ``WarehouseLocked`` naming it. PostgreSQL: a UTC session
     that commits each statement; ``PostgresUnreachable`` names the server it sought."""
     check_target(settings, "calltrail")
+    if settings.dbt_target == "spark":
+        from calltrail.warehouse.spark import session
+
+        return Warehouse(settings, session(spark_environ(settings)))
     if settings.dbt_target == "postgres":
         from calltrail.warehouse.postgres import connect
 
@@ -149,3 +201,9 @@ def open_warehouse(settings: Settings, *, read_only: bool = False, wait: bool = 
     con.execute("set TimeZone = 'UTC'")
     con.execute("set enable_progress_bar = false")  # DuckDB's bar for long queries, in a task log
     return Warehouse(settings, con)
+
+
+def spark_environ(settings: Settings) -> dict[str, str]:
+    """The environment the profile's spark output is rendered with, as dbt sees it
+    (``calltrail.transform.dbt.dbt_env`` sets the same folder)."""
+    return {**settings.environ, "CALLTRAIL_SPARK_WAREHOUSE_DIR": str(settings.spark_warehouse_dir)}

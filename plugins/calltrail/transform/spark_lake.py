@@ -1,0 +1,37 @@
+"""The lake on the dbt target ``spark``: read where it lies, nothing copied.
+
+Each dataset becomes a view ``lake.<dataset>`` over its Parquet files (the read glob of
+``calltrail__lake_<dataset>_glob``), the relation dbt's source of that name reads. A view is
+resolved when it is queried, so it sees the partitions written since it was made; it is made again
+each run all the same (a dataset's first files, a lake that moved).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from calltrail.lake.layout import datasets
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "lake"
+
+
+def register_lake(spark: Any, lake_dir: Path) -> dict[str, int]:
+    """A view ``lake.<dataset>`` over the Parquet files of each dataset that has any; a dataset
+    without files has no view (dbt's models read it as empty, ``calltrail.lake_source``). Returns
+    each registered dataset's number of files."""
+    spark.sql(f"create database if not exists {SCHEMA}")
+    registered: dict[str, int] = {}
+    for name, glob in datasets().items():
+        files = sum(1 for _ in lake_dir.glob(glob))
+        if files:
+            path = f"{lake_dir}/{glob}".replace("`", "``")
+            spark.sql(f"create or replace view {SCHEMA}.{name} as select * from parquet.`{path}`")
+            registered[name] = files
+        else:
+            spark.sql(f"drop view if exists {SCHEMA}.{name}")
+        log.info("lake.%s: %s", name, f"a view over {files} Parquet file(s)" if files else "no files yet, no view")
+    return registered

@@ -1,0 +1,145 @@
+"""The whole pipeline on Spark (dbt-spark's session method, pyspark's local[*]) gives DuckDB's rows.
+
+`CALLTRAIL_DBT_TARGET=spark calltrail run` (what `make run` runs) goes through Airflow on the demo
+data (every scenario of the generator): ingestion, the lake's datasets registered as views over
+their Parquet files (no copy), dbt, the audit gate, publish, the report page and the summary, all
+on Spark; the DuckDB file is never created. A second process then reads every intermediate model
+and mart through calltrail's Spark connection, exports every published mart, and runs the unit
+tests on Spark, but the slowest two models' (tests/transform/spark_dump.py says why). The same lake is built, audited and
+published on DuckDB in this process. Models are compared row by row (order-independent, timestamps
+in UTC, decimals exact); the summary, the report page, the alerts and the calls-missing-BizibleId
+list are the same, and the exports are equal byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+
+import pyarrow.parquet as pq
+import pytest
+
+from calltrail import settings as settings_module
+from calltrail.airflow.run_context import RunInfo
+from calltrail.tasks import quality
+from calltrail.tasks.publish import publish
+from calltrail.transform.dbt import run_dbt
+from calltrail.warehouse.export import export
+from calltrail.warehouse.schemas import PUBLISHED_MODELS
+from tests.airflow_env import BIN, calltrail_env, run
+from tests.transform.engine_compare import (
+    MODELS,
+    ROOT,
+    assert_same_page_and_hand_off,
+    assert_same_rows,
+    audit_alerts,
+    normalised,
+    rows_duckdb,
+    subprocess_out,
+    summary_section,
+)
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("spark")
+    env = calltrail_env(tmp, CALLTRAIL_DEMO_VISITORS="80")
+    # its own dbt target folder: its reading back runs dbt beside the DuckDB build's
+    spark_env = {**env, "CALLTRAIL_DBT_TARGET": "spark", "CALLTRAIL_DBT_TARGET_DIR": str(tmp / "dbt_target_spark")}
+    spark_run = run([str(BIN / "calltrail"), "run"], spark_env, timeout=1500)
+    assert spark_run.returncode == 0, spark_run.stdout[-4000:] + spark_run.stderr[-4000:]
+    spark = settings_module.load(spark_env)
+    shown = {"page": (spark.report_dir / "index.html").read_text(), "csv": spark.missing_bizible_id_csv.read_bytes(),
+             "duckdb_file_after_run": spark.warehouse.exists()}
+    dumped = tmp / "spark_out"
+    # Spark's reading back (one JVM) beside the DuckDB build in this process: most of its time is
+    # Spark planning queries, which leaves a core to DuckDB.
+    with (tmp / "spark_dump.log").open("w") as log:
+        dump = subprocess.Popen([sys.executable, "-m", "tests.transform.spark_dump", str(dumped)], env=spark_env,
+                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    duck_env = {**env, "CALLTRAIL_WAREHOUSE": str(tmp / "duckdb" / "calltrail.duckdb"),
+                "CALLTRAIL_REPORT_DIR": str(tmp / "duckdb" / "report")}
+    duck = settings_module.load(duck_env)
+    run_dbt(duck, ["build", "--exclude", "resource_type:unit_test"], in_process=True)
+    quality.audit(duck, RunInfo("calltrail_transform", "duckdb_side"))
+    publish(duck, in_process=True)
+    summary = subprocess_out([str(BIN / "calltrail"), "summary"], duck_env)
+    for table in PUBLISHED_MODELS:
+        for fmt in ("csv", "parquet"):
+            export(duck, table, fmt, tmp / "duck_exports" / f"{table}.{fmt}")
+    assert dump.wait(timeout=1500) == 0, (tmp / "spark_dump.log").read_text()[-6000:]
+    cli = subprocess_out([str(BIN / "calltrail"), "export", "rpt_revenue_by_channel", "--format", "parquet",
+                          "--out", str(tmp / "cli" / "spark.parquet")], spark_env)
+    yield {"spark": spark, "duck": duck, "run": spark_run.stdout, "shown": shown, "dumped": dumped, "cli": cli,
+           "summary": summary, "tmp": tmp}
+
+
+def test_the_run_on_spark_reads_the_lake_in_place_and_never_creates_the_duckdb_file(engines):
+    assert re.search(r"\] register_lake_on_spark\s", engines["run"]), "the transformation DAG registers the lake first"
+    assert f"Spark warehouse {engines['spark'].spark_warehouse_dir}" in engines["run"], (
+        "the summary names the warehouse it read")
+    assert not engines["shown"]["duckdb_file_after_run"], "the DuckDB file is not the target: nothing may create it"
+    assert not list((engines["spark"].spark_warehouse_dir / "lake.db").glob("*")), (
+        "the lake is views over its files, nothing copied into the Spark warehouse")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_duckdb_and_spark_give_the_same_rows(engines, model):
+    table = pq.read_table(engines["dumped"] / "models" / f"{model}.parquet")
+    rows = Counter(tuple(normalised(v) for v in row.values()) for row in table.to_pylist())
+    assert_same_rows(model, rows_duckdb(engines["duck"].warehouse, model), (table.column_names, rows), "Spark")
+
+
+def test_the_unit_tests_pass_on_spark(engines):
+    log = (engines["dumped"] / "unit_tests.log").read_text()
+    done = re.search(r"Done\. PASS=(\d+) WARN=(\d+) ERROR=(\d+) SKIP=(\d+)", log)
+    assert done, log[-2000:]
+    passed, _, errors, skipped = map(int, done.groups())
+    assert (errors, skipped) == (0, 0) and passed >= 70, done.group(0)
+
+
+def test_the_summary_read_from_spark_equals_duckdbs(engines):
+    on_spark = summary_section(engines["run"], "calls and touchpoints")
+    assert any(line.strip().startswith("opportunities attributed") for line in on_spark), on_spark
+    assert on_spark == summary_section(engines["summary"], "calls and touchpoints")
+
+
+def test_the_report_page_and_the_hand_off_list_written_on_spark_equal_duckdbs(engines):
+    assert_same_page_and_hand_off(engines["shown"], engines["duck"], "Spark")
+
+
+def test_the_audit_on_spark_raises_the_alerts_duckdbs_raises(engines):
+    assert engines["duck"].alerts_file != engines["spark"].alerts_file
+    assert audit_alerts(engines["spark"]), "the demo raises at least one warning (an opportunity without people)"
+    assert audit_alerts(engines["spark"]) == audit_alerts(engines["duck"])
+
+
+@pytest.mark.parametrize("table", PUBLISHED_MODELS)
+def test_export_writes_the_same_files_from_spark_and_duckdb(engines, table):
+    for fmt in ("csv", "parquet"):
+        spark = (engines["dumped"] / "exports" / f"{table}.{fmt}").read_bytes()
+        duck = (engines["tmp"] / "duck_exports" / f"{table}.{fmt}").read_bytes()
+        assert spark == duck, f"{table}.{fmt} differs between Spark and DuckDB"
+    csv = (engines["dumped"] / "exports" / f"{table}.csv").read_bytes()
+    assert csv.count(b"\n") > 1 or table.startswith("dq_"), f"{table} exported no rows"
+
+
+def test_the_export_command_reads_spark(engines):
+    written = engines["tmp"] / "cli" / "spark.parquet"
+    assert engines["cli"].startswith("rpt_revenue_by_channel: ") and engines["cli"].rstrip().endswith("from spark)")
+    assert written.read_bytes() == (engines["tmp"] / "duck_exports" / "rpt_revenue_by_channel.parquet").read_bytes()
+
+
+def test_without_java_a_command_on_spark_says_so_in_one_line(tmp_path):
+    env = calltrail_env(tmp_path, CALLTRAIL_DBT_TARGET="spark", JAVA_HOME=str(tmp_path / "no-java"))
+    (tmp_path / "data" / "warehouse" / "spark").mkdir(parents=True)  # a warehouse to export from
+    out = run([str(BIN / "calltrail"), "export", "fct_touchpoints", "--format", "csv",
+               "--out", str(tmp_path / "out.csv")], env, timeout=120)
+    assert out.returncode == 1
+    message = [line for line in out.stdout.splitlines() + out.stderr.splitlines() if line.startswith("calltrail export: ")]
+    assert len(message) == 1 and "Spark did not start (spark.master local[*]" in message[0], out.stdout + out.stderr
+    assert "Spark needs Java 17" in message[0]
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "out.csv").exists()
