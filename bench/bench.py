@@ -193,11 +193,10 @@ def spark(data: Path, visitors: int, call_share: float, repeat: int) -> dict[str
     duck_env, spark_denv = {**env, **dbt_env(duck)}, {**spark_env, **dbt_env(on_spark)}
     kinds = ["--resource-type", "seed", "--resource-type", "model"]
     phase("spark part: dbt parse (not timed)", [str(BIN / "dbt"), "parse", *project_args(duck)], duck_env)
+    # As the transformation DAG does on this target: the lake's views (its first task), then the build.
     spark_code = (
-        "import subprocess, sys; from calltrail import settings; from calltrail.warehouse.spark import session; "
-        "from calltrail.warehouse.target import spark_environ; from calltrail.transform.spark_lake import register_lake; "
-        "from calltrail.transform.dbt import run_dbt; s = settings.load(); "
-        "register_lake(session(spark_environ(s)), s.lake_dir); "
+        "from calltrail import settings; from calltrail.tasks.transform import register_lake_on_spark; "
+        "from calltrail.transform.dbt import run_dbt; s = settings.load(); register_lake_on_spark(s); "
         f"run_dbt(s, ['build', {', '.join(repr(k) for k in kinds)}], in_process=True)"
     )
     duck_runs, spark_runs = [], []

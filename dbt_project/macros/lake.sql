@@ -6,7 +6,7 @@
     (_salesforce__sources.yml), so the models build on a lake that has no such data yet. Other
     engines read relations of the same name in schema `lake`: on PostgreSQL tables the lake's
     partitions are copied into, on Spark views over the lake's files
-    (plugins/calltrail/warehouse/spark.py); a dataset without one is read as empty too. In a unit
+    (plugins/calltrail/transform/spark_lake.py); a dataset without one is read as empty too. In a unit
     test the source is a fixture and is returned as it is. -#}
 {% macro lake_source(table_name) -%}
   {%- set relation = source('lake', table_name) -%}
@@ -14,7 +14,7 @@
 {%- endmacro %}
 
 {% macro default__lake_source(table_name, relation) -%}
-  {#- Loaded tables (calltrail.transform.postgres_lake) or views (calltrail.warehouse.spark); a
+  {#- Loaded tables (calltrail.transform.postgres_lake) or views (calltrail.transform.spark_lake); a
       dataset nothing was loaded into yet is read as empty, as on DuckDB. -#}
   {%- if execute and 'dbt_unit_test' not in (relation | string) and
         adapter.get_relation(relation.database, relation.schema, relation.identifier) is none -%}
