@@ -8,7 +8,10 @@ Scheduled on the ingestion Assets. Write-audit-publish:
 1. `check_source_freshness`: dbt source freshness on both lake sources;
 2. `dbt`: one `dbt build` of every seed, model and data test (`dbt.build`), into the audit area
    (schema `main` on DuckDB, `CALLTRAIL_PG_SCHEMA` on PostgreSQL, `CALLTRAIL_SPARK_SCHEMA` on Spark), then a task per seed and model, in dbt's lineage, that shows its result and
-   its tests (rendered from the manifest that `calltrail setup` writes with `dbt parse`);
+   its tests (rendered from the manifest that `calltrail setup` writes with `dbt parse`). The
+   sessions, call matches and conversions build incrementally: only the visitors with new lake
+   rows (docs/incremental.md). Trigger with the param `full_refresh` (`{"full_refresh": true}`) to
+   rebuild every visitor (`dbt build --full-refresh`);
 3. `audit`: Great Expectations on the raw lake, staging and marts, trend checks against recent
    runs, Data Docs, the calls-missing-BizibleId CSV, and one alert per failing check;
 4. `publish`: the consumer marts are copied into schema `published` in one transaction;
@@ -24,7 +27,7 @@ under ``airflow dags test`` all tasks share one process, which imports dbt once.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
 from calltrail import settings as settings_module
 from calltrail.airflow.assets import SALESFORCE_TASKS, TOUCHPOINTS, WEB_EVENTS
@@ -46,6 +49,9 @@ SETTINGS = settings_module.load()
     # Task-level (DAG-level notifiers fail under `airflow dags test`): a failed dbt model or test
     # alerts once; the gates alert for their own checks.
     default_args={"on_failure_callback": alert_task_failure},
+    params={"full_refresh": Param(False, type="boolean", description=(
+        "Rebuild every visitor's sessions, call matches and conversions (dbt build --full-refresh) "
+        "instead of only those with new lake rows (docs/incremental.md)."))},
 )
 def calltrail_transform() -> None:
     @task(pool=WAREHOUSE_POOL)

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from pathlib import Path
 
 # Before anything imports Airflow: the test process gets an Airflow home and a data folder of its
 # own, so the suite neither reads nor writes the user's ~/airflow or the checkout's data/ (importing
@@ -21,6 +22,7 @@ from tests.airflow_env import BIN, calltrail_env, run  # noqa: E402
 from tests.airflow_live import LiveAirflow, free_port, processes_of  # noqa: E402
 
 LIVE_TESTS = "tests/test_airflow_live.py"
+SPARK_TESTS = "tests/transform/test_spark.py"
 
 
 def pytest_unconfigure(config):
@@ -64,6 +66,32 @@ def _start_live_airflow_early(request):
     """Start the live Airflow at the beginning of the session when its tests were collected."""
     if any(i.nodeid.startswith(LIVE_TESTS) for i in request.session.items):
         request.getfixturevalue("live_airflow")
+
+
+@pytest.fixture(scope="session")
+def spark_suite(tmp_path_factory):
+    """tests/transform/spark_suite.py in the background, from the start of the session: its folder
+    and process. Killed (its process group) if it is still running when the session ends."""
+    import signal
+    import sys
+
+    out = tmp_path_factory.mktemp("spark")
+    with (out / "suite.log").open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "tests.transform.spark_suite", str(out)],
+                                   cwd=Path(__file__).resolve().parents[1], stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    yield out, process
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_spark_suite_early(request):
+    """Start the Spark side of tests/transform/test_spark.py at the beginning of the session when
+    its tests were collected."""
+    if any(i.nodeid.startswith(SPARK_TESTS) for i in request.session.items):
+        request.getfixturevalue("spark_suite")
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,8 @@ Chromium follows the dbt docs lineage inside the Airflow UI."""
 from __future__ import annotations
 
 import os
+import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,27 @@ def test_the_data_docs_of_the_scheduled_audit_open_from_the_ui_menu_and_render_o
     # Every row is a scheduled audit's (asset-triggered): when the session crosses an hour, the next
     # hourly ingestion triggers a newer transform run whose rows come first, so not only this run's.
     assert_rendered_offline(seen, index="asset_triggered__", rows=min(len(validations), 10))
+
+
+def build_log(url: str, run_id: str) -> str:
+    """The log of the transformation run's `dbt.build` task, as the UI shows it."""
+    quoted = urllib.parse.quote(run_id, safe="")
+    found = api(url, f"/dags/calltrail_transform/dagRuns/{quoted}/taskInstances/dbt.build/logs/1?full_content=true")
+    return "\n".join(str(line.get("event", line)) if isinstance(line, dict) else str(line) for line in found["content"])
+
+
+def test_the_scheduled_transformation_builds_incrementally_and_the_full_refresh_param_rebuilds_everyone(
+        live, transform_run):
+    url = live["url"]
+    assert "calltrail: incremental build of the sessions, call matches and conversions" in build_log(
+        url, transform_run["dag_run_id"]), "after make run, the scheduled run rebuilds only the visitors with new rows"
+    triggered = api(url, "/dags/calltrail_transform/dagRuns", method="POST",
+                    body={"logical_date": None, "conf": {"full_refresh": True}})
+    run_id = urllib.parse.quote(triggered["dag_run_id"], safe="")
+    deadline = time.monotonic() + 900
+    while (run := api(url, f"/dags/calltrail_transform/dagRuns/{run_id}"))["state"] not in ("success", "failed"):
+        assert time.monotonic() < deadline, run
+        time.sleep(5)
+    assert run["state"] == "success", task_states(url, "calltrail_transform", triggered["dag_run_id"])
+    assert ("calltrail: full build of the sessions, call matches and conversions: dbt ran with --full-refresh"
+            in build_log(url, triggered["dag_run_id"]))

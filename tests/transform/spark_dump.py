@@ -30,7 +30,10 @@ def main(out: Path, *, all_unit_tests: bool = False) -> None:
     con = open_warehouse(settings)
     (out / "models").mkdir(parents=True, exist_ok=True)
     for model in MODELS:
-        pq.write_table(con.execute(f"select * from {build_schema(settings)}.{model}").arrow(),
+        rows = con.execute(f"select * from {build_schema(settings)}.{model}").arrow()
+        if "visitor_bucket" in rows.column_names:  # Spark's partition of the incremental models
+            rows = rows.drop_columns(["visitor_bucket"])
+        pq.write_table(rows,
                        out / "models" / f"{model}.parquet")
     for table in PUBLISHED_MODELS:
         for fmt in ("csv", "parquet"):

@@ -1,22 +1,29 @@
-"""The whole pipeline on Spark (dbt-spark's session method, pyspark's local[*]) gives DuckDB's rows.
+"""The whole pipeline on Spark (dbt-spark's session method, pyspark's local[*]) gives DuckDB's rows,
+and Spark's incremental builds give a full build's.
 
+The Spark side runs in the background from the start of the session (tests/transform/spark_suite.py):
 `CALLTRAIL_DBT_TARGET=spark calltrail run` (what `make run` runs) goes through Airflow on the demo
 data (every scenario of the generator): ingestion, the lake's datasets registered as views over
 their Parquet files (no copy), dbt, the audit gate, publish, the report page and the summary, all
 on Spark; the DuckDB file is never created. A second process then reads every intermediate model
 and mart through calltrail's Spark connection, exports every published mart, and runs the unit
-tests on Spark, but the slowest two models' (tests/transform/spark_dump.py says why). The same lake is built, audited and
-published on DuckDB in this process. Models are compared row by row (order-independent, timestamps
-in UTC, decimals exact); the summary, the report page, the alerts and the calls-missing-BizibleId
-list are the same, and the exports are equal byte for byte.
+tests on Spark, but the slowest two models' (tests/transform/spark_dump.py says why). Here, the same
+lake is built, audited and published on DuckDB. Models are compared row by row (order-independent,
+timestamps in UTC, decimals exact); the summary, the report page, the alerts and the
+calls-missing-BizibleId list are the same, and the exports are equal byte for byte.
+
+Beside it, the late-arriving data of tests/transform/late_data.py is built on Spark step by step
+(tests/transform/spark_late_data.py); its incremental models must equal one full build of the final
+lake.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
-import sys
 from collections import Counter
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -31,7 +38,6 @@ from calltrail.warehouse.schemas import PUBLISHED_MODELS
 from tests.airflow_env import BIN, calltrail_env, run
 from tests.transform.engine_compare import (
     MODELS,
-    ROOT,
     assert_same_page_and_hand_off,
     assert_same_rows,
     audit_alerts,
@@ -40,27 +46,38 @@ from tests.transform.engine_compare import (
     subprocess_out,
     summary_section,
 )
+from tests.transform.late_data import REBUILT
+from tests.transform.spark_late_data import INCREMENTAL
+
+
+def suite_result(spark_suite) -> tuple[Path, dict[str, int]]:
+    """The Spark side (tests/transform/spark_suite.py), started when the session started: its
+    folder and exit codes, once it has finished."""
+    out, process = spark_suite
+    try:
+        process.wait(timeout=2400)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the Spark side did not finish within 40 minutes; {out}") from None
+    codes_file = out / "exit_codes.json"
+    assert codes_file.exists(), (out / "suite.log").read_text()[-4000:]
+    return out, json.loads(codes_file.read_text())
 
 
 @pytest.fixture(scope="module")
-def engines(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("spark")
-    env = calltrail_env(tmp, CALLTRAIL_DEMO_VISITORS="80")
-    # its own dbt target folder: its reading back runs dbt beside the DuckDB build's
-    spark_env = {**env, "CALLTRAIL_DBT_TARGET": "spark", "CALLTRAIL_DBT_TARGET_DIR": str(tmp / "dbt_target_spark")}
-    spark_run = run([str(BIN / "calltrail"), "run"], spark_env, timeout=1500)
-    assert spark_run.returncode == 0, spark_run.stdout[-4000:] + spark_run.stderr[-4000:]
+def engines(spark_suite):
+    out, codes = suite_result(spark_suite)
+    spark_env = json.loads((out / "environments.json").read_text())["demo"]
+    run_output = (out / "run.log").read_text()
+    assert codes["run"] == 0, run_output[-6000:]
+    assert codes.get("dump") == 0, (out / "dump.log").read_text()[-6000:]
     spark = settings_module.load(spark_env)
     shown = {"page": (spark.report_dir / "index.html").read_text(), "csv": spark.missing_bizible_id_csv.read_bytes(),
              "duckdb_file_after_run": spark.warehouse.exists()}
-    dumped = tmp / "spark_out"
-    # Spark's reading back (one JVM) beside the DuckDB build in this process: most of its time is
-    # Spark planning queries, which leaves a core to DuckDB.
-    with (tmp / "spark_dump.log").open("w") as log:
-        dump = subprocess.Popen([sys.executable, "-m", "tests.transform.spark_dump", str(dumped)], env=spark_env,
-                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    duck_env = {**env, "CALLTRAIL_WAREHOUSE": str(tmp / "duckdb" / "calltrail.duckdb"),
-                "CALLTRAIL_REPORT_DIR": str(tmp / "duckdb" / "report")}
+    dumped = out / "spark_out"
+    tmp = out / "duckdb_side"
+    # DuckDB on the same lake, its own warehouse and report
+    duck_env = {**spark_env, "CALLTRAIL_DBT_TARGET": "duckdb", "CALLTRAIL_DBT_TARGET_DIR": str(tmp / "dbt_target"),
+                "CALLTRAIL_WAREHOUSE": str(tmp / "calltrail.duckdb"), "CALLTRAIL_REPORT_DIR": str(tmp / "report")}
     duck = settings_module.load(duck_env)
     run_dbt(duck, ["build", "--exclude", "resource_type:unit_test"], in_process=True)
     quality.audit(duck, RunInfo("calltrail_transform", "duckdb_side"))
@@ -69,10 +86,9 @@ def engines(tmp_path_factory):
     for table in PUBLISHED_MODELS:
         for fmt in ("csv", "parquet"):
             export(duck, table, fmt, tmp / "duck_exports" / f"{table}.{fmt}")
-    assert dump.wait(timeout=1500) == 0, (tmp / "spark_dump.log").read_text()[-6000:]
     cli = subprocess_out([str(BIN / "calltrail"), "export", "rpt_revenue_by_channel", "--format", "parquet",
                           "--out", str(tmp / "cli" / "spark.parquet")], spark_env)
-    yield {"spark": spark, "duck": duck, "run": spark_run.stdout, "shown": shown, "dumped": dumped, "cli": cli,
+    yield {"spark": spark, "duck": duck, "run": run_output, "shown": shown, "dumped": dumped, "cli": cli,
            "summary": summary, "tmp": tmp}
 
 
@@ -143,3 +159,36 @@ def test_without_java_a_command_on_spark_says_so_in_one_line(tmp_path):
     assert "Spark needs Java 17" in message[0]
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.fixture(scope="module")
+def late_on_spark(spark_suite):
+    """The late-arriving data built step by step on Spark (tests/transform/spark_late_data.py), and
+    one full build of the final lake on DuckDB."""
+    out, codes = suite_result(spark_suite)
+    assert codes["late"] == 0, (out / "late.log").read_text()[-6000:]
+    late_env = json.loads((out / "environments.json").read_text())["late"]
+    full = settings_module.load({**late_env, "CALLTRAIL_DBT_TARGET": "duckdb",
+                                 "CALLTRAIL_DBT_TARGET_DIR": str(out / "late_full" / "dbt_target"),
+                                 "CALLTRAIL_WAREHOUSE": str(out / "late_full" / "calltrail.duckdb")})
+    run_dbt(full, ["build", "--full-refresh", "--exclude-resource-type", "test", "--exclude-resource-type",
+                   "unit_test"], in_process=True)
+    return {"steps": json.loads((out / "late_out" / "steps.json").read_text()), "models": out / "late_out" / "models",
+            "full": full}
+
+
+def test_on_spark_the_first_late_data_step_is_full_and_each_later_one_rebuilds_the_buckets_it_changed(late_on_spark):
+    steps = late_on_spark["steps"]
+    assert steps[0]["mode"] == ["full", "first run: no int_increment_state yet"]
+    for number, step in enumerate(steps[1:], start=1):
+        assert step["mode"] == ["incremental", "the visitors with new lake rows since the last run"], number
+        assert set(step["rebuilt"]) == REBUILT[number], f"step {number + 1}"
+        assert step["buckets"] == sorted({visitor[0] for visitor in REBUILT[number]})
+
+
+@pytest.mark.parametrize("model", INCREMENTAL)
+def test_on_spark_the_late_data_built_step_by_step_equals_one_full_build(late_on_spark, model):
+    table = pq.read_table(late_on_spark["models"] / f"{model}.parquet")
+    rows = Counter(tuple(normalised(v) for v in row.values()) for row in table.to_pylist())
+    assert_same_rows(model, rows_duckdb(late_on_spark["full"].warehouse, model), (table.column_names, rows),
+                     "Spark, step by step")

@@ -4,12 +4,18 @@
     later Task in the same session becomes a task-only touchpoint; a later form submit in the same
     session makes none, so only each session's first form submit (from int_sessions) takes part.
     Tasks that matched no session are task-only. -#}
-{{ config(pre_hook={"sql": "{{ calltrail.plain_strings_on() }}", "transaction": false},
-          post_hook={"sql": "{{ calltrail.plain_strings_off() }}", "transaction": false}) }}
+{#- Incremental (docs/incremental.md): the conversions of the visitors this run rebuilds. -#}
+{{ config(**calltrail.visitor_incremental_config(
+    pre_hook=[{"sql": "{{ calltrail.plain_strings_on() }}", "transaction": false}],
+    post_hook=[{"sql": "{{ calltrail.plain_strings_off() }}", "transaction": false}])) }}
+-- depends_on: {{ ref('int_increment') }}, {{ ref('int_changed_visitors') }}
 
 with tasks as (
 
     select * from {{ ref('int_calls_matched_to_sessions') }}
+    {%- if is_incremental() %}
+    where {{ calltrail.rebuilt_visitor('bizible_id') }}
+    {%- endif %}
 
 ),
 
@@ -22,6 +28,9 @@ first_form_submits as (
         first_form_submit_at as occurred_at
     from {{ ref('int_sessions') }}
     where first_form_submit_event_id is not null
+    {%- if is_incremental() %}
+      and {{ calltrail.rebuilt_visitor('bizible_id') }}
+    {%- endif %}
 
 ),
 
@@ -126,6 +135,7 @@ final as (
             else 'none'
         end as touchpoint_kind,
         all_conversions.match_status
+        {{- calltrail.visitor_bucket_column('all_conversions.bizible_id') }}
     from all_conversions
 
 )

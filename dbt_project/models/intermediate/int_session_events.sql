@@ -20,7 +20,10 @@
     On Spark a table: Spark analyses a view's query where it is created and again inside each
     query that reads it, about 20 s each time on the demo. The windows carry only narrow columns:
     the source signature is built before the first window, not from the utm_* columns carried
-    through it. -#}
+    through it.
+
+    Only the visitors this run rebuilds (docs/incremental.md): every visitor on a full run, those
+    with new lake rows on an incremental one. -#}
 {{ config(materialized='table' if target.type == 'spark' else 'view') }}
 {%- set visitor = 'bizible_id' -%}
 {%- set in_order = 'occurred_at, event_type_rank, event_id' -%}
@@ -28,6 +31,7 @@
     it instead of on the time, the type and the event id (a string). -#}
 {%- set by_position = 'event_position' -%}
 
+-- depends_on: {{ ref('int_increment') }}, {{ ref('int_changed_visitors') }}
 with parsed as (
 
     select
@@ -49,6 +53,7 @@ with parsed as (
         {{ field }}{{ "," if not loop.last }}
         {%- endfor %}
     from {{ ref('stg_web__events') }} as events
+    where {{ calltrail.rebuilt_visitor('events.bizible_id') }}
 
 ),
 

@@ -6,7 +6,11 @@
     and external referrer come out of its source signature: parsing the URLs of 3.5 million first
     page views again cost more than the sessionisation's windows (make bench). Only those events'
     URLs are read back from stg_web__events, for the landing and referrer pages. Search engines
-    and channels are looked up once per distinct value, not once per session. -#}
+    and channels are looked up once per distinct value, not once per session.
+
+    Incremental (docs/incremental.md): int_session_events holds the events of the visitors this run
+    rebuilds, whose sessions replace theirs. -#}
+{{ config(**calltrail.visitor_incremental_config()) }}
 
 {%- set page_view_position = "case when event_type = " ~ calltrail.web_event_type('page_view') ~ " then event_position end" -%}
 {%- set form_submit_position = "case when event_type = " ~ calltrail.web_event_type('form_submit') ~ " then event_position end" -%}
@@ -171,6 +175,7 @@ final as (
             as touchpoint_source,
         coalesce(session_channels.channel, 'Other') as marketing_channel,
         session_channels.subchannel as marketing_subchannel
+        {{- calltrail.visitor_bucket_column('first_page_view.bizible_id') }}
     from first_page_view
     left join engines
         on first_page_view.referrer_host = engines.referrer_host

@@ -41,10 +41,13 @@ class DbtNodeFailed(RuntimeError):
 
 def build_all() -> dict[str, dict]:
     """``dbt.build``: every node's result, for the nodes' tasks."""
+    from airflow.sdk import get_current_context
+
     from calltrail import settings as settings_module
     from calltrail.transform import dbt
 
-    results = dbt.build(settings_module.load())
+    full_refresh = bool(get_current_context()["params"].get("full_refresh", False))
+    results = dbt.build(settings_module.load(), full_refresh=full_refresh)
     bad = sorted(uid for uid, r in results.items() if r["status"] in dbt_graph.FAILED)
     if bad:
         log.warning("%d node(s) or data test(s) failed; their tasks report them: %s", len(bad), ", ".join(bad))

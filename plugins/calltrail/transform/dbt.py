@@ -91,17 +91,19 @@ def run_dbt(settings: Settings, args: list[str], *, log_file: Path | None = None
     return returncode
 
 
-def build(settings: Settings) -> dict[str, dict]:
+def build(settings: Settings, *, full_refresh: bool = False) -> dict[str, dict]:
     """``dbt build`` of every seed, model and data test (not the unit tests, which ``make test``
     runs), in this process, in dbt's own order: one command, so dbt starts, parses and opens the
     warehouse once. Returns each node's result (unique id -> ``{"status", "seconds", "message"}``),
     which :func:`calltrail.transform.dbt_graph.report` reads for each node's task.
 
+    ``full_refresh``: ``--full-refresh``, every visitor rebuilt (docs/incremental.md).
+
     Failed nodes and tests are results, not an exception: each one's task reports it. dbt failing
     as a whole (the project does not compile, the warehouse is held) raises, with dbt's output.
     """
-    _, results = _run(settings, ["build", "--exclude", "resource_type:unit_test"], check=False, in_process=True,
-                      results_needed=True)
+    args = ["build", "--exclude", "resource_type:unit_test", *(["--full-refresh"] if full_refresh else [])]
+    _, results = _run(settings, args, check=False, in_process=True, results_needed=True)
     return results
 
 
@@ -127,7 +129,8 @@ def _run(settings: Settings, args: list[str], *, log_file: Path | None = None, c
         with log_file.open("a") as fh:
             fh.write(f"\n$ dbt {' '.join(args)}\n{output}")
     for line in output.splitlines():
-        log.debug("dbt: %s", line)
+        # the project's own messages (e.g. int_increment's mode and why) go into the task's log
+        log.log(logging.INFO if "calltrail: " in line else logging.DEBUG, "dbt: %s", line)
     if returncode != 0 and (locked := locked_error(settings.warehouse, output, waited)):
         raise locked
     if (check and returncode != 0) or (results_needed and returncode == 2):

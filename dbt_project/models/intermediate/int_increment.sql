@@ -1,0 +1,35 @@
+{#- This run's mode (docs/incremental.md): `incremental` rebuilds the visitors of
+    int_changed_visitors; `full` rebuilds every visitor. Full when dbt runs with --full-refresh, on
+    the first run (no int_increment_state yet), when an incremental model's table is missing, and
+    when the rules changed since the last run: a var the models read, a seed, or an incremental
+    model's SQL (increment_fingerprint). One row. -#}
+{{ config(materialized='table') }}
+
+{%- set fingerprint = calltrail.increment_fingerprint() if execute else '' -%}
+{%- set mode, reason = 'incremental', 'the visitors with new lake rows since the last run' -%}
+{%- if execute -%}
+  {%- set state = calltrail.sibling('int_increment_state') -%}
+  {%- set missing = [] -%}
+  {%- for name in ['int_sessions', 'int_calls_matched_to_sessions', 'int_conversions'] -%}
+    {%- if calltrail.sibling(name) is none -%}{%- do missing.append(name) -%}{%- endif -%}
+  {%- endfor -%}
+  {%- if flags.FULL_REFRESH -%}
+    {%- set mode, reason = 'full', 'dbt ran with --full-refresh' -%}
+  {%- elif state is none -%}
+    {%- set mode, reason = 'full', 'first run: no int_increment_state yet' -%}
+  {%- elif missing -%}
+    {%- set mode, reason = 'full', 'no table ' ~ missing | join(', ') -%}
+  {%- else -%}
+    {%- set previous = run_query("select max(fingerprint) from " ~ state).columns[0].values()[0] -%}
+    {%- if previous != fingerprint -%}
+      {%- set mode, reason = 'full', 'the rules changed since the last run (a var, a seed or an incremental model)' -%}
+    {%- endif -%}
+  {%- endif -%}
+  {{ log("calltrail: " ~ mode ~ " build of the sessions, call matches and conversions: " ~ reason, info=true) }}
+{%- endif %}
+
+-- depends_on: {{ ref('int_lake_batches') }}
+select
+    cast('{{ mode }}' as {{ dbt.type_string() }}) as mode,
+    cast('{{ reason }}' as {{ dbt.type_string() }}) as reason,
+    cast('{{ fingerprint }}' as {{ dbt.type_string() }}) as fingerprint

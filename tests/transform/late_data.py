@@ -1,0 +1,92 @@
+"""Late-arriving data, in steps: what the incremental tests load into the lake one step at a time.
+
+Each step is a landing file of web events and one of Task versions, ingested by calltrail's own
+ingestion, so each becomes a lake batch of its own. The cases (docs/incremental.md):
+
+- LATE: an event that arrives a day late and joins two sessions into one (and so moves a matched
+  call outside the window);
+- GAINS: a Task without a BizibleId that gains one a week later;
+- DELETED: a Task that is deleted (its visitor's only Task: nothing of it may stay);
+- EARLY: a call whose session arrives after it;
+- MOVED: a Task whose BizibleId is corrected to another visitor's.
+A visitor that nothing touches after the first step (STILL) proves that a step rebuilds only the
+visitors it changes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from calltrail.salesforce.files import ingest_task_files
+from calltrail.web.ingest import ingest_web_events
+
+LATE, GAINS, DELETED, EARLY, MOVED_FROM, MOVED_TO, STILL = (c * 32 for c in "1234567")
+SITE = "https://www.acme.example"
+
+
+def event(n: int, bid: str, at: str, url: str = f"{SITE}/", referrer: str | None = None,
+          kind: str = "page_view", email: str | None = None) -> dict:
+    return {"event_id": f"e{n}", "bizible_id": bid, "event_type": kind, "occurred_at": at, "page_url": url,
+            "referrer_url": referrer, "form_url": url if kind == "form_submit" else None, "email": email}
+
+
+def task(task_id: str, bid: str | None, at: str, modstamp: str, *, deleted: bool = False,
+         who: str | None = None) -> dict:
+    return {"attributes": {"type": "Task"}, "Id": task_id, "Type": "Call", "TaskSubtype": "Call",
+            "Subject": f"Call {task_id}", "CreatedDate": at, "SystemModstamp": modstamp, "IsDeleted": deleted,
+            "bizible2__BizibleId__c": bid, "bizible2__Bizible_Touchpoint_Date__c": at, "WhoId": who}
+
+
+T_LATE, T_GAINS, T_DELETED, T_EARLY, T_MOVED, T_STILL = (f"00T00000000000{n}AAA" for n in range(1, 7))
+
+STEPS: list[tuple[list[dict], list[dict]]] = [
+    # 1: the first run (a full one)
+    ([event(1, LATE, "2026-03-01T10:00:00Z", f"{SITE}/?utm_source=google&utm_medium=cpc&gclid=g1",
+            "https://www.google.com/"),
+      event(2, LATE, "2026-03-01T10:50:00Z"),  # 50 minutes later: a second session
+      event(3, GAINS, "2026-03-02T09:00:00Z", f"{SITE}/?utm_source=newsletter&utm_medium=email"),
+      event(4, DELETED, "2026-03-02T12:00:00Z", f"{SITE}/pricing", "https://www.bing.com/"),
+      event(5, MOVED_FROM, "2026-03-03T08:00:00Z"),  # 40 minutes before the call: outside the window
+      event(6, MOVED_TO, "2026-03-03T08:30:00Z", f"{SITE}/?utm_source=linkedin&utm_medium=paid_social"),
+      event(7, STILL, "2026-03-03T15:00:00Z"),
+      event(8, STILL, "2026-03-03T15:10:00Z", f"{SITE}/contact", kind="form_submit", email="ann@acme.example")],
+     # LATE is Contact C1 (its Task's WhoId), on the won opportunity O1 of write_lake_objects;
+     # STILL's form names C1's e-mail, so C1's journey merges two visitors
+     [task(T_LATE, LATE, "2026-03-01T10:55:00.000+0000", "2026-03-01T10:55:00.000+0000", who="C1"),
+      task(T_GAINS, None, "2026-03-02T09:10:00.000+0000", "2026-03-02T09:10:00.000+0000"),
+      task(T_DELETED, DELETED, "2026-03-02T12:05:00.000+0000", "2026-03-02T12:05:00.000+0000"),
+      task(T_EARLY, EARLY, "2026-03-04T10:20:00.000+0000", "2026-03-04T10:20:00.000+0000"),
+      task(T_MOVED, MOVED_FROM, "2026-03-03T08:40:00.000+0000", "2026-03-03T08:40:00.000+0000"),
+      task(T_STILL, STILL, "2026-03-03T15:05:00.000+0000", "2026-03-03T15:05:00.000+0000")]),
+    # 2: a day late, the event that joins LATE's two sessions (its call is now 55 minutes after the
+    #    start); the session of EARLY's call, which came first
+    ([event(9, LATE, "2026-03-01T10:25:00Z"),
+      event(10, EARLY, "2026-03-04T10:05:00Z", f"{SITE}/?utm_source=google&utm_medium=cpc&gclid=g2",
+            "https://www.google.com/")],
+     []),
+    # 3: a week later, GAINS's Task gets its BizibleId
+    ([], [task(T_GAINS, GAINS, "2026-03-02T09:10:00.000+0000", "2026-03-09T09:00:00.000+0000")]),
+    # 4: DELETED's Task is deleted; MOVED's BizibleId is corrected to MOVED_TO
+    ([], [task(T_DELETED, DELETED, "2026-03-02T12:05:00.000+0000", "2026-03-10T09:00:00.000+0000", deleted=True),
+          task(T_MOVED, MOVED_TO, "2026-03-03T08:40:00.000+0000", "2026-03-10T09:00:00.000+0000")]),
+]
+
+# The visitors each step after the first must rebuild, and no other.
+REBUILT = [None, {LATE, EARLY}, {GAINS}, {DELETED, MOVED_FROM, MOVED_TO}]
+
+
+def load_step(settings, number: int) -> None:
+    """Write step ``number``'s landing files (0-based) and ingest them into the lake; the first
+    step also writes the people and the opportunities (tests/transform/test_dbt_build.py)."""
+    from tests.transform.test_dbt_build import write_lake_objects
+
+    if number == 0:
+        write_lake_objects(settings.lake_dir)
+    events, tasks = STEPS[number]
+    for folder, rows in ((settings.web_landing_dir, events), (settings.task_landing_dir, tasks)):
+        folder.mkdir(parents=True, exist_ok=True)
+        if rows:
+            Path(folder / f"step{number + 1}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ingest_web_events(settings.web_landing_dir, settings.lake_dir)
+    ingest_task_files(settings.task_landing_dir, settings.lake_dir, settings.salesforce)

@@ -1,0 +1,54 @@
+"""Run by tests/transform/test_spark.py as its own process (one JVM): the late-arriving data of
+tests/transform/late_data.py loaded step by step into a lake and built on Spark after each step,
+as the transformation DAG does (the lake's views registered, then dbt): the sessions, the call
+matches and the conversions, incrementally after the first step. Writes, into
+OUT, each step's mode and rebuilt visitors (steps.json) and the incremental models after the last
+step (models/<model>.parquet, without Spark's partition column), for the test to compare with a
+full rebuild.
+
+    python -m tests.transform.spark_late_data OUT
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from calltrail import settings as settings_module
+from calltrail.tasks.transform import register_lake_on_spark
+from calltrail.transform.dbt import run_dbt
+from calltrail.warehouse.target import build_schema, open_warehouse
+from tests.transform.late_data import STEPS, load_step
+
+INCREMENTAL = ("int_sessions", "int_calls_matched_to_sessions", "int_conversions")
+
+
+def main(out: Path) -> None:
+    settings = settings_module.load()
+    out.mkdir(parents=True, exist_ok=True)
+    steps = []
+    for number in range(len(STEPS)):
+        load_step(settings, number)
+        register_lake_on_spark(settings)
+        # the seeds and models (their data tests run on DuckDB's incremental builds)
+        run_dbt(settings, ["build", "--select", "+int_increment_state", "--exclude-resource-type", "test",
+                           "--exclude-resource-type", "unit_test"], in_process=True, log_file=out / "dbt.log")
+        con = open_warehouse(settings)
+        schema = build_schema(settings)
+        mode = con.execute(f"select mode, reason from {schema}.int_increment").fetchall()[0]
+        rebuilt = con.execute(f"select bizible_id, visitor_bucket from {schema}.int_changed_visitors").fetchall()
+        steps.append({"mode": list(mode), "rebuilt": sorted(r[0] for r in rebuilt),
+                      "buckets": sorted({r[1] for r in rebuilt})})
+    (out / "steps.json").write_text(json.dumps(steps, indent=1))
+    (out / "models").mkdir(exist_ok=True)
+    con = open_warehouse(settings)
+    for model in INCREMENTAL:
+        rows = con.execute(f"select * from {build_schema(settings)}.{model}").arrow()
+        pq.write_table(rows.drop_columns(["visitor_bucket"]), out / "models" / f"{model}.parquet")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
