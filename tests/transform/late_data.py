@@ -21,6 +21,9 @@ from pathlib import Path
 from calltrail.salesforce.files import ingest_task_files
 from calltrail.web.ingest import ingest_web_events
 
+# The incremental models (docs/incremental.md).
+INCREMENTAL = ("int_sessions", "int_calls_matched_to_sessions", "int_conversions")
+
 LATE, GAINS, DELETED, EARLY, MOVED_FROM, MOVED_TO, STILL = (c * 32 for c in "1234567")
 SITE = "https://www.acme.example"
 

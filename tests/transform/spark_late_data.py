@@ -21,9 +21,7 @@ from calltrail import settings as settings_module
 from calltrail.tasks.transform import register_lake_on_spark
 from calltrail.transform.dbt import run_dbt
 from calltrail.warehouse.target import build_schema, open_warehouse
-from tests.transform.late_data import STEPS, load_step
-
-INCREMENTAL = ("int_sessions", "int_calls_matched_to_sessions", "int_conversions")
+from tests.transform.late_data import INCREMENTAL, STEPS, load_step
 
 
 def main(out: Path) -> None:

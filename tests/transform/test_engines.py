@@ -10,6 +10,9 @@ this process. Every mart and the intermediate models they stand on are compared 
 order-independent, timestamps in UTC, decimals exact. The summary, the report page's data, the alerts
 and the calls-missing-BizibleId list are the same, and `calltrail export` writes every published mart
 from each engine into the same file, byte for byte.
+
+The late-arriving data of tests/transform/late_data.py is also built on PostgreSQL step by step,
+incrementally; its incremental models must equal one full build of the final lake.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from tests.transform.engine_compare import (
     subprocess_out,
     summary_section,
 )
+from tests.transform.late_data import INCREMENTAL, REBUILT
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_SCHEMA = "calltrail"
@@ -88,8 +92,8 @@ def engines(tmp_path_factory):
                "shown": shown, "summary": summary, "exports": exports, "cli": cli, "tmp": tmp}
 
 
-def rows_postgres(port: int, model: str) -> tuple[list[str], Counter]:
-    con = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="calltrail")
+def rows_postgres(port: int, model: str, database: str = "calltrail") -> tuple[list[str], Counter]:
+    con = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname=database)
     try:
         cur = con.cursor()
         cur.execute("set time zone 'UTC'")
@@ -166,3 +170,49 @@ def test_export_refuses_a_table_that_is_not_a_published_mart(engines):
     with pytest.raises(ExportError, match="not a published mart: one of fct_touchpoints"):
         export(engines["duck"], "int_sessions", "csv", tmp / "no.csv")
     assert not (tmp / "no.csv").exists()
+
+
+@pytest.fixture(scope="module")
+def late_on_postgres(tmp_path_factory):
+    """The late-arriving data of tests/transform/late_data.py built step by step on PostgreSQL as the
+    transformation DAG does (the lake's new partitions copied in, then dbt), incrementally after the
+    first step; and one full build of the final lake on DuckDB."""
+    from calltrail.tasks.transform import load_lake_into_postgres
+    from tests.transform.late_data import STEPS, load_step
+
+    tmp = tmp_path_factory.mktemp("late_postgres")
+    with throwaway("late") as server, pytest.MonkeyPatch.context() as mp:
+        env = {**calltrail_env(tmp), **server, "CALLTRAIL_PG_SCHEMA": PG_SCHEMA, "CALLTRAIL_DBT_TARGET": "postgres",
+               "CALLTRAIL_DBT_TARGET_DIR": str(tmp / "dbt_target")}
+        for key, value in env.items():
+            if key.startswith("CALLTRAIL_PG_"):
+                mp.setenv(key, value)
+        settings = settings_module.load(env)
+        steps = []
+        for number in range(len(STEPS)):
+            load_step(settings, number)
+            load_lake_into_postgres(settings)
+            run_dbt(settings, ["build", "--select", "+int_increment_state", "--exclude-resource-type", "unit_test",
+                               "--indirect-selection", "cautious"], in_process=True)
+            steps.append({"mode": rows_postgres(int(server["CALLTRAIL_PG_PORT"]), "int_increment", "late")[1],
+                          "rebuilt": rows_postgres(int(server["CALLTRAIL_PG_PORT"]), "int_changed_visitors", "late")[1]})
+        models = {m: rows_postgres(int(server["CALLTRAIL_PG_PORT"]), m, "late") for m in INCREMENTAL}
+    full = settings_module.load({**calltrail_env(tmp), "CALLTRAIL_DBT_TARGET_DIR": str(tmp / "full_target"),
+                                 "CALLTRAIL_WAREHOUSE": str(tmp / "full" / "calltrail.duckdb")})
+    run_dbt(full, ["build", "--full-refresh", "--exclude-resource-type", "test", "--exclude-resource-type",
+                   "unit_test"], in_process=True)
+    return {"steps": steps, "models": models, "full": full}
+
+
+def test_on_postgresql_each_late_data_step_after_the_first_rebuilds_only_the_visitors_it_changed(late_on_postgres):
+    steps = late_on_postgres["steps"]
+    assert [r[0] for r in steps[0]["mode"]] == ["full"]
+    for number, step in enumerate(steps[1:], start=1):
+        assert [r[0] for r in step["mode"]] == ["incremental"], number
+        assert {r[0] for r in step["rebuilt"]} == REBUILT[number], f"step {number + 1}"
+
+
+@pytest.mark.parametrize("model", INCREMENTAL)
+def test_on_postgresql_the_late_data_built_step_by_step_equals_one_full_build(late_on_postgres, model):
+    assert_same_rows(model, rows_duckdb(late_on_postgres["full"].warehouse, model), late_on_postgres["models"][model],
+                     "PostgreSQL, step by step")

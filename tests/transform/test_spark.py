@@ -46,8 +46,7 @@ from tests.transform.engine_compare import (
     subprocess_out,
     summary_section,
 )
-from tests.transform.late_data import REBUILT
-from tests.transform.spark_late_data import INCREMENTAL
+from tests.transform.late_data import INCREMENTAL, REBUILT
 
 
 def suite_result(spark_suite) -> tuple[Path, dict[str, int]]:
