@@ -2,9 +2,9 @@
 tests/transform/late_data.py loaded step by step into a lake and built on Spark after each step,
 as the transformation DAG does (the lake's views registered, then dbt): the sessions, the call
 matches and the conversions, incrementally after the first step. Writes, into
-OUT, each step's mode and rebuilt visitors (steps.json) and the incremental models after the last
-step (models/<model>.parquet, without Spark's partition column), for the test to compare with a
-full rebuild.
+OUT, each step's mode and rebuilt visitors (steps.json) and, after the last step (which builds
+every model), every model the tests compare (models/<model>.parquet, without Spark's partition
+column), for the test to compare with a full build on DuckDB.
 
     python -m tests.transform.spark_late_data OUT
 """
@@ -21,7 +21,7 @@ from calltrail import settings as settings_module
 from calltrail.tasks.transform import register_lake_on_spark
 from calltrail.transform.dbt import run_dbt
 from calltrail.warehouse.target import build_schema, open_warehouse
-from tests.transform.late_data import INCREMENTAL, STEPS, load_step
+from tests.transform.late_data import COMPARED, STEPS, load_step
 
 
 def main(out: Path) -> None:
@@ -31,9 +31,11 @@ def main(out: Path) -> None:
     for number in range(len(STEPS)):
         load_step(settings, number)
         register_lake_on_spark(settings)
-        # the seeds and models (their data tests run on DuckDB's incremental builds)
-        run_dbt(settings, ["build", "--select", "+int_increment_state", "--exclude-resource-type", "test",
-                           "--exclude-resource-type", "unit_test"], in_process=True, log_file=out / "dbt.log")
+        # the seeds and models (their data tests run on DuckDB's incremental builds): those up to the
+        # incremental ones, and after the last step every model
+        last = number == len(STEPS) - 1
+        run_dbt(settings, ["build", *([] if last else ["--select", "+int_increment_state"]), "--exclude-resource-type",
+                           "test", "--exclude-resource-type", "unit_test"], in_process=True, log_file=out / "dbt.log")
         con = open_warehouse(settings)
         schema = build_schema(settings)
         mode = con.execute(f"select mode, reason from {schema}.int_increment").fetchall()[0]
@@ -43,9 +45,11 @@ def main(out: Path) -> None:
     (out / "steps.json").write_text(json.dumps(steps, indent=1))
     (out / "models").mkdir(exist_ok=True)
     con = open_warehouse(settings)
-    for model in INCREMENTAL:
+    for model in COMPARED:
         rows = con.execute(f"select * from {build_schema(settings)}.{model}").arrow()
-        pq.write_table(rows.drop_columns(["visitor_bucket"]), out / "models" / f"{model}.parquet")
+        if "visitor_bucket" in rows.column_names:  # Spark's partition of the incremental models
+            rows = rows.drop_columns(["visitor_bucket"])
+        pq.write_table(rows, out / "models" / f"{model}.parquet")
 
 
 if __name__ == "__main__":

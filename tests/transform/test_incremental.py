@@ -14,8 +14,9 @@ import pytest
 from calltrail import settings as settings_module
 from calltrail.transform.dbt import run_dbt
 from tests.airflow_env import calltrail_env
-from tests.transform.engine_compare import MODELS, assert_same_rows, rows_duckdb
+from tests.transform.engine_compare import assert_same_rows, rows_duckdb
 from tests.transform.late_data import (
+    COMPARED,
     DELETED,
     EARLY,
     GAINS,
@@ -34,9 +35,6 @@ from tests.transform.late_data import (
     load_step,
 )
 
-# int_session_events holds the events of the visitors a run rebuilds; int_increment says how the
-# warehouse was built, which is what differs.
-COMPARED = [m for m in MODELS if m not in ("int_session_events", "int_increment")]
 BUILD = ["build", "--exclude", "resource_type:unit_test"]
 
 
@@ -48,6 +46,19 @@ def one(warehouse, sql: str):
         con.close()
 
 
+def remove_partition_of(lake_dir, event_id: str) -> None:
+    """Remove the web events partition that holds ``event_id`` (as `make run` removes the demo's)."""
+    import shutil
+    from pathlib import Path
+
+    con = duckdb.connect()
+    found = con.execute(f"select distinct filename from read_parquet('{lake_dir}/web_events/*/*.parquet', "
+                        "filename = true) where event_id = ?", [event_id]).fetchall()
+    con.close()
+    assert len(found) == 1, found
+    shutil.rmtree(Path(found[0][0]).parent)
+
+
 @pytest.fixture(scope="module")
 def steps(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("incremental")
@@ -55,8 +66,11 @@ def steps(tmp_path_factory):
     incremental = settings_module.load(env)
     full = settings_module.load({**env, "CALLTRAIL_WAREHOUSE": str(tmp / "full" / "calltrail.duckdb")})
     seen = []
-    for number in range(len(STEPS)):
-        load_step(incremental, number)
+    for number in range(len(STEPS) + 1):
+        if number < len(STEPS):
+            load_step(incremental, number)
+        else:  # then rows leave the lake: the partition of step 2's web events is removed
+            remove_partition_of(incremental.lake_dir, "e9")
         run_dbt(incremental, BUILD)
         # seeds and models (the data tests pass on the same lake in the incremental build)
         run_dbt(full, ["build", "--full-refresh", "--exclude-resource-type", "test", "--exclude-resource-type",
@@ -70,7 +84,8 @@ def steps(tmp_path_factory):
     return seen
 
 
-@pytest.mark.parametrize("step", range(len(STEPS)), ids=[f"step{n + 1}" for n in range(len(STEPS))])
+@pytest.mark.parametrize("step", range(len(STEPS) + 1),
+                         ids=[*(f"step{n + 1}" for n in range(len(STEPS))), "rows_removed"])
 @pytest.mark.parametrize("model", COMPARED)
 def test_each_step_built_incrementally_equals_a_full_refresh(steps, step, model):
     incremental, full = steps[step]["models"][model]
@@ -91,10 +106,17 @@ def test_the_fixtures_reach_every_model_that_is_compared(steps):
 
 def test_the_first_run_is_full_and_each_later_step_rebuilds_only_the_visitors_it_changed(steps):
     assert steps[0]["increment"] == ("full", "first run: no int_increment_state yet")
-    for number, step in enumerate(steps[1:], start=1):
+    for number, step in enumerate(steps[1:len(STEPS)], start=1):
         assert step["increment"] == ("incremental", "the visitors with new lake rows since the last run"), number
         assert step["rebuilt"] == REBUILT[number], f"step {number + 1}"
         assert STILL not in step["rebuilt"]
+
+
+def test_when_rows_leave_the_lake_every_visitor_is_rebuilt_and_the_run_says_why(steps):
+    """The demo removed when your data arrives, a partition replaced: the visitors of rows that
+    are gone cannot be found, so the run is a full one (and equals a full refresh, above)."""
+    assert steps[-1]["increment"] == (
+        "full", "rows left the lake since the last run (removed demo data or a replaced partition)")
 
 
 def test_full_refresh_rebuilds_everything_and_says_why(steps):
@@ -110,7 +132,7 @@ def calls(step) -> dict[str, tuple[str, str]]:
 
 def test_the_cases_change_the_call_matches_as_late_data_py_says(steps):
     """The fixtures do what they are meant to, so the equality above covers each case."""
-    first, late, gained, last = (calls(s) for s in steps)
+    first, late, gained, last = (calls(s) for s in steps[:len(STEPS)])
     assert first[T_LATE] == (LATE, "matched") and late[T_LATE] == (LATE, "outside_window")
     assert first[T_EARLY] == (EARLY, "no_session") and late[T_EARLY] == (EARLY, "matched")
     assert T_GAINS not in late and gained[T_GAINS] == (GAINS, "matched")

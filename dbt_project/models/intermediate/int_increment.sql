@@ -2,7 +2,7 @@
     int_changed_visitors; `full` rebuilds every visitor. Full when dbt runs with --full-refresh, on
     the first run (no int_increment_state yet), when an incremental model's table is missing, and
     when the rules changed since the last run: a var the models read, a seed, or an incremental
-    model's SQL (increment_fingerprint). One row. -#}
+    model's SQL (increment_fingerprint), and when rows left the lake since the last run. One row. -#}
 {{ config(materialized='table') }}
 
 {%- set fingerprint = calltrail.increment_fingerprint() if execute else '' -%}
@@ -21,8 +21,17 @@
     {%- set mode, reason = 'full', 'no table ' ~ missing | join(', ') -%}
   {%- else -%}
     {%- set previous = run_query("select max(fingerprint) from " ~ state).columns[0].values()[0] -%}
+    {#- A batch of the last good run that is gone, or holds fewer rows: rows left the lake (the demo
+        data removed when your data arrived, a partition replaced). Their visitors cannot be found
+        any more, so every visitor is rebuilt. -#}
+    {%- set gone = run_query(
+        "select count(*) from " ~ state ~ " as built left join " ~ ref('int_lake_batches') ~ " as now"
+        ~ " on built.dataset = now.dataset and built.loaded_at = now.loaded_at"
+        ~ " where now.row_count is null or now.row_count < built.row_count").columns[0].values()[0] -%}
     {%- if previous != fingerprint -%}
       {%- set mode, reason = 'full', 'the rules changed since the last run (a var, a seed or an incremental model)' -%}
+    {%- elif gone > 0 -%}
+      {%- set mode, reason = 'full', 'rows left the lake since the last run (removed demo data or a replaced partition)' -%}
     {%- endif -%}
   {%- endif -%}
   {{ log("calltrail: " ~ mode ~ " build of the sessions, call matches and conversions: " ~ reason, info=true) }}
