@@ -89,8 +89,20 @@
   {%- endif -%}
 {%- endmacro %}
 
-{#- What the incremental models' rows depend on besides the lake: the vars and seeds they read and
-    their own SQL. When it changes, the next run is a full one. -#}
+{#- The incremental tables: the models materialized `incremental` (read from the project's graph). -#}
+{% macro incremental_tables() -%}
+  {%- set names = [] -%}
+  {%- for node in graph.nodes.values() | sort(attribute='name') -%}
+    {%- if node.resource_type == 'model' and node.config.materialized == 'incremental' -%}
+      {%- do names.append(node.name) -%}
+    {%- endif -%}
+  {%- endfor -%}
+  {{ return(names) }}
+{%- endmacro %}
+
+{#- What the incremental models' rows depend on besides the lake: the vars and seeds they read, their
+    own SQL and that of the models that feed or steer them. When it changes, the next run is a full
+    one. -#}
 {% macro increment_fingerprint() -%}
   {%- set parts = [] -%}
   {%- for name in ['calltrail__session_inactivity_minutes', 'calltrail__call_window_minutes',
@@ -100,14 +112,11 @@
     {%- do parts.append(name ~ '=' ~ tojson(var(name))) -%}
   {%- endfor -%}
   {%- for node in graph.nodes.values() | sort(attribute='unique_id') -%}
-    {%- if node.resource_type == 'seed' or node.name in calltrail.incremental_models() -%}
+    {%- if node.resource_type == 'seed' or node.name in calltrail.incremental_tables() + [
+          'int_session_events', 'int_changed_visitors', 'int_increment', 'int_lake_batches',
+          'int_increment_state'] -%}
       {%- do parts.append(node.unique_id ~ '=' ~ node.checksum.checksum) -%}
     {%- endif -%}
   {%- endfor -%}
   {{ return(local_md5(parts | join('\n'))) }}
-{%- endmacro %}
-
-{% macro incremental_models() -%}
-  {{ return(['int_session_events', 'int_sessions', 'int_calls_matched_to_sessions', 'int_conversions',
-             'int_changed_visitors', 'int_increment', 'int_lake_batches', 'int_increment_state']) }}
 {%- endmacro %}

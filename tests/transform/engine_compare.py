@@ -47,6 +47,12 @@ def rows_duckdb(warehouse: Path, model: str) -> tuple[list[str], Counter]:
         con.close()
 
 
+def without_partition_column(table):
+    """A Spark table read back without ``visitor_bucket``, the partition column Spark adds to the
+    incremental models (docs/incremental.md); other engines have no such column."""
+    return table.drop_columns(["visitor_bucket"]) if "visitor_bucket" in table.column_names else table
+
+
 def page_data(html: str) -> dict:
     found = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)
     assert found, "the report page carries its data"

@@ -98,3 +98,12 @@ def load_step(settings, number: int) -> None:
             Path(folder / f"step{number + 1}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     ingest_web_events(settings.web_landing_dir, settings.lake_dir)
     ingest_task_files(settings.task_landing_dir, settings.lake_dir, settings.salesforce)
+
+
+def build_in_one_go(settings, *, in_process: bool = False) -> None:
+    """The seeds and models of ``settings``'s warehouse rebuilt from scratch (``--full-refresh``),
+    what the step-by-step builds are compared with; their data tests run in those builds."""
+    from calltrail.transform.dbt import run_dbt
+
+    run_dbt(settings, ["build", "--full-refresh", "--exclude-resource-type", "test", "--exclude-resource-type",
+                       "unit_test"], in_process=in_process)

@@ -22,7 +22,7 @@ from calltrail.transform.dbt import run_dbt
 from calltrail.warehouse.export import export
 from calltrail.warehouse.schemas import PUBLISHED_MODELS
 from calltrail.warehouse.target import build_schema, open_warehouse
-from tests.transform.engine_compare import MODELS
+from tests.transform.engine_compare import MODELS, without_partition_column
 
 
 def main(out: Path, *, all_unit_tests: bool = False) -> None:
@@ -30,9 +30,7 @@ def main(out: Path, *, all_unit_tests: bool = False) -> None:
     con = open_warehouse(settings)
     (out / "models").mkdir(parents=True, exist_ok=True)
     for model in MODELS:
-        rows = con.execute(f"select * from {build_schema(settings)}.{model}").arrow()
-        if "visitor_bucket" in rows.column_names:  # Spark's partition of the incremental models
-            rows = rows.drop_columns(["visitor_bucket"])
+        rows = without_partition_column(con.execute(f"select * from {build_schema(settings)}.{model}").arrow())
         pq.write_table(rows,
                        out / "models" / f"{model}.parquet")
     for table in PUBLISHED_MODELS:

@@ -21,6 +21,7 @@ from calltrail import settings as settings_module
 from calltrail.tasks.transform import register_lake_on_spark
 from calltrail.transform.dbt import run_dbt
 from calltrail.warehouse.target import build_schema, open_warehouse
+from tests.transform.engine_compare import without_partition_column
 from tests.transform.late_data import COMPARED, STEPS, load_step
 
 
@@ -46,9 +47,7 @@ def main(out: Path) -> None:
     (out / "models").mkdir(exist_ok=True)
     con = open_warehouse(settings)
     for model in COMPARED:
-        rows = con.execute(f"select * from {build_schema(settings)}.{model}").arrow()
-        if "visitor_bucket" in rows.column_names:  # Spark's partition of the incremental models
-            rows = rows.drop_columns(["visitor_bucket"])
+        rows = without_partition_column(con.execute(f"select * from {build_schema(settings)}.{model}").arrow())
         pq.write_table(rows, out / "models" / f"{model}.parquet")
 
 

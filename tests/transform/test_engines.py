@@ -47,7 +47,7 @@ from tests.transform.engine_compare import (
     subprocess_out,
     summary_section,
 )
-from tests.transform.late_data import COMPARED, REBUILT
+from tests.transform.late_data import COMPARED, REBUILT, build_in_one_go
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_SCHEMA = "calltrail"
@@ -203,8 +203,7 @@ def late_on_postgres(tmp_path_factory):
         models = {m: rows_postgres(int(server["CALLTRAIL_PG_PORT"]), m, "late") for m in COMPARED}
     full = settings_module.load({**calltrail_env(tmp), "CALLTRAIL_DBT_TARGET_DIR": str(tmp / "full_target"),
                                  "CALLTRAIL_WAREHOUSE": str(tmp / "full" / "calltrail.duckdb")})
-    run_dbt(full, ["build", "--full-refresh", "--exclude-resource-type", "test", "--exclude-resource-type",
-                   "unit_test"], in_process=True)
+    build_in_one_go(full, in_process=True)
     return {"steps": steps, "models": models, "full": full}
 
 

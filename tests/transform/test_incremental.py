@@ -32,6 +32,7 @@ from tests.transform.late_data import (
     T_LATE,
     T_MOVED,
     T_STILL,
+    build_in_one_go,
     load_step,
 )
 
@@ -72,9 +73,7 @@ def steps(tmp_path_factory):
         else:  # then rows leave the lake: the partition of step 2's web events is removed
             remove_partition_of(incremental.lake_dir, "e9")
         run_dbt(incremental, BUILD)
-        # seeds and models (the data tests pass on the same lake in the incremental build)
-        run_dbt(full, ["build", "--full-refresh", "--exclude-resource-type", "test", "--exclude-resource-type",
-                       "unit_test"])
+        build_in_one_go(full)
         seen.append({
             "increment": one(incremental.warehouse, "select mode, reason from int_increment")[0],
             "rebuilt": {r[0] for r in one(incremental.warehouse, "select bizible_id from int_changed_visitors")},

@@ -46,7 +46,7 @@ from tests.transform.engine_compare import (
     subprocess_out,
     summary_section,
 )
-from tests.transform.late_data import COMPARED, REBUILT
+from tests.transform.late_data import COMPARED, REBUILT, build_in_one_go
 
 
 def suite_result(spark_suite) -> tuple[Path, dict[str, int]]:
@@ -170,8 +170,7 @@ def late_on_spark(spark_suite):
     full = settings_module.load({**late_env, "CALLTRAIL_DBT_TARGET": "duckdb",
                                  "CALLTRAIL_DBT_TARGET_DIR": str(out / "late_full" / "dbt_target"),
                                  "CALLTRAIL_WAREHOUSE": str(out / "late_full" / "calltrail.duckdb")})
-    run_dbt(full, ["build", "--full-refresh", "--exclude-resource-type", "test", "--exclude-resource-type",
-                   "unit_test"], in_process=True)
+    build_in_one_go(full, in_process=True)
     return {"steps": json.loads((out / "late_out" / "steps.json").read_text()), "models": out / "late_out" / "models",
             "full": full}
 

@@ -10,7 +10,7 @@
 {%- if execute -%}
   {%- set state = calltrail.sibling('int_increment_state') -%}
   {%- set missing = [] -%}
-  {%- for name in ['int_sessions', 'int_calls_matched_to_sessions', 'int_conversions'] -%}
+  {%- for name in calltrail.incremental_tables() -%}
     {%- if calltrail.sibling(name) is none -%}{%- do missing.append(name) -%}{%- endif -%}
   {%- endfor -%}
   {%- if flags.FULL_REFRESH -%}
