@@ -1,59 +1,109 @@
-{#- Incremental builds by visitor (docs/incremental.md).
+{#- Incremental builds (docs/incremental.md).
 
-    The models that sessionise and match, int_sessions, int_calls_matched_to_sessions and
-    int_conversions, are incremental. A run rebuilds only the visitors (BizibleIds) that have new
-    rows in the lake since the last run: a new web event, or a new version of a Task (the visitor of
-    its BizibleId now and the one it had). Each of those visitors is rebuilt from their whole
-    history, so a late event, a call before its session and a Task that moves or is deleted give
-    the rows a full rebuild gives, whatever the inactivity gap, the call window or the Task overlap.
+    A run rebuilds only what the lake's new rows and the CRM's changes reach, each unit from its
+    whole history, so the rows equal a full rebuild's whatever the inactivity gap, the call window
+    or the Task overlap:
+    - the visitors (BizibleIds) with a new web event or a new Task version (the visitor of its
+      BizibleId now and the one it had): int_sessions, int_calls_matched_to_sessions,
+      int_conversions;
+    - the journeys (people, anonymous visitors) of those visitors, and those whose identity links
+      changed: fct_touchpoints;
+    - the opportunities of those people, and those whose record or people changed: fct_attribution.
 
     - int_lake_batches: the lake's batches (each load writes its rows with one _loaded_at).
     - int_increment: this run's mode, `incremental` or `full`, and why.
-    - int_changed_visitors: the visitors to rebuild (incremental mode only).
-    - int_increment_state: after the incremental models, the batches they hold and the rules'
-      fingerprint. A run that fails before it leaves the state as it was, so the next run rebuilds
-      those visitors again.
+    - int_changed_visitors, int_changed_journeys, int_changed_opportunities: what this run rebuilds
+      (incremental mode only).
+    - int_increment_state and int_journey_state: after the last incremental model, the batches,
+      the identity links and the opportunities' records and people the models were built from, and
+      the rules' fingerprint. A run that fails before leaves them as they were, so the next run
+      rebuilds the same units again.
 
     Each incremental model first removes the rows it rebuilds (a pre-hook), then appends them:
-    DuckDB and PostgreSQL delete the visitors' rows; Spark (Parquet tables, no DELETE) drops the
-    partitions of the visitors' buckets (the first hex digit of the BizibleId) and rebuilds every
-    visitor of those buckets. -#}
+    DuckDB and PostgreSQL delete the units' rows; Spark (Parquet tables, no DELETE) drops the
+    partitions of the units' buckets and rebuilds every unit of those buckets. -#}
 
-{#- The incremental models' config: append after the pre-hook's removal; on Spark, partitioned by
-    the visitor's bucket. -#}
-{% macro visitor_incremental_config(pre_hook=[], post_hook=[]) -%}
+{#- What an incremental model rebuilds its rows by (its unit), per unit:
+    - key: the unit's key on the model's rows;
+    - changed: the model that lists the units this run rebuilds, and its key column there;
+    - bucket: Spark's partition column of the unit (the units are spread over 16 buckets).
+    `visitor` (a BizibleId): the sessions, call matches and conversions. `journey` (a person, or an
+    anonymous visitor's BizibleId): the touchpoints, whose positions are per journey.
+    `opportunity`: the attribution. -#}
+{% macro rebuild_unit(unit) -%}
+  {%- set units = {
+      'visitor': {'key': 'bizible_id', 'changed': 'int_changed_visitors', 'column': 'bizible_id', 'bucket': 'visitor_bucket'},
+      'journey': {'key': 'coalesce(person_id, bizible_id)', 'changed': 'int_changed_journeys', 'column': 'journey_key', 'bucket': 'journey_bucket'},
+      'opportunity': {'key': 'opportunity_id', 'changed': 'int_changed_opportunities', 'column': 'opportunity_id', 'bucket': 'opportunity_bucket'},
+  } -%}
+  {%- if unit not in units -%}
+    {{ exceptions.raise_compiler_error("calltrail: no rebuild unit '" ~ unit ~ "' (visitor, journey or opportunity)") }}
+  {%- endif -%}
+  {{ return(units[unit]) }}
+{%- endmacro %}
+
+{#- Spark's partition columns of the incremental models: publish leaves them out. -#}
+{% macro bucket_columns() -%}
+  {{ return(['visitor_bucket', 'journey_bucket', 'opportunity_bucket']) }}
+{%- endmacro %}
+
+{#- An incremental model's config: append after the pre-hook's removal of the units it rebuilds;
+    on Spark, partitioned by the unit's bucket. -#}
+{% macro incremental_config(unit, pre_hook=[], post_hook=[]) -%}
   {%- set config = {
       'materialized': 'incremental',
       'incremental_strategy': 'append',
       'on_schema_change': 'fail',
-      'pre_hook': pre_hook + [{'sql': '{{ calltrail.remove_rebuilt_visitors() }}', 'transaction': true}],
+      'pre_hook': pre_hook + [{'sql': "{{ calltrail.remove_rebuilt_rows('" ~ unit ~ "') }}", 'transaction': true}],
       'post_hook': post_hook,
   } -%}
   {%- if target.type == 'spark' -%}
-    {%- do config.update({'file_format': 'parquet', 'partition_by': ['visitor_bucket']}) -%}
+    {%- do config.update({'file_format': 'parquet', 'partition_by': [calltrail.rebuild_unit(unit).bucket]}) -%}
   {%- endif -%}
   {{ return(config) }}
 {%- endmacro %}
 
-{#- A visitor's bucket: Spark's partition of the incremental models. -#}
+{% macro visitor_incremental_config(pre_hook=[], post_hook=[]) -%}
+  {{ return(calltrail.incremental_config('visitor', pre_hook, post_hook)) }}
+{%- endmacro %}
+
+{#- A unit's bucket: a visitor's is the first hex digit of the BizibleId; a journey's and an
+    opportunity's the first hex digit of their key's MD5 (Salesforce Ids share their prefixes). -#}
+{% macro rebuild_bucket(unit, key) -%}
+  {%- if unit == 'visitor' -%}
+  substring({{ key }}, 1, 1)
+  {%- else -%}
+  substring({{ dbt.hash(key) }}, 1, 1)
+  {%- endif -%}
+{%- endmacro %}
+
 {% macro visitor_bucket(bizible_id) -%}
-  substring({{ bizible_id }}, 1, 1)
+  {{ calltrail.rebuild_bucket('visitor', bizible_id) }}
 {%- endmacro %}
 
 {#- The partition column on Spark, after the model's own columns (nothing on other engines). -#}
-{% macro visitor_bucket_column(bizible_id='bizible_id') -%}
-  {%- if target.type == 'spark' -%}, {{ calltrail.visitor_bucket(bizible_id) }} as visitor_bucket{%- endif -%}
+{% macro bucket_column(unit, key) -%}
+  {%- if target.type == 'spark' -%}, {{ calltrail.rebuild_bucket(unit, key) }} as {{ calltrail.rebuild_unit(unit).bucket }}{%- endif -%}
 {%- endmacro %}
 
-{#- A condition: the visitor `bizible_id` is rebuilt in this run (every visitor in full mode). The
-    model must declare `-- depends_on:` int_increment and int_changed_visitors. -#}
-{% macro rebuilt_visitor(bizible_id) -%}
+{% macro visitor_bucket_column(bizible_id='bizible_id') -%}
+  {{ calltrail.bucket_column('visitor', bizible_id) }}
+{%- endmacro %}
+
+{#- A condition: the unit with key `key` is rebuilt in this run (every one in full mode). The
+    model must declare `-- depends_on:` int_increment and the unit's `changed` model. -#}
+{% macro rebuilt(unit, key) -%}
+  {%- set spec = calltrail.rebuild_unit(unit) -%}
   {%- if target.type == 'spark' -%}
-    {%- set changed = calltrail.visitor_bucket(bizible_id) ~ " in (select visitor_bucket from " ~ ref('int_changed_visitors') ~ ")" -%}
+    {%- set changed = calltrail.rebuild_bucket(unit, key) ~ " in (select " ~ spec.bucket ~ " from " ~ ref(spec.changed) ~ ")" -%}
   {%- else -%}
-    {%- set changed = bizible_id ~ " in (select bizible_id from " ~ ref('int_changed_visitors') ~ ")" -%}
+    {%- set changed = key ~ " in (select " ~ spec.column ~ " from " ~ ref(spec.changed) ~ ")" -%}
   {%- endif -%}
   ((select mode from {{ ref('int_increment') }}) = 'full' or {{ changed }})
+{%- endmacro %}
+
+{% macro rebuilt_visitor(bizible_id) -%}
+  {{ calltrail.rebuilt('visitor', bizible_id) }}
 {%- endmacro %}
 
 {#- A model of this project's schema by name, for the hooks and for int_increment, which read
@@ -62,29 +112,29 @@
   {{ return(adapter.get_relation(this.database, this.schema, identifier)) }}
 {%- endmacro %}
 
-{#- The pre-hook: remove the rows this run rebuilds (all of them in full mode). -#}
-{% macro remove_rebuilt_visitors() -%}
+{#- The pre-hook: remove the rows of the units this run rebuilds (all of them in full mode). -#}
+{% macro remove_rebuilt_rows(unit) -%}
   {%- if execute and is_incremental() -%}
-    {{ return(adapter.dispatch('remove_rebuilt_visitors', 'calltrail')(this)) }}
+    {{ return(adapter.dispatch('remove_rebuilt_rows', 'calltrail')(this, calltrail.rebuild_unit(unit))) }}
   {%- endif -%}
 {%- endmacro %}
 
-{% macro default__remove_rebuilt_visitors(relation) -%}
+{% macro default__remove_rebuilt_rows(relation, spec) -%}
   delete from {{ relation }}
   where (select mode from {{ calltrail.sibling('int_increment') }}) = 'full'
-     or bizible_id in (select bizible_id from {{ calltrail.sibling('int_changed_visitors') }})
+     or {{ spec.key }} in (select {{ spec.column }} from {{ calltrail.sibling(spec.changed) }})
 {%- endmacro %}
 
-{% macro spark__remove_rebuilt_visitors(relation) -%}
+{% macro spark__remove_rebuilt_rows(relation, spec) -%}
   {%- set mode = run_query("select mode from " ~ calltrail.sibling('int_increment')).columns[0].values()[0] -%}
   {%- if mode == 'full' -%}
     truncate table {{ relation }}
   {%- else -%}
     {#- One statement (the session method runs one per call). -#}
-    {%- set buckets = run_query("select distinct visitor_bucket from " ~ calltrail.sibling('int_changed_visitors')).columns[0].values() -%}
+    {%- set buckets = run_query("select distinct " ~ spec.bucket ~ " from " ~ calltrail.sibling(spec.changed)).columns[0].values() -%}
     {%- if buckets -%}
     alter table {{ relation }} drop if exists
-      {%- for bucket in buckets | sort %} partition (visitor_bucket = '{{ bucket }}'){{ "," if not loop.last }}{% endfor %}
+      {%- for bucket in buckets | sort %} partition ({{ spec.bucket }} = '{{ bucket }}'){{ "," if not loop.last }}{% endfor %}
     {%- endif -%}
   {%- endif -%}
 {%- endmacro %}
@@ -108,15 +158,78 @@
   {%- for name in ['calltrail__session_inactivity_minutes', 'calltrail__call_window_minutes',
                    'calltrail__call_window_anchor', 'calltrail__call_time_fields', 'calltrail__bizible_id_pattern',
                    'calltrail__bizible_id_field', 'calltrail__touchpoint_date_field', 'calltrail__call_filter',
-                   'calltrail__web_event_types', 'calltrail__match_statuses'] -%}
+                   'calltrail__web_event_types', 'calltrail__match_statuses', 'calltrail__attribution_models',
+                   'calltrail__opportunity_people_fallback', 'calltrail__default_currency'] -%}
     {%- do parts.append(name ~ '=' ~ tojson(var(name))) -%}
   {%- endfor -%}
   {%- for node in graph.nodes.values() | sort(attribute='unique_id') -%}
     {%- if node.resource_type == 'seed' or node.name in calltrail.incremental_tables() + [
           'int_session_events', 'int_changed_visitors', 'int_increment', 'int_lake_batches',
-          'int_increment_state'] -%}
+          'int_increment_state', 'int_person_ids', 'int_person_links', 'int_opportunity_people',
+          'int_opportunity_journeys', 'int_changed_journeys', 'int_changed_opportunities',
+          'int_journey_state'] -%}
       {%- do parts.append(node.unique_id ~ '=' ~ node.checksum.checksum) -%}
     {%- endif -%}
   {%- endfor -%}
   {{ return(local_md5(parts | join('\n'))) }}
+{%- endmacro %}
+
+{#- What the journeys and the attribution read besides the incremental models' rows, one row per
+    kind, record and value: each BizibleId's person (`link`), each Lead's and Contact's person
+    (`person`), each opportunity's people (`opportunity_person`) and a hash of the fields of the
+    opportunity the attribution reads (`opportunity`). int_journey_state keeps them as the last good
+    run built with them; int_changed_journeys and int_changed_opportunities rebuild what changed. -#}
+{% macro journey_state_rows() -%}
+  {%- set fields = ['amount', 'currency_iso_code', 'created_at', 'close_date', 'is_closed', 'is_won'] -%}
+  {%- set parts = [] -%}
+  {%- for field in fields -%}
+    {%- do parts.append("coalesce(cast(" ~ field ~ " as " ~ dbt.type_string() ~ "), '-')") -%}
+    {%- if not loop.last -%}{%- do parts.append("'|'") -%}{%- endif -%}
+  {%- endfor -%}
+    select cast('link' as {{ dbt.type_string() }}) as kind, bizible_id as record_id, person_id as state_value
+    from {{ ref('int_person_links') }}
+    union all
+    select cast('person' as {{ dbt.type_string() }}) as kind, salesforce_id as record_id, person_id as state_value
+    from {{ ref('int_person_ids') }}
+    union all
+    select cast('opportunity_person' as {{ dbt.type_string() }}) as kind, opportunity_id as record_id, person_id as state_value
+    from {{ ref('int_opportunity_people') }}
+    union all
+    select cast('opportunity' as {{ dbt.type_string() }}) as kind, opportunity_id as record_id,
+           {{ dbt.hash(dbt.concat(parts)) }} as state_value
+    from {{ ref('stg_salesforce__opportunities') }}
+{%- endmacro %}
+
+{#- True when this run is incremental (int_increment), at execution; for the models that list
+    what it rebuilds. -#}
+{% macro incremental_run() -%}
+  {{ return(execute and run_query("select mode from " ~ ref('int_increment')).columns[0].values()[0] == 'incremental') }}
+{%- endmacro %}
+
+{#- Two CTEs: `current_state`, journey_state_rows now, and `changed_state`, its rows that differ
+    from the last good run's (int_journey_state): new, changed (both versions) or gone; none in
+    full mode. -#}
+{% macro journey_state_ctes(incremental) -%}
+current_state as (
+
+    {{ calltrail.journey_state_rows() }}
+
+),
+
+changed_state as (
+
+  {%- if incremental %}
+
+    (select kind, record_id, state_value from current_state
+     except
+     select kind, record_id, state_value from {{ calltrail.sibling('int_journey_state') }})
+    union all
+    (select kind, record_id, state_value from {{ calltrail.sibling('int_journey_state') }}
+     except
+     select kind, record_id, state_value from current_state)
+  {%- else %}
+    select kind, record_id, state_value from current_state where 1 = 0
+  {%- endif %}
+
+)
 {%- endmacro %}

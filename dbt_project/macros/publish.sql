@@ -57,9 +57,15 @@ create table {{ published }} as select * from {{ source }};
 {%- endmacro %}
 
 {#- Spark without a table format of its own (Delta, Iceberg) cannot replace a table in one step. -#}
+{#- Without the partition column of an incremental model (docs/incremental.md): the published
+    marts have the same columns on every engine. -#}
 {% macro spark__publish_table_sql(source, published) -%}
+{%- set columns = [] -%}
+{%- for column in adapter.get_columns_in_relation(source) if column.name not in calltrail.bucket_columns() and column.name not in columns -%}
+  {%- do columns.append(column.name) -%}
+{%- endfor -%}
 drop table if exists {{ published }};
-create table {{ published }} using parquet as select * from {{ source }}
+create table {{ published }} using parquet as select {{ columns | join(', ') }} from {{ source }}
 {%- endmacro %}
 
 {#- DuckDB and PostgreSQL: transactional DDL. The statement opens one transaction for every

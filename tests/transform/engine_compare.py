@@ -14,9 +14,12 @@ from pathlib import Path
 import duckdb
 
 ROOT = Path(__file__).resolve().parents[2]
-# Every intermediate model and mart but int_changed_visitors, which is empty after a full build.
+# Every intermediate model and mart but int_changed_visitors, int_changed_journeys and
+# int_changed_opportunities, which are empty after a full build.
 MODELS = sorted(p.stem for folder in ("marts", "intermediate") for p in (ROOT / "dbt_project" / "models" / folder).glob("*.sql")
-                if p.stem != "int_changed_visitors")
+                if not p.stem.startswith("int_changed_"))
+# The partition columns Spark adds to the incremental models (docs/incremental.md).
+BUCKETS = ("visitor_bucket", "journey_bucket", "opportunity_bucket")
 
 
 def normalised(value):
@@ -48,9 +51,9 @@ def rows_duckdb(warehouse: Path, model: str) -> tuple[list[str], Counter]:
 
 
 def without_partition_column(table):
-    """A Spark table read back without ``visitor_bucket``, the partition column Spark adds to the
-    incremental models (docs/incremental.md); other engines have no such column."""
-    return table.drop_columns(["visitor_bucket"]) if "visitor_bucket" in table.column_names else table
+    """A Spark table read back without the partition column Spark adds to the incremental models
+    (``BUCKETS``); other engines have no such column."""
+    return table.drop_columns([c for c in BUCKETS if c in table.column_names])
 
 
 def page_data(html: str) -> dict:

@@ -8,7 +8,10 @@ ingestion, so each becomes a lake batch of its own. The cases (docs/incremental.
 - GAINS: a Task without a BizibleId that gains one a week later;
 - DELETED: a Task that is deleted (its visitor's only Task: nothing of it may stay);
 - EARLY: a call whose session arrives after it;
-- MOVED: a Task whose BizibleId is corrected to another visitor's.
+- MOVED: a Task whose BizibleId is corrected to another visitor's;
+- then the CRM alone changes (no web event, no Task): a new Lead whose e-mail an anonymous
+  visitor's form named (ANON: its journey becomes the Lead's), and a new amount of the won
+  opportunity O1.
 A visitor that nothing touches after the first step (STILL) proves that a step rebuilds only the
 visitors it changes.
 """
@@ -23,13 +26,14 @@ from calltrail.web.ingest import ingest_web_events
 from tests.transform.engine_compare import MODELS
 
 # The incremental models (docs/incremental.md).
-INCREMENTAL = ("int_sessions", "int_calls_matched_to_sessions", "int_conversions")
+INCREMENTAL = ("int_sessions", "int_calls_matched_to_sessions", "int_conversions", "fct_touchpoints",
+               "fct_attribution")
 # What a warehouse built step by step and one built in one go must hold alike: every intermediate
-# model and mart but int_session_events (the events of the visitors a run rebuilds) and
-# int_increment (how the warehouse was built).
-COMPARED = [m for m in MODELS if m not in ("int_session_events", "int_increment")]
+# model and mart but int_session_events and int_opportunity_journeys (the events and journeys of
+# what a run rebuilds) and int_increment (how the warehouse was built).
+COMPARED = [m for m in MODELS if m not in ("int_session_events", "int_opportunity_journeys", "int_increment")]
 
-LATE, GAINS, DELETED, EARLY, MOVED_FROM, MOVED_TO, STILL = (c * 32 for c in "1234567")
+LATE, GAINS, DELETED, EARLY, MOVED_FROM, MOVED_TO, STILL, ANON = (c * 32 for c in "12345678")
 SITE = "https://www.acme.example"
 
 
@@ -58,7 +62,9 @@ STEPS: list[tuple[list[dict], list[dict]]] = [
       event(5, MOVED_FROM, "2026-03-03T08:00:00Z"),  # 40 minutes before the call: outside the window
       event(6, MOVED_TO, "2026-03-03T08:30:00Z", f"{SITE}/?utm_source=linkedin&utm_medium=paid_social"),
       event(7, STILL, "2026-03-03T15:00:00Z"),
-      event(8, STILL, "2026-03-03T15:10:00Z", f"{SITE}/contact", kind="form_submit", email="ann@acme.example")],
+      event(8, STILL, "2026-03-03T15:10:00Z", f"{SITE}/contact", kind="form_submit", email="ann@acme.example"),
+      event(11, ANON, "2026-03-05T09:00:00Z", f"{SITE}/?utm_source=partner&utm_medium=referral"),
+      event(12, ANON, "2026-03-05T09:03:00Z", f"{SITE}/contact", kind="form_submit", email="bob@beta.example")],
      # LATE is Contact C1 (its Task's WhoId), on the won opportunity O1 of write_lake_objects;
      # STILL's form names C1's e-mail, so C1's journey merges two visitors
      [task(T_LATE, LATE, "2026-03-01T10:55:00.000+0000", "2026-03-01T10:55:00.000+0000", who="C1"),
@@ -78,10 +84,29 @@ STEPS: list[tuple[list[dict], list[dict]]] = [
     # 4: DELETED's Task is deleted; MOVED's BizibleId is corrected to MOVED_TO
     ([], [task(T_DELETED, DELETED, "2026-03-02T12:05:00.000+0000", "2026-03-10T09:00:00.000+0000", deleted=True),
           task(T_MOVED, MOVED_TO, "2026-03-03T08:40:00.000+0000", "2026-03-10T09:00:00.000+0000")]),
+    # 5: the CRM alone: Lead L2 (bob@beta.example, ANON's form), O1's amount 1000 -> 1200 (CRM_CHANGES)
+    ([], []),
 ]
 
-# The visitors each step after the first must rebuild, and no other.
-REBUILT = [None, {LATE, EARLY}, {GAINS}, {DELETED, MOVED_FROM, MOVED_TO}]
+# The CRM's changes by step (0-based), written as the lake contract declares the objects
+# (models/staging/_salesforce__sources.yml), each a lake batch of its own.
+CRM_CHANGES = {4: {
+    "salesforce_lead": ("leads.parquet", """
+        select 'L2' as "Id", 'bob@beta.example' as "Email", timestamp '2026-03-10 12:00:00' as "CreatedDate",
+               false as "IsConverted", cast(null as varchar) as "ConvertedContactId",
+               cast(null as date) as "ConvertedDate" """),
+    "salesforce_opportunity": ("opportunities.parquet", """
+        select 'O1' as "Id", 'Won in EUR' as "Name", 'A1' as "AccountId", 1200.00::decimal(18, 2) as "Amount",
+               'EUR' as "CurrencyIsoCode", 'Closed Won' as "StageName", timestamp '2026-03-01 12:00:00' as "CreatedDate",
+               date '2026-03-02' as "CloseDate", true as "IsClosed", true as "IsWon" """),
+}}
+
+# What each step after the first must rebuild, and nothing else: the visitors; the journeys (a
+# visitor's own, its person's: C1 is LATE's by its Task's WhoId, ANON's becomes Lead L2's); the
+# opportunities (O1 is C1's, and its amount changes in step 5).
+REBUILT = [None, {LATE, EARLY}, {GAINS}, {DELETED, MOVED_FROM, MOVED_TO}, set()]
+REBUILT_JOURNEYS = [None, {LATE, "C1", EARLY}, {GAINS}, {DELETED, MOVED_FROM, MOVED_TO}, {ANON, "L2"}]
+REBUILT_OPPORTUNITIES = [None, {"O1"}, set(), set(), {"O1"}]
 
 
 def load_step(settings, number: int) -> None:
@@ -91,6 +116,8 @@ def load_step(settings, number: int) -> None:
 
     if number == 0:
         write_lake_objects(settings.lake_dir)
+    if number in CRM_CHANGES:
+        write_crm_changes(settings.lake_dir, number, CRM_CHANGES[number])
     events, tasks = STEPS[number]
     for folder, rows in ((settings.web_landing_dir, events), (settings.task_landing_dir, tasks)):
         folder.mkdir(parents=True, exist_ok=True)
@@ -98,6 +125,20 @@ def load_step(settings, number: int) -> None:
             Path(folder / f"step{number + 1}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     ingest_web_events(settings.web_landing_dir, settings.lake_dir)
     ingest_task_files(settings.task_landing_dir, settings.lake_dir, settings.salesforce)
+
+
+def write_crm_changes(lake_dir, number: int, objects: dict) -> None:
+    """New versions of CRM records, one lake partition per object, stamped a week after step 4."""
+    import duckdb
+
+    con = duckdb.connect()
+    for dataset, (file_name, rows) in objects.items():
+        folder = lake_dir / dataset / "source=file" / f"file=step{number + 1}"
+        folder.mkdir(parents=True)
+        con.execute(f"""copy (select *, timestamp '2026-03-17 00:00:00' as "SystemModstamp", false as "IsDeleted",
+                                     timestamp '2026-03-17 00:00:00' as "_loaded_at" from ({rows}))
+                        to '{folder / file_name}' (format parquet)""")
+    con.close()
 
 
 def build_in_one_go(settings, *, in_process: bool = False) -> None:

@@ -47,7 +47,13 @@ from tests.transform.engine_compare import (
     subprocess_out,
     summary_section,
 )
-from tests.transform.late_data import COMPARED, REBUILT, build_in_one_go
+from tests.transform.late_data import (
+    COMPARED,
+    REBUILT,
+    REBUILT_JOURNEYS,
+    REBUILT_OPPORTUNITIES,
+    build_in_one_go,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_SCHEMA = "calltrail"
@@ -195,11 +201,12 @@ def late_on_postgres(tmp_path_factory):
             load_lake_into_postgres(settings)
             # up to the incremental models, with their data tests; after the last step every model
             last = number == len(STEPS) - 1
-            run_dbt(settings, ["build", *([] if last else ["--select", "+int_increment_state"]),
+            run_dbt(settings, ["build", *([] if last else ["--select", "+int_increment_state", "+int_journey_state"]),
                                "--exclude-resource-type", "unit_test", "--indirect-selection", "cautious"],
                     in_process=True)
-            steps.append({"mode": rows_postgres(int(server["CALLTRAIL_PG_PORT"]), "int_increment", "late")[1],
-                          "rebuilt": rows_postgres(int(server["CALLTRAIL_PG_PORT"]), "int_changed_visitors", "late")[1]})
+            steps.append({key: rows_postgres(int(server["CALLTRAIL_PG_PORT"]), model, "late")[1] for key, model in (
+                ("mode", "int_increment"), ("rebuilt", "int_changed_visitors"), ("journeys", "int_changed_journeys"),
+                ("opportunities", "int_changed_opportunities"))})
         models = {m: rows_postgres(int(server["CALLTRAIL_PG_PORT"]), m, "late") for m in COMPARED}
     full = settings_module.load({**calltrail_env(tmp), "CALLTRAIL_DBT_TARGET_DIR": str(tmp / "full_target"),
                                  "CALLTRAIL_WAREHOUSE": str(tmp / "full" / "calltrail.duckdb")})
@@ -207,12 +214,14 @@ def late_on_postgres(tmp_path_factory):
     return {"steps": steps, "models": models, "full": full}
 
 
-def test_on_postgresql_each_late_data_step_after_the_first_rebuilds_only_the_visitors_it_changed(late_on_postgres):
+def test_on_postgresql_each_late_data_step_after_the_first_rebuilds_only_what_it_changed(late_on_postgres):
     steps = late_on_postgres["steps"]
     assert [r[0] for r in steps[0]["mode"]] == ["full"]
     for number, step in enumerate(steps[1:], start=1):
         assert [r[0] for r in step["mode"]] == ["incremental"], number
         assert {r[0] for r in step["rebuilt"]} == REBUILT[number], f"step {number + 1}"
+        assert {r[0] for r in step["journeys"]} == REBUILT_JOURNEYS[number], f"step {number + 1}"
+        assert {r[0] for r in step["opportunities"]} == REBUILT_OPPORTUNITIES[number], f"step {number + 1}"
 
 
 @pytest.mark.parametrize("model", COMPARED)

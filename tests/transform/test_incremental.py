@@ -8,6 +8,8 @@ row by row. Each incremental step must also have rebuilt exactly the visitors it
 
 from __future__ import annotations
 
+import decimal
+
 import duckdb
 import pytest
 
@@ -16,6 +18,7 @@ from calltrail.transform.dbt import run_dbt
 from tests.airflow_env import calltrail_env
 from tests.transform.engine_compare import assert_same_rows, rows_duckdb
 from tests.transform.late_data import (
+    ANON,
     COMPARED,
     DELETED,
     EARLY,
@@ -24,6 +27,8 @@ from tests.transform.late_data import (
     MOVED_FROM,
     MOVED_TO,
     REBUILT,
+    REBUILT_JOURNEYS,
+    REBUILT_OPPORTUNITIES,
     STEPS,
     STILL,
     T_DELETED,
@@ -77,6 +82,9 @@ def steps(tmp_path_factory):
         seen.append({
             "increment": one(incremental.warehouse, "select mode, reason from int_increment")[0],
             "rebuilt": {r[0] for r in one(incremental.warehouse, "select bizible_id from int_changed_visitors")},
+            "journeys": {r[0] for r in one(incremental.warehouse, "select journey_key from int_changed_journeys")},
+            "opportunities": {r[0] for r in one(incremental.warehouse,
+                                                "select opportunity_id from int_changed_opportunities")},
             "full_increment": one(full.warehouse, "select mode, reason from int_increment")[0],
             "models": {m: (rows_duckdb(incremental.warehouse, m), rows_duckdb(full.warehouse, m)) for m in COMPARED},
         })
@@ -103,12 +111,15 @@ def test_the_fixtures_reach_every_model_that_is_compared(steps):
         assert_same_rows(model, last[model][1], last[model][0], "incremental")
 
 
-def test_the_first_run_is_full_and_each_later_step_rebuilds_only_the_visitors_it_changed(steps):
+def test_the_first_run_is_full_and_each_later_step_rebuilds_only_what_it_changed(steps):
+    """The visitors, the journeys and the opportunities that late_data.py says each step reaches."""
     assert steps[0]["increment"] == ("full", "first run: no int_increment_state yet")
     for number, step in enumerate(steps[1:len(STEPS)], start=1):
-        assert step["increment"] == ("incremental", "the visitors with new lake rows since the last run"), number
+        assert step["increment"] == ("incremental", "what new lake rows and CRM changes reach since the last run"), number
         assert step["rebuilt"] == REBUILT[number], f"step {number + 1}"
-        assert STILL not in step["rebuilt"]
+        assert step["journeys"] == REBUILT_JOURNEYS[number], f"step {number + 1}"
+        assert step["opportunities"] == REBUILT_OPPORTUNITIES[number], f"step {number + 1}"
+        assert STILL not in step["rebuilt"] | step["journeys"]
 
 
 def test_when_rows_leave_the_lake_every_visitor_is_rebuilt_and_the_run_says_why(steps):
@@ -131,10 +142,28 @@ def calls(step) -> dict[str, tuple[str, str]]:
 
 def test_the_cases_change_the_call_matches_as_late_data_py_says(steps):
     """The fixtures do what they are meant to, so the equality above covers each case."""
-    first, late, gained, last = (calls(s) for s in steps[:len(STEPS)])
+    first, late, gained, last = (calls(s) for s in steps[:4])
     assert first[T_LATE] == (LATE, "matched") and late[T_LATE] == (LATE, "outside_window")
     assert first[T_EARLY] == (EARLY, "no_session") and late[T_EARLY] == (EARLY, "matched")
     assert T_GAINS not in late and gained[T_GAINS] == (GAINS, "matched")
     assert gained[T_DELETED] == (DELETED, "matched") and T_DELETED not in last
     assert gained[T_MOVED] == (MOVED_FROM, "outside_window") and last[T_MOVED] == (MOVED_TO, "matched")
     assert first[T_STILL] == last[T_STILL] == (STILL, "matched")
+
+
+def test_the_crm_step_moves_a_journey_and_changes_an_amount(steps):
+    """Step 5 changes only the CRM: ANON's touchpoints become Lead L2's, and O1's attributed amounts
+    follow its new amount (per model they sum to it)."""
+    def table(step, model):
+        columns, rows = steps[step]["models"][model][0]
+        return [dict(zip(columns, row, strict=True)) for row in rows.elements()]
+
+    before, after = 3, 4
+    assert {t["person_id"] for t in table(before, "fct_touchpoints") if t["bizible_id"] == ANON} == {None}
+    assert {t["person_id"] for t in table(after, "fct_touchpoints") if t["bizible_id"] == ANON} == {"L2"}
+    for step, amount in ((before, "1000"), (after, "1200")):
+        totals = {}
+        for row in table(step, "fct_attribution"):
+            if row["opportunity_id"] == "O1":
+                totals[row["model"]] = totals.get(row["model"], 0) + decimal.Decimal(row["attributed_amount"][1])
+        assert totals and set(totals.values()) == {decimal.Decimal(amount)}, (step, totals)

@@ -46,7 +46,13 @@ from tests.transform.engine_compare import (
     subprocess_out,
     summary_section,
 )
-from tests.transform.late_data import COMPARED, REBUILT, build_in_one_go
+from tests.transform.late_data import (
+    COMPARED,
+    REBUILT,
+    REBUILT_JOURNEYS,
+    REBUILT_OPPORTUNITIES,
+    build_in_one_go,
+)
 
 
 def suite_result(spark_suite) -> tuple[Path, dict[str, int]]:
@@ -175,13 +181,15 @@ def late_on_spark(spark_suite):
             "full": full}
 
 
-def test_on_spark_the_first_late_data_step_is_full_and_each_later_one_rebuilds_the_buckets_it_changed(late_on_spark):
+def test_on_spark_the_first_late_data_step_is_full_and_each_later_one_rebuilds_what_it_changed(late_on_spark):
     steps = late_on_spark["steps"]
     assert steps[0]["mode"] == ["full", "first run: no int_increment_state yet"]
     for number, step in enumerate(steps[1:], start=1):
-        assert step["mode"] == ["incremental", "the visitors with new lake rows since the last run"], number
+        assert step["mode"] == ["incremental", "what new lake rows and CRM changes reach since the last run"], number
         assert set(step["rebuilt"]) == REBUILT[number], f"step {number + 1}"
         assert step["buckets"] == sorted({visitor[0] for visitor in REBUILT[number]})
+        assert set(step["journeys"]) == REBUILT_JOURNEYS[number], f"step {number + 1}"
+        assert set(step["opportunities"]) == REBUILT_OPPORTUNITIES[number], f"step {number + 1}"
 
 
 @pytest.mark.parametrize("model", COMPARED)

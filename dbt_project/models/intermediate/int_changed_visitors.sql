@@ -5,7 +5,7 @@
     where every visitor is rebuilt. On Spark with the visitor's bucket, the partition it is in. -#}
 {{ config(materialized='table') }}
 
-{%- set incremental = execute and run_query("select mode from " ~ ref('int_increment')).columns[0].values()[0] == 'incremental' %}
+{%- set incremental = calltrail.incremental_run() %}
 
 -- depends_on: {{ ref('int_increment') }}
 with new_batches as (

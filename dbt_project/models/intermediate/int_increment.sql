@@ -1,22 +1,24 @@
-{#- This run's mode (docs/incremental.md): `incremental` rebuilds the visitors of
-    int_changed_visitors; `full` rebuilds every visitor. Full when dbt runs with --full-refresh, on
+{#- This run's mode (docs/incremental.md): `incremental` rebuilds the visitors, journeys and
+    opportunities of int_changed_visitors, int_changed_journeys and int_changed_opportunities;
+    `full` rebuilds everything. Full when dbt runs with --full-refresh, on
     the first run (no int_increment_state yet), when an incremental model's table is missing, and
     when the rules changed since the last run: a var the models read, a seed, or an incremental
     model's SQL (increment_fingerprint), and when rows left the lake since the last run. One row. -#}
 {{ config(materialized='table') }}
 
 {%- set fingerprint = calltrail.increment_fingerprint() if execute else '' -%}
-{%- set mode, reason = 'incremental', 'the visitors with new lake rows since the last run' -%}
+{%- set mode, reason = 'incremental', 'what new lake rows and CRM changes reach since the last run' -%}
 {%- if execute -%}
   {%- set state = calltrail.sibling('int_increment_state') -%}
+  {%- set journey_state = calltrail.sibling('int_journey_state') -%}
   {%- set missing = [] -%}
   {%- for name in calltrail.incremental_tables() -%}
     {%- if calltrail.sibling(name) is none -%}{%- do missing.append(name) -%}{%- endif -%}
   {%- endfor -%}
   {%- if flags.FULL_REFRESH -%}
     {%- set mode, reason = 'full', 'dbt ran with --full-refresh' -%}
-  {%- elif state is none -%}
-    {%- set mode, reason = 'full', 'first run: no int_increment_state yet' -%}
+  {%- elif state is none or journey_state is none -%}
+    {%- set mode, reason = 'full', 'first run: no int_increment_state yet' if state is none else 'no int_journey_state yet' -%}
   {%- elif missing -%}
     {%- set mode, reason = 'full', 'no table ' ~ missing | join(', ') -%}
   {%- else -%}
@@ -34,7 +36,7 @@
       {%- set mode, reason = 'full', 'rows left the lake since the last run (removed demo data or a replaced partition)' -%}
     {%- endif -%}
   {%- endif -%}
-  {{ log("calltrail: " ~ mode ~ " build of the sessions, call matches and conversions: " ~ reason, info=true) }}
+  {{ log("calltrail: " ~ mode ~ " build of the sessions, call matches, conversions, touchpoints and attribution: " ~ reason, info=true) }}
 {%- endif %}
 
 -- depends_on: {{ ref('int_lake_batches') }}

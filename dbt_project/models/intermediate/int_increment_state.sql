@@ -2,7 +2,7 @@
     run and the rules' fingerprint. Built after them, so a run that fails before leaves the state of
     the last good run and the next run rebuilds the same visitors again. -#}
 {{ config(materialized='table') }}
--- depends_on: {{ ref('int_conversions') }}
+-- depends_on: {{ ref('fct_attribution') }}
 
 select
     batches.dataset,

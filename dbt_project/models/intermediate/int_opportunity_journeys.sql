@@ -5,8 +5,12 @@
     - OC: the last touchpoint at or before the opportunity's creation;
     - Closed: the last touchpoint, for won opportunities only.
     Journey order: touchpoint_at; on a tie Tasks, then form submits, then web visits; then the
-    source record's id (Task Id, form submit event id, the session's first event id). -#}
+    source record's id (Task Id, form submit event id, the session's first event id).
 
+    Only the opportunities this run rebuilds (docs/incremental.md): every one on a full run, those
+    in int_changed_opportunities on an incremental one. -#}
+
+-- depends_on: {{ ref('int_increment') }}, {{ ref('int_changed_opportunities') }}
 with opportunities as (
 
     select
@@ -15,12 +19,14 @@ with opportunities as (
         is_won,
         {{ calltrail.opportunity_cutoff('is_closed', 'close_date') }} as cutoff_at
     from {{ ref('stg_salesforce__opportunities') }}
+    where {{ calltrail.rebuilt('opportunity', 'opportunity_id') }}
 
 ),
 
 people as (
 
     select opportunity_id, person_id from {{ ref('int_opportunity_people') }}
+    where {{ calltrail.rebuilt('opportunity', 'opportunity_id') }}
 
 ),
 

@@ -9,12 +9,14 @@
     and channels are looked up once per distinct value, not once per session.
 
     Incremental (docs/incremental.md): int_session_events holds the events of the visitors this run
-    rebuilds, whose sessions replace theirs. -#}
+    rebuilds, whose sessions replace theirs; on an incremental run the URLs and the pages of the
+    lookups are read for those visitors only. -#}
 {{ config(**calltrail.visitor_incremental_config()) }}
 
 {%- set page_view_position = "case when event_type = " ~ calltrail.web_event_type('page_view') ~ " then event_position end" -%}
 {%- set form_submit_position = "case when event_type = " ~ calltrail.web_event_type('form_submit') ~ " then event_position end" -%}
 
+-- depends_on: {{ ref('int_increment') }}, {{ ref('int_changed_visitors') }}
 with session_events as (
 
     select * from {{ ref('int_session_events') }}
@@ -24,6 +26,9 @@ with session_events as (
 event_urls as (
 
     select event_id, page_url, referrer_url from {{ ref('stg_web__events') }}
+    {%- if is_incremental() %}
+    where {{ calltrail.rebuilt_visitor('bizible_id') }}
+    {%- endif %}
 
 ),
 
@@ -112,6 +117,9 @@ viewed_pages as (
         the joined session rows. -#}
     select page_url as landing_page_raw
     from {{ ref('stg_web__events') }}
+    {%- if is_incremental() %}
+    where {{ calltrail.rebuilt_visitor('bizible_id') }}
+    {%- endif %}
 
 ),
 

@@ -14,6 +14,9 @@
     to the last touchpoint (journey order) with a non-zero share, so the credits of an opportunity
     and model sum to exactly 1. attributed_amount = Amount x credit, unrounded. -#}
 
+{#- Incremental (docs/incremental.md): int_opportunity_journeys holds the opportunities this run
+    rebuilds, whose rows replace theirs. -#}
+{{ config(**calltrail.incremental_config('opportunity')) }}
 {%- set middle_ranges = {'first_touch': 'none', 'lead_creation': 'none', 'u_shaped': 'ft_to_lc',
                          'w_shaped': 'ft_to_oc', 'full_path': 'all', 'custom': 'all'} -%}
 {%- set fixed_weights = {
@@ -256,6 +259,7 @@ final as (
             as decimal(38, 12)
         ) as attributed_amount,
         opportunities.currency_iso_code
+        {{- calltrail.bucket_column('opportunity', 'balanced.opportunity_id') }}
     from balanced
     inner join opportunities
         on balanced.opportunity_id = opportunities.opportunity_id

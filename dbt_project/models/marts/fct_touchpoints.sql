@@ -14,8 +14,13 @@
     Task's WhoId person when there is one, every other one to its BizibleId's person
     (int_person_links); anonymous visitors have none. Positions are computed per journey: a
     person's touchpoints over all their BizibleIds (two devices: one FT, one LC), or an anonymous
-    visitor's own. The journey's first session is the earliest first session of its BizibleIds. -#}
+    visitor's own. The journey's first session is the earliest first session of its BizibleIds.
 
+    Incremental (docs/incremental.md): a run rebuilds the journeys in int_changed_journeys (every
+    journey on a full run), whose touchpoints replace theirs. -#}
+{{ config(**calltrail.incremental_config('journey')) }}
+
+-- depends_on: {{ ref('int_increment') }}, {{ ref('int_changed_journeys') }}
 with conversions as (
 
     {#- Positions are worked out on narrow rows (keys, times, kinds and the few Task fields a
@@ -92,6 +97,7 @@ owned_conversions as (
             on conversions.who_id = who_people.salesforce_id
            and conversions.touchpoint_origin = 'task_only'
     ) as with_person
+    where {{ calltrail.rebuilt('journey', 'coalesce(with_person.person_id, with_person.bizible_id)') }}
 
 ),
 
@@ -102,6 +108,7 @@ visitor_first_sessions as (
     left join links
         on sessions.bizible_id = links.bizible_id
     where sessions.session_number = 1
+      and {{ calltrail.rebuilt('journey', 'coalesce(links.person_id, sessions.bizible_id)') }}
 
 ),
 
@@ -316,6 +323,7 @@ final as (
             when all_touchpoints.touchpoint_origin in ('task_in_session', 'task_only')
                 then all_touchpoints.seconds_after_session_start
         end as seconds_after_session_start
+        {{- calltrail.bucket_column('journey', 'coalesce(all_touchpoints.person_id, all_touchpoints.bizible_id)') }}
     {#- A right join, so that the touchpoints are the build side (the right side; see profiles.yml)
         and the sessions, more rows and wider, are streamed past them (make bench: 1 s less). #}
     from sessions
