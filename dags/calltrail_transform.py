@@ -9,9 +9,10 @@ Scheduled on the ingestion Assets. Write-audit-publish:
 2. `dbt`: one `dbt build` of every seed, model and data test (`dbt.build`), into the audit area
    (schema `main` on DuckDB, `CALLTRAIL_PG_SCHEMA` on PostgreSQL, `CALLTRAIL_SPARK_SCHEMA` on Spark), then a task per seed and model, in dbt's lineage, that shows its result and
    its tests (rendered from the manifest that `calltrail setup` writes with `dbt parse`). The
-   sessions, call matches and conversions build incrementally: only the visitors with new lake
-   rows (docs/incremental.md). Trigger with the param `full_refresh` (`{"full_refresh": true}`) to
-   rebuild every visitor (`dbt build --full-refresh`);
+   sessions, call matches, conversions, touchpoints and attribution build incrementally: only the
+   visitors, journeys and opportunities that new lake rows and CRM changes reach
+   (docs/incremental.md). Trigger with the param `full_refresh` (`{"full_refresh": true}`) to
+   rebuild everything (`dbt build --full-refresh`);
 3. `audit`: Great Expectations on the raw lake, staging and marts, trend checks against recent
    runs, Data Docs, the calls-missing-BizibleId CSV, and one alert per failing check;
 4. `publish`: the consumer marts are copied into schema `published` in one transaction;
@@ -50,8 +51,8 @@ SETTINGS = settings_module.load()
     # alerts once; the gates alert for their own checks.
     default_args={"on_failure_callback": alert_task_failure},
     params={"full_refresh": Param(False, type="boolean", description=(
-        "Rebuild every visitor's sessions, call matches and conversions (dbt build --full-refresh) "
-        "instead of only those with new lake rows (docs/incremental.md)."))},
+        "Rebuild every visitor, journey and opportunity (dbt build --full-refresh) instead of only "
+        "those that new lake rows and CRM changes reach (docs/incremental.md)."))},
 )
 def calltrail_transform() -> None:
     @task(pool=WAREHOUSE_POOL)

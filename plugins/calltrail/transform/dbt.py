@@ -97,7 +97,7 @@ def build(settings: Settings, *, full_refresh: bool = False) -> dict[str, dict]:
     warehouse once. Returns each node's result (unique id -> ``{"status", "seconds", "message"}``),
     which :func:`calltrail.transform.dbt_graph.report` reads for each node's task.
 
-    ``full_refresh``: ``--full-refresh``, every visitor rebuilt (docs/incremental.md).
+    ``full_refresh``: ``--full-refresh``, everything rebuilt (docs/incremental.md).
 
     Failed nodes and tests are results, not an exception: each one's task reports it. dbt failing
     as a whole (the project does not compile, the warehouse is held) raises, with dbt's output.
