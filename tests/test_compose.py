@@ -242,7 +242,7 @@ def test_the_spark_profile_runs_the_locked_spark_version_on_calltrails_volumes()
     the worker's executors see the lake and the warehouse where the Airflow worker's driver does."""
     locked = re.search(r'\nname = "pyspark"\nversion = "([^"]+)"', (ROOT / "uv.lock").read_text()).group(1)
     spark = {name: s for name, s in SERVICES.items() if "spark" in s.get("profiles", [])}
-    assert set(spark) == {"spark-master", "spark-worker"}
+    assert set(spark) == {"spark-master", "spark-worker", "spark-thrift"}
     for name, service in spark.items():
         assert service["image"] == f"apache/spark:{locked}", name
         assert service["healthcheck"]["test"], name
@@ -251,5 +251,18 @@ def test_the_spark_profile_runs_the_locked_spark_version_on_calltrails_volumes()
     assert executor == {v: driver[v] for v in ("calltrail-lake", "calltrail-warehouse")}
     assert env_of("worker")["CALLTRAIL_SPARK_WAREHOUSE_DIR"].startswith(driver["calltrail-warehouse"] + "/")
     assert "spark://spark-master:7077" in SERVICES["spark-worker"]["command"]
+    # the Thrift Server (CALLTRAIL_SPARK_METHOD=thrift) is a driver on the same cluster: it reads the
+    # lake where the worker writes it, keeps its tables and metastore in the warehouse volume and
+    # listens where the worker's connection looks by default
+    thrift = SERVICES["spark-thrift"]
+    command = thrift["command"]
+    assert command[command.index("--master") + 1] == "spark://spark-master:7077"
+    assert "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2" in command
+    assert {m.split(":")[0]: m.split(":")[1] for m in thrift["volumes"]} == executor
+    for option in ("spark.sql.warehouse.dir=", "databaseName="):
+        path = next(c for c in command if option in c).split(option)[1].split(";")[0]
+        assert path.startswith(driver["calltrail-warehouse"] + "/"), path
+    port = next(c for c in command if c.startswith("hive.server2.thrift.port=")).split("=")[1]
+    assert env_of("worker")["CALLTRAIL_SPARK_PORT"] == f"${{CALLTRAIL_SPARK_PORT:-{port}}}"
     assert not any("spark" in s.get("profiles", []) for n, s in SERVICES.items() if n not in spark), (
         "nothing else depends on the optional profile")

@@ -327,6 +327,9 @@ class Settings:
     dbt_target: str = _row("CALLTRAIL_DBT_TARGET", "duckdb", _text, "the dbt target in dbt_project/profiles.yml")
     spark_warehouse_dir: Path = _row("CALLTRAIL_SPARK_WAREHOUSE_DIR", f"{DATA}/warehouse/spark", _path,
                                      "the spark target's tables and metastore (session method)")
+    # session: Spark in the process (pyspark); thrift: a Spark Thrift Server, the profile's spark_thrift output.
+    spark_method: str = _row("CALLTRAIL_SPARK_METHOD", "session", _choice("session", "thrift"),
+                             "how the spark target reaches Spark: in the process, or a Spark Thrift Server")
     dbt_duckdb_memory_limit: str = _row("CALLTRAIL_DBT_DUCKDB_MEMORY_LIMIT", "3500MB", _text,
                                         "DuckDB's memory_limit for the dbt build")
     dbt_docs_dir: Path = _row("CALLTRAIL_DBT_DOCS_DIR", f"{DATA}/dbt_docs", _path, "where each run writes the dbt docs")
@@ -355,6 +358,14 @@ class Settings:
     @property
     def dbt_project_dir(self) -> Path:
         return PROJECT_ROOT / "dbt_project"
+
+    @property
+    def dbt_output(self) -> str:
+        """The output of dbt_project/profiles.yml dbt runs with: the target's, but on Spark through
+        a Thrift Server the output ``spark_thrift``."""
+        if self.dbt_target == "spark" and self.spark_method == "thrift":
+            return "spark_thrift"
+        return self.dbt_target
 
     @property
     def dbt_manifest(self) -> Path:

@@ -5,9 +5,10 @@ formats. Then the unit tests run on Spark (dbt in this process, on the same Spar
 those of int_sessions and fct_touchpoints: Spark plans each of their queries (the channel rules) for
 10 to 30 s, 8 minutes in all. Their macros run in the build all the same, whose rows the test
 compares with DuckDB's; `--all-unit-tests` runs them too (all 94 passed on Spark when this was
-written).
+written), `--no-unit-tests` none (on the Thrift Server: the same SQL as on the session, which they
+test).
 
-    python -m tests.transform.spark_dump OUT [--all-unit-tests]
+    python -m tests.transform.spark_dump OUT [--all-unit-tests | --no-unit-tests]
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from calltrail.warehouse.target import build_schema, open_warehouse
 from tests.transform.engine_compare import MODELS, without_partition_column
 
 
-def main(out: Path, *, all_unit_tests: bool = False) -> None:
+def main(out: Path, *, all_unit_tests: bool = False, unit_tests: bool = True) -> None:
     settings = settings_module.load()
     con = open_warehouse(settings)
     (out / "models").mkdir(parents=True, exist_ok=True)
@@ -36,10 +37,14 @@ def main(out: Path, *, all_unit_tests: bool = False) -> None:
     for table in PUBLISHED_MODELS:
         for fmt in ("csv", "parquet"):
             export(settings, table, fmt, out / "exports" / f"{table}.{fmt}")
+    con.close()
+    if not unit_tests:
+        return
     slow = [] if all_unit_tests else ["--exclude", "int_sessions", "fct_touchpoints"]
     run_dbt(settings, ["test", "--select", "test_type:unit", *slow, "--threads", "2"], in_process=True,
             log_file=out / "unit_tests.log")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), all_unit_tests="--all-unit-tests" in sys.argv[2:])
+    main(Path(sys.argv[1]), all_unit_tests="--all-unit-tests" in sys.argv[2:],
+         unit_tests="--no-unit-tests" not in sys.argv[2:])

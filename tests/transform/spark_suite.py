@@ -3,9 +3,11 @@ starts (tests/conftest.py), as the live Airflow is: Spark keeps a core busy for 
 planning queries, which the rest of the suite would otherwise wait for.
 
 Side by side: `calltrail run` on the spark target (what `CALLTRAIL_DBT_TARGET=spark make run`
-runs), then the reading back of its warehouse (tests/transform/spark_dump.py); and the
-late-arriving data built step by step on a second Spark warehouse (spark_late_data.py). Each
-writes its output into its log in ``OUT``, and their exit codes go into ``OUT/exit_codes.json``.
+runs), then the reading back of its warehouse (tests/transform/spark_dump.py), then the same on a
+Spark Thrift Server (``CALLTRAIL_SPARK_METHOD=thrift``, a server started here:
+spark_thrift_server.py); and the late-arriving data built step by step on a second Spark warehouse
+(spark_late_data.py). Each writes its output into its log in ``OUT``, and their exit codes go into
+``OUT/exit_codes.json``.
 
     python -m tests.transform.spark_suite OUT
 """
@@ -19,18 +21,24 @@ import sys
 from pathlib import Path
 
 from tests.airflow_env import BIN, calltrail_env
+from tests.transform.spark_thrift_server import free_port, thrift_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def environments(out: Path) -> dict[str, dict[str, str]]:
-    """The environments of the demo run on Spark and of the late-data steps, each with its own data
-    folder, dbt target folder (each runs dbt beside the other tests) and Spark warehouse."""
+    """The environments of the demo runs on Spark (a session, a Thrift Server) and of the late-data
+    steps, each with its own data folder, dbt target folder (each runs dbt beside the other tests)
+    and Spark warehouse."""
     demo = calltrail_env(out / "demo", CALLTRAIL_DEMO_VISITORS="80", CALLTRAIL_DBT_TARGET="spark",
                          CALLTRAIL_DBT_TARGET_DIR=str(out / "demo" / "dbt_target"))
+    thrift = calltrail_env(out / "thrift", CALLTRAIL_DEMO_VISITORS="80", CALLTRAIL_DBT_TARGET="spark",
+                           CALLTRAIL_DBT_TARGET_DIR=str(out / "thrift" / "dbt_target"),
+                           CALLTRAIL_SPARK_METHOD="thrift", CALLTRAIL_SPARK_HOST="127.0.0.1",
+                           CALLTRAIL_SPARK_PORT=str(free_port()))
     late = calltrail_env(out / "late", CALLTRAIL_DBT_TARGET="spark",
                          CALLTRAIL_DBT_TARGET_DIR=str(out / "late" / "dbt_target"))
-    return {"demo": demo, "late": late}
+    return {"demo": demo, "thrift": thrift, "late": late}
 
 
 def _logged(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -50,6 +58,20 @@ def main(out: Path) -> int:
         dump = _logged([sys.executable, "-m", "tests.transform.spark_dump", str(out / "spark_out")],
                        envs["demo"], out / "dump.log")
         codes["dump"] = dump.wait()
+    try:
+        with thrift_server(out / "thrift_server", int(envs["thrift"]["CALLTRAIL_SPARK_PORT"])):
+            codes["thrift_run"] = _logged([str(BIN / "calltrail"), "run"], envs["thrift"], out / "thrift_run.log").wait()
+            if codes["thrift_run"] == 0:
+                codes["thrift_dump"] = _logged([sys.executable, "-m", "tests.transform.spark_dump",
+                                                str(out / "thrift_out"), "--no-unit-tests"],
+                                               envs["thrift"], out / "thrift_dump.log").wait()
+                codes["thrift_export"] = _logged([str(BIN / "calltrail"), "export", "rpt_revenue_by_channel",
+                                                  "--format", "parquet", "--out",
+                                                  str(out / "thrift_out" / "cli" / "rpt_revenue_by_channel.parquet")],
+                                                 envs["thrift"], out / "thrift_export.log").wait()
+    except RuntimeError as exc:  # the server did not start: its log is in the message
+        (out / "thrift_run.log").write_text(str(exc))
+        codes["thrift_run"] = -1
     codes["late"] = late.wait()
     (out / "exit_codes.json").write_text(json.dumps(codes))
     return 0

@@ -12,6 +12,11 @@ lake is built, audited and published on DuckDB. Models are compared row by row (
 timestamps in UTC, decimals exact); the summary, the report page, the alerts and the
 calls-missing-BizibleId list are the same, and the exports are equal byte for byte.
 
+The same demo run goes through a Spark Thrift Server (``CALLTRAIL_SPARK_METHOD=thrift``, dbt-spark's
+thrift method, a server started from pyspark's jars: tests/transform/spark_thrift_server.py), which
+builds into its own warehouse and metastore; its models, exports, summary, report page and alerts
+must equal those of DuckDB on the same lake.
+
 Beside it, the late-arriving data of tests/transform/late_data.py is built on Spark step by step
 (tests/transform/spark_late_data.py); every model (the marts included) must then equal one full
 build of the final lake on DuckDB.
@@ -53,6 +58,7 @@ from tests.transform.late_data import (
     REBUILT_OPPORTUNITIES,
     build_in_one_go,
 )
+from tests.transform.spark_thrift_server import free_port
 
 
 def suite_result(spark_suite) -> tuple[Path, dict[str, int]]:
@@ -68,19 +74,21 @@ def suite_result(spark_suite) -> tuple[Path, dict[str, int]]:
     return out, json.loads(codes_file.read_text())
 
 
-@pytest.fixture(scope="module")
-def engines(spark_suite):
-    out, codes = suite_result(spark_suite)
-    spark_env = json.loads((out / "environments.json").read_text())["demo"]
-    run_output = (out / "run.log").read_text()
-    assert codes["run"] == 0, run_output[-6000:]
-    assert codes.get("dump") == 0, (out / "dump.log").read_text()[-6000:]
+def spark_run(out: Path, codes: dict[str, int], name: str, run: str, dump: str) -> dict:
+    """A demo run of the Spark side (``name``: its environment), what it showed, and its dump."""
+    spark_env = json.loads((out / "environments.json").read_text())[name]
+    run_output = (out / f"{run}.log").read_text()
+    assert codes[run] == 0, run_output[-6000:]
+    assert codes.get(dump) == 0, (out / f"{dump}.log").read_text()[-6000:]
     spark = settings_module.load(spark_env)
     shown = {"page": (spark.report_dir / "index.html").read_text(), "csv": spark.missing_bizible_id_csv.read_bytes(),
              "duckdb_file_after_run": spark.warehouse.exists()}
-    dumped = out / "spark_out"
-    tmp = out / "duckdb_side"
-    # DuckDB on the same lake, its own warehouse and report
+    return {"env": spark_env, "spark": spark, "run": run_output, "shown": shown}
+
+
+def duckdb_side(spark_env: dict[str, str], tmp: Path) -> tuple:
+    """DuckDB on the lake of a Spark run, its own warehouse and report: built, audited, published,
+    summarised and every published mart exported into ``tmp / "duck_exports"``."""
     duck_env = {**spark_env, "CALLTRAIL_DBT_TARGET": "duckdb", "CALLTRAIL_DBT_TARGET_DIR": str(tmp / "dbt_target"),
                 "CALLTRAIL_WAREHOUSE": str(tmp / "calltrail.duckdb"), "CALLTRAIL_REPORT_DIR": str(tmp / "report")}
     duck = settings_module.load(duck_env)
@@ -91,6 +99,17 @@ def engines(spark_suite):
     for table in PUBLISHED_MODELS:
         for fmt in ("csv", "parquet"):
             export(duck, table, fmt, tmp / "duck_exports" / f"{table}.{fmt}")
+    return duck, summary
+
+
+@pytest.fixture(scope="module")
+def engines(spark_suite):
+    out, codes = suite_result(spark_suite)
+    session = spark_run(out, codes, "demo", "run", "dump")
+    spark_env, spark, run_output, shown = session["env"], session["spark"], session["run"], session["shown"]
+    dumped = out / "spark_out"
+    tmp = out / "duckdb_side"
+    duck, summary = duckdb_side(spark_env, tmp)
     cli = subprocess_out([str(BIN / "calltrail"), "export", "rpt_revenue_by_channel", "--format", "parquet",
                           "--out", str(tmp / "cli" / "spark.parquet")], spark_env)
     yield {"spark": spark, "duck": duck, "run": run_output, "shown": shown, "dumped": dumped, "cli": cli,
@@ -198,3 +217,73 @@ def test_on_spark_the_late_data_built_step_by_step_equals_one_full_build_on_duck
     rows = Counter(tuple(normalised(v) for v in row.values()) for row in table.to_pylist())
     assert_same_rows(model, rows_duckdb(late_on_spark["full"].warehouse, model), (table.column_names, rows),
                      "Spark, step by step")
+
+
+@pytest.fixture(scope="module")
+def thrift(spark_suite):
+    """The demo run through the Spark Thrift Server, and DuckDB on its lake."""
+    out, codes = suite_result(spark_suite)
+    run_ = spark_run(out, codes, "thrift", "thrift_run", "thrift_dump")
+    assert codes.get("thrift_export") == 0, (out / "thrift_export.log").read_text()[-3000:]
+    tmp = out / "duckdb_side_of_thrift"
+    duck, summary = duckdb_side(run_["env"], tmp)
+    return {**run_, "duck": duck, "summary": summary, "tmp": tmp, "dumped": out / "thrift_out",
+            "server": out / "thrift_server" / "warehouse", "cli": (out / "thrift_export.log").read_text()}
+
+
+def test_the_run_through_a_thrift_server_builds_in_the_servers_warehouse_and_in_no_local_one(thrift):
+    env = thrift["env"]
+    assert re.search(r"\] register_lake_on_spark\s", thrift["run"]), "the transformation DAG registers the lake first"
+    assert f"Spark Thrift Server at 127.0.0.1:{env['CALLTRAIL_SPARK_PORT']}" in thrift["run"], (
+        "the summary names the warehouse it read")
+    assert not thrift["shown"]["duckdb_file_after_run"], "the DuckDB file is not the target: nothing may create it"
+    assert not thrift["spark"].spark_warehouse_dir.exists(), "no Spark session started in calltrail's processes"
+    assert (thrift["server"] / "calltrail.db" / "fct_touchpoints").is_dir()
+    assert (thrift["server"] / "published.db" / "fct_touchpoints").is_dir()
+    assert not list((thrift["server"] / "lake.db").glob("*")), "the lake is views over its files, nothing copied"
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_duckdb_and_a_spark_thrift_server_give_the_same_rows(thrift, model):
+    table = pq.read_table(thrift["dumped"] / "models" / f"{model}.parquet")
+    rows = Counter(tuple(normalised(v) for v in row.values()) for row in table.to_pylist())
+    assert_same_rows(model, rows_duckdb(thrift["duck"].warehouse, model), (table.column_names, rows),
+                     "the Spark Thrift Server")
+
+
+def test_the_summary_report_page_hand_off_list_and_alerts_through_a_thrift_server_equal_duckdbs(thrift):
+    on_spark = summary_section(thrift["run"], "calls and touchpoints")
+    assert any(line.strip().startswith("opportunities attributed") for line in on_spark), on_spark
+    assert on_spark == summary_section(thrift["summary"], "calls and touchpoints")
+    assert_same_page_and_hand_off(thrift["shown"], thrift["duck"], "the Spark Thrift Server")
+    assert audit_alerts(thrift["spark"]), "the demo raises at least one warning (an opportunity without people)"
+    assert audit_alerts(thrift["spark"]) == audit_alerts(thrift["duck"])
+
+
+@pytest.mark.parametrize("table", PUBLISHED_MODELS)
+def test_export_through_a_thrift_server_writes_duckdbs_files(thrift, table):
+    for fmt in ("csv", "parquet"):
+        spark = (thrift["dumped"] / "exports" / f"{table}.{fmt}").read_bytes()
+        assert spark == (thrift["tmp"] / "duck_exports" / f"{table}.{fmt}").read_bytes(), (
+            f"{table}.{fmt} differs between the Spark Thrift Server and DuckDB")
+    assert (thrift["dumped"] / "exports" / f"{table}.csv").read_bytes().count(b"\n") > 1 or table.startswith("dq_")
+
+
+def test_the_export_command_reads_a_thrift_server(thrift):
+    written = thrift["dumped"] / "cli" / "rpt_revenue_by_channel.parquet"
+    assert thrift["cli"].startswith("rpt_revenue_by_channel: ") and thrift["cli"].rstrip().endswith("from spark)")
+    assert written.read_bytes() == (thrift["tmp"] / "duck_exports" / "rpt_revenue_by_channel.parquet").read_bytes()
+
+
+def test_without_a_thrift_server_a_command_says_where_it_sought_it_in_one_line(tmp_path):
+    port = free_port()  # nothing listens there
+    env = calltrail_env(tmp_path, CALLTRAIL_DBT_TARGET="spark", CALLTRAIL_SPARK_METHOD="thrift",
+                        CALLTRAIL_SPARK_HOST="127.0.0.1", CALLTRAIL_SPARK_PORT=str(port))
+    out = run([str(BIN / "calltrail"), "export", "fct_touchpoints", "--format", "csv",
+               "--out", str(tmp_path / "out.csv")], env, timeout=120)
+    assert out.returncode == 1
+    message = [line for line in out.stdout.splitlines() + out.stderr.splitlines() if line.startswith("calltrail export: ")]
+    assert len(message) == 1, out.stdout + out.stderr
+    assert f"cannot reach the Spark Thrift Server at 127.0.0.1:{port} (CALLTRAIL_SPARK_HOST" in message[0]
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "out.csv").exists()

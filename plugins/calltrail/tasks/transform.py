@@ -34,8 +34,8 @@ def register_lake_on_spark(settings: Settings) -> str:
     """The dbt target ``spark`` only: a view ``lake.<dataset>`` over each dataset's Parquet files
     (:func:`calltrail.transform.spark_lake.register_lake`); what was registered."""
     from calltrail.transform.spark_lake import register_lake
-    from calltrail.warehouse.spark import session
-    from calltrail.warehouse.target import spark_environ
+    from calltrail.warehouse.target import open_warehouse
 
-    registered = register_lake(session(spark_environ(settings)), settings.lake_dir)
+    with open_warehouse(settings) as con:
+        registered = register_lake(con, settings.lake_dir)
     return "; ".join(f"lake.{name}: {files} file(s)" for name, files in registered.items()) or "the lake has no files yet"

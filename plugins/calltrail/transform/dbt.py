@@ -62,7 +62,7 @@ def project_args(settings: Settings) -> list[str]:
     command line stay the same: with the same four here, ``calltrail setup``'s ``dbt parse`` serves
     the DAG's build (a full parse takes about 10 s).
     """
-    return ["--project-dir", str(settings.dbt_project_dir), "--profile", PROFILE, "--target", settings.dbt_target,
+    return ["--project-dir", str(settings.dbt_project_dir), "--profile", PROFILE, "--target", settings.dbt_output,
             "--vars", json.dumps(dbt_vars(settings))]
 
 

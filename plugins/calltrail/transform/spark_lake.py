@@ -19,19 +19,21 @@ log = logging.getLogger(__name__)
 SCHEMA = "lake"
 
 
-def register_lake(spark: Any, lake_dir: Path) -> dict[str, int]:
-    """A view ``lake.<dataset>`` over the Parquet files of each dataset that has any; a dataset
-    without files has no view (dbt's models read it as empty, ``calltrail.lake_source``). Returns
-    each registered dataset's number of files."""
-    spark.sql(f"create database if not exists {SCHEMA}")
+def register_lake(con: Any, lake_dir: Path) -> dict[str, int]:
+    """A view ``lake.<dataset>`` over the Parquet files of each dataset that has any, made through
+    ``con`` (a :class:`calltrail.warehouse.target.Warehouse` on Spark, a session or a Thrift Server,
+    which must read ``lake_dir`` under the same path); a dataset without files has no view (dbt's
+    models read it as empty, ``calltrail.lake_source``). Returns each registered dataset's number
+    of files."""
+    con.execute(f"create database if not exists {SCHEMA}")
     registered: dict[str, int] = {}
     for name, glob in datasets().items():
         files = sum(1 for _ in lake_dir.glob(glob))
         if files:
             path = f"{lake_dir}/{glob}".replace("`", "``")
-            spark.sql(f"create or replace view {SCHEMA}.{name} as select * from parquet.`{path}`")
+            con.execute(f"create or replace view {SCHEMA}.{name} as select * from parquet.`{path}`")
             registered[name] = files
         else:
-            spark.sql(f"drop view if exists {SCHEMA}.{name}")
+            con.execute(f"drop view if exists {SCHEMA}.{name}")
         log.info("lake.%s: %s", name, f"a view over {files} Parquet file(s)" if files else "no files yet, no view")
     return registered

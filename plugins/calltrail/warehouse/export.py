@@ -1,7 +1,7 @@
 """``calltrail export``: one published mart into a CSV or Parquet file, from the configured target.
 
 The rows are read from the publish schema of the warehouse the dbt target names (the DuckDB file,
-or the PostgreSQL database of ``CALLTRAIL_PG_*``), as Arrow with the columns' declared types,
+the PostgreSQL database of ``CALLTRAIL_PG_*``, or Spark), as Arrow with the columns' declared types,
 sorted by every column (the same file for the same rows, whatever the engine returned first) and
 written with pyarrow: the same rows give the same file on every engine. Timestamps are UTC.
 """
@@ -70,6 +70,17 @@ def arrow_from_cursor(cur, exact: bool = True) -> pa.Table:
     return pa.table([column(i, f.type) for i, f in enumerate(schema)], schema=schema)
 
 
+def _spark_columns(con, relation: str) -> dict[str, str]:
+    """A Spark table's columns and their types, as ``describe`` lists them (before any partitioning
+    section)."""
+    columns: dict[str, str] = {}
+    for name, kind, *_ in con.execute(f"describe {relation}").fetchall():
+        if not name or name.startswith("#"):
+            break
+        columns[name] = kind
+    return columns
+
+
 def _published_table(settings: Settings, table: str, environ: Mapping[str, str] | None) -> pa.Table:
     from calltrail.warehouse.postgres import PostgresUnreachable
     from calltrail.warehouse.target import describe, exists, open_warehouse
@@ -87,6 +98,10 @@ def _published_table(settings: Settings, table: str, environ: Mapping[str, str] 
         sql = f'select * from "{PUBLISHED}"."{table}"'
         if con.engine == "duckdb":
             return con.con.sql(sql).to_arrow_table()
+        if con.thrift:  # the Thrift Server gives no decimal's precision with the rows: the table's own types
+            columns = _spark_columns(con, f"`{PUBLISHED}`.`{table}`")
+            return con.execute(f"select {', '.join(f'`{c}`' for c in columns)} from `{PUBLISHED}`.`{table}`"
+                               ).arrow(list(columns.values()))
         if con.engine == "spark":
             return con.execute(sql.replace('"', "`")).arrow()
         cur = con.con.cursor()

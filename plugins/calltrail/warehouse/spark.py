@@ -1,17 +1,22 @@
-"""The Spark warehouse of the dbt target ``spark`` (dbt-spark's ``session`` method): a Spark session
-in this process, configured as dbt's.
+"""The Spark warehouse of the dbt target ``spark``, reached as dbt reaches it.
 
-The session's settings are the ``server_side_parameters`` of the profile's ``spark`` output
+``CALLTRAIL_SPARK_METHOD=session`` (the default, dbt-spark's ``session`` method): a Spark session in
+this process. Its settings are the ``server_side_parameters`` of the profile's ``spark`` output
 (``dbt_project/profiles.yml``), read from there so that dbt and calltrail open the same warehouse
 and metastore: ``local[*]`` unless ``CALLTRAIL_SPARK_MASTER`` names a cluster, UTC, the tables and
 the Derby metastore under ``CALLTRAIL_SPARK_WAREHOUSE_DIR``. Derby admits one process at a time:
 the DAG's warehouse tasks run one by one (the pool ``calltrail_warehouse``).
+
+``CALLTRAIL_SPARK_METHOD=thrift`` (dbt-spark's ``thrift`` method): a connection to the Spark Thrift
+Server of the profile's ``spark_thrift`` output (host, port, user, authentication and the session
+settings, read from there as dbt reads them).
 
 Spark reads the lake where it lies (:mod:`calltrail.transform.spark_lake`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,23 +31,54 @@ class SparkUnavailable(RuntimeError):
     """Spark could not start: no Java, or the metastore is held by another process."""
 
 
-def session_conf(environ: Mapping[str, str], profiles: Path = PROFILES) -> dict[str, str]:
-    """The profile's ``spark`` output's ``server_side_parameters``, rendered as dbt renders them
-    (``env_var`` with its default)."""
+def profile_output(environ: Mapping[str, str], output: str = "spark", profiles: Path = PROFILES) -> dict[str, Any]:
+    """An output of the profile, its values rendered as dbt renders them (``env_var`` with its default)."""
     import jinja2
 
-    output = yaml.safe_load(profiles.read_text())["calltrail"]["outputs"]["spark"]
+    values = yaml.safe_load(profiles.read_text())["calltrail"]["outputs"][output]
 
     def env_var(name: str, default: str | None = None) -> str:
         if name in environ:
             return environ[name]
         if default is None:
-            raise SparkUnavailable(f"{profiles}: the spark output reads {name}, which is not set")
+            raise SparkUnavailable(f"{profiles}: the {output} output reads {name}, which is not set")
         return default
 
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    return {key: env.from_string(str(value)).render(env_var=env_var)
-            for key, value in (output.get("server_side_parameters") or {}).items()}
+
+    def render(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): render(v) for k, v in value.items()}
+        return env.from_string(str(value)).render(env_var=env_var)
+
+    return render(values)
+
+
+def session_conf(environ: Mapping[str, str], profiles: Path = PROFILES) -> dict[str, str]:
+    """The profile's ``spark`` output's ``server_side_parameters``, rendered as dbt renders them."""
+    return profile_output(environ, "spark", profiles).get("server_side_parameters") or {}
+
+
+def thrift_connection(environ: Mapping[str, str], profiles: Path = PROFILES) -> Any:
+    """A PyHive connection to the Spark Thrift Server of the profile's ``spark_thrift`` output, with
+    its session settings."""
+    from pyhive import hive
+
+    out = profile_output(environ, "spark_thrift", profiles)
+    where = f"{out['host']}:{out['port']}"
+    # thrift logs a refused connection with its traceback; the error below says it in one line
+    logging.getLogger("thrift.transport.TSocket").setLevel(logging.CRITICAL)
+    # PyHive logs every statement at INFO, which would fill a command's output (calltrail export)
+    logging.getLogger("pyhive.hive").setLevel(logging.WARNING)
+    try:
+        return hive.connect(host=out["host"], port=int(out["port"]), username=out.get("user"),
+                            auth=out.get("auth") or "NONE", password=out.get("password"),
+                            kerberos_service_name=out.get("kerberos_service_name"),
+                            configuration=out.get("server_side_parameters") or {})
+    except Exception as exc:  # thrift's TTransportException, a socket error, PyHive's ValueError
+        raise SparkUnavailable(f"cannot reach the Spark Thrift Server at {where} (CALLTRAIL_SPARK_HOST, "
+                               f"CALLTRAIL_SPARK_PORT; the profile's spark_thrift output): "
+                               f"{str(exc).strip() or type(exc).__name__}") from exc
 
 
 def session(environ: Mapping[str, str]) -> Any:

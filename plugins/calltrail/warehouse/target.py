@@ -3,8 +3,8 @@
 The audit gate, the trend history, the calls-missing-BizibleId list, the summary and the report
 page go through :func:`open_warehouse`: the DuckDB file when ``CALLTRAIL_DBT_TARGET`` is
 ``duckdb``, the PostgreSQL database of ``CALLTRAIL_PG_*`` when it is ``postgres``, the Spark
-session of :mod:`calltrail.warehouse.spark` when it is ``spark``. None opens the DuckDB file when
-it is not the target. The connections take the same calls (DuckDB's: ``execute`` with ``?``
+session or the Spark Thrift Server of :mod:`calltrail.warehouse.spark` when it is ``spark``. None
+opens the DuckDB file when it is not the target. The connections take the same calls (DuckDB's: ``execute`` with ``?``
 parameters, ``fetchone``, ``fetchall``, ``description``, ``df``), so the SQL they run is written
 once, in what the engines understand; the few statements that differ (DDL, a delete) are asked of
 the engine by name (``engine``).
@@ -13,7 +13,10 @@ the engine by name (``engine``).
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,11 @@ def describe(settings: Settings) -> str:
 
         p = connection_params(settings.environ)
         return f"PostgreSQL database {p['dbname']} at {p['host']}:{p['port']}"
+    if settings.dbt_target == "spark" and settings.spark_method == "thrift":
+        from calltrail.warehouse.spark import profile_output
+
+        out = profile_output(spark_environ(settings), "spark_thrift")
+        return f"Spark Thrift Server at {out['host']}:{out['port']}"
     if settings.dbt_target == "spark":
         return f"Spark warehouse {settings.spark_warehouse_dir}"
     return str(settings.warehouse)
@@ -56,8 +64,9 @@ def describe(settings: Settings) -> str:
 
 def exists(settings: Settings) -> bool:
     """Whether there can be anything in the warehouse: the DuckDB file or the Spark warehouse
-    folder exists; a PostgreSQL database is assumed to (opening it says when it cannot be reached)."""
-    if settings.dbt_target == "spark":
+    folder exists; a PostgreSQL database or a Spark Thrift Server is assumed to (opening it says
+    when it cannot be reached)."""
+    if settings.dbt_target == "spark" and settings.spark_method == "session":
         return settings.spark_warehouse_dir.exists()
     return settings.dbt_target != "duckdb" or settings.warehouse.exists()
 
@@ -113,6 +122,102 @@ class _SparkResult:
         return self.arrow().to_pandas()
 
 
+def spark_arrow_type(name: str) -> Any:
+    """The Arrow type of a Spark SQL type name (``decimal(18,2)``, ``timestamp``, ``string``, ...),
+    as a Spark session's Arrow export gives it (timestamps without a zone)."""
+    import pyarrow as pa
+
+    name = name.strip().lower()
+    decimal = re.fullmatch(r"decimal\((\d+),\s*(\d+)\)", name)
+    if decimal:
+        return pa.decimal128(int(decimal[1]), int(decimal[2]))
+    types = {"string": pa.string(), "boolean": pa.bool_(), "tinyint": pa.int8(), "smallint": pa.int16(),
+             "int": pa.int32(), "bigint": pa.int64(), "float": pa.float32(), "double": pa.float64(),
+             "date": pa.date32(), "timestamp": pa.timestamp("us"), "timestamp_ntz": pa.timestamp("us")}
+    if name.startswith(("varchar", "char")):
+        return pa.string()
+    if name not in types:
+        raise UnsupportedTarget(f"a column of Spark type {name} cannot be read as Arrow through the Thrift Server")
+    return types[name]
+
+
+class _ThriftResult:
+    """A PyHive cursor on the Spark Thrift Server read as a Spark session's result: PyHive parses
+    timestamps (in the session's zone, UTC) and decimals; dates come as text and are parsed here."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+        # (name, type code such as DATE_TYPE, ...); None after a statement that returns no rows
+        self.description = cursor.description
+        self._rows: list[tuple] | None = None
+
+    def fetchall(self) -> list[tuple]:
+        if self._rows is None:
+            if self.description is None:
+                self._rows = []
+            else:
+                dates = [i for i, d in enumerate(self.description) if d[1] == "DATE_TYPE"]
+                rows = self._cursor.fetchall()
+                if dates:
+                    rows = [tuple(date.fromisoformat(v) if i in dates and isinstance(v, str) else v
+                                  for i, v in enumerate(row)) for row in rows]
+                self._rows = rows
+        return self._rows
+
+    def fetchone(self) -> tuple | None:
+        rows = self.fetchall()
+        return rows[0] if rows else None
+
+    def arrow(self, types: Sequence[str] | None = None) -> Any:
+        """The rows as Arrow: typed by ``types`` (Spark type names, one per column) when given, else
+        by their values."""
+        import pyarrow as pa
+
+        rows = self.fetchall()
+        names = [d[0] for d in self.description or []]
+        columns = [[row[i] for row in rows] for i in range(len(names))]
+        if types is None:
+            arrays = [pa.array(values) for values in columns]
+        else:
+            arrays = [pa.array(values, type=spark_arrow_type(t)) for values, t in zip(columns, types, strict=True)]
+        return pa.Table.from_arrays(arrays, names=names)
+
+    def df(self) -> Any:
+        return self.arrow().to_pandas()
+
+
+def _spark_literal(value: Any) -> str:
+    """A value as a Spark SQL literal (a Thrift Server takes no parameters with a statement)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"cast('{value!r}' as double)"  # a bare 0.5 is a decimal in Spark SQL
+    if isinstance(value, Decimal):
+        return f"{value}bd"
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return f"timestamp'{value.isoformat(sep=' ')}'"
+    if isinstance(value, date):
+        return f"date'{value.isoformat()}'"
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+def _spark_sql(sql: str, params: Sequence[Any] | None) -> str:
+    """DuckDB's ``?`` placeholders replaced by the values as Spark SQL literals."""
+    if not params:
+        return sql
+    parts = sql.split("?")
+    if len(parts) != len(params) + 1:
+        raise ValueError(f"{len(parts) - 1} placeholders for {len(params)} values in: {sql}")
+    return "".join(part + (_spark_literal(params[i]) if i < len(params) else "") for i, part in enumerate(parts))
+
+
 def _pg_sql(sql: str, params: Sequence[Any] | None) -> tuple[str, Sequence[Any] | None]:
     """DuckDB's ``?`` placeholders as psycopg2's ``%s`` (a literal ``%`` doubled)."""
     if not params:
@@ -126,10 +231,15 @@ class Warehouse:
     def __init__(self, settings: Settings, con: Any) -> None:
         self.settings, self.con = settings, con
         self.engine = settings.dbt_target
+        self.thrift = self.engine == "spark" and settings.spark_method == "thrift"
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         if self.engine == "duckdb":
             return self.con.execute(sql, list(params or []))
+        if self.thrift:
+            cursor = self.con.cursor()
+            cursor.execute(_spark_sql(sql, params))
+            return _ThriftResult(cursor)
         if self.engine == "spark":
             return _SparkResult(self.con.sql(sql, args=list(params)) if params else self.con.sql(sql))
         cursor = self.con.cursor()
@@ -143,8 +253,11 @@ class Warehouse:
         elif self.engine == "spark" and rows:
             # one statement: Spark writes files per insert
             head, values = sql.rsplit(" values ", 1)
-            self.con.sql(f"{head} values {', '.join([values.strip()] * len(rows))}",
-                         args=[v for row in rows for v in row])
+            statement = f"{head} values {', '.join([values.strip()] * len(rows))}"
+            if self.thrift:
+                self.con.cursor().execute(_spark_sql(statement, [v for row in rows for v in row]))
+            else:
+                self.con.sql(statement, args=[v for row in rows for v in row])
         elif rows:
             self.con.cursor().executemany(_pg_sql(sql, rows[0])[0], rows)
 
@@ -161,6 +274,10 @@ class Warehouse:
         tmp.replace(path)
 
     def has_table(self, schema: str, table: str) -> bool:
+        if self.thrift:
+            if not self.execute(f"show schemas like '{schema}'").fetchall():
+                return False
+            return bool(self.execute(f"show tables in `{schema}` like '{table}'").fetchall())
         if self.engine == "spark":
             return bool(self.con.catalog.tableExists(f"{schema}.{table}"))
         # fetchall: the result is complete, so DuckDB lets the next query (or relation) run
@@ -168,7 +285,7 @@ class Warehouse:
                                  "and table_name = ?", [schema, table]).fetchall()[0][0])
 
     def close(self) -> None:
-        if self.engine != "spark":  # the process keeps its Spark session (dbt's, when dbt ran here)
+        if self.engine != "spark" or self.thrift:  # the process keeps its Spark session (dbt's, when dbt ran here)
             self.con.close()
 
     def __enter__(self) -> Warehouse:
@@ -184,6 +301,10 @@ def open_warehouse(settings: Settings, *, read_only: bool = False, wait: bool = 
     process holds the file, then raises ``WarehouseLocked`` naming it. PostgreSQL: a UTC session
     that commits each statement; ``PostgresUnreachable`` names the server it sought."""
     check_target(settings, "calltrail")
+    if settings.dbt_target == "spark" and settings.spark_method == "thrift":
+        from calltrail.warehouse.spark import thrift_connection
+
+        return Warehouse(settings, thrift_connection(spark_environ(settings)))
     if settings.dbt_target == "spark":
         from calltrail.warehouse.spark import session
 

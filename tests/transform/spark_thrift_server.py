@@ -1,0 +1,96 @@
+"""A Spark Thrift Server on this machine, for the spark target's ``thrift`` method in the tests: the
+server a cluster offers, started from the jars pyspark ships (HiveThriftServer2 of
+spark-hive-thriftserver), with its tables and Derby metastore in a folder of its own. It takes
+statements over HiveServer2's Thrift protocol, as a cluster's server does.
+
+    python -m tests.transform.spark_thrift_server FOLDER PORT    (runs until interrupted)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyspark
+
+SPARK_HOME = Path(pyspark.__file__).parent
+
+
+@dataclass(frozen=True)
+class ThriftServer:
+    host: str
+    port: int
+    folder: Path
+
+    def environ(self) -> dict[str, str]:
+        """The variables that point the spark target's thrift method at this server."""
+        return {"CALLTRAIL_SPARK_METHOD": "thrift", "CALLTRAIL_SPARK_HOST": self.host,
+                "CALLTRAIL_SPARK_PORT": str(self.port)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def thrift_server(folder: Path, port: int | None = None, timeout: float = 180) -> Iterator[ThriftServer]:
+    """The server, listening on 127.0.0.1, until the block ends (then stopped with its JVM)."""
+    port = port or free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    warehouse = folder / "warehouse"
+    cmd = [str(SPARK_HOME / "bin" / "spark-submit"), "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
+           "--name", "calltrail-test-thrift-server", "--master", "local[2]", "--driver-memory", "2g",
+           "--conf", f"spark.sql.warehouse.dir={warehouse}",
+           "--conf", f"spark.hadoop.javax.jdo.option.ConnectionURL=jdbc:derby:;databaseName={warehouse}/metastore_db;create=true",
+           "--conf", f"spark.driver.extraJavaOptions=-Dderby.stream.error.file={folder}/derby.log",
+           "--conf", "spark.ui.enabled=false",
+           "--hiveconf", f"hive.server2.thrift.port={port}", "--hiveconf", "hive.server2.thrift.bind.host=127.0.0.1",
+           "spark-internal"]
+    log = folder / "server.log"
+    with log.open("w") as fh:
+        process = subprocess.Popen(cmd, cwd=folder, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                                   env={**os.environ, "SPARK_HOME": str(SPARK_HOME)})
+    try:
+        deadline = time.monotonic() + timeout
+        while not _accepts(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the Spark Thrift Server did not start on port {port} within {timeout:.0f} s "
+                                   f"(exit {process.poll()}): {log.read_text()[-3000:]}")
+            time.sleep(1)
+        yield ThriftServer("127.0.0.1", port, folder)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+if __name__ == "__main__":
+    with thrift_server(Path(sys.argv[1]), int(sys.argv[2])) as server:
+        print(f"Spark Thrift Server on {server.host}:{server.port}; Ctrl-C stops it", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
