@@ -32,7 +32,40 @@
 {%- set by_position = 'event_position' -%}
 
 -- depends_on: {{ ref('int_increment') }}, {{ ref('int_changed_visitors') }}
-with parsed as (
+with rebuilt_events as (
+
+    {#- The URLs are parsed here, after the rebuilt visitors' events are kept, with the same macros
+        as stg_web__events' columns: reading those columns parsed every event's URLs before the
+        filter (11 M events for the 0.8 M of an incremental run at the make bench size). -#}
+    select event_id, bizible_id, event_type, occurred_at, form_url, page_url, referrer_url
+    from {{ ref('stg_web__events') }} as events
+    where {{ calltrail.rebuilt_visitor('events.bizible_id') }}
+
+),
+
+url_fields as (
+
+    select
+        event_id,
+        bizible_id,
+        event_type,
+        occurred_at,
+        form_url,
+        {{ calltrail.url_source_fields('page_url', 'referrer_url') }}
+    from rebuilt_events
+
+),
+
+source_fields as (
+
+    select
+        *,
+        {{ calltrail.external_referrer_host('page_host', 'referrer_host_any') }} as external_referrer_host
+    from url_fields
+
+),
+
+parsed as (
 
     select
         event_id,
@@ -52,8 +85,7 @@ with parsed as (
         {%- for field in calltrail.source_signature_columns() %}
         {{ field }}{{ "," if not loop.last }}
         {%- endfor %}
-    from {{ ref('stg_web__events') }} as events
-    where {{ calltrail.rebuilt_visitor('events.bizible_id') }}
+    from source_fields
 
 ),
 
