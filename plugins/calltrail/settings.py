@@ -360,12 +360,15 @@ class Settings:
         return PROJECT_ROOT / "dbt_project"
 
     @property
+    def spark_thrift(self) -> bool:
+        """Whether the warehouse is a Spark Thrift Server: the spark target with the thrift method."""
+        return self.dbt_target == "spark" and self.spark_method == "thrift"
+
+    @property
     def dbt_output(self) -> str:
         """The output of dbt_project/profiles.yml dbt runs with: the target's, but on Spark through
         a Thrift Server the output ``spark_thrift``."""
-        if self.dbt_target == "spark" and self.spark_method == "thrift":
-            return "spark_thrift"
-        return self.dbt_target
+        return "spark_thrift" if self.spark_thrift else self.dbt_target
 
     @property
     def dbt_manifest(self) -> Path:

@@ -36,6 +36,7 @@ from calltrail.transform.postgres_lake import FILE_COLUMN
 from calltrail.warehouse.export import ExportError, export
 from calltrail.warehouse.local_postgres import throwaway
 from calltrail.warehouse.schemas import PUBLISHED_MODELS
+from calltrail.warehouse.target import open_warehouse
 from tests.airflow_env import BIN, calltrail_env, run
 from tests.transform.engine_compare import (
     MODELS,
@@ -177,6 +178,16 @@ def test_export_refuses_a_table_that_is_not_a_published_mart(engines):
     with pytest.raises(ExportError, match="not a published mart: one of fct_touchpoints"):
         export(engines["duck"], "int_sessions", "csv", tmp / "no.csv")
     assert not (tmp / "no.csv").exists()
+
+
+def test_a_question_mark_or_percent_sign_in_a_string_is_text_on_postgresql(engines):
+    with open_warehouse(engines["postgres"]) as warehouse:
+        rows = warehouse.execute("select 'why?' as q, 'it''s 50%?' as r, ? as v, ? as w", [7, "x?"]).fetchall()
+        warehouse.execute("create temporary table asked (q text, v integer)")
+        warehouse.executemany("insert into asked values ('how?', ?)", [[1], [2]])
+        asked = warehouse.execute("select q, v from asked order by v").fetchall()
+    assert [tuple(r) for r in rows] == [("why?", "it's 50%?", 7, "x?")]
+    assert [tuple(r) for r in asked] == [("how?", 1), ("how?", 2)]
 
 
 @pytest.fixture(scope="module")

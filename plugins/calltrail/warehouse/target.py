@@ -52,7 +52,7 @@ def describe(settings: Settings) -> str:
 
         p = connection_params(settings.environ)
         return f"PostgreSQL database {p['dbname']} at {p['host']}:{p['port']}"
-    if settings.dbt_target == "spark" and settings.spark_method == "thrift":
+    if settings.spark_thrift:
         from calltrail.warehouse.spark import profile_output
 
         out = profile_output(spark_environ(settings), "spark_thrift")
@@ -66,7 +66,7 @@ def exists(settings: Settings) -> bool:
     """Whether there can be anything in the warehouse: the DuckDB file or the Spark warehouse
     folder exists; a PostgreSQL database or a Spark Thrift Server is assumed to (opening it says
     when it cannot be reached)."""
-    if settings.dbt_target == "spark" and settings.spark_method == "session":
+    if settings.dbt_target == "spark" and not settings.spark_thrift:
         return settings.spark_warehouse_dir.exists()
     return settings.dbt_target != "duckdb" or settings.warehouse.exists()
 
@@ -208,21 +208,64 @@ def _spark_literal(value: Any) -> str:
     return f"'{text}'"
 
 
+def _placeholder_split(sql: str, *, backslash_escapes: bool) -> list[str]:
+    """The statement's text around its ``?`` placeholders. A ``?`` inside a quoted string or
+    identifier (a doubled quote stays inside; on Spark a backslash escapes the next character) or
+    inside a comment is text, not a placeholder."""
+    parts: list[str] = []
+    start = i = 0
+    n = len(sql)
+    while i < n:
+        c = sql[i]
+        if c in "'\"`":
+            i += 1
+            while i < n:
+                if backslash_escapes and c != "`" and sql[i] == "\\":
+                    i += 2
+                elif sql[i] == c and sql[i + 1:i + 2] == c:
+                    i += 2
+                elif sql[i] == c:
+                    break
+                else:
+                    i += 1
+            i += 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end < 0 else end
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        elif c == "?":
+            parts.append(sql[start:i])
+            i += 1
+            start = i
+        else:
+            i += 1
+    parts.append(sql[start:])
+    return parts
+
+
+def _placeholders(sql: str, params: Sequence[Any], *, backslash_escapes: bool) -> list[str]:
+    parts = _placeholder_split(sql, backslash_escapes=backslash_escapes)
+    if len(parts) != len(params) + 1:
+        raise ValueError(f"{len(parts) - 1} placeholders for {len(params)} values in: {sql}")
+    return parts
+
+
 def _spark_sql(sql: str, params: Sequence[Any] | None) -> str:
     """DuckDB's ``?`` placeholders replaced by the values as Spark SQL literals."""
     if not params:
         return sql
-    parts = sql.split("?")
-    if len(parts) != len(params) + 1:
-        raise ValueError(f"{len(parts) - 1} placeholders for {len(params)} values in: {sql}")
-    return "".join(part + (_spark_literal(params[i]) if i < len(params) else "") for i, part in enumerate(parts))
+    parts = _placeholders(sql, params, backslash_escapes=True)
+    return parts[0] + "".join(_spark_literal(value) + part for value, part in zip(params, parts[1:], strict=True))
 
 
 def _pg_sql(sql: str, params: Sequence[Any] | None) -> tuple[str, Sequence[Any] | None]:
     """DuckDB's ``?`` placeholders as psycopg2's ``%s`` (a literal ``%`` doubled)."""
     if not params:
         return sql, None
-    return sql.replace("%", "%%").replace("?", "%s"), list(params)
+    parts = _placeholders(sql, params, backslash_escapes=False)
+    return "%s".join(part.replace("%", "%%") for part in parts), list(params)
 
 
 class Warehouse:
@@ -231,7 +274,7 @@ class Warehouse:
     def __init__(self, settings: Settings, con: Any) -> None:
         self.settings, self.con = settings, con
         self.engine = settings.dbt_target
-        self.thrift = self.engine == "spark" and settings.spark_method == "thrift"
+        self.thrift = settings.spark_thrift
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         if self.engine == "duckdb":
@@ -301,7 +344,7 @@ def open_warehouse(settings: Settings, *, read_only: bool = False, wait: bool = 
     process holds the file, then raises ``WarehouseLocked`` naming it. PostgreSQL: a UTC session
     that commits each statement; ``PostgresUnreachable`` names the server it sought."""
     check_target(settings, "calltrail")
-    if settings.dbt_target == "spark" and settings.spark_method == "thrift":
+    if settings.spark_thrift:
         from calltrail.warehouse.spark import thrift_connection
 
         return Warehouse(settings, thrift_connection(spark_environ(settings)))
