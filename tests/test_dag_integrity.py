@@ -132,8 +132,9 @@ print(json.dumps({t.task_id: {"pool": t.pool, "upstream": sorted(t.upstream_task
     # lineage: a model's task follows the tasks of the models it reads
     assert {"dbt.int_calls_matched_to_sessions", "dbt.int_sessions"} <= set(tasks["dbt.fct_touchpoints"]["upstream"])
     assert tasks["dbt.int_sessions"]["upstream"] == ["dbt.build", "dbt.channel_rules", "dbt.int_changed_visitors",
-                                                     "dbt.int_increment", "dbt.int_session_events",
-                                                     "dbt.referrer_hosts", "dbt.stg_web__events"]
+                                                     "dbt.int_increment", "dbt.int_rebuilt_web_events",
+                                                     "dbt.int_session_events", "dbt.referrer_hosts",
+                                                     "dbt.stg_web__events"]
     # a test of two models (relationships) is reported by the later model's task: no task of its own
     dbt_tasks = sorted(k for k in tasks if k.startswith("dbt."))
     assert not [k for k in dbt_tasks if "relationships" in k or k.startswith("dbt.test")], dbt_tasks

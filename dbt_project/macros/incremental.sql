@@ -106,6 +106,17 @@
   {{ calltrail.rebuilt('visitor', bizible_id) }}
 {%- endmacro %}
 
+{#- The web events of the visitors this run rebuilds, with `columns`: on an incremental run
+    int_rebuilt_web_events, on a full one every event of stg_web__events. The branch whose condition
+    is false holds no rows, and its condition reads no column of the events, so the engine skips
+    its scan (DuckDB and PostgreSQL). -#}
+{% macro rebuilt_web_events(columns) -%}
+    select {{ columns }} from {{ ref('int_rebuilt_web_events') }}
+    union all
+    select {{ columns }} from {{ ref('stg_web__events') }}
+    where (select mode from {{ ref('int_increment') }}) = 'full'
+{%- endmacro %}
+
 {#- A model of this project's schema by name, for the hooks and for int_increment, which read
     models that are not (or not yet) their parents. -#}
 {% macro sibling(identifier) -%}
@@ -164,7 +175,7 @@
   {%- endfor -%}
   {%- for node in graph.nodes.values() | sort(attribute='unique_id') -%}
     {%- if node.resource_type == 'seed' or node.name in calltrail.incremental_tables() + [
-          'int_session_events', 'int_changed_visitors', 'int_increment', 'int_lake_batches',
+          'int_session_events', 'int_rebuilt_web_events', 'int_changed_visitors', 'int_increment', 'int_lake_batches',
           'int_increment_state', 'int_person_ids', 'int_person_links', 'int_opportunity_people',
           'int_opportunity_journeys', 'int_changed_journeys', 'int_changed_opportunities',
           'int_journey_state'] -%}

@@ -85,6 +85,8 @@ def steps(tmp_path_factory):
             "journeys": {r[0] for r in one(incremental.warehouse, "select journey_key from int_changed_journeys")},
             "opportunities": {r[0] for r in one(incremental.warehouse,
                                                 "select opportunity_id from int_changed_opportunities")},
+            "rebuilt_events": sorted(one(incremental.warehouse, "select event_id, bizible_id from int_rebuilt_web_events")),
+            "events": sorted(one(incremental.warehouse, "select event_id, bizible_id from stg_web__events")),
             "full_increment": one(full.warehouse, "select mode, reason from int_increment")[0],
             "models": {m: (rows_duckdb(incremental.warehouse, m), rows_duckdb(full.warehouse, m)) for m in COMPARED},
         })
@@ -120,6 +122,16 @@ def test_the_first_run_is_full_and_each_later_step_rebuilds_only_what_it_changed
         assert step["journeys"] == REBUILT_JOURNEYS[number], f"step {number + 1}"
         assert step["opportunities"] == REBUILT_OPPORTUNITIES[number], f"step {number + 1}"
         assert STILL not in step["rebuilt"] | step["journeys"]
+
+
+def test_an_incremental_step_reads_the_rebuilt_visitors_events_and_a_full_one_none(steps):
+    """int_rebuilt_web_events: every web event of the visitors a step rebuilds, and nothing else;
+    empty on a full run, whose sessions read every event of stg_web__events."""
+    for number, step in enumerate(steps[1:len(STEPS)], start=1):
+        expected = [(event_id, visitor) for event_id, visitor in step["events"] if visitor in REBUILT[number]]
+        assert step["rebuilt_events"] == expected, f"step {number + 1}"
+    assert any(step["rebuilt_events"] for step in steps[1:len(STEPS)]), "no step rebuilds a visitor with web events"
+    assert steps[0]["rebuilt_events"] == steps[-1]["rebuilt_events"] == [], "full runs"
 
 
 def test_when_rows_leave_the_lake_every_visitor_is_rebuilt_and_the_run_says_why(steps):

@@ -31,15 +31,13 @@
     it instead of on the time, the type and the event id (a string). -#}
 {%- set by_position = 'event_position' -%}
 
--- depends_on: {{ ref('int_increment') }}, {{ ref('int_changed_visitors') }}
+-- depends_on: {{ ref('int_increment') }}, {{ ref('int_rebuilt_web_events') }}, {{ ref('stg_web__events') }}
 with rebuilt_events as (
 
     {#- The URLs are parsed here, after the rebuilt visitors' events are kept, with the same macros
         as stg_web__events' columns: reading those columns parsed every event's URLs before the
         filter (11 M events for the 0.8 M of an incremental run at the make bench size). -#}
-    select event_id, bizible_id, event_type, occurred_at, form_url, page_url, referrer_url
-    from {{ ref('stg_web__events') }} as events
-    where {{ calltrail.rebuilt_visitor('events.bizible_id') }}
+    {{ calltrail.rebuilt_web_events('event_id, bizible_id, event_type, occurred_at, form_url, page_url, referrer_url') }}
 
 ),
 

@@ -5,12 +5,13 @@
     there (earliest, then lowest event id: the sessionisation order). Its utm_* values, click ids
     and external referrer come out of its source signature: parsing the URLs of 3.5 million first
     page views again cost more than the sessionisation's windows (make bench). Only those events'
-    URLs are read back from stg_web__events, for the landing and referrer pages. Search engines
-    and channels are looked up once per distinct value, not once per session.
+    URLs are read back, for the landing and referrer pages. Search engines and channels are looked
+    up once per distinct value, not once per session.
 
     Incremental (docs/incremental.md): int_session_events holds the events of the visitors this run
-    rebuilds, whose sessions replace theirs; on an incremental run the URLs and the pages of the
-    lookups are read for those visitors only. -#}
+    rebuilds, whose sessions replace theirs. The URLs and the pages of the lookups are read from the
+    same events (calltrail.rebuilt_web_events): on an incremental run int_rebuilt_web_events, on a
+    full one stg_web__events. -#}
 {{ config(**calltrail.visitor_incremental_config()) }}
 
 {%- set page_view_position = "case when event_type = " ~ calltrail.web_event_type('page_view') ~ " then event_position end" -%}
@@ -25,10 +26,7 @@ with session_events as (
 
 event_urls as (
 
-    select event_id, page_url, referrer_url from {{ ref('stg_web__events') }}
-    {%- if is_incremental() %}
-    where {{ calltrail.rebuilt_visitor('bizible_id') }}
-    {%- endif %}
+    {{ calltrail.rebuilt_web_events('event_id, page_url, referrer_url') }}
 
 ),
 
@@ -115,11 +113,7 @@ viewed_pages as (
 
     {#- Every event's page (a superset of the first page views), so that the lookups do not read
         the joined session rows. -#}
-    select page_url as landing_page_raw
-    from {{ ref('stg_web__events') }}
-    {%- if is_incremental() %}
-    where {{ calltrail.rebuilt_visitor('bizible_id') }}
-    {%- endif %}
+    {{ calltrail.rebuilt_web_events('page_url as landing_page_raw') }}
 
 ),
 

@@ -65,27 +65,81 @@ credited as (
 
 ),
 
-final as (
+{#- Each touchpoint once per model and currency, with its sums: a grouping then counts its
+    touchpoints and calls, where counting them distinct over every credit cost twice as long
+    (make bench). -#}
+touchpoint_credits as (
+
+    select
+        touchpoint_id,
+        model,
+        currency_iso_code,
+        {{ dimensions | join(', ') }},
+        is_call,
+        sum(credit) as credit,
+        sum(attributed_amount) as attributed_amount,
+        sum(case when is_won then attributed_amount end) as won_amount
+    from credited
+    group by touchpoint_id, model, currency_iso_code, {{ dimensions | join(', ') }}, is_call
+
+),
+
+{#- Each grouping's touchpoint figures, then its opportunities, as rows that final adds up. -#}
+grouped as (
 
     {%- for grouping, columns in groupings %}
-    select
+    {%- set group_columns %}
         '{{ grouping }}' as grouped_by,
         {%- for dimension in dimensions %}
         {{ dimension if dimension in columns else 'cast(null as ' ~ dbt.type_string() ~ ')' }} as {{ dimension }},
         {%- endfor %}
         model,
         currency_iso_code,
-        count(distinct case when is_call then touchpoint_id end) as calls,
-        count(distinct touchpoint_id) as touchpoints,
+    {%- endset %}
+    select
+        {{- group_columns }}
+        sum(case when is_call then 1 else 0 end) as calls,
+        count(*) as touchpoints,
+        0 as opportunities_touched,
+        sum(credit) as credit,
+        sum(attributed_amount) as attributed_amount,
+        sum(won_amount) as won_amount
+    from touchpoint_credits
+    group by {{ (columns + ['model', 'currency_iso_code']) | join(', ') }}
+
+    union all
+
+    select
+        {{- group_columns }}
+        0 as calls,
+        0 as touchpoints,
         count(distinct opportunity_id) as opportunities_touched,
-        {#- Cast to the sums' types on DuckDB, so that every engine gives the same types. -#}
-        cast(sum(credit) as decimal(38, 10)) as attributed_opportunities,
-        cast(sum(attributed_amount) as decimal(38, 12)) as attributed_pipeline,
-        cast(coalesce(sum(case when is_won then attributed_amount end), 0) as decimal(38, 12)) as attributed_won_revenue
+        null as credit,
+        null as attributed_amount,
+        null as won_amount
     from credited
     group by {{ (columns + ['model', 'currency_iso_code']) | join(', ') }}
     {{ "union all" if not loop.last }}
     {%- endfor %}
+
+),
+
+final as (
+
+    {#- Cast to the sums' types on DuckDB, so that every engine gives the same types. -#}
+    select
+        grouped_by,
+        {{ dimensions | join(', ') }},
+        model,
+        currency_iso_code,
+        cast(sum(calls) as {{ dbt.type_bigint() }}) as calls,
+        cast(sum(touchpoints) as {{ dbt.type_bigint() }}) as touchpoints,
+        cast(sum(opportunities_touched) as {{ dbt.type_bigint() }}) as opportunities_touched,
+        cast(sum(credit) as decimal(38, 10)) as attributed_opportunities,
+        cast(sum(attributed_amount) as decimal(38, 12)) as attributed_pipeline,
+        cast(coalesce(sum(won_amount), 0) as decimal(38, 12)) as attributed_won_revenue
+    from grouped
+    group by grouped_by, {{ dimensions | join(', ') }}, model, currency_iso_code
 
 )
 
