@@ -28,8 +28,9 @@
 
 {#- The URL pieces the session rules use, as select-list items: page_host, referrer_host_any and
     the URL's query parameters among calltrail.source_signature_columns (utm_* and click ids). Used
-    by stg_web__events, and by int_session_events for the events it keeps. The regular expressions run on every URL, without a guard: DuckDB's regular
-    expressions give up early on a URL without the parameter, and a guard
+    by stg_web__events, and by int_session_events for the events it keeps. The regular expressions
+    run on every URL, without a guard: DuckDB's regular expressions give up early on a URL without
+    the parameter, and a guard
     (`case when url like ... then url end`) made them two to four times slower (make bench, 10 M
     events). -#}
 {% macro url_source_fields(page_url, referrer_url) -%}
