@@ -29,7 +29,7 @@ LONG_RUNNING = ("postgres", "redis", "api-server", "scheduler", "dag-processor",
 SHARED_SECRETS = ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY")
 # Secrets that may be absent: then the connection is simply not configured.
 OPTIONAL_SECRETS = {"AIRFLOW_CONN_SALESFORCE_DEFAULT", "AIRFLOW_CONN_SLACK_ALERTS", "AIRFLOW_CONN_SMTP_ALERTS",
-                    "CALLTRAIL_PG_PASSWORD"}
+                    "CALLTRAIL_PG_PASSWORD", "CALLTRAIL_SPARK_PASSWORD"}  # the last two: only some servers want one
 SECRET_NAME = re.compile(r"^(?!.*_FILE$).*(PASSWORD|SECRET|FERNET|_KEY$)|^AIRFLOW_CONN_")  # a *_FILE is a path
 # `${VAR...}` that compose substitutes; `$${VAR}` is an escaped `$` left to the container's shell.
 COMPOSE_VARIABLE = re.compile(r"(?<!\$)\$\{(\w+)(?::?([-?])([^}]*))?\}")

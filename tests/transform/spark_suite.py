@@ -5,7 +5,8 @@ planning queries, which the rest of the suite would otherwise wait for.
 Side by side: `calltrail run` on the spark target (what `CALLTRAIL_DBT_TARGET=spark make run`
 runs), then the reading back of its warehouse (tests/transform/spark_dump.py), then the same on a
 Spark Thrift Server (``CALLTRAIL_SPARK_METHOD=thrift``, a server started here:
-spark_thrift_server.py); and the late-arriving data built step by step on a second Spark warehouse
+spark_thrift_server.py) that authenticates its users against an LDAP directory (ldap_server.py),
+and a refused login there; and the late-arriving data built step by step on a second Spark warehouse
 (spark_late_data.py). Each writes its output into its log in ``OUT``, and their exit codes go into
 ``OUT/exit_codes.json``.
 
@@ -21,6 +22,7 @@ import sys
 from pathlib import Path
 
 from tests.airflow_env import BIN, calltrail_env
+from tests.transform import ldap_server as ldap
 from tests.transform.spark_thrift_server import free_port, thrift_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +37,8 @@ def environments(out: Path) -> dict[str, dict[str, str]]:
     thrift = calltrail_env(out / "thrift", CALLTRAIL_DEMO_VISITORS="80", CALLTRAIL_DBT_TARGET="spark",
                            CALLTRAIL_DBT_TARGET_DIR=str(out / "thrift" / "dbt_target"),
                            CALLTRAIL_SPARK_METHOD="thrift", CALLTRAIL_SPARK_HOST="127.0.0.1",
-                           CALLTRAIL_SPARK_PORT=str(free_port()))
+                           CALLTRAIL_SPARK_PORT=str(free_port()), CALLTRAIL_SPARK_AUTH="LDAP",
+                           CALLTRAIL_SPARK_USER=ldap.USER, CALLTRAIL_SPARK_PASSWORD=ldap.PASSWORD)
     late = calltrail_env(out / "late", CALLTRAIL_DBT_TARGET="spark",
                          CALLTRAIL_DBT_TARGET_DIR=str(out / "late" / "dbt_target"))
     return {"demo": demo, "thrift": thrift, "late": late}
@@ -59,7 +62,9 @@ def main(out: Path) -> int:
                        envs["demo"], out / "dump.log")
         codes["dump"] = dump.wait()
     try:
-        with thrift_server(out / "thrift_server", int(envs["thrift"]["CALLTRAIL_SPARK_PORT"])):
+        with ldap.ldap_server(out / "ldap") as directory, \
+                thrift_server(out / "thrift_server", int(envs["thrift"]["CALLTRAIL_SPARK_PORT"]),
+                              hiveconf=directory.hiveconf()):
             codes["thrift_run"] = _logged([str(BIN / "calltrail"), "run"], envs["thrift"], out / "thrift_run.log").wait()
             if codes["thrift_run"] == 0:
                 codes["thrift_dump"] = _logged([sys.executable, "-m", "tests.transform.spark_dump",
@@ -69,7 +74,11 @@ def main(out: Path) -> int:
                                                   "--format", "parquet", "--out",
                                                   str(out / "thrift_out" / "cli" / "rpt_revenue_by_channel.parquet")],
                                                  envs["thrift"], out / "thrift_export.log").wait()
-    except RuntimeError as exc:  # the server did not start: its log is in the message
+            codes["thrift_refused"] = _logged([str(BIN / "calltrail"), "export", "rpt_revenue_by_channel",
+                                               "--format", "csv", "--out", str(out / "thrift_out" / "refused.csv")],
+                                              {**envs["thrift"], "CALLTRAIL_SPARK_PASSWORD": "not-" + ldap.PASSWORD},
+                                              out / "thrift_refused.log").wait()
+    except RuntimeError as exc:  # slapd or the server did not start: its log is in the message
         (out / "thrift_run.log").write_text(str(exc))
         codes["thrift_run"] = -1
     codes["late"] = late.wait()

@@ -14,10 +14,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyspark
 
@@ -42,7 +43,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _accepts(port: int) -> bool:
+def accepts(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             return True
@@ -51,8 +52,35 @@ def _accepts(port: int) -> bool:
 
 
 @contextmanager
-def thrift_server(folder: Path, port: int | None = None, timeout: float = 180) -> Iterator[ThriftServer]:
-    """The server, listening on 127.0.0.1, until the block ends (then stopped with its JVM)."""
+def listening(cmd: list[str], port: int, log: Path, what: str, timeout: float, poll: float = 1.0,
+              **popen: Any) -> Iterator[subprocess.Popen]:
+    """``cmd`` in a process group of its own, its output in ``log``, once it accepts connections on
+    ``port``; stopped with its group (TERM, then KILL) when the block ends."""
+    with log.open("w") as fh:
+        process = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, **popen)
+    try:
+        deadline = time.monotonic() + timeout
+        while not accepts(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start on port {port} within {timeout:.0f} s "
+                                   f"(exit {process.poll()}): {log.read_text()[-3000:]}")
+            time.sleep(poll)
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@contextmanager
+def thrift_server(folder: Path, port: int | None = None, timeout: float = 180,
+                  hiveconf: Mapping[str, str] | None = None) -> Iterator[ThriftServer]:
+    """The server, listening on 127.0.0.1, until the block ends (then stopped with its JVM).
+    ``hiveconf``: more of HiveServer2's settings, such as its authentication (ldap_server.py)."""
     port = port or free_port()
     folder.mkdir(parents=True, exist_ok=True)
     warehouse = folder / "warehouse"
@@ -63,28 +91,11 @@ def thrift_server(folder: Path, port: int | None = None, timeout: float = 180) -
            "--conf", f"spark.driver.extraJavaOptions=-Dderby.stream.error.file={folder}/derby.log",
            "--conf", "spark.ui.enabled=false",
            "--hiveconf", f"hive.server2.thrift.port={port}", "--hiveconf", "hive.server2.thrift.bind.host=127.0.0.1",
+           *[arg for key, value in (hiveconf or {}).items() for arg in ("--hiveconf", f"{key}={value}")],
            "spark-internal"]
-    log = folder / "server.log"
-    with log.open("w") as fh:
-        process = subprocess.Popen(cmd, cwd=folder, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env={**os.environ, "SPARK_HOME": str(SPARK_HOME)})
-    try:
-        deadline = time.monotonic() + timeout
-        while not _accepts(port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the Spark Thrift Server did not start on port {port} within {timeout:.0f} s "
-                                   f"(exit {process.poll()}): {log.read_text()[-3000:]}")
-            time.sleep(1)
+    with listening(cmd, port, folder / "server.log", "the Spark Thrift Server", timeout, cwd=folder,
+                   env={**os.environ, "SPARK_HOME": str(SPARK_HOME)}):
         yield ThriftServer("127.0.0.1", port, folder)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
 
 if __name__ == "__main__":
     with thrift_server(Path(sys.argv[1]), int(sys.argv[2])) as server:

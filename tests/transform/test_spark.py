@@ -14,8 +14,9 @@ calls-missing-BizibleId list are the same, and the exports are equal byte for by
 
 The same demo run goes through a Spark Thrift Server (``CALLTRAIL_SPARK_METHOD=thrift``, dbt-spark's
 thrift method, a server started from pyspark's jars: tests/transform/spark_thrift_server.py), which
-builds into its own warehouse and metastore; its models, exports, summary, report page and alerts
-must equal those of DuckDB on the same lake.
+builds into its own warehouse and metastore and logs users in against an LDAP directory
+(tests/transform/ldap_server.py); its models, exports, summary, report page and alerts must equal
+those of DuckDB on the same lake, and a wrong password must end a command in one line.
 
 Beside it, the late-arriving data of tests/transform/late_data.py is built on Spark step by step
 (tests/transform/spark_late_data.py); every model (the marts included) must then equal one full
@@ -41,6 +42,7 @@ from calltrail.transform.dbt import run_dbt
 from calltrail.warehouse.export import export
 from calltrail.warehouse.schemas import PUBLISHED_MODELS
 from tests.airflow_env import BIN, calltrail_env, run
+from tests.transform import ldap_server
 from tests.transform.engine_compare import (
     MODELS,
     assert_same_page_and_hand_off,
@@ -273,6 +275,22 @@ def test_the_export_command_reads_a_thrift_server(thrift):
     written = thrift["dumped"] / "cli" / "rpt_revenue_by_channel.parquet"
     assert thrift["cli"].startswith("rpt_revenue_by_channel: ") and thrift["cli"].rstrip().endswith("from spark)")
     assert written.read_bytes() == (thrift["tmp"] / "duck_exports" / "rpt_revenue_by_channel.parquet").read_bytes()
+
+
+def test_the_thrift_server_authenticates_with_ldap_and_a_refused_login_ends_a_command_in_one_line(
+        thrift, spark_suite):
+    out, codes = suite_result(spark_suite)
+    env = thrift["env"]
+    # the run above logged in with this user and password, on a server that refuses a wrong one
+    assert (env["CALLTRAIL_SPARK_AUTH"], env["CALLTRAIL_SPARK_USER"]) == ("LDAP", ldap_server.USER)
+    log = (out / "thrift_refused.log").read_text()
+    assert codes["thrift_refused"] == 1, log[-3000:]
+    message = [line for line in log.splitlines() if line.startswith("calltrail export: ")]
+    assert len(message) == 1, log[-3000:]
+    assert (f"the Spark Thrift Server at 127.0.0.1:{env['CALLTRAIL_SPARK_PORT']} refused the login of user "
+            f"'{ldap_server.USER}' with authentication LDAP (CALLTRAIL_SPARK_USER") in message[0]
+    assert "Traceback" not in log
+    assert not (out / "thrift_out" / "refused.csv").exists()
 
 
 def test_without_a_thrift_server_a_command_says_where_it_sought_it_in_one_line(tmp_path):

@@ -32,7 +32,9 @@ class SparkUnavailable(RuntimeError):
 
 
 def profile_output(environ: Mapping[str, str], output: str = "spark", profiles: Path = PROFILES) -> dict[str, Any]:
-    """An output of the profile, its values rendered as dbt renders them (``env_var`` with its default)."""
+    """An output of the profile, its values rendered as dbt renders them (``env_var`` with its
+    default): strings, but None where a value renders to ``none`` alone (``env_var('X', '') or none``),
+    as dbt's native rendering leaves a key unset."""
     import jinja2
 
     values = yaml.safe_load(profiles.read_text())["calltrail"]["outputs"][output]
@@ -44,12 +46,14 @@ def profile_output(environ: Mapping[str, str], output: str = "spark", profiles: 
             raise SparkUnavailable(f"{profiles}: the {output} output reads {name}, which is not set")
         return default
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    unset = "\x00none\x00"
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, finalize=lambda v: unset if v is None else v)
 
     def render(value: Any) -> Any:
         if isinstance(value, dict):
             return {str(k): render(v) for k, v in value.items()}
-        return env.from_string(str(value)).render(env_var=env_var)
+        text = env.from_string(str(value)).render(env_var=env_var)
+        return None if text == unset else text
 
     return render(values)
 
@@ -70,15 +74,24 @@ def thrift_connection(environ: Mapping[str, str], profiles: Path = PROFILES) -> 
     logging.getLogger("thrift.transport.TSocket").setLevel(logging.CRITICAL)
     # PyHive logs every statement at INFO, which would fill a command's output (calltrail export)
     logging.getLogger("pyhive.hive").setLevel(logging.WARNING)
+    auth = out.get("auth") or "NONE"
     try:
         return hive.connect(host=out["host"], port=int(out["port"]), username=out.get("user"),
-                            auth=out.get("auth") or "NONE", password=out.get("password"),
+                            auth=auth, password=out.get("password"),
                             kerberos_service_name=out.get("kerberos_service_name"),
                             configuration=out.get("server_side_parameters") or {})
     except Exception as exc:  # thrift's TTransportException, a socket error, PyHive's ValueError
+        reason = str(exc).strip() or type(exc).__name__
+        if isinstance(exc, ValueError):  # PyHive: a password without LDAP, a service name without KERBEROS
+            raise SparkUnavailable(f"the profile's spark_thrift output cannot connect with authentication {auth} "
+                                   f"(CALLTRAIL_SPARK_AUTH, CALLTRAIL_SPARK_PASSWORD, "
+                                   f"CALLTRAIL_SPARK_KERBEROS_SERVICE_NAME): {reason}") from exc
+        if "Error validating the login" in reason:  # HiveServer2's answer to credentials it rejects
+            raise SparkUnavailable(f"the Spark Thrift Server at {where} refused the login of user "
+                                   f"{out.get('user')!r} with authentication {auth} (CALLTRAIL_SPARK_USER, "
+                                   f"CALLTRAIL_SPARK_AUTH, CALLTRAIL_SPARK_PASSWORD): {reason}") from exc
         raise SparkUnavailable(f"cannot reach the Spark Thrift Server at {where} (CALLTRAIL_SPARK_HOST, "
-                               f"CALLTRAIL_SPARK_PORT; the profile's spark_thrift output): "
-                               f"{str(exc).strip() or type(exc).__name__}") from exc
+                               f"CALLTRAIL_SPARK_PORT; the profile's spark_thrift output): {reason}") from exc
 
 
 def session(environ: Mapping[str, str]) -> Any:

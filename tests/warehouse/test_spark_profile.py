@@ -1,0 +1,59 @@
+"""calltrail's own connection to a Spark Thrift Server reads the profile's ``spark_thrift`` output as
+dbt reads it: compared here with dbt's own rendering of ``dbt_project/profiles.yml``, for each way
+of authenticating. The connections themselves are tested against a real server that authenticates
+with LDAP in tests/transform/test_spark.py."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from calltrail.warehouse.spark import PROFILES, profile_output
+
+# dbt's credentials for the spark_thrift output, rendered by dbt in a process of its own (dbt's
+# flags and invocation context are process-wide)
+DBT_RENDERS = """
+import json, sys
+from argparse import Namespace
+from dbt.config.profile import Profile, read_profile
+from dbt.config.renderer import ProfileRenderer
+from dbt.flags import set_from_args
+from dbt_common.context import set_invocation_context
+
+set_from_args(Namespace(), None)
+set_invocation_context(json.loads(sys.argv[2]))
+profile = Profile.from_raw_profiles(read_profile(sys.argv[1]), "calltrail", ProfileRenderer({}),
+                                    target_override="spark_thrift")
+c = profile.credentials
+print(json.dumps({key: getattr(c, key) for key in
+                  ("host", "port", "user", "auth", "password", "kerberos_service_name", "server_side_parameters")}))
+"""
+
+ENVIRONS = [
+    {},
+    {"CALLTRAIL_SPARK_HOST": "thrift.example.com", "CALLTRAIL_SPARK_PORT": "10001", "CALLTRAIL_SPARK_USER": "ana",
+     "CALLTRAIL_SPARK_AUTH": "LDAP", "CALLTRAIL_SPARK_PASSWORD": "1e3 is no number"},
+    {"CALLTRAIL_SPARK_AUTH": "LDAP", "CALLTRAIL_SPARK_PASSWORD": "1e3"},
+    {"CALLTRAIL_SPARK_AUTH": "KERBEROS", "CALLTRAIL_SPARK_KERBEROS_SERVICE_NAME": "hive"},
+    {"CALLTRAIL_SPARK_PASSWORD": ""},
+]
+
+
+@pytest.mark.parametrize("environ", ENVIRONS, ids=lambda e: ",".join(f"{k[16:]}={v}" for k, v in e.items()) or "defaults")
+def test_calltrails_connection_reads_the_spark_thrift_output_as_dbt_does(environ):
+    out = subprocess.run([sys.executable, "-c", DBT_RENDERS, str(PROFILES.parent), json.dumps(environ)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    dbt = json.loads(out.stdout.strip().splitlines()[-1])
+    ours = profile_output(environ, "spark_thrift")
+    assert {key: ours[key] for key in ("host", "user", "auth", "password", "kerberos_service_name")} == {
+        key: dbt[key] for key in ("host", "user", "auth", "password", "kerberos_service_name")}
+    assert int(ours["port"]) == dbt["port"]
+    # dbt-spark adds spark.sql.ansi.enabled of its own; every setting the profile names is dbt's too
+    assert ours["server_side_parameters"].items() <= dbt["server_side_parameters"].items()
+
+
+def test_without_authentication_variables_the_output_connects_as_none_with_no_password():
+    out = profile_output({}, "spark_thrift")
+    assert (out["auth"], out["password"], out["kerberos_service_name"]) == ("NONE", None, None)
