@@ -3,13 +3,14 @@ dbt reads it: compared here with dbt's own rendering of ``dbt_project/profiles.y
 of authenticating. The connections themselves are tested against a real server that authenticates
 with LDAP in tests/transform/test_spark.py."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 
 import pytest
 
-from calltrail.warehouse.spark import PROFILES, profile_output
+from calltrail.warehouse.spark import PROFILES, SparkUnavailable, profile_output, thrift_connection
 
 # dbt's credentials for the spark_thrift output, rendered by dbt in a process of its own (dbt's
 # flags and invocation context are process-wide)
@@ -57,3 +58,14 @@ def test_calltrails_connection_reads_the_spark_thrift_output_as_dbt_does(environ
 def test_without_authentication_variables_the_output_connects_as_none_with_no_password():
     out = profile_output({}, "spark_thrift")
     assert (out["auth"], out["password"], out["kerberos_service_name"]) == ("NONE", None, None)
+
+
+def test_kerberos_without_its_python_package_stops_before_connecting_and_says_what_is_missing():
+    # the lock has no kerberos package (no wheel for Linux): PyHive's SASL library then has no GSSAPI
+    assert importlib.util.find_spec("kerberos") is None, "kerberos is installed now: update the docs and this test"
+    environ = {"CALLTRAIL_SPARK_HOST": "127.0.0.1", "CALLTRAIL_SPARK_PORT": "1", "CALLTRAIL_SPARK_AUTH": "KERBEROS",
+               "CALLTRAIL_SPARK_KERBEROS_SERVICE_NAME": "hive"}  # nothing listens on port 1
+    with pytest.raises(SparkUnavailable) as error:
+        thrift_connection(environ)
+    assert str(error.value).startswith("authentication KERBEROS (CALLTRAIL_SPARK_AUTH) to the Spark Thrift Server "
+                                       "at 127.0.0.1:1 needs the Python package kerberos")

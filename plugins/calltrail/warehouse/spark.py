@@ -16,6 +16,7 @@ Spark reads the lake where it lies (:mod:`calltrail.transform.spark_lake`).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections.abc import Mapping
@@ -75,6 +76,12 @@ def thrift_connection(environ: Mapping[str, str], profiles: Path = PROFILES) -> 
     # PyHive logs every statement at INFO, which would fill a command's output (calltrail export)
     logging.getLogger("pyhive.hive").setLevel(logging.WARNING)
     auth = out.get("auth") or "NONE"
+    if auth == "KERBEROS" and importlib.util.find_spec("kerberos") is None:
+        # PyHive's SASL library offers GSSAPI only with it; without, the login fails after connecting
+        raise SparkUnavailable(f"authentication KERBEROS (CALLTRAIL_SPARK_AUTH) to the Spark Thrift Server at {where} "
+                               "needs the Python package kerberos (SASL's GSSAPI), which calltrail's lock does not "
+                               "include: it has no wheel for Linux and builds against the system's Kerberos headers "
+                               "(Debian: libkrb5-dev). Use LDAP, or add kerberos to the project's dependencies")
     try:
         return hive.connect(host=out["host"], port=int(out["port"]), username=out.get("user"),
                             auth=auth, password=out.get("password"),
