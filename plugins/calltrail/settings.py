@@ -330,6 +330,11 @@ class Settings:
     # session: Spark in the process (pyspark); thrift: a Spark Thrift Server, the profile's spark_thrift output.
     spark_method: str = _row("CALLTRAIL_SPARK_METHOD", "session", _choice("session", "thrift"),
                              "how the spark target reaches Spark: in the process, or a Spark Thrift Server")
+    # Read by the profile's spark_thrift output (dbt, and calltrail's connection): checked here.
+    spark_auth: str = _row("CALLTRAIL_SPARK_AUTH", "none", _choice("none", "ldap", "kerberos"),
+                           "how the Spark Thrift Server authenticates calltrail")
+    spark_use_ssl: str = _row("CALLTRAIL_SPARK_USE_SSL", "false", _choice("true", "false"),
+                              "whether the connection to the Spark Thrift Server uses TLS")
     dbt_duckdb_memory_limit: str = _row("CALLTRAIL_DBT_DUCKDB_MEMORY_LIMIT", "3500MB", _text,
                                         "DuckDB's memory_limit for the dbt build")
     dbt_docs_dir: Path = _row("CALLTRAIL_DBT_DOCS_DIR", f"{DATA}/dbt_docs", _path, "where each run writes the dbt docs")

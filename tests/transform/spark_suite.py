@@ -5,8 +5,9 @@ planning queries, which the rest of the suite would otherwise wait for.
 Side by side: `calltrail run` on the spark target (what `CALLTRAIL_DBT_TARGET=spark make run`
 runs), then the reading back of its warehouse (tests/transform/spark_dump.py), then the same on a
 Spark Thrift Server (``CALLTRAIL_SPARK_METHOD=thrift``, a server started here:
-spark_thrift_server.py) that authenticates its users against an LDAP directory (ldap_server.py),
-and a refused login there; and the late-arriving data built step by step on a second Spark warehouse
+spark_thrift_server.py) over TLS that authenticates its users against an LDAP directory
+(ldap_server.py), with a refused login and an untrusted certificate there, and a connection to a
+plain server without authentication (dbt's and calltrail's); and the late-arriving data built step by step on a second Spark warehouse
 (spark_late_data.py). Each writes its output into its log in ``OUT``, and their exit codes go into
 ``OUT/exit_codes.json``.
 
@@ -23,9 +24,17 @@ from pathlib import Path
 
 from tests.airflow_env import BIN, calltrail_env
 from tests.transform import ldap_server as ldap
-from tests.transform.spark_thrift_server import free_port, thrift_server
+from tests.transform.spark_thrift_server import free_port, thrift_server, tls
 
 ROOT = Path(__file__).resolve().parents[2]
+# calltrail's own connection to the plain server: who it logged in as, and one query
+PLAIN_QUERY = """
+import os
+from calltrail.warehouse.spark import thrift_connection
+cursor = thrift_connection(os.environ).cursor()
+cursor.execute("select current_user(), 40 + 2")
+print("plain server:", cursor.fetchall())
+"""
 
 
 def environments(out: Path) -> dict[str, dict[str, str]]:
@@ -38,7 +47,8 @@ def environments(out: Path) -> dict[str, dict[str, str]]:
                            CALLTRAIL_DBT_TARGET_DIR=str(out / "thrift" / "dbt_target"),
                            CALLTRAIL_SPARK_METHOD="thrift", CALLTRAIL_SPARK_HOST="127.0.0.1",
                            CALLTRAIL_SPARK_PORT=str(free_port()), CALLTRAIL_SPARK_AUTH="LDAP",
-                           CALLTRAIL_SPARK_USER=ldap.USER, CALLTRAIL_SPARK_PASSWORD=ldap.PASSWORD)
+                           CALLTRAIL_SPARK_USER=ldap.USER, CALLTRAIL_SPARK_PASSWORD=ldap.PASSWORD,
+                           CALLTRAIL_SPARK_USE_SSL="true", CALLTRAIL_SPARK_SSL_CA=str(out / "tls" / "ca.pem"))
     late = calltrail_env(out / "late", CALLTRAIL_DBT_TARGET="spark",
                          CALLTRAIL_DBT_TARGET_DIR=str(out / "late" / "dbt_target"))
     return {"demo": demo, "thrift": thrift, "late": late}
@@ -62,9 +72,10 @@ def main(out: Path) -> int:
                        envs["demo"], out / "dump.log")
         codes["dump"] = dump.wait()
     try:
+        serves_tls, _ = tls(out / "tls")  # the CA file the thrift environment names
         with ldap.ldap_server(out / "ldap") as directory, \
                 thrift_server(out / "thrift_server", int(envs["thrift"]["CALLTRAIL_SPARK_PORT"]),
-                              hiveconf=directory.hiveconf()):
+                              hiveconf={**directory.hiveconf(), **serves_tls}):
             codes["thrift_run"] = _logged([str(BIN / "calltrail"), "run"], envs["thrift"], out / "thrift_run.log").wait()
             if codes["thrift_run"] == 0:
                 codes["thrift_dump"] = _logged([sys.executable, "-m", "tests.transform.spark_dump",
@@ -78,9 +89,26 @@ def main(out: Path) -> int:
                                                "--format", "csv", "--out", str(out / "thrift_out" / "refused.csv")],
                                               {**envs["thrift"], "CALLTRAIL_SPARK_PASSWORD": "not-" + ldap.PASSWORD},
                                               out / "thrift_refused.log").wait()
+            codes["thrift_untrusted"] = _logged([str(BIN / "calltrail"), "export", "rpt_revenue_by_channel",
+                                                 "--format", "csv", "--out", str(out / "thrift_out" / "untrusted.csv")],
+                                                {**envs["thrift"], "CALLTRAIL_SPARK_SSL_CA": ""},
+                                                out / "thrift_untrusted.log").wait()
     except RuntimeError as exc:  # slapd or the server did not start: its log is in the message
         (out / "thrift_run.log").write_text(str(exc))
         codes["thrift_run"] = -1
+    # the defaults: no TLS, no authentication, as the compose profile's server
+    plain_env = {**envs["thrift"], "CALLTRAIL_SPARK_PORT": str(free_port()), "CALLTRAIL_SPARK_USE_SSL": "false",
+                 "CALLTRAIL_SPARK_AUTH": "NONE", "CALLTRAIL_SPARK_PASSWORD": "", "CALLTRAIL_SPARK_USER": "calltrail"}
+    try:
+        with thrift_server(out / "plain_server", int(plain_env["CALLTRAIL_SPARK_PORT"])):
+            codes["plain_dbt"] = _logged([str(BIN / "dbt"), "debug", "--project-dir", str(ROOT / "dbt_project"),
+                                          "--profiles-dir", str(ROOT / "dbt_project"), "--target", "spark_thrift"],
+                                         plain_env, out / "plain_dbt.log").wait()
+            codes["plain_calltrail"] = _logged([sys.executable, "-c", PLAIN_QUERY], plain_env,
+                                               out / "plain_calltrail.log").wait()
+    except RuntimeError as exc:
+        (out / "plain_dbt.log").write_text(str(exc))
+        codes["plain_dbt"] = -1
     codes["late"] = late.wait()
     (out / "exit_codes.json").write_text(json.dumps(codes))
     return 0

@@ -9,6 +9,7 @@ statements over HiveServer2's Thrift protocol, as a cluster's server does.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -35,6 +36,29 @@ class ThriftServer:
         """The variables that point the spark target's thrift method at this server."""
         return {"CALLTRAIL_SPARK_METHOD": "thrift", "CALLTRAIL_SPARK_HOST": self.host,
                 "CALLTRAIL_SPARK_PORT": str(self.port)}
+
+
+def tls(folder: Path) -> tuple[dict[str, str], Path]:
+    """A certificate for 127.0.0.1 from a CA made here: HiveServer2's settings that serve it (a
+    PKCS12 keystore) and the CA's PEM file, for clients to trust."""
+    import trustme
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    ca_file = folder / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), None)
+    cert, *chain = (x509.load_pem_x509_certificate(pem.bytes()) for pem in issued.cert_chain_pems)
+    password = secrets.token_hex(8)
+    keystore = folder / "server.p12"
+    keystore.write_bytes(pkcs12.serialize_key_and_certificates(
+        b"calltrail-test", key, cert, chain, serialization.BestAvailableEncryption(password.encode())))
+    return {"hive.server2.use.SSL": "true", "hive.server2.keystore.path": str(keystore),
+            "hive.server2.keystore.password": password}, ca_file
 
 
 def free_port() -> int:

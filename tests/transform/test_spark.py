@@ -14,9 +14,10 @@ calls-missing-BizibleId list are the same, and the exports are equal byte for by
 
 The same demo run goes through a Spark Thrift Server (``CALLTRAIL_SPARK_METHOD=thrift``, dbt-spark's
 thrift method, a server started from pyspark's jars: tests/transform/spark_thrift_server.py), which
-builds into its own warehouse and metastore and logs users in against an LDAP directory
+builds into its own warehouse and metastore, serves TLS and logs users in against an LDAP directory
 (tests/transform/ldap_server.py); its models, exports, summary, report page and alerts must equal
-those of DuckDB on the same lake, and a wrong password must end a command in one line.
+those of DuckDB on the same lake, and a wrong password or an untrusted certificate must end a
+command in one line. dbt and calltrail also connect to a plain server without authentication.
 
 Beside it, the late-arriving data of tests/transform/late_data.py is built on Spark step by step
 (tests/transform/spark_late_data.py); every model (the marts included) must then equal one full
@@ -277,20 +278,45 @@ def test_the_export_command_reads_a_thrift_server(thrift):
     assert written.read_bytes() == (thrift["tmp"] / "duck_exports" / "rpt_revenue_by_channel.parquet").read_bytes()
 
 
+def refusal(out: Path, codes: dict[str, int], name: str) -> str:
+    """The one line with which ``calltrail export`` ended in the Spark side's run ``name``."""
+    log = (out / f"{name}.log").read_text()
+    assert codes[name] == 1, log[-3000:]
+    message = [line for line in log.splitlines() if line.startswith("calltrail export: ")]
+    assert len(message) == 1, log[-3000:]
+    assert "Traceback" not in log
+    return message[0]
+
+
 def test_the_thrift_server_authenticates_with_ldap_and_a_refused_login_ends_a_command_in_one_line(
         thrift, spark_suite):
     out, codes = suite_result(spark_suite)
     env = thrift["env"]
     # the run above logged in with this user and password, on a server that refuses a wrong one
     assert (env["CALLTRAIL_SPARK_AUTH"], env["CALLTRAIL_SPARK_USER"]) == ("LDAP", ldap_server.USER)
-    log = (out / "thrift_refused.log").read_text()
-    assert codes["thrift_refused"] == 1, log[-3000:]
-    message = [line for line in log.splitlines() if line.startswith("calltrail export: ")]
-    assert len(message) == 1, log[-3000:]
     assert (f"the Spark Thrift Server at 127.0.0.1:{env['CALLTRAIL_SPARK_PORT']} refused the login of user "
-            f"'{ldap_server.USER}' with authentication LDAP (CALLTRAIL_SPARK_USER") in message[0]
-    assert "Traceback" not in log
+            f"'{ldap_server.USER}' with authentication LDAP (CALLTRAIL_SPARK_USER") in refusal(out, codes, "thrift_refused")
     assert not (out / "thrift_out" / "refused.csv").exists()
+
+
+def test_the_thrift_run_went_over_tls_and_a_certificate_not_trusted_ends_a_command_in_one_line(thrift, spark_suite):
+    out, codes = suite_result(spark_suite)
+    env = thrift["env"]
+    # the run above trusted the test's CA; the server serves TLS only (a plain client is turned away)
+    assert (env["CALLTRAIL_SPARK_USE_SSL"], env["CALLTRAIL_SPARK_SSL_CA"]) == ("true", str(out / "tls" / "ca.pem"))
+    assert (f"the Spark Thrift Server at 127.0.0.1:{env['CALLTRAIL_SPARK_PORT']} presented a certificate this "
+            "machine does not trust (CALLTRAIL_SPARK_SSL_CA") in refusal(out, codes, "thrift_untrusted")
+    assert not (out / "thrift_out" / "untrusted.csv").exists()
+
+
+def test_dbt_and_calltrail_connect_to_a_thrift_server_without_tls_or_authentication(spark_suite):
+    out, codes = suite_result(spark_suite)
+    dbt_log = (out / "plain_dbt.log").read_text()
+    assert codes["plain_dbt"] == 0, dbt_log[-3000:]
+    assert "Connection test: [OK connection ok]" in re.sub(r"\x1b\[[0-9;]*m", "", dbt_log), dbt_log[-3000:]
+    calltrail_log = (out / "plain_calltrail.log").read_text()
+    assert codes["plain_calltrail"] == 0, calltrail_log[-3000:]
+    assert "plain server: [('calltrail', 42)]" in calltrail_log
 
 
 def test_without_a_thrift_server_a_command_says_where_it_sought_it_in_one_line(tmp_path):

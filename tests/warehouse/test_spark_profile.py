@@ -28,7 +28,8 @@ profile = Profile.from_raw_profiles(read_profile(sys.argv[1]), "calltrail", Prof
                                     target_override="spark_thrift")
 c = profile.credentials
 print(json.dumps({key: getattr(c, key) for key in
-                  ("host", "port", "user", "auth", "password", "kerberos_service_name", "server_side_parameters")}))
+                  ("host", "port", "user", "auth", "password", "kerberos_service_name", "use_ssl",
+                   "server_side_parameters")}))
 """
 
 ENVIRONS = [
@@ -38,6 +39,10 @@ ENVIRONS = [
     {"CALLTRAIL_SPARK_AUTH": "LDAP", "CALLTRAIL_SPARK_PASSWORD": "1e3"},
     {"CALLTRAIL_SPARK_AUTH": "KERBEROS", "CALLTRAIL_SPARK_KERBEROS_SERVICE_NAME": "hive"},
     {"CALLTRAIL_SPARK_PASSWORD": ""},
+    {"CALLTRAIL_SPARK_USE_SSL": "true", "CALLTRAIL_SPARK_AUTH": "LDAP", "CALLTRAIL_SPARK_PASSWORD": "pw"},
+    {"CALLTRAIL_SPARK_USE_SSL": "TRUE", "CALLTRAIL_SPARK_AUTH": "ldap", "CALLTRAIL_SPARK_PASSWORD": "pw"},
+    {"CALLTRAIL_SPARK_USE_SSL": "false"},
+    {"CALLTRAIL_SPARK_USE_SSL": "yes"},
 ]
 
 
@@ -51,6 +56,8 @@ def test_calltrails_connection_reads_the_spark_thrift_output_as_dbt_does(environ
     assert {key: ours[key] for key in ("host", "user", "auth", "password", "kerberos_service_name")} == {
         key: dbt[key] for key in ("host", "user", "auth", "password", "kerberos_service_name")}
     assert int(ours["port"]) == dbt["port"]
+    # dbt's value is a boolean; calltrail's connection reads the rendered text as thrift_connection does
+    assert (str(ours["use_ssl"]).lower() == "true") is dbt["use_ssl"]
     # dbt-spark adds spark.sql.ansi.enabled of its own; every setting the profile names is dbt's too
     assert ours["server_side_parameters"].items() <= dbt["server_side_parameters"].items()
 

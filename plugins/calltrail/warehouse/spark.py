@@ -82,11 +82,15 @@ def thrift_connection(environ: Mapping[str, str], profiles: Path = PROFILES) -> 
                                "needs the Python package kerberos (SASL's GSSAPI), which calltrail's lock does not "
                                "include: it has no wheel for Linux and builds against the system's Kerberos headers "
                                "(Debian: libkrb5-dev). Use LDAP, or add kerberos to the project's dependencies")
+    configuration = out.get("server_side_parameters") or {}
     try:
+        if str(out.get("use_ssl")).lower() == "true":
+            return hive.connect(thrift_transport=_tls_transport(out, auth, environ), configuration=configuration)
         return hive.connect(host=out["host"], port=int(out["port"]), username=out.get("user"),
                             auth=auth, password=out.get("password"),
-                            kerberos_service_name=out.get("kerberos_service_name"),
-                            configuration=out.get("server_side_parameters") or {})
+                            kerberos_service_name=out.get("kerberos_service_name"), configuration=configuration)
+    except SparkUnavailable:
+        raise
     except Exception as exc:  # thrift's TTransportException, a socket error, PyHive's ValueError
         reason = str(exc).strip() or type(exc).__name__
         if isinstance(exc, ValueError):  # PyHive: a password without LDAP, a service name without KERBEROS
@@ -97,8 +101,55 @@ def thrift_connection(environ: Mapping[str, str], profiles: Path = PROFILES) -> 
             raise SparkUnavailable(f"the Spark Thrift Server at {where} refused the login of user "
                                    f"{out.get('user')!r} with authentication {auth} (CALLTRAIL_SPARK_USER, "
                                    f"CALLTRAIL_SPARK_AUTH, CALLTRAIL_SPARK_PASSWORD): {reason}") from exc
+        if "read 0 bytes" in reason:  # a server that speaks TLS closes a plain connection at once
+            reason += " (the server closed the connection: does it want TLS, CALLTRAIL_SPARK_USE_SSL=true?)"
         raise SparkUnavailable(f"cannot reach the Spark Thrift Server at {where} (CALLTRAIL_SPARK_HOST, "
                                f"CALLTRAIL_SPARK_PORT; the profile's spark_thrift output): {reason}") from exc
+
+
+def _tls_transport(out: Mapping[str, Any], auth: str, environ: Mapping[str, str]) -> Any:
+    """The Thrift transport of a TLS connection (``use_ssl``), the server's certificate verified
+    against the system's CAs or ``CALLTRAIL_SPARK_SSL_CA``, then SASL as PyHive does it. One
+    handshake first, here: thrift's socket logs why a handshake failed and raises without it."""
+    import socket
+    import ssl
+
+    import thrift_sasl
+    from pyhive.sasl_compat import PureSASLClient
+    from thrift.transport.TSSLSocket import TSSLSocket
+
+    host, port = out["host"], int(out["port"])
+    where = f"{host}:{port}"
+    ca = environ.get("CALLTRAIL_SPARK_SSL_CA") or None
+    try:
+        context = ssl.create_default_context(cafile=ca)
+    except OSError as exc:
+        raise SparkUnavailable(f"CALLTRAIL_SPARK_SSL_CA: cannot read the CA file {ca}: {exc}") from exc
+    try:
+        plain = socket.create_connection((host, port), timeout=60)
+    except OSError as exc:
+        raise SparkUnavailable(f"cannot reach the Spark Thrift Server at {where} (CALLTRAIL_SPARK_HOST, "
+                               f"CALLTRAIL_SPARK_PORT; the profile's spark_thrift output): {exc}") from exc
+    try:
+        tls = context.wrap_socket(plain, server_hostname=host)
+    except ssl.SSLCertVerificationError as exc:
+        plain.close()
+        raise SparkUnavailable(f"the Spark Thrift Server at {where} presented a certificate this machine does not "
+                               f"trust (CALLTRAIL_SPARK_SSL_CA names a CA file to trust): "
+                               f"{exc.verify_message or exc}") from exc
+    except (ssl.SSLError, OSError) as exc:
+        plain.close()
+        raise SparkUnavailable(f"no TLS connection to the Spark Thrift Server at {where} "
+                               f"(CALLTRAIL_SPARK_USE_SSL): {exc}") from exc
+    tls.close()
+    sock = TSSLSocket(host, port, ssl_context=context)  # the same checks, when the SASL transport opens it
+    if auth == "KERBEROS":
+        mechanism, credentials = "GSSAPI", {"service": out.get("kerberos_service_name")}
+    else:  # NONE and LDAP log in with PLAIN; NONE's server checks neither name nor password
+        mechanism, credentials = "PLAIN", {"username": out.get("user") or "calltrail",
+                                           "password": out.get("password") or "x"}
+    return thrift_sasl.TSaslClientTransport(lambda: PureSASLClient(host, mechanism=mechanism, **credentials),
+                                            mechanism, sock)
 
 
 def session(environ: Mapping[str, str]) -> Any:
