@@ -76,3 +76,15 @@ def test_kerberos_without_its_python_package_stops_before_connecting_and_says_wh
         thrift_connection(environ)
     assert str(error.value).startswith("authentication KERBEROS (CALLTRAIL_SPARK_AUTH) to the Spark Thrift Server "
                                        "at 127.0.0.1:1 needs the Python package kerberos")
+
+
+@pytest.mark.parametrize("tls", ["false", "true"])
+@pytest.mark.parametrize(("auth", "password", "said"), [("none", "secret", "NONE and a password"),
+                                                          ("ldap", "", "LDAP but no password")])
+def test_a_password_without_ldap_or_ldap_without_one_stops_before_connecting(tls, auth, password, said):
+    environ = {"CALLTRAIL_SPARK_HOST": "127.0.0.1", "CALLTRAIL_SPARK_PORT": "1", "CALLTRAIL_SPARK_USE_SSL": tls,
+               "CALLTRAIL_SPARK_AUTH": auth, "CALLTRAIL_SPARK_PASSWORD": password}  # nothing listens on port 1
+    with pytest.raises(SparkUnavailable) as error:
+        thrift_connection(environ)
+    assert str(error.value) == (f"the profile's spark_thrift output cannot connect with authentication {said} "
+                                "(CALLTRAIL_SPARK_AUTH, CALLTRAIL_SPARK_PASSWORD): a password goes with ldap only")

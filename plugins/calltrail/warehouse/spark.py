@@ -82,6 +82,10 @@ def thrift_connection(environ: Mapping[str, str], profiles: Path = PROFILES) -> 
                                "needs the Python package kerberos (SASL's GSSAPI), which calltrail's lock does not "
                                "include: it has no wheel for Linux and builds against the system's Kerberos headers "
                                "(Debian: libkrb5-dev). Use LDAP, or add kerberos to the project's dependencies")
+    if (out.get("password") is not None) != (auth == "LDAP"):  # PyHive's rule, on both transports
+        raise SparkUnavailable(f"the profile's spark_thrift output cannot connect with authentication {auth} "
+                               f"{'and a' if out.get('password') is not None else 'but no'} password "
+                               f"(CALLTRAIL_SPARK_AUTH, CALLTRAIL_SPARK_PASSWORD): a password goes with ldap only")
     configuration = out.get("server_side_parameters") or {}
     try:
         if str(out.get("use_ssl")).lower() == "true":
@@ -93,18 +97,21 @@ def thrift_connection(environ: Mapping[str, str], profiles: Path = PROFILES) -> 
         raise
     except Exception as exc:  # thrift's TTransportException, a socket error, PyHive's ValueError
         reason = str(exc).strip() or type(exc).__name__
-        if isinstance(exc, ValueError):  # PyHive: a password without LDAP, a service name without KERBEROS
+        if isinstance(exc, ValueError):  # PyHive: a Kerberos service name without KERBEROS
             raise SparkUnavailable(f"the profile's spark_thrift output cannot connect with authentication {auth} "
-                                   f"(CALLTRAIL_SPARK_AUTH, CALLTRAIL_SPARK_PASSWORD, "
-                                   f"CALLTRAIL_SPARK_KERBEROS_SERVICE_NAME): {reason}") from exc
+                                   f"(CALLTRAIL_SPARK_AUTH, CALLTRAIL_SPARK_KERBEROS_SERVICE_NAME): {reason}") from exc
         if "Error validating the login" in reason:  # HiveServer2's answer to credentials it rejects
             raise SparkUnavailable(f"the Spark Thrift Server at {where} refused the login of user "
                                    f"{out.get('user')!r} with authentication {auth} (CALLTRAIL_SPARK_USER, "
                                    f"CALLTRAIL_SPARK_AUTH, CALLTRAIL_SPARK_PASSWORD): {reason}") from exc
         if "read 0 bytes" in reason:  # a server that speaks TLS closes a plain connection at once
             reason += " (the server closed the connection: does it want TLS, CALLTRAIL_SPARK_USE_SSL=true?)"
-        raise SparkUnavailable(f"cannot reach the Spark Thrift Server at {where} (CALLTRAIL_SPARK_HOST, "
-                               f"CALLTRAIL_SPARK_PORT; the profile's spark_thrift output): {reason}") from exc
+        raise _unreachable(where, reason) from exc
+
+
+def _unreachable(where: str, reason: object) -> SparkUnavailable:
+    return SparkUnavailable(f"cannot reach the Spark Thrift Server at {where} (CALLTRAIL_SPARK_HOST, "
+                            f"CALLTRAIL_SPARK_PORT; the profile's spark_thrift output): {reason}")
 
 
 def _tls_transport(out: Mapping[str, Any], auth: str, environ: Mapping[str, str]) -> Any:
@@ -128,8 +135,7 @@ def _tls_transport(out: Mapping[str, Any], auth: str, environ: Mapping[str, str]
     try:
         plain = socket.create_connection((host, port), timeout=60)
     except OSError as exc:
-        raise SparkUnavailable(f"cannot reach the Spark Thrift Server at {where} (CALLTRAIL_SPARK_HOST, "
-                               f"CALLTRAIL_SPARK_PORT; the profile's spark_thrift output): {exc}") from exc
+        raise _unreachable(where, exc) from exc
     try:
         tls = context.wrap_socket(plain, server_hostname=host)
     except ssl.SSLCertVerificationError as exc:
