@@ -8,15 +8,21 @@ from collections.abc import Mapping
 
 def connection_params(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     """psycopg2's connection arguments from the variables the dbt profile's ``postgres`` output reads
-    (``CALLTRAIL_PG_HOST``, ``_PORT``, ``_USER``, ``_PASSWORD``, ``_DATABASE``), with its defaults."""
+    (``CALLTRAIL_PG_HOST``, ``_PORT``, ``_USER``, ``_PASSWORD``, ``_DATABASE``), with its defaults, and
+    its TLS (``CALLTRAIL_PG_SSLMODE``, ``_SSLROOTCERT``) when set: libpq's own ``PGSSLMODE`` would
+    reach Airflow's metadata database too."""
     env = os.environ if environ is None else environ
-    return {
+    params: dict[str, object] = {
         "host": env.get("CALLTRAIL_PG_HOST", "localhost"),
         "port": int(env.get("CALLTRAIL_PG_PORT", "5432")),
         "user": env.get("CALLTRAIL_PG_USER", "calltrail"),
         "password": env.get("CALLTRAIL_PG_PASSWORD", ""),
         "dbname": env.get("CALLTRAIL_PG_DATABASE", "calltrail"),
     }
+    for key in ("sslmode", "sslrootcert"):
+        if env.get(f"CALLTRAIL_PG_{key.upper()}"):
+            params[key] = env[f"CALLTRAIL_PG_{key.upper()}"]
+    return params
 
 
 class PostgresUnreachable(RuntimeError):
