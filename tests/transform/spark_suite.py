@@ -7,8 +7,8 @@ runs), then the reading back of its warehouse (tests/transform/spark_dump.py), t
 Spark Thrift Server (``CALLTRAIL_SPARK_METHOD=thrift``, a server started here:
 spark_thrift_server.py) over TLS that authenticates its users against an LDAP directory
 (ldap_server.py), with a refused login and an untrusted certificate there, and a connection to a
-plain server without authentication (dbt's and calltrail's); and the late-arriving data built step by step on a second Spark warehouse
-(spark_late_data.py). Each writes its output into its log in ``OUT``, and their exit codes go into
+plain server without authentication (dbt's and calltrail's); and the late-arriving data built step
+by step on a second Spark warehouse (spark_late_data.py). Each writes its output into its log in ``OUT``, and their exit codes go into
 ``OUT/exit_codes.json``.
 
     python -m tests.transform.spark_suite OUT
@@ -85,14 +85,12 @@ def main(out: Path) -> int:
                                                   "--format", "parquet", "--out",
                                                   str(out / "thrift_out" / "cli" / "rpt_revenue_by_channel.parquet")],
                                                  envs["thrift"], out / "thrift_export.log").wait()
-            codes["thrift_refused"] = _logged([str(BIN / "calltrail"), "export", "rpt_revenue_by_channel",
-                                               "--format", "csv", "--out", str(out / "thrift_out" / "refused.csv")],
-                                              {**envs["thrift"], "CALLTRAIL_SPARK_PASSWORD": "not-" + ldap.PASSWORD},
-                                              out / "thrift_refused.log").wait()
-            codes["thrift_untrusted"] = _logged([str(BIN / "calltrail"), "export", "rpt_revenue_by_channel",
-                                                 "--format", "csv", "--out", str(out / "thrift_out" / "untrusted.csv")],
-                                                {**envs["thrift"], "CALLTRAIL_SPARK_SSL_CA": ""},
-                                                out / "thrift_untrusted.log").wait()
+            # an export that the server or calltrail refuses: its log, and no file at thrift_out/NAME.csv
+            for name, changed in (("refused", {"CALLTRAIL_SPARK_PASSWORD": "not-" + ldap.PASSWORD}),
+                                  ("untrusted", {"CALLTRAIL_SPARK_SSL_CA": ""})):
+                codes[f"thrift_{name}"] = _logged([str(BIN / "calltrail"), "export", "rpt_revenue_by_channel",
+                                                   "--format", "csv", "--out", str(out / "thrift_out" / f"{name}.csv")],
+                                                  {**envs["thrift"], **changed}, out / f"thrift_{name}.log").wait()
     except RuntimeError as exc:  # slapd or the server did not start: its log is in the message
         (out / "thrift_run.log").write_text(str(exc))
         codes["thrift_run"] = -1
@@ -101,8 +99,9 @@ def main(out: Path) -> int:
                  "CALLTRAIL_SPARK_AUTH": "NONE", "CALLTRAIL_SPARK_PASSWORD": "", "CALLTRAIL_SPARK_USER": "calltrail"}
     try:
         with thrift_server(out / "plain_server", int(plain_env["CALLTRAIL_SPARK_PORT"])):
-            codes["plain_dbt"] = _logged([str(BIN / "dbt"), "debug", "--project-dir", str(ROOT / "dbt_project"),
-                                          "--profiles-dir", str(ROOT / "dbt_project"), "--target", "spark_thrift"],
+            codes["plain_dbt"] = _logged([str(BIN / "dbt"), "--no-use-colors", "debug", "--project-dir",
+                                          str(ROOT / "dbt_project"), "--profiles-dir", str(ROOT / "dbt_project"),
+                                          "--target", "spark_thrift"],
                                          plain_env, out / "plain_dbt.log").wait()
             codes["plain_calltrail"] = _logged([sys.executable, "-c", PLAIN_QUERY], plain_env,
                                                out / "plain_calltrail.log").wait()

@@ -313,7 +313,7 @@ def test_dbt_and_calltrail_connect_to_a_thrift_server_without_tls_or_authenticat
     out, codes = suite_result(spark_suite)
     dbt_log = (out / "plain_dbt.log").read_text()
     assert codes["plain_dbt"] == 0, dbt_log[-3000:]
-    assert "Connection test: [OK connection ok]" in re.sub(r"\x1b\[[0-9;]*m", "", dbt_log), dbt_log[-3000:]
+    assert "Connection test: [OK connection ok]" in dbt_log, dbt_log[-3000:]
     calltrail_log = (out / "plain_calltrail.log").read_text()
     assert codes["plain_calltrail"] == 0, calltrail_log[-3000:]
     assert "plain server: [('calltrail', 42)]" in calltrail_log

@@ -3,7 +3,6 @@ calltrail's connections and dbt's, against a throwaway server of Debian's binari
 connections only, with a certificate from a CA made for the test."""
 
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -76,19 +75,21 @@ def test_without_tls_or_a_trusted_certificate_the_connection_fails_naming_the_se
     assert said in message
 
 
+def dbt_debug(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``dbt debug`` of the profile's postgres output: its connection test."""
+    return subprocess.run([str(BIN / "dbt"), "--no-use-colors", "debug", "--project-dir", str(ROOT / "dbt_project"),
+                           "--profiles-dir", str(ROOT / "dbt_project"), "--target", "postgres"],
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
 def test_dbt_reaches_the_server_over_tls_with_the_same_variables_and_without_it_is_refused(tls_only, tmp_path):
     server, ca_file = tls_only
     env = {**os.environ, **server, "CALLTRAIL_PG_SSLMODE": "verify-full", "CALLTRAIL_PG_SSLROOTCERT": str(ca_file),
            "CALLTRAIL_WAREHOUSE": str(tmp_path / "unused.duckdb"), "DBT_LOG_PATH": str(tmp_path / "logs")}
-    out = subprocess.run([str(BIN / "dbt"), "debug", "--project-dir", str(ROOT / "dbt_project"), "--profiles-dir",
-                          str(ROOT / "dbt_project"), "--target", "postgres"], env=env, capture_output=True, text=True,
-                         timeout=300)
-    shown = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)
+    out = dbt_debug(env)
+    shown = out.stdout + out.stderr
     assert out.returncode == 0, shown[-3000:]
     assert "Connection test: [OK connection ok]" in shown
-    refused = subprocess.run([str(BIN / "dbt"), "debug", "--project-dir", str(ROOT / "dbt_project"), "--profiles-dir",
-                              str(ROOT / "dbt_project"), "--target", "postgres"],
-                             env={**env, "CALLTRAIL_PG_SSLMODE": "disable"}, capture_output=True, text=True,
-                             timeout=300)
+    refused = dbt_debug({**env, "CALLTRAIL_PG_SSLMODE": "disable"})
     assert refused.returncode != 0
     assert "no encryption" in refused.stdout + refused.stderr

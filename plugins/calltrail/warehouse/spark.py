@@ -82,9 +82,10 @@ def thrift_connection(environ: Mapping[str, str], profiles: Path = PROFILES) -> 
                                "needs the Python package kerberos (SASL's GSSAPI), which calltrail's lock does not "
                                "include: it has no wheel for Linux and builds against the system's Kerberos headers "
                                "(Debian: libkrb5-dev). Use LDAP, or add kerberos to the project's dependencies")
-    if (out.get("password") is not None) != (auth == "LDAP"):  # PyHive's rule, on both transports
+    has_password = out.get("password") is not None
+    if has_password != (auth == "LDAP"):  # PyHive's rule, on both transports
         raise SparkUnavailable(f"the profile's spark_thrift output cannot connect with authentication {auth} "
-                               f"{'and a' if out.get('password') is not None else 'but no'} password "
+                               f"{'and a' if has_password else 'but no'} password "
                                f"(CALLTRAIL_SPARK_AUTH, CALLTRAIL_SPARK_PASSWORD): a password goes with ldap only")
     configuration = out.get("server_side_parameters") or {}
     try:
