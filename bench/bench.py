@@ -4,9 +4,9 @@ checked row for row against the build); then the same build on the last build's 
 1 % more events and Tasks spread over the history, after nothing new and after the newest 1 %
 again (each checked row for row against a build from scratch); then the demo: ``make run`` from
 clean data, and the transformation DAG (and its dbt tasks) against a plain ``dbt build`` of the
-same nodes on the same lake (``--demo-only``: only the demo part; ``--no-demo``: without it); then the same dbt build on
-Spark and on DuckDB of a smaller lake (``--spark-visitors``, about a million page views by default;
-``--spark-only``, ``--no-spark``).
+same nodes on the same lake (``--demo-only``: only the demo part; ``--no-demo``: without it); then
+the same dbt build on Spark and on DuckDB of a smaller lake (``--spark-visitors``, about a million
+page views by default; ``--spark-only``, ``--no-spark``).
 
 The default size is the one the benchmark is specified at: about ten million page views, a
 million Tasks, 300,000 people, 100,000 opportunities and 300,000 contact roles (the generator's
@@ -31,7 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,23 +202,34 @@ def write_increment(settings, every: int = 100) -> tuple[int, int]:
     """Landing files of one more load: every ``every``-th web event of the landing files again, an
     hour later under a new event id, and every ``every``-th Task again as a new version a day later
     (its visitors are rebuilt). Returns the events and Task versions written."""
-    from datetime import timedelta
+    events = _web_events(settings, INCREMENT_FILES[0], "increment", lambda n, _: n % every == 0, timedelta(hours=1))
+    tasks = _task_versions(settings, INCREMENT_FILES[1], lambda n, _: n % every == 0, timedelta(days=1))
+    return events, tasks
 
+
+def _demo_web_event_files(settings) -> list[Path]:
+    """The demo's web event landing files, in order."""
+    return sorted(settings.web_landing_dir.glob("demo-web-events-*.jsonl"))
+
+
+def _web_events(settings, name: str, suffix: str, keep, shift) -> int:
+    """The web events of the demo's landing files that ``keep(line number in its file, line)``
+    keeps, again ``shift`` later under their event id and ``-suffix``, into the landing file
+    ``name``. Returns how many."""
     events = 0
-    with (settings.web_landing_dir / INCREMENT_FILES[0]).open("w") as out:
-        for path in sorted(settings.web_landing_dir.glob("demo-web-events-*.jsonl")):
+    with (settings.web_landing_dir / name).open("w") as out:
+        for path in _demo_web_event_files(settings):
             with path.open() as fh:
                 for n, line in enumerate(fh):
-                    if n % every:
+                    if not keep(n, line):
                         continue
                     row = json.loads(line)
-                    row["event_id"] = f"{row['event_id']}-increment"
-                    at = datetime.fromisoformat(row["occurred_at"].replace("Z", "+00:00")) + timedelta(hours=1)
+                    row["event_id"] = f"{row['event_id']}-{suffix}"
+                    at = datetime.fromisoformat(row["occurred_at"].replace("Z", "+00:00")) + shift
                     row["occurred_at"] = at.isoformat()
                     out.write(json.dumps(row) + "\n")
                     events += 1
-    tasks = _task_versions(settings, INCREMENT_FILES[1], lambda n, _: n % every == 0, timedelta(days=1))
-    return events, tasks
+    return events
 
 
 def _task_versions(settings, name: str, keep, shift) -> int:
@@ -250,24 +261,11 @@ def write_newest(settings, share: float = 0.01) -> tuple[int, int]:
         at = line.index(key) + len(key)
         return line[at:at + 19]
 
-    paths = sorted(settings.web_landing_dir.glob("demo-web-events-*.jsonl"))
-    stamps = sorted(occurred(line) for path in paths for line in path.open())
+    stamps = sorted(occurred(line) for path in _demo_web_event_files(settings) for line in path.open())
     cut = stamps[int(len(stamps) * (1 - share))]
     shift = datetime.fromisoformat(stamps[-1]) - datetime.fromisoformat(cut)
     del stamps
-    events = 0
-    with (settings.web_landing_dir / NEWEST_FILES[0]).open("w") as out:
-        for path in paths:
-            with path.open() as fh:
-                for line in fh:
-                    if occurred(line) < cut:
-                        continue
-                    row = json.loads(line)
-                    row["event_id"] = f"{row['event_id']}-newest"
-                    row["occurred_at"] = (datetime.fromisoformat(row["occurred_at"].replace("Z", "+00:00"))
-                                          + shift).isoformat()
-                    out.write(json.dumps(row) + "\n")
-                    events += 1
+    events = _web_events(settings, NEWEST_FILES[0], "newest", lambda _, line: occurred(line) >= cut, shift)
     with (settings.task_landing_dir / "demo-tasks.jsonl").open() as fh:
         modstamps = sorted(json.loads(line)["SystemModstamp"] for line in fh)
     task_cut = modstamps[int(len(modstamps) * (1 - share))]

@@ -8,8 +8,8 @@ Spark Thrift Server (``CALLTRAIL_SPARK_METHOD=thrift``, a server started here:
 spark_thrift_server.py) over TLS that authenticates its users against an LDAP directory
 (ldap_server.py), with a refused login and an untrusted certificate there, and a connection to a
 plain server without authentication (dbt's and calltrail's); and the late-arriving data built step
-by step on a second Spark warehouse (spark_late_data.py). Each writes its output into its log in ``OUT``, and their exit codes go into
-``OUT/exit_codes.json``.
+by step on a second Spark warehouse (spark_late_data.py). Each writes its output into its log in
+``OUT``, and their exit codes go into ``OUT/exit_codes.json``.
 
     python -m tests.transform.spark_suite OUT
 """

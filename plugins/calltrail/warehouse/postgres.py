@@ -20,8 +20,8 @@ def connection_params(environ: Mapping[str, str] | None = None) -> dict[str, obj
         "dbname": env.get("CALLTRAIL_PG_DATABASE", "calltrail"),
     }
     for key in ("sslmode", "sslrootcert"):
-        if env.get(f"CALLTRAIL_PG_{key.upper()}"):
-            params[key] = env[f"CALLTRAIL_PG_{key.upper()}"]
+        if value := env.get(f"CALLTRAIL_PG_{key.upper()}"):
+            params[key] = value
     return params
 
 
