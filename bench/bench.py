@@ -6,7 +6,8 @@ again (each checked row for row against a build from scratch); then the demo: ``
 clean data, and the transformation DAG (and its dbt tasks) against a plain ``dbt build`` of the
 same nodes on the same lake (``--demo-only``: only the demo part; ``--no-demo``: without it); then
 the same dbt build on Spark and on DuckDB of a smaller lake (``--spark-visitors``, about a million
-page views by default; ``--spark-only``, ``--no-spark``).
+page views by default; ``--spark-only``, ``--no-spark``); last, the incremental builds' fixed cost:
+the same bench on a lake of a few thousand events (``--small-visitors``; ``--no-small``).
 
 The default size is the one the benchmark is specified at: about ten million page views, a
 million Tasks, 300,000 people, 100,000 opportunities and 300,000 contact roles (the generator's
@@ -334,6 +335,30 @@ def spark(data: Path, visitors: int, call_share: float, repeat: int) -> dict[str
             "spark_duckdb_seconds": round(duck_s, 2), "spark_ratio": round(spark_s / duck_s, 2)}
 
 
+def small(data: Path, visitors: int, call_share: float) -> dict[str, float]:
+    """The incremental builds' fixed cost: this bench, once, on a lake of ``visitors`` (a few thousand
+    events), where the models have almost nothing to do. What remains is dbt's start and end, its
+    per-node statements and DuckDB's checkpoint: the least an incremental build costs on this machine
+    whatever the load. Its output goes to ``<data dir>-run.log``."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--visitors", str(visitors), "--call-share", str(call_share),
+           "--data-dir", str(data), "--repeat", "1", "--keep", "--no-demo", "--no-spark", "--no-small"]
+    log_path = data.parent / f"{data.name}-run.log"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    print(f"== small lake ({visitors:,} visitors): the incremental builds' fixed cost; log: {log_path}", flush=True)
+    with log_path.open("w") as log:
+        rc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+    if rc != 0:
+        raise SystemExit(f"the small-lake bench failed (exit {rc}): see {log_path}")
+    found = json.loads(log_path.read_text().strip().splitlines()[-1])
+    print(f"   small lake: {found['events']:,} events, full build {found['build_seconds']:.1f} s, incremental "
+          f"{found['incremental_seconds']:.1f} s (late data), {found['incremental_noop_seconds']:.1f} s (nothing new), "
+          f"{found['incremental_newest_seconds']:.1f} s (the newest 1 %)", flush=True)
+    return {"small_events": found["events"], "small_build_seconds": found["build_seconds"],
+            "small_incremental_seconds": found["incremental_seconds"],
+            "small_incremental_noop_seconds": found["incremental_noop_seconds"],
+            "small_incremental_newest_seconds": found["incremental_newest_seconds"]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--visitors", type=int, default=2_300_000,
@@ -349,6 +374,10 @@ def main() -> int:
     parser.add_argument("--no-spark", action="store_true", help="leave out the Spark part")
     parser.add_argument("--spark-only", action="store_true", help="only the Spark part")
     parser.add_argument("--spark-data-dir", type=Path, default=ROOT / "data" / "bench-spark")
+    parser.add_argument("--small-visitors", type=int, default=2_000,
+                        help="visitors of the small lake that gives the incremental builds' fixed cost (default 2,000)")
+    parser.add_argument("--no-small", action="store_true", help="leave out the small lake")
+    parser.add_argument("--small-data-dir", type=Path, default=ROOT / "data" / "bench-small")
     parser.add_argument("--demo-data-dir", type=Path, default=ROOT / "data" / "bench-demo")
     parser.add_argument("--keep", action="store_true", help="reuse generated landing files of the same size")
     parser.add_argument("--repeat", type=int, default=3,
@@ -576,6 +605,11 @@ def main() -> int:
         result.update(demo(args.demo_data_dir.resolve(), args.repeat))
     if not args.no_spark:
         result.update(spark(args.spark_data_dir.resolve(), args.spark_visitors, args.call_share, args.repeat))
+    if not args.no_small:
+        fixed = small(args.small_data_dir.resolve(), args.small_visitors, args.call_share)
+        # the share of this full build that an incremental build costs with almost nothing to do
+        fixed["small_incremental_newest_ratio"] = round(fixed["small_incremental_newest_seconds"] / build_s, 3)
+        result.update(fixed)
     print(json.dumps(result))
     return 0
 
