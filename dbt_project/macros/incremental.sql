@@ -20,8 +20,9 @@
       rebuilds the same units again.
 
     Each incremental model first removes the rows it rebuilds (a pre-hook), then appends them:
-    DuckDB and PostgreSQL delete the units' rows; Spark (Parquet tables, no DELETE) drops the
-    partitions of the units' buckets and rebuilds every unit of those buckets. -#}
+    DuckDB and PostgreSQL delete the units' rows; Spark (Parquet tables, no DELETE) copies the rows
+    of the units it keeps from the units' buckets into a table of its own, drops the buckets'
+    partitions and appends the kept rows again with the rebuilt ones. -#}
 
 {#- What an incremental model rebuilds its rows by (its unit), per unit:
     - key: the unit's key on the model's rows;
@@ -48,17 +49,24 @@
 {%- endmacro %}
 
 {#- An incremental model's config: append after the pre-hook's removal of the units it rebuilds;
-    on Spark, partitioned by the unit's bucket. -#}
+    on Spark, partitioned by the unit's bucket, with the kept rows' table made before the removal
+    and dropped after the append (one statement per hook: the session method runs one per call). -#}
 {% macro incremental_config(unit, pre_hook=[], post_hook=[]) -%}
+  {%- set remove = [{'sql': "{{ calltrail.remove_rebuilt_rows('" ~ unit ~ "') }}", 'transaction': true}] -%}
   {%- set config = {
       'materialized': 'incremental',
       'incremental_strategy': 'append',
       'on_schema_change': 'fail',
-      'pre_hook': pre_hook + [{'sql': "{{ calltrail.remove_rebuilt_rows('" ~ unit ~ "') }}", 'transaction': true}],
+      'pre_hook': pre_hook + remove,
       'post_hook': post_hook,
   } -%}
   {%- if target.type == 'spark' -%}
-    {%- do config.update({'file_format': 'parquet', 'partition_by': [calltrail.rebuild_unit(unit).bucket]}) -%}
+    {%- set keep = [{'sql': "{{ calltrail.spark_kept_rows('" ~ unit ~ "', 'drop') }}", 'transaction': true},
+                    {'sql': "{{ calltrail.spark_kept_rows('" ~ unit ~ "', 'keep') }}", 'transaction': true}] -%}
+    {%- do config.update({'file_format': 'parquet', 'partition_by': [calltrail.rebuild_unit(unit).bucket],
+                          'pre_hook': pre_hook + keep + remove,
+                          'post_hook': post_hook + [{'sql': "{{ calltrail.spark_kept_rows('" ~ unit ~ "', 'drop') }}",
+                                                     'transaction': true}]}) -%}
   {%- endif -%}
   {{ return(config) }}
 {%- endmacro %}
@@ -94,12 +102,7 @@
     model must declare `-- depends_on:` int_increment and the unit's `changed` model. -#}
 {% macro rebuilt(unit, key) -%}
   {%- set spec = calltrail.rebuild_unit(unit) -%}
-  {%- if target.type == 'spark' -%}
-    {%- set changed = calltrail.rebuild_bucket(unit, key) ~ " in (select " ~ spec.bucket ~ " from " ~ ref(spec.changed) ~ ")" -%}
-  {%- else -%}
-    {%- set changed = key ~ " in (select " ~ spec.column ~ " from " ~ ref(spec.changed) ~ ")" -%}
-  {%- endif -%}
-  ((select mode from {{ ref('int_increment') }}) = 'full' or {{ changed }})
+  ((select mode from {{ ref('int_increment') }}) = 'full' or {{ key }} in (select {{ spec.column }} from {{ ref(spec.changed) }}))
 {%- endmacro %}
 
 {% macro rebuilt_visitor(bizible_id) -%}
@@ -147,6 +150,47 @@
     alter table {{ relation }} drop if exists
       {%- for bucket in buckets | sort %} partition ({{ spec.bucket }} = '{{ bucket }}'){{ "," if not loop.last }}{% endfor %}
     {%- endif -%}
+  {%- endif -%}
+{%- endmacro %}
+
+{#- Spark: the table that holds, during an incremental model's build, the rows of its table that
+    the run keeps from the buckets whose partitions it drops. -#}
+{% macro kept_relation(relation) -%}
+  {{ return(relation.incorporate(path={'identifier': relation.identifier ~ '__kept'})) }}
+{%- endmacro %}
+
+{#- Spark's hooks around the removal (incremental_config): `drop` the kept rows' table (before, in
+    case an earlier run left it, and after the append); `keep` copies into it the rows of the units
+    in the changed units' buckets that this run does not rebuild (none in full mode). A run that
+    stops between the removal and the append leaves the table behind, and int_increment then makes
+    the next run a full one. -#}
+{% macro spark_kept_rows(unit, step) -%}
+  {%- if execute and is_incremental() and target.type == 'spark' -%}
+    {%- set kept = calltrail.kept_relation(this) -%}
+    {%- if step == 'drop' -%}
+    drop table if exists {{ kept }}
+    {%- else -%}
+      {%- set spec = calltrail.rebuild_unit(unit) -%}
+      {%- set changed = calltrail.sibling(spec.changed) -%}
+      {%- set mode = run_query("select mode from " ~ calltrail.sibling('int_increment')).columns[0].values()[0] -%}
+    create table {{ kept }} using parquet as
+    select * from {{ this }}
+      {%- if mode == 'full' %}
+    where 1 = 0
+      {%- else %}
+    where {{ spec.bucket }} in (select {{ spec.bucket }} from {{ changed }})
+      and {{ spec.key }} not in (select {{ spec.column }} from {{ changed }})
+      {%- endif -%}
+    {%- endif -%}
+  {%- endif -%}
+{%- endmacro %}
+
+{#- The end of an incremental model's select: on Spark, the kept rows (spark_kept_rows) after the
+    rebuilt ones; nothing on the other engines. -#}
+{% macro kept_rows() -%}
+  {%- if target.type == 'spark' and is_incremental() %}
+union all
+select * from {{ calltrail.kept_relation(this) }}
   {%- endif -%}
 {%- endmacro %}
 

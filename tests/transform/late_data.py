@@ -13,7 +13,10 @@ ingestion, so each becomes a lake batch of its own. The cases (docs/incremental.
   visitor's form named (ANON: its journey becomes the Lead's), and a new amount of the won
   opportunity O1.
 A visitor that nothing touches after the first step (STILL) proves that a step rebuilds only the
-visitors it changes.
+visitors it changes. NEIGHBOUR, untouched too, shares what Spark partitions by with what step 2
+rebuilds: LATE's visitor bucket (the first hex digit of the BizibleId), and through its Contact
+C18 and C18's open opportunity O21 the buckets of C1's journey and of O1 (the first hex digit of
+the MD5 of the key). On Spark its rows are kept, not rebuilt, when those buckets are rewritten.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ INCREMENTAL = ("int_sessions", "int_calls_matched_to_sessions", "int_conversions
 COMPARED = [m for m in MODELS if m not in ("int_session_events", "int_opportunity_journeys", "int_increment")]
 
 LATE, GAINS, DELETED, EARLY, MOVED_FROM, MOVED_TO, STILL, ANON = (c * 32 for c in "12345678")
+NEIGHBOUR = "1" + "a" * 31
 SITE = "https://www.acme.example"
 
 
@@ -50,7 +54,7 @@ def task(task_id: str, bid: str | None, at: str, modstamp: str, *, deleted: bool
             "bizible2__BizibleId__c": bid, "bizible2__Bizible_Touchpoint_Date__c": at, "WhoId": who}
 
 
-T_LATE, T_GAINS, T_DELETED, T_EARLY, T_MOVED, T_STILL = (f"00T00000000000{n}AAA" for n in range(1, 7))
+T_LATE, T_GAINS, T_DELETED, T_EARLY, T_MOVED, T_STILL, T_NEIGHBOUR = (f"00T00000000000{n}AAA" for n in range(1, 8))
 
 STEPS: list[tuple[list[dict], list[dict]]] = [
     # 1: the first run (a full one)
@@ -64,7 +68,10 @@ STEPS: list[tuple[list[dict], list[dict]]] = [
       event(7, STILL, "2026-03-03T15:00:00Z"),
       event(8, STILL, "2026-03-03T15:10:00Z", f"{SITE}/contact", kind="form_submit", email="ann@acme.example"),
       event(11, ANON, "2026-03-05T09:00:00Z", f"{SITE}/?utm_source=partner&utm_medium=referral"),
-      event(12, ANON, "2026-03-05T09:03:00Z", f"{SITE}/contact", kind="form_submit", email="bob@beta.example")],
+      event(12, ANON, "2026-03-05T09:03:00Z", f"{SITE}/contact", kind="form_submit", email="bob@beta.example"),
+      event(13, NEIGHBOUR, "2026-03-02T14:00:00Z", f"{SITE}/?utm_source=google&utm_medium=cpc&gclid=g3",
+            "https://www.google.com/"),
+      event(14, NEIGHBOUR, "2026-03-02T14:05:00Z", f"{SITE}/contact", kind="form_submit", email="cleo@gamma.example")],
      # LATE is Contact C1 (its Task's WhoId), on the won opportunity O1 of write_lake_objects;
      # STILL's form names C1's e-mail, so C1's journey merges two visitors
      [task(T_LATE, LATE, "2026-03-01T10:55:00.000+0000", "2026-03-01T10:55:00.000+0000", who="C1"),
@@ -72,7 +79,8 @@ STEPS: list[tuple[list[dict], list[dict]]] = [
       task(T_DELETED, DELETED, "2026-03-02T12:05:00.000+0000", "2026-03-02T12:05:00.000+0000"),
       task(T_EARLY, EARLY, "2026-03-04T10:20:00.000+0000", "2026-03-04T10:20:00.000+0000"),
       task(T_MOVED, MOVED_FROM, "2026-03-03T08:40:00.000+0000", "2026-03-03T08:40:00.000+0000"),
-      task(T_STILL, STILL, "2026-03-03T15:05:00.000+0000", "2026-03-03T15:05:00.000+0000")]),
+      task(T_STILL, STILL, "2026-03-03T15:05:00.000+0000", "2026-03-03T15:05:00.000+0000"),
+      task(T_NEIGHBOUR, NEIGHBOUR, "2026-03-02T14:10:00.000+0000", "2026-03-02T14:10:00.000+0000", who="C18")]),
     # 2: a day late, the event that joins LATE's two sessions (its call is now 55 minutes after the
     #    start); the session of EARLY's call, which came first
     ([event(9, LATE, "2026-03-01T10:25:00Z"),
@@ -88,9 +96,21 @@ STEPS: list[tuple[list[dict], list[dict]]] = [
     ([], []),
 ]
 
-# The CRM's changes by step (0-based), written as the lake contract declares the objects
+# The CRM's records beside write_lake_objects' in the first step (NEIGHBOUR's), and its changes by
+# step (0-based), written as the lake contract declares the objects
 # (models/staging/_salesforce__sources.yml), each a lake batch of its own.
-CRM_CHANGES = {4: {
+CRM_CHANGES = {0: {
+    "salesforce_contact": ("contacts.parquet", """
+        select 'C18' as "Id", 'cleo@gamma.example' as "Email", 'A3' as "AccountId",
+               timestamp '2026-01-10 09:00:00' as "CreatedDate" """),
+    "salesforce_opportunity": ("opportunities.parquet", """
+        select 'O21' as "Id", 'Open in EUR' as "Name", 'A3' as "AccountId", 300.00::decimal(18, 2) as "Amount",
+               'EUR' as "CurrencyIsoCode", 'Prospecting' as "StageName", timestamp '2026-03-06 12:00:00' as "CreatedDate",
+               date '2026-04-30' as "CloseDate", false as "IsClosed", false as "IsWon" """),
+    "salesforce_opportunity_contact_role": ("opportunity_contact_roles.parquet", """
+        select 'R2' as "Id", 'O21' as "OpportunityId", 'C18' as "ContactId", 'Decision Maker' as "Role",
+               true as "IsPrimary" """),
+}, 4: {
     "salesforce_lead": ("leads.parquet", """
         select 'L2' as "Id", 'bob@beta.example' as "Email", timestamp '2026-03-10 12:00:00' as "CreatedDate",
                false as "IsConverted", cast(null as varchar) as "ConvertedContactId",
@@ -128,15 +148,17 @@ def load_step(settings, number: int) -> None:
 
 
 def write_crm_changes(lake_dir, number: int, objects: dict) -> None:
-    """New versions of CRM records, one lake partition per object, stamped a week after step 4."""
+    """CRM records, one lake partition per object: the first step's stamped as write_lake_objects
+    stamps its own, later ones a week after step 4."""
     import duckdb
 
+    stamp = "2026-03-03 00:00:00" if number == 0 else "2026-03-17 00:00:00"
     con = duckdb.connect()
     for dataset, (file_name, rows) in objects.items():
         folder = lake_dir / dataset / "source=file" / f"file=step{number + 1}"
         folder.mkdir(parents=True)
-        con.execute(f"""copy (select *, timestamp '2026-03-17 00:00:00' as "SystemModstamp", false as "IsDeleted",
-                                     timestamp '2026-03-17 00:00:00' as "_loaded_at" from ({rows}))
+        con.execute(f"""copy (select *, timestamp '{stamp}' as "SystemModstamp", false as "IsDeleted",
+                                     timestamp '{stamp}' as "_loaded_at" from ({rows}))
                         to '{folder / file_name}' (format parquet)""")
     con.close()
 

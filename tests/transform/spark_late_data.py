@@ -1,10 +1,15 @@
 """Run by tests/transform/test_spark.py as its own process (one JVM): the late-arriving data of
 tests/transform/late_data.py loaded step by step into a lake and built on Spark after each step,
 as the transformation DAG does (the lake's views registered, then dbt): the incremental models (up
-to the attribution), incrementally after the first step. Writes, into OUT, each step's mode and
-rebuilt visitors, journeys and opportunities (steps.json) and, after the last step (which builds
-every model), every model the tests compare (models/<model>.parquet, without Spark's partition
-column), for the test to compare with a full build on DuckDB.
+to the attribution), incrementally after the first step. Writes, into OUT, each step's mode, its
+rebuilt visitors, journeys and opportunities, and the visitors whose events it read again
+(steps.json) and, after the last step (which builds every model), every model the tests compare
+(models/<model>.parquet, without Spark's partition column), for the test to compare with a full
+build on DuckDB.
+
+Then a run that stopped half way: a bucket's partition of int_sessions dropped, its rows left in
+int_sessions__kept, as a run leaves them that stops between the removal and the append. The next
+run's mode and whether int_sessions then holds the same rows go into stopped.json.
 
     python -m tests.transform.spark_late_data OUT
 """
@@ -24,6 +29,10 @@ from calltrail.warehouse.target import build_schema, open_warehouse
 from tests.transform.engine_compare import without_partition_column
 from tests.transform.late_data import COMPARED, STEPS, load_step
 
+# the models up to the incremental ones and their bookkeeping; the data tests run on DuckDB's builds
+INCREMENTAL_MODELS = ["--select", "+int_increment_state", "+int_journey_state"]
+NO_TESTS = ["--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
+
 
 def main(out: Path) -> None:
     settings = settings_module.load()
@@ -35,23 +44,48 @@ def main(out: Path) -> None:
         # the seeds and models (their data tests run on DuckDB's incremental builds): those up to the
         # incremental ones, and after the last step every model
         last = number == len(STEPS) - 1
-        run_dbt(settings, ["build", *([] if last else ["--select", "+int_increment_state", "+int_journey_state"]), "--exclude-resource-type",
-                           "test", "--exclude-resource-type", "unit_test"], in_process=True, log_file=out / "dbt.log")
+        run_dbt(settings, ["build", *([] if last else INCREMENTAL_MODELS), *NO_TESTS], in_process=True,
+                log_file=out / "dbt.log")
         con = open_warehouse(settings)
         schema = build_schema(settings)
         mode = con.execute(f"select mode, reason from {schema}.int_increment").fetchall()[0]
         rebuilt = con.execute(f"select bizible_id, visitor_bucket from {schema}.int_changed_visitors").fetchall()
         journeys = con.execute(f"select journey_key from {schema}.int_changed_journeys").fetchall()
         opportunities = con.execute(f"select opportunity_id from {schema}.int_changed_opportunities").fetchall()
+        read_again = con.execute(f"select distinct bizible_id from {schema}.int_rebuilt_web_events").fetchall()
         steps.append({"mode": list(mode), "rebuilt": sorted(r[0] for r in rebuilt),
                       "buckets": sorted({r[1] for r in rebuilt}), "journeys": sorted(r[0] for r in journeys),
-                      "opportunities": sorted(r[0] for r in opportunities)})
+                      "opportunities": sorted(r[0] for r in opportunities),
+                      "events_read_for": sorted(r[0] for r in read_again)})
     (out / "steps.json").write_text(json.dumps(steps, indent=1))
     (out / "models").mkdir(exist_ok=True)
     con = open_warehouse(settings)
     for model in COMPARED:
         rows = without_partition_column(con.execute(f"select * from {build_schema(settings)}.{model}").arrow())
         pq.write_table(rows, out / "models" / f"{model}.parquet")
+    (out / "stopped.json").write_text(json.dumps(stopped_run(settings, out)))
+
+
+def stopped_run(settings, out: Path) -> dict:
+    """A run that stopped between the removal of a bucket's rows of int_sessions and their append,
+    then the next run (nothing new in the lake)."""
+    con = open_warehouse(settings)
+    schema = build_schema(settings)
+    sessions = f"{schema}.int_sessions"
+
+    def rows() -> list[tuple]:
+        return sorted(tuple(str(v) for v in row) for row in con.execute(f"select * from {sessions}").fetchall())
+
+    before = rows()
+    bucket = con.execute(f"select min(visitor_bucket) from {sessions}").fetchall()[0][0]
+    con.execute(f"create table {sessions}__kept using parquet as select * from {sessions} where visitor_bucket = '{bucket}'")
+    con.execute(f"alter table {sessions} drop partition (visitor_bucket = '{bucket}')")
+    dropped = len(before) - len(rows())
+    run_dbt(settings, ["build", *INCREMENTAL_MODELS, *NO_TESTS], in_process=True, log_file=out / "stopped_dbt.log")
+    con = open_warehouse(settings)
+    mode = con.execute(f"select mode, reason from {schema}.int_increment").fetchall()[0]
+    left = con.execute(f"show tables in {schema} like 'int_sessions__kept'").fetchall()
+    return {"rows_dropped": dropped, "mode": list(mode), "same_rows": rows() == before, "kept_table_left": bool(left)}
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ build of the final lake on DuckDB.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -56,6 +57,7 @@ from tests.transform.engine_compare import (
 )
 from tests.transform.late_data import (
     COMPARED,
+    NEIGHBOUR,
     REBUILT,
     REBUILT_JOURNEYS,
     REBUILT_OPPORTUNITIES,
@@ -200,7 +202,7 @@ def late_on_spark(spark_suite):
                                  "CALLTRAIL_WAREHOUSE": str(out / "late_full" / "calltrail.duckdb")})
     build_in_one_go(full, in_process=True)
     return {"steps": json.loads((out / "late_out" / "steps.json").read_text()), "models": out / "late_out" / "models",
-            "full": full}
+            "full": full, "stopped": json.loads((out / "late_out" / "stopped.json").read_text())}
 
 
 def test_on_spark_the_first_late_data_step_is_full_and_each_later_one_rebuilds_what_it_changed(late_on_spark):
@@ -212,6 +214,39 @@ def test_on_spark_the_first_late_data_step_is_full_and_each_later_one_rebuilds_w
         assert step["buckets"] == sorted({visitor[0] for visitor in REBUILT[number]})
         assert set(step["journeys"]) == REBUILT_JOURNEYS[number], f"step {number + 1}"
         assert set(step["opportunities"]) == REBUILT_OPPORTUNITIES[number], f"step {number + 1}"
+        # only the changed visitors' events are read again, not those of every visitor of their buckets
+        assert set(step["events_read_for"]) == REBUILT[number], f"step {number + 1}"
+
+
+def test_on_spark_units_that_did_not_change_share_the_rebuilt_buckets_and_keep_their_rows(late_on_spark):
+    # What makes the equality below cover Spark's kept rows: a rebuilt bucket holds visitors,
+    # journeys and opportunities that did not change (NEIGHBOUR, C18, O21 in late_data.py), whose
+    # rows are copied aside and appended again rather than computed again.
+    models = late_on_spark["models"]
+    visitors = set(pq.read_table(models / "int_sessions.parquet").column("bizible_id").to_pylist())
+    touchpoints = pq.read_table(models / "fct_touchpoints.parquet").to_pylist()
+    journeys = {t["person_id"] or t["bizible_id"] for t in touchpoints}
+    opportunities = set(pq.read_table(models / "fct_attribution.parquet").column("opportunity_id").to_pylist())
+
+    def md5_bucket(key: str) -> str:
+        return hashlib.md5(key.encode()).hexdigest()[0]
+
+    def kept(units: set[str], rebuilt: set[str], bucket) -> set[str]:
+        buckets = {bucket(unit) for unit in rebuilt}
+        return {unit for unit in units - rebuilt if bucket(unit) in buckets}
+
+    step = late_on_spark["steps"][1]  # step 2: LATE's late event
+    assert kept(visitors, set(step["rebuilt"]), lambda v: v[0]) == {NEIGHBOUR}
+    assert kept(journeys, set(step["journeys"]), md5_bucket) == {"C18"}
+    assert kept(opportunities, set(step["opportunities"]), md5_bucket) == {"O21"}
+
+
+def test_on_spark_a_run_that_stopped_half_way_makes_the_next_one_full_and_loses_no_row(late_on_spark):
+    stopped = late_on_spark["stopped"]
+    assert stopped["rows_dropped"] > 0, "the simulated stop removed no row"
+    assert stopped["mode"][0] == "full" and "int_sessions__kept" in stopped["mode"][1], stopped["mode"]
+    assert stopped["same_rows"], "int_sessions lost or gained rows"
+    assert not stopped["kept_table_left"], "the kept rows' table is still there after a run that completed"
 
 
 @pytest.mark.parametrize("model", COMPARED)

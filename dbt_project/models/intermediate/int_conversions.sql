@@ -141,3 +141,4 @@ final as (
 )
 
 select * from final
+{{ calltrail.kept_rows() }}

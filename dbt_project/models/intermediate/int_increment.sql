@@ -1,7 +1,8 @@
 {#- This run's mode (docs/incremental.md): `incremental` rebuilds the visitors, journeys and
     opportunities of int_changed_visitors, int_changed_journeys and int_changed_opportunities;
     `full` rebuilds everything. Full when dbt runs with --full-refresh, on
-    the first run (no int_increment_state yet), when an incremental model's table is missing, and
+    the first run (no int_increment_state yet), when an incremental model's table is missing, on
+    Spark when an earlier run stopped while it rebuilt one (its kept rows' table is left), and
     when the rules changed since the last run: a var the models read, a seed, or an incremental
     model's SQL (increment_fingerprint), and when rows left the lake since the last run. One row. -#}
 {{ config(materialized='table') }}
@@ -11,9 +12,11 @@
 {%- if execute -%}
   {%- set state = calltrail.sibling('int_increment_state') -%}
   {%- set journey_state = calltrail.sibling('int_journey_state') -%}
-  {%- set missing = [] -%}
+  {%- set missing, stopped = [], [] -%}
   {%- for name in calltrail.incremental_tables() -%}
-    {%- if calltrail.sibling(name) is none -%}{%- do missing.append(name) -%}{%- endif -%}
+    {%- if calltrail.sibling(name) is none -%}{%- do missing.append(name) -%}
+    {%- elif target.type == 'spark' and calltrail.sibling(name ~ '__kept') is not none -%}{%- do stopped.append(name) -%}
+    {%- endif -%}
   {%- endfor -%}
   {%- if flags.FULL_REFRESH -%}
     {%- set mode, reason = 'full', 'dbt ran with --full-refresh' -%}
@@ -21,6 +24,8 @@
     {%- set mode, reason = 'full', 'first run: no int_increment_state yet' if state is none else 'no int_journey_state yet' -%}
   {%- elif missing -%}
     {%- set mode, reason = 'full', 'no table ' ~ missing | join(', ') -%}
+  {%- elif stopped -%}
+    {%- set mode, reason = 'full', 'an earlier run stopped while it rebuilt ' ~ stopped | join(', ') ~ ' (its kept rows are left in ' ~ stopped | join('__kept, ') ~ '__kept)' -%}
   {%- else -%}
     {%- set previous = run_query("select max(fingerprint) from " ~ state).columns[0].values()[0] -%}
     {#- A batch of the last good run that is gone, or holds fewer rows: rows left the lake (the demo

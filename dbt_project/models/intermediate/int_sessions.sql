@@ -189,3 +189,4 @@ final as (
 )
 
 select * from final
+{{ calltrail.kept_rows() }}

@@ -267,3 +267,4 @@ final as (
 )
 
 select * from final
+{{ calltrail.kept_rows() }}

@@ -333,3 +333,4 @@ final as (
 )
 
 select * from final
+{{ calltrail.kept_rows() }}
