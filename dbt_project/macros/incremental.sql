@@ -186,9 +186,9 @@
 {%- endmacro %}
 
 {#- The end of an incremental model's select: on Spark, the kept rows (spark_kept_rows) after the
-    rebuilt ones; nothing on the other engines. -#}
+    rebuilt ones; nothing on the other engines, nor in a unit test (which has no `this`). -#}
 {% macro kept_rows() -%}
-  {%- if target.type == 'spark' and is_incremental() %}
+  {%- if target.type == 'spark' and this is not none and is_incremental() %}
 union all
 select * from {{ calltrail.kept_relation(this) }}
   {%- endif -%}
