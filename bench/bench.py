@@ -353,10 +353,8 @@ def small(data: Path, visitors: int, call_share: float) -> dict[str, float]:
     print(f"   small lake: {found['events']:,} events, full build {found['build_seconds']:.1f} s, incremental "
           f"{found['incremental_seconds']:.1f} s (late data), {found['incremental_noop_seconds']:.1f} s (nothing new), "
           f"{found['incremental_newest_seconds']:.1f} s (the newest 1 %)", flush=True)
-    return {"small_events": found["events"], "small_build_seconds": found["build_seconds"],
-            "small_incremental_seconds": found["incremental_seconds"],
-            "small_incremental_noop_seconds": found["incremental_noop_seconds"],
-            "small_incremental_newest_seconds": found["incremental_newest_seconds"]}
+    return {f"small_{key}": found[key] for key in ("events", "build_seconds", "incremental_seconds",
+                                                   "incremental_noop_seconds", "incremental_newest_seconds")}
 
 
 def main() -> int:

@@ -139,9 +139,13 @@
      or {{ spec.key }} in (select {{ spec.column }} from {{ calltrail.sibling(spec.changed) }})
 {%- endmacro %}
 
+{#- This run's mode, read from int_increment at execution: for the hooks, which cannot ref it. -#}
+{% macro hook_run_mode() -%}
+  {{ return(run_query("select mode from " ~ calltrail.sibling('int_increment')).columns[0].values()[0]) }}
+{%- endmacro %}
+
 {% macro spark__remove_rebuilt_rows(relation, spec) -%}
-  {%- set mode = run_query("select mode from " ~ calltrail.sibling('int_increment')).columns[0].values()[0] -%}
-  {%- if mode == 'full' -%}
+  {%- if calltrail.hook_run_mode() == 'full' -%}
     truncate table {{ relation }}
   {%- else -%}
     {#- One statement (the session method runs one per call). -#}
@@ -154,9 +158,14 @@
 {%- endmacro %}
 
 {#- Spark: the table that holds, during an incremental model's build, the rows of its table that
-    the run keeps from the buckets whose partitions it drops. -#}
+    the run keeps from the buckets whose partitions it drops (by the model's name; int_increment
+    looks for one a stopped run left). -#}
+{% macro kept_identifier(identifier) -%}
+  {{ return(identifier ~ '__kept') }}
+{%- endmacro %}
+
 {% macro kept_relation(relation) -%}
-  {{ return(relation.incorporate(path={'identifier': relation.identifier ~ '__kept'})) }}
+  {{ return(relation.incorporate(path={'identifier': calltrail.kept_identifier(relation.identifier)})) }}
 {%- endmacro %}
 
 {#- Spark's hooks around the removal (incremental_config): `drop` the kept rows' table (before, in
@@ -172,10 +181,9 @@
     {%- else -%}
       {%- set spec = calltrail.rebuild_unit(unit) -%}
       {%- set changed = calltrail.sibling(spec.changed) -%}
-      {%- set mode = run_query("select mode from " ~ calltrail.sibling('int_increment')).columns[0].values()[0] -%}
     create table {{ kept }} using parquet as
     select * from {{ this }}
-      {%- if mode == 'full' %}
+      {%- if calltrail.hook_run_mode() == 'full' %}
     where 1 = 0
       {%- else %}
     where {{ spec.bucket }} in (select {{ spec.bucket }} from {{ changed }})

@@ -12,10 +12,11 @@
 {%- if execute -%}
   {%- set state = calltrail.sibling('int_increment_state') -%}
   {%- set journey_state = calltrail.sibling('int_journey_state') -%}
-  {%- set missing, stopped = [], [] -%}
+  {%- set missing, left = [], [] -%}
   {%- for name in calltrail.incremental_tables() -%}
     {%- if calltrail.sibling(name) is none -%}{%- do missing.append(name) -%}
-    {%- elif target.type == 'spark' and calltrail.sibling(name ~ '__kept') is not none -%}{%- do stopped.append(name) -%}
+    {%- elif target.type == 'spark' and calltrail.sibling(calltrail.kept_identifier(name)) is not none -%}
+      {%- do left.append(name) -%}
     {%- endif -%}
   {%- endfor -%}
   {%- if flags.FULL_REFRESH -%}
@@ -24,8 +25,10 @@
     {%- set mode, reason = 'full', 'first run: no int_increment_state yet' if state is none else 'no int_journey_state yet' -%}
   {%- elif missing -%}
     {%- set mode, reason = 'full', 'no table ' ~ missing | join(', ') -%}
-  {%- elif stopped -%}
-    {%- set mode, reason = 'full', 'an earlier run stopped while it rebuilt ' ~ stopped | join(', ') ~ ' (its kept rows are left in ' ~ stopped | join('__kept, ') ~ '__kept)' -%}
+  {%- elif left -%}
+    {%- set kept = [] -%}
+    {%- for name in left -%}{%- do kept.append(calltrail.kept_identifier(name)) -%}{%- endfor -%}
+    {%- set mode, reason = 'full', 'an earlier run stopped while it rebuilt ' ~ left | join(', ') ~ ' (its kept rows are left in ' ~ kept | join(', ') ~ ')' -%}
   {%- else -%}
     {%- set previous = run_query("select max(fingerprint) from " ~ state).columns[0].values()[0] -%}
     {#- A batch of the last good run that is gone, or holds fewer rows: rows left the lake (the demo
