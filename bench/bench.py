@@ -6,7 +6,8 @@ again (each checked row for row against a build from scratch); then the demo: ``
 clean data, and the transformation DAG (and its dbt tasks) against a plain ``dbt build`` of the
 same nodes on the same lake (``--demo-only``: only the demo part; ``--no-demo``: without it); then
 the same dbt build on Spark and on DuckDB of a smaller lake (``--spark-visitors``, about a million
-page views by default; ``--spark-only``, ``--no-spark``); last, the incremental builds' fixed cost:
+page views by default; ``--spark-only``, ``--no-spark``), and on each an incremental build after
+the newest 1 % (Spark's checked row for row against DuckDB's); last, the incremental builds' fixed cost:
 the same bench on a lake of a few thousand events (``--small-visitors``; ``--no-small``).
 
 The default size is the one the benchmark is specified at: about ten million page views, a
@@ -282,8 +283,7 @@ def compare_incremental(incremental: Path, full: Path) -> None:
 
     con = duckdb.connect()
     con.execute(f"attach '{incremental}' as inc (read_only true); attach '{full}' as rebuilt (read_only true)")
-    for model in ("int_sessions", "int_calls_matched_to_sessions", "int_conversions", "fct_touchpoints",
-                  "fct_attribution"):
+    for model in INCREMENTAL_MODELS:
         differ = con.execute(f"select (select count(*) from (select * from inc.main.{model} except all "
                              f"select * from rebuilt.main.{model})) + (select count(*) from (select * from "
                              f"rebuilt.main.{model} except all select * from inc.main.{model}))").fetchone()[0]
@@ -296,15 +296,18 @@ def spark(data: Path, visitors: int, call_share: float, repeat: int) -> dict[str
     """The dbt build on Spark (the session method, local[*]) and on DuckDB, of one smaller lake
     (``--spark-visitors``, default about a million page views): what the distributed engine costs on
     this one machine. Each build starts from an empty warehouse; Spark's includes starting its JVM
-    and making the lake's views. Medians of ``repeat`` runs of each, alternately."""
+    and making the lake's views. Medians of ``repeat`` runs of each, alternately. Then, once on
+    each engine, an incremental build after the newest 1 % of the events and Tasks."""
     from calltrail import settings as settings_module
     from calltrail.transform.dbt import dbt_env, project_args
 
     env = {**os.environ, "CALLTRAIL_DATA_DIR": str(data), "AIRFLOW_HOME": str(data / "airflow")}
     for key in [k for k in env if k.startswith("CALLTRAIL_") and k != "CALLTRAIL_DATA_DIR"]:
         env.pop(key)
-    duck = settings_module.load(env)
-    spark_env = {**env, "CALLTRAIL_DBT_TARGET": "spark"}
+    # Each engine its own dbt target folder: dbt drops its partial parse when the target changes,
+    # and each build would otherwise parse the project again after the other engine's.
+    duck = settings_module.load({**env, "CALLTRAIL_DBT_TARGET_DIR": str(data / "target-duckdb")})
+    spark_env = {**env, "CALLTRAIL_DBT_TARGET": "spark", "CALLTRAIL_DBT_TARGET_DIR": str(data / "target-spark")}
     on_spark = settings_module.load(spark_env)
     t, _ = phase("spark part: generate", [str(BIN / "calltrail"), "demo", "--visitors", str(visitors),
                                           "--call-share", str(call_share), "--crm-shape", "bench"], env)
@@ -314,6 +317,8 @@ def spark(data: Path, visitors: int, call_share: float, repeat: int) -> dict[str
     duck_env, spark_denv = {**env, **dbt_env(duck)}, {**spark_env, **dbt_env(on_spark)}
     kinds = ["--resource-type", "seed", "--resource-type", "model"]
     phase("spark part: dbt parse (not timed)", [str(BIN / "dbt"), "parse", *project_args(duck)], duck_env)
+    phase("spark part: dbt parse for Spark (not timed)", [str(BIN / "dbt"), "parse", *project_args(on_spark)],
+          spark_denv)
     # As the transformation DAG does on this target: the lake's views (its first task), then the build.
     spark_code = (
         "from calltrail import settings; from calltrail.tasks.transform import register_lake_on_spark; "
@@ -331,8 +336,78 @@ def spark(data: Path, visitors: int, call_share: float, repeat: int) -> dict[str
                                 [sys.executable, "-c", spark_code], spark_denv)[0])
         print(f"   run {run} of {repeat}: DuckDB {duck_runs[-1]:.1f} s, Spark {spark_runs[-1]:.1f} s", flush=True)
     duck_s, spark_s = statistics.median(duck_runs), statistics.median(spark_runs)
+
+    # The next stretch of time (the newest 1 % again, as the main part's last incremental build),
+    # built incrementally on each engine's last build, once; then checked (not timed): DuckDB's
+    # against a build of the same lake from scratch, Spark's against DuckDB's, row for row.
+    try:
+        newest_events, newest_tasks = isolated(write_newest, duck)
+        print(f"spark part: increment of {newest_events:,} events and {newest_tasks:,} Task versions", flush=True)
+        phase("spark part: ingest the increment (not timed)", [sys.executable, "-c", INGEST_CODE],
+              {**env, "CALLTRAIL_DEMO": "always"})
+        duck_inc_s, _ = phase("spark part: dbt build on DuckDB, incremental",
+                              [str(BIN / "dbt"), "build", *kinds, *project_args(duck)], duck_env)
+        spark_inc_s, _ = phase("spark part: dbt build on Spark, incremental", [sys.executable, "-c", spark_code],
+                               spark_denv)
+    finally:
+        (duck.web_landing_dir / NEWEST_FILES[0]).unlink(missing_ok=True)
+        (duck.task_landing_dir / NEWEST_FILES[1]).unlink(missing_ok=True)
+    print(f"   incremental: DuckDB {duck_inc_s:.1f} s, Spark {spark_inc_s:.1f} s", flush=True)
+    full_warehouse = data / "full-refresh" / "calltrail.duckdb"
+    subprocess.run(["rm", "-rf", str(full_warehouse.parent)], check=True)
+    full_warehouse.parent.mkdir(parents=True)
+    phase("spark part: dbt build of the same lake from scratch on DuckDB (not timed)",
+          [str(BIN / "dbt"), "build", *kinds, *project_args(duck)],
+          {**duck_env, "CALLTRAIL_WAREHOUSE": str(full_warehouse),
+           "DBT_TARGET_PATH": str(full_warehouse.parent / "target")})
+    isolated(compare_incremental, duck.warehouse, full_warehouse)
+    dumped = data / "spark-incremental"
+    subprocess.run(["rm", "-rf", str(dumped)], check=True)
+    phase("spark part: Spark's incremental models as Parquet (not timed)",
+          [sys.executable, "-c", SPARK_DUMP_CODE, str(dumped)], spark_denv)
+    isolated(compare_engines, duck.warehouse, dumped)
+    print("   Spark's incremental build equals DuckDB's, and DuckDB's a build from scratch", flush=True)
     return {"spark_events": truth["web_events_valid"], "spark_seconds": round(spark_s, 2),
-            "spark_duckdb_seconds": round(duck_s, 2), "spark_ratio": round(spark_s / duck_s, 2)}
+            "spark_duckdb_seconds": round(duck_s, 2), "spark_ratio": round(spark_s / duck_s, 2),
+            "spark_incremental_events": newest_events, "spark_incremental_tasks": newest_tasks,
+            "spark_incremental_seconds": round(spark_inc_s, 2),
+            "spark_incremental_ratio": round(spark_inc_s / spark_s, 3),
+            "spark_incremental_duckdb_seconds": round(duck_inc_s, 2),
+            "spark_incremental_duckdb_ratio": round(duck_inc_s / duck_s, 3)}
+
+
+INCREMENTAL_MODELS = ("int_sessions", "int_calls_matched_to_sessions", "int_conversions", "fct_touchpoints",
+                      "fct_attribution")
+
+# Run with the spark target's environment: each incremental model of Spark's build into ``argv[1]``
+# as Parquet, without the partition columns Spark adds (docs/incremental.md).
+SPARK_DUMP_CODE = (
+    "import sys, pathlib, pyarrow.parquet as pq; from calltrail import settings; "
+    "from calltrail.warehouse.target import build_schema, open_warehouse; "
+    f"from tests.transform.engine_compare import without_partition_column; models = {INCREMENTAL_MODELS!r}; "
+    "s = settings.load(); con = open_warehouse(s); out = pathlib.Path(sys.argv[1]); out.mkdir(parents=True); "
+    "[pq.write_table(without_partition_column(con.execute(f'select * from {build_schema(s)}.{m}').arrow()), "
+    "out / f'{m}.parquet') for m in models]; con.close()"
+)
+
+
+def compare_engines(warehouse: Path, dumped: Path) -> None:
+    """The incremental models of a DuckDB warehouse against Spark's (Parquet files in ``dumped``),
+    row for row, with the values as both engines must give them (tests/transform/engine_compare.py);
+    stops the bench when one differs."""
+    from collections import Counter
+
+    import pyarrow.parquet as pq
+
+    from tests.transform.engine_compare import assert_same_rows, normalised, rows_duckdb
+
+    for model in INCREMENTAL_MODELS:
+        table = pq.read_table(dumped / f"{model}.parquet")
+        rows = Counter(tuple(normalised(v) for v in row.values()) for row in table.to_pylist())
+        try:
+            assert_same_rows(model, rows_duckdb(warehouse, model), (table.column_names, rows), "Spark")
+        except AssertionError as differ:
+            raise SystemExit(f"{model}: Spark's incremental build differs from DuckDB's: {differ}") from None
 
 
 def small(data: Path, visitors: int, call_share: float) -> dict[str, float]:
@@ -383,7 +458,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1, got {args.repeat}")
-    sys.path.insert(0, str(ROOT / "plugins"))
+    sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]  # calltrail; the engine comparison of tests/
     if args.demo_only:
         print(json.dumps(demo(args.demo_data_dir.resolve(), args.repeat)))
         return 0
