@@ -276,6 +276,16 @@ def write_newest(settings, share: float = 0.01) -> tuple[int, int]:
     return events, tasks
 
 
+def build_from_scratch(name: str, build_cmd: list[str], env: dict[str, str], warehouse: Path) -> None:
+    """``build_cmd`` into an empty ``warehouse`` (its folder made anew), with a dbt target folder
+    of its own beside it: dbt drops its partial parse when the environment changes, and the timed
+    builds would parse the project again (about 6 s)."""
+    subprocess.run(["rm", "-rf", str(warehouse.parent)], check=True)
+    warehouse.parent.mkdir(parents=True)
+    phase(name, build_cmd, {**env, "CALLTRAIL_WAREHOUSE": str(warehouse),
+                            "DBT_TARGET_PATH": str(warehouse.parent / "target")})
+
+
 def compare_incremental(incremental: Path, full: Path) -> None:
     """The incremental models of two warehouses, row for row (``except all`` both ways); stops the
     bench when one differs."""
@@ -354,12 +364,8 @@ def spark(data: Path, visitors: int, call_share: float, repeat: int) -> dict[str
         (duck.task_landing_dir / NEWEST_FILES[1]).unlink(missing_ok=True)
     print(f"   incremental: DuckDB {duck_inc_s:.1f} s, Spark {spark_inc_s:.1f} s", flush=True)
     full_warehouse = data / "full-refresh" / "calltrail.duckdb"
-    subprocess.run(["rm", "-rf", str(full_warehouse.parent)], check=True)
-    full_warehouse.parent.mkdir(parents=True)
-    phase("spark part: dbt build of the same lake from scratch on DuckDB (not timed)",
-          [str(BIN / "dbt"), "build", *kinds, *project_args(duck)],
-          {**duck_env, "CALLTRAIL_WAREHOUSE": str(full_warehouse),
-           "DBT_TARGET_PATH": str(full_warehouse.parent / "target")})
+    build_from_scratch("spark part: dbt build of the same lake from scratch on DuckDB (not timed)",
+                       [str(BIN / "dbt"), "build", *kinds, *project_args(duck)], duck_env, full_warehouse)
     isolated(compare_incremental, duck.warehouse, full_warehouse)
     dumped = data / "spark-incremental"
     subprocess.run(["rm", "-rf", str(dumped)], check=True)
@@ -380,14 +386,11 @@ INCREMENTAL_MODELS = ("int_sessions", "int_calls_matched_to_sessions", "int_conv
                       "fct_attribution")
 
 # Run with the spark target's environment: each incremental model of Spark's build into ``argv[1]``
-# as Parquet, without the partition columns Spark adds (docs/incremental.md).
+# as Parquet, without the partition columns Spark adds, as the Spark tests dump theirs.
 SPARK_DUMP_CODE = (
-    "import sys, pathlib, pyarrow.parquet as pq; from calltrail import settings; "
-    "from calltrail.warehouse.target import build_schema, open_warehouse; "
-    f"from tests.transform.engine_compare import without_partition_column; models = {INCREMENTAL_MODELS!r}; "
-    "s = settings.load(); con = open_warehouse(s); out = pathlib.Path(sys.argv[1]); out.mkdir(parents=True); "
-    "[pq.write_table(without_partition_column(con.execute(f'select * from {build_schema(s)}.{m}').arrow()), "
-    "out / f'{m}.parquet') for m in models]; con.close()"
+    "import sys, pathlib; from calltrail import settings; from calltrail.warehouse.target import open_warehouse; "
+    "from tests.transform.spark_dump import dump_models; s = settings.load(); con = open_warehouse(s); "
+    f"dump_models(s, con, {INCREMENTAL_MODELS!r}, pathlib.Path(sys.argv[1])); con.close()"
 )
 
 
@@ -395,17 +398,11 @@ def compare_engines(warehouse: Path, dumped: Path) -> None:
     """The incremental models of a DuckDB warehouse against Spark's (Parquet files in ``dumped``),
     row for row, with the values as both engines must give them (tests/transform/engine_compare.py);
     stops the bench when one differs."""
-    from collections import Counter
-
-    import pyarrow.parquet as pq
-
-    from tests.transform.engine_compare import assert_same_rows, normalised, rows_duckdb
+    from tests.transform.engine_compare import assert_same_rows, rows_duckdb, rows_parquet
 
     for model in INCREMENTAL_MODELS:
-        table = pq.read_table(dumped / f"{model}.parquet")
-        rows = Counter(tuple(normalised(v) for v in row.values()) for row in table.to_pylist())
         try:
-            assert_same_rows(model, rows_duckdb(warehouse, model), (table.column_names, rows), "Spark")
+            assert_same_rows(model, rows_duckdb(warehouse, model), rows_parquet(dumped / f"{model}.parquet"), "Spark")
         except AssertionError as differ:
             raise SystemExit(f"{model}: Spark's incremental build differs from DuckDB's: {differ}") from None
 
@@ -605,13 +602,7 @@ def main() -> int:
         print("slowest nodes of the incremental build (s): " + ", ".join(
             f"{name} {t:.1f}" for name, t in sorted(nodes.items(), key=lambda kv: -kv[1])[:10]))
         if lake_changed:  # otherwise the last full build is of the same lake
-            subprocess.run(["rm", "-rf", str(full_warehouse.parent)], check=True)
-            full_warehouse.parent.mkdir(parents=True)
-            # its own target folder: dbt drops its partial parse when the environment changes, and
-            # the timed builds would parse the project again (about 6 s)
-            phase("dbt build of the same lake from scratch (not timed)", build_cmd,
-                  {**denv, "CALLTRAIL_WAREHOUSE": str(full_warehouse),
-                   "DBT_TARGET_PATH": str(full_warehouse.parent / "target")})
+            build_from_scratch("dbt build of the same lake from scratch (not timed)", build_cmd, denv, full_warehouse)
         isolated(compare_incremental, settings.warehouse, full_warehouse)
         return seconds, mb
 

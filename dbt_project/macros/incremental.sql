@@ -61,12 +61,10 @@
       'post_hook': post_hook,
   } -%}
   {%- if target.type == 'spark' -%}
-    {%- set keep = [{'sql': "{{ calltrail.spark_kept_rows('" ~ unit ~ "', 'drop') }}", 'transaction': true},
-                    {'sql': "{{ calltrail.spark_kept_rows('" ~ unit ~ "', 'keep') }}", 'transaction': true}] -%}
+    {%- set drop = [{'sql': "{{ calltrail.spark_kept_rows('" ~ unit ~ "', 'drop') }}", 'transaction': true}] -%}
+    {%- set keep = [{'sql': "{{ calltrail.spark_kept_rows('" ~ unit ~ "', 'keep') }}", 'transaction': true}] -%}
     {%- do config.update({'file_format': 'parquet', 'partition_by': [calltrail.rebuild_unit(unit).bucket],
-                          'pre_hook': pre_hook + keep + remove,
-                          'post_hook': post_hook + [{'sql': "{{ calltrail.spark_kept_rows('" ~ unit ~ "', 'drop') }}",
-                                                     'transaction': true}]}) -%}
+                          'pre_hook': pre_hook + drop + keep + remove, 'post_hook': post_hook + drop}) -%}
   {%- endif -%}
   {{ return(config) }}
 {%- endmacro %}

@@ -41,13 +41,25 @@ def subprocess_out(cmd: list[str], env: dict[str, str]) -> str:
     return subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
 
 
+def cursor_rows(cur) -> tuple[list[str], Counter]:
+    """The columns and normalised rows of a DB-API cursor's result."""
+    return [d[0] for d in cur.description], Counter(tuple(normalised(v) for v in r) for r in cur.fetchall())
+
+
 def rows_duckdb(warehouse: Path, model: str) -> tuple[list[str], Counter]:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        cur = con.execute(f'select * from main."{model}"')
-        return [d[0] for d in cur.description], Counter(tuple(normalised(v) for v in r) for r in cur.fetchall())
+        return cursor_rows(con.execute(f'select * from main."{model}"'))
     finally:
         con.close()
+
+
+def rows_parquet(path: Path) -> tuple[list[str], Counter]:
+    """A model another engine wrote as Parquet: its columns and normalised rows, as rows_duckdb."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    return table.column_names, Counter(tuple(normalised(v) for v in row.values()) for row in table.to_pylist())
 
 
 def without_partition_column(table):

@@ -26,14 +26,18 @@ from calltrail.warehouse.target import build_schema, open_warehouse
 from tests.transform.engine_compare import MODELS, without_partition_column
 
 
+def dump_models(settings, con, models, out: Path) -> None:
+    """Each of ``models`` of the build as ``out/<model>.parquet``, without Spark's partition column."""
+    out.mkdir(parents=True, exist_ok=True)
+    for model in models:
+        rows = without_partition_column(con.execute(f"select * from {build_schema(settings)}.{model}").arrow())
+        pq.write_table(rows, out / f"{model}.parquet")
+
+
 def main(out: Path, *, all_unit_tests: bool = False, unit_tests: bool = True) -> None:
     settings = settings_module.load()
     con = open_warehouse(settings)
-    (out / "models").mkdir(parents=True, exist_ok=True)
-    for model in MODELS:
-        rows = without_partition_column(con.execute(f"select * from {build_schema(settings)}.{model}").arrow())
-        pq.write_table(rows,
-                       out / "models" / f"{model}.parquet")
+    dump_models(settings, con, MODELS, out / "models")
     for table in PUBLISHED_MODELS:
         for fmt in ("csv", "parquet"):
             export(settings, table, fmt, out / "exports" / f"{table}.{fmt}")

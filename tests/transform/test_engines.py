@@ -43,7 +43,7 @@ from tests.transform.engine_compare import (
     assert_same_page_and_hand_off,
     assert_same_rows,
     audit_alerts,
-    normalised,
+    cursor_rows,
     rows_duckdb,
     subprocess_out,
     summary_section,
@@ -106,7 +106,7 @@ def rows_postgres(port: int, model: str, database: str = "calltrail") -> tuple[l
         cur = con.cursor()
         cur.execute("set time zone 'UTC'")
         cur.execute(f'select * from {PG_SCHEMA}."{model}"')
-        return [d[0] for d in cur.description], Counter(tuple(normalised(v) for v in r) for r in cur.fetchall())
+        return cursor_rows(cur)
     finally:
         con.close()
 
