@@ -382,8 +382,8 @@ def spark(data: Path, visitors: int, call_share: float, repeat: int) -> dict[str
             "spark_incremental_duckdb_ratio": round(duck_inc_s / duck_s, 3)}
 
 
-INCREMENTAL_MODELS = ("int_sessions", "int_calls_matched_to_sessions", "int_conversions", "fct_touchpoints",
-                      "fct_attribution")
+INCREMENTAL_MODELS = ("stg_salesforce__tasks", "int_sessions", "int_calls_matched_to_sessions", "int_conversions",
+                      "fct_touchpoints", "fct_attribution")
 
 # Run with the spark target's environment: each incremental model of Spark's build into ``argv[1]``
 # as Parquet, without the partition columns Spark adds, as the Spark tests dump theirs.

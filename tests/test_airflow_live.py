@@ -179,7 +179,7 @@ def build_log(url: str, run_id: str) -> str:
 def test_the_scheduled_transformation_builds_incrementally_and_the_full_refresh_param_rebuilds_everyone(
         live, transform_run):
     url = live["url"]
-    assert "calltrail: incremental build of the sessions, call matches, conversions, touchpoints and attribution" in build_log(
+    assert "calltrail: incremental build of the Tasks, sessions, call matches, conversions, touchpoints and attribution" in build_log(
         url, transform_run["dag_run_id"]), "after make run, the scheduled run rebuilds only the visitors with new rows"
     triggered = api(url, "/dags/calltrail_transform/dagRuns", method="POST",
                     body={"logical_date": None, "conf": {"full_refresh": True}})
@@ -189,5 +189,5 @@ def test_the_scheduled_transformation_builds_incrementally_and_the_full_refresh_
         assert time.monotonic() < deadline, run
         time.sleep(5)
     assert run["state"] == "success", task_states(url, "calltrail_transform", triggered["dag_run_id"])
-    assert ("calltrail: full build of the sessions, call matches, conversions, touchpoints and attribution: dbt ran with --full-refresh"
+    assert ("calltrail: full build of the Tasks, sessions, call matches, conversions, touchpoints and attribution: dbt ran with --full-refresh"
             in build_log(url, triggered["dag_run_id"]))

@@ -3,6 +3,7 @@
     A run rebuilds only what the lake's new rows and the CRM's changes reach, each unit from its
     whole history, so the rows equal a full rebuild's whatever the inactivity gap, the call window
     or the Task overlap:
+    - the Tasks with a new version, from all their versions: stg_salesforce__tasks;
     - the visitors (BizibleIds) with a new web event or a new Task version (the visitor of its
       BizibleId now and the one it had): int_sessions, int_calls_matched_to_sessions,
       int_conversions;
@@ -12,8 +13,8 @@
 
     - int_lake_batches: the lake's batches (each load writes its rows with one _loaded_at).
     - int_increment: this run's mode, `incremental` or `full`, and why.
-    - int_changed_visitors, int_changed_journeys, int_changed_opportunities: what this run rebuilds
-      (incremental mode only).
+    - int_changed_tasks, int_changed_visitors, int_changed_journeys, int_changed_opportunities:
+      what this run rebuilds (incremental mode only).
     - int_increment_state and int_journey_state: after the last incremental model, the batches,
       the identity links and the opportunities' records and people the models were built from, and
       the rules' fingerprint. A run that fails before leaves them as they were, so the next run
@@ -30,22 +31,23 @@
     - bucket: Spark's partition column of the unit (the units are spread over 16 buckets).
     `visitor` (a BizibleId): the sessions, call matches and conversions. `journey` (a person, or an
     anonymous visitor's BizibleId): the touchpoints, whose positions are per journey.
-    `opportunity`: the attribution. -#}
+    `opportunity`: the attribution. `task`: the Tasks' latest versions (stg_salesforce__tasks). -#}
 {% macro rebuild_unit(unit) -%}
   {%- set units = {
       'visitor': {'key': 'bizible_id', 'changed': 'int_changed_visitors', 'column': 'bizible_id', 'bucket': 'visitor_bucket'},
       'journey': {'key': 'coalesce(person_id, bizible_id)', 'changed': 'int_changed_journeys', 'column': 'journey_key', 'bucket': 'journey_bucket'},
       'opportunity': {'key': 'opportunity_id', 'changed': 'int_changed_opportunities', 'column': 'opportunity_id', 'bucket': 'opportunity_bucket'},
+      'task': {'key': 'task_id', 'changed': 'int_changed_tasks', 'column': 'task_id', 'bucket': 'task_bucket'},
   } -%}
   {%- if unit not in units -%}
-    {{ exceptions.raise_compiler_error("calltrail: no rebuild unit '" ~ unit ~ "' (visitor, journey or opportunity)") }}
+    {{ exceptions.raise_compiler_error("calltrail: no rebuild unit '" ~ unit ~ "' (visitor, journey, opportunity or task)") }}
   {%- endif -%}
   {{ return(units[unit]) }}
 {%- endmacro %}
 
 {#- Spark's partition columns of the incremental models: publish leaves them out. -#}
 {% macro bucket_columns() -%}
-  {{ return(['visitor_bucket', 'journey_bucket', 'opportunity_bucket']) }}
+  {{ return(['visitor_bucket', 'journey_bucket', 'opportunity_bucket', 'task_bucket']) }}
 {%- endmacro %}
 
 {#- An incremental model's config: append after the pre-hook's removal of the units it rebuilds;
@@ -73,8 +75,9 @@
   {{ return(calltrail.incremental_config('visitor', pre_hook, post_hook)) }}
 {%- endmacro %}
 
-{#- A unit's bucket: a visitor's is the first hex digit of the BizibleId; a journey's and an
-    opportunity's the first hex digit of their key's MD5 (Salesforce Ids share their prefixes). -#}
+{#- A unit's bucket: a visitor's is the first hex digit of the BizibleId; a journey's, an
+    opportunity's and a Task's the first hex digit of their key's MD5 (Salesforce Ids share their
+    prefixes). -#}
 {% macro rebuild_bucket(unit, key) -%}
   {%- if unit == 'visitor' -%}
   substring({{ key }}, 1, 1)
@@ -225,7 +228,8 @@ select * from {{ calltrail.kept_relation(this) }}
   {%- endfor -%}
   {%- for node in graph.nodes.values() | sort(attribute='unique_id') -%}
     {%- if node.resource_type == 'seed' or node.name in calltrail.incremental_tables() + [
-          'int_session_events', 'int_rebuilt_web_events', 'int_changed_visitors', 'int_increment', 'int_lake_batches',
+          'int_session_events', 'int_rebuilt_web_events', 'int_changed_visitors', 'int_changed_tasks',
+          'int_increment', 'int_lake_batches',
           'int_increment_state', 'int_person_ids', 'int_person_links', 'int_opportunity_people',
           'int_opportunity_journeys', 'int_changed_journeys', 'int_changed_opportunities',
           'int_journey_state'] -%}
@@ -259,6 +263,18 @@ select * from {{ calltrail.kept_relation(this) }}
     select cast('opportunity' as {{ dbt.type_string() }}) as kind, opportunity_id as record_id,
            {{ dbt.hash(dbt.concat(parts)) }} as state_value
     from {{ ref('stg_salesforce__opportunities') }}
+{%- endmacro %}
+
+{#- The lake's batches the incremental models were not built from (int_lake_batches against
+    int_increment_state): dataset, loaded_at, row_count; none in full mode. -#}
+{% macro new_lake_batches(incremental) -%}
+    {% if incremental -%}
+    select dataset, loaded_at, row_count from {{ ref('int_lake_batches') }}
+    except
+    select dataset, loaded_at, row_count from {{ calltrail.sibling('int_increment_state') }}
+    {%- else -%}
+    select dataset, loaded_at, row_count from {{ ref('int_lake_batches') }} where 1 = 0
+    {%- endif %}
 {%- endmacro %}
 
 {#- True when this run is incremental (int_increment), at execution; for the models that list

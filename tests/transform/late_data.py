@@ -29,8 +29,8 @@ from calltrail.web.ingest import ingest_web_events
 from tests.transform.engine_compare import MODELS
 
 # The incremental models (docs/incremental.md).
-INCREMENTAL = ("int_sessions", "int_calls_matched_to_sessions", "int_conversions", "fct_touchpoints",
-               "fct_attribution")
+INCREMENTAL = ("stg_salesforce__tasks", "int_sessions", "int_calls_matched_to_sessions", "int_conversions",
+               "fct_touchpoints", "fct_attribution")
 # What a warehouse built step by step and one built in one go must hold alike: every intermediate
 # model and mart but int_session_events and int_opportunity_journeys (the events and journeys of
 # what a run rebuilds) and int_increment (how the warehouse was built).
@@ -127,6 +127,8 @@ CRM_CHANGES = {0: {
 REBUILT = [None, {LATE, EARLY}, {GAINS}, {DELETED, MOVED_FROM, MOVED_TO}, set()]
 REBUILT_JOURNEYS = [None, {LATE, "C1", EARLY}, {GAINS}, {DELETED, MOVED_FROM, MOVED_TO}, {ANON, "L2"}]
 REBUILT_OPPORTUNITIES = [None, {"O1"}, set(), set(), {"O1"}]
+# The Tasks whose latest version each step rebuilds (stg_salesforce__tasks): those it loads a version of.
+REBUILT_TASKS = [None, set(), {T_GAINS}, {T_DELETED, T_MOVED}, set()]
 
 
 def load_step(settings, number: int) -> None:

@@ -52,10 +52,12 @@ def main(out: Path) -> None:
         rebuilt = con.execute(f"select bizible_id, visitor_bucket from {schema}.int_changed_visitors").fetchall()
         journeys = con.execute(f"select journey_key from {schema}.int_changed_journeys").fetchall()
         opportunities = con.execute(f"select opportunity_id from {schema}.int_changed_opportunities").fetchall()
+        tasks = con.execute(f"select task_id from {schema}.int_changed_tasks").fetchall()
         read_again = con.execute(f"select distinct bizible_id from {schema}.int_rebuilt_web_events").fetchall()
         steps.append({"mode": list(mode), "rebuilt": sorted(r[0] for r in rebuilt),
                       "buckets": sorted({r[1] for r in rebuilt}), "journeys": sorted(r[0] for r in journeys),
                       "opportunities": sorted(r[0] for r in opportunities),
+                      "tasks": sorted(r[0] for r in tasks),
                       "events_read_for": sorted(r[0] for r in read_again)})
     (out / "steps.json").write_text(json.dumps(steps, indent=1))
     (out / "models").mkdir(exist_ok=True)

@@ -53,6 +53,7 @@ from tests.transform.late_data import (
     REBUILT,
     REBUILT_JOURNEYS,
     REBUILT_OPPORTUNITIES,
+    REBUILT_TASKS,
     build_in_one_go,
 )
 
@@ -217,7 +218,7 @@ def late_on_postgres(tmp_path_factory):
                     in_process=True)
             steps.append({key: rows_postgres(int(server["CALLTRAIL_PG_PORT"]), model, "late")[1] for key, model in (
                 ("mode", "int_increment"), ("rebuilt", "int_changed_visitors"), ("journeys", "int_changed_journeys"),
-                ("opportunities", "int_changed_opportunities"))})
+                ("opportunities", "int_changed_opportunities"), ("tasks", "int_changed_tasks"))})
         models = {m: rows_postgres(int(server["CALLTRAIL_PG_PORT"]), m, "late") for m in COMPARED}
     full = settings_module.load({**calltrail_env(tmp), "CALLTRAIL_DBT_TARGET_DIR": str(tmp / "full_target"),
                                  "CALLTRAIL_WAREHOUSE": str(tmp / "full" / "calltrail.duckdb")})
@@ -233,6 +234,7 @@ def test_on_postgresql_each_late_data_step_after_the_first_rebuilds_only_what_it
         assert {r[0] for r in step["rebuilt"]} == REBUILT[number], f"step {number + 1}"
         assert {r[0] for r in step["journeys"]} == REBUILT_JOURNEYS[number], f"step {number + 1}"
         assert {r[0] for r in step["opportunities"]} == REBUILT_OPPORTUNITIES[number], f"step {number + 1}"
+        assert {r[0] for r in step["tasks"]} == REBUILT_TASKS[number], f"step {number + 1}"
 
 
 @pytest.mark.parametrize("model", COMPARED)

@@ -29,6 +29,7 @@ from tests.transform.late_data import (
     REBUILT,
     REBUILT_JOURNEYS,
     REBUILT_OPPORTUNITIES,
+    REBUILT_TASKS,
     STEPS,
     STILL,
     T_DELETED,
@@ -85,6 +86,7 @@ def steps(tmp_path_factory):
             "journeys": {r[0] for r in one(incremental.warehouse, "select journey_key from int_changed_journeys")},
             "opportunities": {r[0] for r in one(incremental.warehouse,
                                                 "select opportunity_id from int_changed_opportunities")},
+            "tasks": {r[0] for r in one(incremental.warehouse, "select task_id from int_changed_tasks")},
             "rebuilt_events": sorted(one(incremental.warehouse, "select event_id, bizible_id from int_rebuilt_web_events")),
             "events": sorted(one(incremental.warehouse, "select event_id, bizible_id from stg_web__events")),
             "full_increment": one(full.warehouse, "select mode, reason from int_increment")[0],
@@ -114,13 +116,15 @@ def test_the_fixtures_reach_every_model_that_is_compared(steps):
 
 
 def test_the_first_run_is_full_and_each_later_step_rebuilds_only_what_it_changed(steps):
-    """The visitors, the journeys and the opportunities that late_data.py says each step reaches."""
+    """The visitors, the journeys, the opportunities and the Tasks that late_data.py says each step
+    reaches."""
     assert steps[0]["increment"] == ("full", "first run: no int_increment_state yet")
     for number, step in enumerate(steps[1:len(STEPS)], start=1):
         assert step["increment"] == ("incremental", "what new lake rows and CRM changes reach since the last run"), number
         assert step["rebuilt"] == REBUILT[number], f"step {number + 1}"
         assert step["journeys"] == REBUILT_JOURNEYS[number], f"step {number + 1}"
         assert step["opportunities"] == REBUILT_OPPORTUNITIES[number], f"step {number + 1}"
+        assert step["tasks"] == REBUILT_TASKS[number], f"step {number + 1}"
         assert STILL not in step["rebuilt"] | step["journeys"]
 
 

@@ -60,6 +60,10 @@ from tests.transform.late_data import (
     REBUILT,
     REBUILT_JOURNEYS,
     REBUILT_OPPORTUNITIES,
+    REBUILT_TASKS,
+    T_DELETED,
+    T_LATE,
+    T_STILL,
     build_in_one_go,
 )
 from tests.transform.spark_thrift_server import free_port
@@ -212,6 +216,7 @@ def test_on_spark_the_first_late_data_step_is_full_and_each_later_one_rebuilds_w
         assert step["buckets"] == sorted({visitor[0] for visitor in REBUILT[number]})
         assert set(step["journeys"]) == REBUILT_JOURNEYS[number], f"step {number + 1}"
         assert set(step["opportunities"]) == REBUILT_OPPORTUNITIES[number], f"step {number + 1}"
+        assert set(step["tasks"]) == REBUILT_TASKS[number], f"step {number + 1}"
         # only the changed visitors' events are read again, not those of every visitor of their buckets
         assert set(step["events_read_for"]) == REBUILT[number], f"step {number + 1}"
 
@@ -225,6 +230,7 @@ def test_on_spark_units_that_did_not_change_share_the_rebuilt_buckets_and_keep_t
     touchpoints = pq.read_table(models / "fct_touchpoints.parquet").to_pylist()
     journeys = {t["person_id"] or t["bizible_id"] for t in touchpoints}
     opportunities = set(pq.read_table(models / "fct_attribution.parquet").column("opportunity_id").to_pylist())
+    tasks = set(pq.read_table(models / "stg_salesforce__tasks.parquet").column("task_id").to_pylist())
 
     def md5_bucket(key: str) -> str:
         return hashlib.md5(key.encode()).hexdigest()[0]
@@ -237,6 +243,9 @@ def test_on_spark_units_that_did_not_change_share_the_rebuilt_buckets_and_keep_t
     assert kept(visitors, set(step["rebuilt"]), lambda v: v[0]) == {NEIGHBOUR}
     assert kept(journeys, set(step["journeys"]), md5_bucket) == {"C18"}
     assert kept(opportunities, set(step["opportunities"]), md5_bucket) == {"O21"}
+    # steps 3 and 4: T_GAINS's new version, then T_DELETED's and T_MOVED's (T_DELETED's row goes)
+    assert kept(tasks, set(late_on_spark["steps"][2]["tasks"]), md5_bucket) == {T_STILL}
+    assert kept(tasks | {T_DELETED}, set(late_on_spark["steps"][3]["tasks"]), md5_bucket) == {T_LATE}
 
 
 def test_on_spark_a_run_that_stopped_half_way_makes_the_next_one_full_and_loses_no_row(late_on_spark):

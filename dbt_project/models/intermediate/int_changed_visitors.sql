@@ -10,13 +10,7 @@
 -- depends_on: {{ ref('int_increment') }}
 with new_batches as (
 
-    {% if incremental -%}
-    select dataset, loaded_at, row_count from {{ ref('int_lake_batches') }}
-    except
-    select dataset, loaded_at, row_count from {{ calltrail.sibling('int_increment_state') }}
-    {%- else -%}
-    select dataset, loaded_at, row_count from {{ ref('int_lake_batches') }} where 1 = 0
-    {%- endif %}
+    {{ calltrail.new_lake_batches(incremental) }}
 
 ),
 

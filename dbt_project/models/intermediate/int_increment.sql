@@ -1,6 +1,6 @@
-{#- This run's mode (docs/incremental.md): `incremental` rebuilds the visitors, journeys and
-    opportunities of int_changed_visitors, int_changed_journeys and int_changed_opportunities;
-    `full` rebuilds everything. Full when dbt runs with --full-refresh, on
+{#- This run's mode (docs/incremental.md): `incremental` rebuilds the Tasks, visitors, journeys
+    and opportunities of int_changed_tasks, int_changed_visitors, int_changed_journeys and
+    int_changed_opportunities; `full` rebuilds everything. Full when dbt runs with --full-refresh, on
     the first run (no int_increment_state yet), when an incremental model's table is missing, on
     Spark when an earlier run stopped while it rebuilt one (its kept rows' table is left), and
     when the rules changed since the last run: a var the models read, a seed, or an incremental
@@ -44,7 +44,7 @@
       {%- set mode, reason = 'full', 'rows left the lake since the last run (removed demo data or a replaced partition)' -%}
     {%- endif -%}
   {%- endif -%}
-  {{ log("calltrail: " ~ mode ~ " build of the sessions, call matches, conversions, touchpoints and attribution: " ~ reason, info=true) }}
+  {{ log("calltrail: " ~ mode ~ " build of the Tasks, sessions, call matches, conversions, touchpoints and attribution: " ~ reason, info=true) }}
 {%- endif %}
 
 -- depends_on: {{ ref('int_lake_batches') }}

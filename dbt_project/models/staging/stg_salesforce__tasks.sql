@@ -2,12 +2,20 @@
     BizibleId normalised with a status, and whether it is a call. -#}
 {#- A table, unlike the other staging models: the latest-version window over every Task version
     is read by the call matching, the missing-BizibleId list, the match-rate report and the
-    data-quality gate, and was computed again for each of them as a view. -#}
-{{ config(materialized='table') }}
+    data-quality gate, and was computed again for each of them as a view.
+    Incremental (docs/incremental.md): the Tasks with a version in a new lake batch
+    (int_changed_tasks), each from all its versions; so a run rewrites the Tasks it loaded, not
+    every Task. It reads the run's mode and those Tasks from the incremental bookkeeping, the one
+    staging model that does. -#}
+{{ config(**calltrail.incremental_config('task')) }}
 
+-- depends_on: {{ ref('int_increment') }}, {{ ref('int_changed_tasks') }}
 with versions as (
 
-    select * from {{ ref('stg_salesforce__task_versions') }}
+    select * from {{ ref('stg_salesforce__task_versions') }} as versions
+    {%- if is_incremental() %}
+    where {{ calltrail.rebuilt('task', 'versions.task_id') }}
+    {%- endif %}
 
 ),
 
@@ -69,8 +77,10 @@ final as (
         end as bizible_id,
         coalesce({{ var('calltrail__call_filter') }}, false) as is_call,
         loaded_at
+        {{- calltrail.bucket_column('task', 'task_id') }}
     from checked
 
 )
 
 select * from final
+{{ calltrail.kept_rows() }}
