@@ -1,12 +1,11 @@
 {#- One row per live Task: its latest version (highest SystemModstamp), deletes removed, the
     BizibleId normalised with a status, and whether it is a call. -#}
-{#- A table, unlike the other staging models: the latest-version window over every Task version
-    is read by the call matching, the missing-BizibleId list, the match-rate report and the
-    data-quality gate, and was computed again for each of them as a view.
-    Incremental (docs/incremental.md): the Tasks with a version in a new lake batch
-    (int_changed_tasks), each from all its versions; so a run rewrites the Tasks it loaded, not
-    every Task. It reads the run's mode and those Tasks from the incremental bookkeeping, the one
-    staging model that does. -#}
+{#- A table, unlike the other staging models (views): the latest-version window over every Task
+    version is read by the call matching, the missing-BizibleId list, the match-rate report and the
+    data-quality gate, and was computed again for each of them as a view. An incremental one
+    (docs/incremental.md): a run rebuilds the Tasks with a version in a new lake batch
+    (int_changed_tasks), each from all its versions, not every Task. It is the one staging model
+    that reads the incremental bookkeeping (the run's mode and those Tasks). -#}
 {{ config(**calltrail.incremental_config('task')) }}
 
 -- depends_on: {{ ref('int_increment') }}, {{ ref('int_changed_tasks') }}
