@@ -60,12 +60,14 @@ class Check:
 
 @dataclass(frozen=True)
 class Frame:
-    """A DataFrame the checks of one layer read, and the column that identifies its records."""
+    """A DataFrame the checks of one layer read, and the column that identifies its records;
+    ``order_by`` orders its rows, and so the record ids an alert names first."""
 
     name: str
     layer: str
     id_column: str
     sql: str
+    order_by: str = ""
 
 
 def _gxe() -> Any:
@@ -175,14 +177,17 @@ def checks(q: QualitySettings, window: Window | None = None) -> list[Check]:
 def warehouse_frames(schema: str, window: Window | None = None) -> list[Frame]:
     """The staging and marts frames, read from the dbt build (``schema``) before it is published;
     with ``window``, also the recent frames the threshold checks' twins read."""
+    # The Tasks newest-loaded first: an alert names the calls whose latest version came last, which
+    # are what changed when a vendor stops writing BizibleIds.
+    newest_tasks = "loaded_at desc, task_id"
     frames = [
         Frame("call_tasks", "staging", "task_id",
-              "select task_id, bizible_id_status, task_type_clean, call_at, "
+              "select task_id, bizible_id_status, task_type_clean, call_at, loaded_at, "
               "case when bizible_id_status <> 'missing' then bizible_id_raw end as bizible_id_given "
-              f"from {schema}.stg_salesforce__tasks where is_call"),
+              f"from {schema}.stg_salesforce__tasks where is_call", newest_tasks),
         Frame("call_tasks_with_bizible_id", "staging", "task_id",
-              f"select task_id, bizible_id_status, call_at from {schema}.stg_salesforce__tasks "
-              "where is_call and bizible_id_status <> 'missing'"),
+              f"select task_id, bizible_id_status, call_at, loaded_at from {schema}.stg_salesforce__tasks "
+              "where is_call and bizible_id_status <> 'missing'", newest_tasks),
         Frame("sessions", "staging", "session_id",
               "select session_id, landing_page, touchpoint_source, marketing_channel, session_start_at "
               f"from {schema}.int_sessions"),
@@ -218,7 +223,8 @@ def warehouse_frames(schema: str, window: Window | None = None) -> list[Frame]:
     for name, column in times.items():
         f = by_name[name]
         frames.append(Frame(f"{RECENT}{name}", f.layer, f.id_column,
-                            f"select * from ({f.sql}) as rows_in_scope where {window.contains(column)}"))
+                            f"select * from ({f.sql}) as rows_in_scope where {window.contains(column)}",
+                            f.order_by))
     return frames
 
 
@@ -253,7 +259,8 @@ def raw_frames(lake_dir: Path, max_rows: int) -> list[Frame]:
 
 def load_frames(con: Any, frames: list[Frame]) -> dict[str, Any]:
     """Run each frame's query on ``con`` (DuckDB) into pandas; a frame without data is None."""
-    return {f.name: (con.execute(f.sql).df() if f.sql else None) for f in frames}
+    return {f.name: (con.execute(f.sql + (f" order by {f.order_by}" if f.order_by else "")).df() if f.sql else None)
+            for f in frames}
 
 
 def _percent(value: float) -> str:
