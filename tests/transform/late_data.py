@@ -28,9 +28,6 @@ from calltrail.salesforce.files import ingest_task_files
 from calltrail.web.ingest import ingest_web_events
 from tests.transform.engine_compare import MODELS
 
-# The incremental models (docs/incremental.md).
-INCREMENTAL = ("stg_salesforce__tasks", "int_sessions", "int_calls_matched_to_sessions", "int_conversions",
-               "fct_touchpoints", "fct_attribution")
 # What a warehouse built step by step and one built in one go must hold alike: every intermediate
 # model and mart but int_session_events and int_opportunity_journeys (the events and journeys of
 # what a run rebuilds) and int_increment (how the warehouse was built).
