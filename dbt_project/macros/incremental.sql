@@ -86,10 +86,6 @@
   {%- endif -%}
 {%- endmacro %}
 
-{% macro visitor_bucket(bizible_id) -%}
-  {{ calltrail.rebuild_bucket('visitor', bizible_id) }}
-{%- endmacro %}
-
 {#- The partition column on Spark, after the model's own columns (nothing on other engines). -#}
 {% macro bucket_column(unit, key) -%}
   {%- if target.type == 'spark' -%}, {{ calltrail.rebuild_bucket(unit, key) }} as {{ calltrail.rebuild_unit(unit).bucket }}{%- endif -%}
@@ -127,7 +123,36 @@
   {{ return(adapter.get_relation(this.database, this.schema, identifier)) }}
 {%- endmacro %}
 
-{#- The pre-hook: remove the rows of the units this run rebuilds (all of them in full mode). -#}
+{#- dbt's should_full_refresh, overridden for the project: besides `--full-refresh` (or a model's
+    `full_refresh` config), true for an incremental model when this run is full (int_increment).
+    dbt then recreates its table from the model's whole select instead of appending to it, so a
+    full run also takes new columns: a change of columns comes with a change of the rules, which
+    makes the run full (increment_fingerprint). Read at execution; before int_increment exists
+    (a first run, a selection without it) only the flag counts. -#}
+{% macro should_full_refresh() -%}
+  {%- set full_refresh = config.get('full_refresh') -%}
+  {%- if full_refresh is none -%}{%- set full_refresh = flags.FULL_REFRESH -%}{%- endif -%}
+  {%- if not full_refresh and execute and this is not none and model.resource_type == 'model'
+        and model.config.materialized == 'incremental' -%}
+    {%- set full_refresh = calltrail.run_is_full() -%}
+  {%- endif -%}
+  {{ return(full_refresh) }}
+{%- endmacro %}
+
+{#- Whether int_increment says `full`, read once per model and context (its compilation, its
+    materialization with the hooks): each call of is_incremental() asks, and on a Spark cluster
+    each query costs a round trip. False while int_increment does not exist. -#}
+{% macro run_is_full() -%}
+  {%- if 'calltrail_run_is_full' not in model -%}
+    {%- set increment = calltrail.sibling('int_increment') -%}
+    {%- do model.update({'calltrail_run_is_full': increment is not none
+          and run_query("select mode from " ~ increment).columns[0].values()[0] == 'full'}) -%}
+  {%- endif -%}
+  {{ return(model['calltrail_run_is_full']) }}
+{%- endmacro %}
+
+{#- The pre-hook: remove the rows of the units this run rebuilds. Only in an incremental run: in a
+    full one dbt recreates the table (should_full_refresh). -#}
 {% macro remove_rebuilt_rows(unit) -%}
   {%- if execute and is_incremental() -%}
     {{ return(adapter.dispatch('remove_rebuilt_rows', 'calltrail')(this, calltrail.rebuild_unit(unit))) }}
@@ -136,25 +161,15 @@
 
 {% macro default__remove_rebuilt_rows(relation, spec) -%}
   delete from {{ relation }}
-  where (select mode from {{ calltrail.sibling('int_increment') }}) = 'full'
-     or {{ spec.key }} in (select {{ spec.column }} from {{ calltrail.sibling(spec.changed) }})
-{%- endmacro %}
-
-{#- This run's mode, read from int_increment at execution: for the hooks, which cannot ref it. -#}
-{% macro hook_run_mode() -%}
-  {{ return(run_query("select mode from " ~ calltrail.sibling('int_increment')).columns[0].values()[0]) }}
+  where {{ spec.key }} in (select {{ spec.column }} from {{ calltrail.sibling(spec.changed) }})
 {%- endmacro %}
 
 {% macro spark__remove_rebuilt_rows(relation, spec) -%}
-  {%- if calltrail.hook_run_mode() == 'full' -%}
-    truncate table {{ relation }}
-  {%- else -%}
-    {#- One statement (the session method runs one per call). -#}
-    {%- set buckets = run_query("select distinct " ~ spec.bucket ~ " from " ~ calltrail.sibling(spec.changed)).columns[0].values() -%}
-    {%- if buckets -%}
-    alter table {{ relation }} drop if exists
-      {%- for bucket in buckets | sort %} partition ({{ spec.bucket }} = '{{ bucket }}'){{ "," if not loop.last }}{% endfor %}
-    {%- endif -%}
+  {#- One statement (the session method runs one per call). -#}
+  {%- set buckets = run_query("select distinct " ~ spec.bucket ~ " from " ~ calltrail.sibling(spec.changed)).columns[0].values() -%}
+  {%- if buckets -%}
+  alter table {{ relation }} drop if exists
+    {%- for bucket in buckets | sort %} partition ({{ spec.bucket }} = '{{ bucket }}'){{ "," if not loop.last }}{% endfor %}
   {%- endif -%}
 {%- endmacro %}
 
@@ -170,26 +185,22 @@
 {%- endmacro %}
 
 {#- Spark's hooks around the removal (incremental_config): `drop` the kept rows' table (before, in
-    case an earlier run left it, and after the append); `keep` copies into it the rows of the units
-    in the changed units' buckets that this run does not rebuild (none in full mode). A run that
+    case an earlier run left it, and after the append; in a full run too); `keep` copies into it
+    the rows of the units in the changed units' buckets that this run does not rebuild. A run that
     stops between the removal and the append leaves the table behind, and int_increment then makes
     the next run a full one. -#}
 {% macro spark_kept_rows(unit, step) -%}
-  {%- if execute and is_incremental() and target.type == 'spark' -%}
+  {%- if execute and target.type == 'spark' -%}
     {%- set kept = calltrail.kept_relation(this) -%}
     {%- if step == 'drop' -%}
     drop table if exists {{ kept }}
-    {%- else -%}
+    {%- elif is_incremental() -%}
       {%- set spec = calltrail.rebuild_unit(unit) -%}
       {%- set changed = calltrail.sibling(spec.changed) -%}
     create table {{ kept }} using parquet as
     select * from {{ this }}
-      {%- if calltrail.hook_run_mode() == 'full' %}
-    where 1 = 0
-      {%- else %}
     where {{ spec.bucket }} in (select {{ spec.bucket }} from {{ changed }})
       and {{ spec.key }} not in (select {{ spec.column }} from {{ changed }})
-      {%- endif -%}
     {%- endif -%}
   {%- endif -%}
 {%- endmacro %}
@@ -215,10 +226,10 @@ select * from {{ calltrail.kept_relation(this) }}
 {%- endmacro %}
 
 {#- What the incremental models' rows depend on besides the lake: the vars and seeds they read, their
-    own SQL and that of the models that feed or steer them. When it changes, the next run is a full
-    one. -#}
+    own SQL and that of the models that feed or steer them, the project's macros that SQL calls
+    (called_macros) and dbt's version. When it changes, the next run is a full one. -#}
 {% macro increment_fingerprint() -%}
-  {%- set parts = [] -%}
+  {%- set parts = ['dbt=' ~ dbt_version] -%}
   {%- for name in ['calltrail__session_inactivity_minutes', 'calltrail__call_window_minutes',
                    'calltrail__call_window_anchor', 'calltrail__call_time_fields', 'calltrail__bizible_id_pattern',
                    'calltrail__bizible_id_field', 'calltrail__touchpoint_date_field', 'calltrail__call_filter',
@@ -226,17 +237,46 @@ select * from {{ calltrail.kept_relation(this) }}
                    'calltrail__opportunity_people_fallback', 'calltrail__default_currency'] -%}
     {%- do parts.append(name ~ '=' ~ tojson(var(name))) -%}
   {%- endfor -%}
+  {%- set steering = calltrail.incremental_tables() + [
+        'int_session_events', 'int_rebuilt_web_events', 'int_changed_visitors', 'int_changed_tasks',
+        'int_increment', 'int_lake_batches',
+        'int_increment_state', 'int_person_ids', 'int_person_links', 'int_opportunity_people',
+        'int_opportunity_journeys', 'int_changed_journeys', 'int_changed_opportunities',
+        'int_journey_state'] -%}
+  {%- set sql = [] -%}
   {%- for node in graph.nodes.values() | sort(attribute='unique_id') -%}
-    {%- if node.resource_type == 'seed' or node.name in calltrail.incremental_tables() + [
-          'int_session_events', 'int_rebuilt_web_events', 'int_changed_visitors', 'int_changed_tasks',
-          'int_increment', 'int_lake_batches',
-          'int_increment_state', 'int_person_ids', 'int_person_links', 'int_opportunity_people',
-          'int_opportunity_journeys', 'int_changed_journeys', 'int_changed_opportunities',
-          'int_journey_state'] -%}
+    {%- if node.resource_type == 'seed' or node.name in steering -%}
       {%- do parts.append(node.unique_id ~ '=' ~ node.checksum.checksum) -%}
+      {%- if node.resource_type == 'model' -%}{%- do sql.append(node.raw_code) -%}{%- endif -%}
     {%- endif -%}
   {%- endfor -%}
+  {%- for name in calltrail.called_macros(sql) -%}
+    {%- do parts.append('macro.calltrail.' ~ name ~ '=' ~ local_md5(calltrail[name].macro.macro_sql)) -%}
+  {%- endfor -%}
   {{ return(local_md5(parts | join('\n'))) }}
+{%- endmacro %}
+
+{#- The names of this project's macros that the given SQL calls, directly or through one another,
+    sorted. Read from the text, not from dbt's `depends_on`, which lists only the macros a model
+    called while dbt parsed it: not those of its incremental branch. A call is a name followed by
+    `(`, or named in `adapter.dispatch('name', ...)`; it reaches the project's macro of that name
+    and every engine's variant of it (`spark__name`, also of dbt's own macros, such as
+    `spark__split_part`). A name in a comment counts too: more macros than needed, never fewer. -#}
+{% macro called_macros(sql) -%}
+  {%- set names = calltrail | list -%}
+  {%- set found = [] -%}
+  {%- set queue = sql | list -%}
+  {%- for text in queue -%}
+    {%- set called = modules.re.findall('([A-Za-z_][A-Za-z0-9_]*)\\s*\\(', text)
+                     + modules.re.findall('dispatch\\(\\s*[\'"]([A-Za-z0-9_]+)[\'"]', text) -%}
+    {%- for name in names if name not in found -%}
+      {%- if name in called or name.split('__', 1)[-1] in called -%}
+        {%- do found.append(name) -%}
+        {%- do queue.append(calltrail[name].macro.macro_sql) -%}
+      {%- endif -%}
+    {%- endfor -%}
+  {%- endfor -%}
+  {{ return(found | sort) }}
 {%- endmacro %}
 
 {#- What the journeys and the attribution read besides the incremental models' rows, one row per

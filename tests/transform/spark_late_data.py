@@ -8,8 +8,10 @@ rebuilt visitors, journeys and opportunities, and the visitors whose events it r
 build on DuckDB.
 
 Then a run that stopped half way: a bucket's partition of int_sessions dropped, its rows left in
-int_sessions__kept, as a run leaves them that stops between the removal and the append. The next
-run's mode and whether int_sessions then holds the same rows go into stopped.json.
+int_sessions__kept, as a run leaves them that stops between the removal and the append; and
+int_conversions without one of its columns, as an older release left it. The next run's mode,
+whether int_sessions and int_conversions then hold the same rows, and int_conversions' columns go
+into stopped.json.
 
     python -m tests.transform.spark_late_data OUT
 """
@@ -70,24 +72,36 @@ def main(out: Path) -> None:
 
 def stopped_run(settings, out: Path) -> dict:
     """A run that stopped between the removal of a bucket's rows of int_sessions and their append,
-    then the next run (nothing new in the lake)."""
+    and int_conversions without a column, then the next run (nothing new in the lake)."""
     con = open_warehouse(settings)
     schema = build_schema(settings)
     sessions = f"{schema}.int_sessions"
 
-    def rows() -> list[tuple]:
-        return sorted(tuple(str(v) for v in row) for row in con.execute(f"select * from {sessions}").fetchall())
+    def rows(table: str = sessions) -> list[tuple]:
+        return sorted(tuple(str(v) for v in row) for row in con.execute(f"select * from {table}").fetchall())
 
     before = rows()
     bucket = con.execute(f"select min(visitor_bucket) from {sessions}").fetchall()[0][0]
     con.execute(f"create table {sessions}__kept using parquet as select * from {sessions} where visitor_bucket = '{bucket}'")
     con.execute(f"alter table {sessions} drop partition (visitor_bucket = '{bucket}')")
     dropped = len(before) - len(rows())
+    # int_conversions as an older release left it, without its column match_status: the full run
+    # must recreate it with the column (on an incremental run dbt would stop: on_schema_change fail)
+    conversions = f"{schema}.int_conversions"
+    conversions_before = rows(conversions)
+    columns = [d[0] for d in con.execute(f"select * from {conversions} limit 0").description]
+    con.execute(f"create table {conversions}__older using parquet partitioned by (visitor_bucket) as "
+                f"select {', '.join(c for c in columns if c != 'match_status')} from {conversions}")
+    con.execute(f"drop table {conversions}")
+    con.execute(f"alter table {conversions}__older rename to {conversions}")
     run_dbt(settings, ["build", *INCREMENTAL_MODELS, *NO_TESTS], in_process=True, log_file=out / "stopped_dbt.log")
     con = open_warehouse(settings)
     mode = con.execute(f"select mode, reason from {schema}.int_increment").fetchall()[0]
     left = con.execute(f"show tables in {schema} like 'int_sessions__kept'").fetchall()
-    return {"rows_dropped": dropped, "mode": list(mode), "same_rows": rows() == before, "kept_table_left": bool(left)}
+    columns_after = [d[0] for d in con.execute(f"select * from {conversions} limit 0").description]
+    return {"rows_dropped": dropped, "mode": list(mode), "same_rows": rows() == before, "kept_table_left": bool(left),
+            "older_columns": sorted(set(columns) - {"match_status"}), "columns_after": sorted(columns_after),
+            "conversions_same_rows": rows(conversions) == conversions_before}
 
 
 if __name__ == "__main__":

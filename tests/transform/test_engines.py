@@ -195,7 +195,8 @@ def test_a_question_mark_or_percent_sign_in_a_string_is_text_on_postgresql(engin
 def late_on_postgres(tmp_path_factory):
     """The late-arriving data of tests/transform/late_data.py built step by step on PostgreSQL as the
     transformation DAG does (the lake's new partitions copied in, then dbt), incrementally after the
-    first step; and one full build of the final lake on DuckDB."""
+    first step, then once more in full mode on those tables; and one full build of the final lake on
+    DuckDB."""
     from calltrail.tasks.transform import load_lake_into_postgres
     from tests.transform.late_data import STEPS, load_step
 
@@ -219,11 +220,25 @@ def late_on_postgres(tmp_path_factory):
             steps.append({key: rows_postgres(int(server["CALLTRAIL_PG_PORT"]), model, "late")[1] for key, model in (
                 ("mode", "int_increment"), ("rebuilt", "int_changed_visitors"), ("journeys", "int_changed_journeys"),
                 ("opportunities", "int_changed_opportunities"), ("tasks", "int_changed_tasks"))})
-        models = {m: rows_postgres(int(server["CALLTRAIL_PG_PORT"]), m, "late") for m in COMPARED}
+        port = int(server["CALLTRAIL_PG_PORT"])
+        models = {m: rows_postgres(port, m, "late") for m in COMPARED}
+        # then a full run on the tables the steps built: one incremental table dropped, so every other
+        # one is recreated where it stands (should_full_refresh), not built on an empty schema
+        con = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="late")
+        con.autocommit = True
+        con.cursor().execute(f'drop table {PG_SCHEMA}."int_conversions"')
+        con.close()
+        run_dbt(settings, ["build", "--exclude-resource-type", "unit_test"], in_process=True)
+        full_run = rows_postgres(port, "int_increment", "late")[1]
+        after_full_run = {m: rows_postgres(port, m, "late") for m in COMPARED}
     full = settings_module.load({**calltrail_env(tmp), "CALLTRAIL_DBT_TARGET_DIR": str(tmp / "full_target"),
                                  "CALLTRAIL_WAREHOUSE": str(tmp / "full" / "calltrail.duckdb")})
     build_in_one_go(full, in_process=True)
-    return {"steps": steps, "models": models, "full": full}
+    return {"steps": steps, "models": models, "full_run": full_run, "after_full_run": after_full_run, "full": full}
+
+
+def test_on_postgresql_a_missing_incremental_table_makes_a_full_run_that_recreates_the_others(late_on_postgres):
+    assert [tuple(r)[:2] for r in late_on_postgres["full_run"]] == [("full", "no table int_conversions")]
 
 
 def test_on_postgresql_each_late_data_step_after_the_first_rebuilds_only_what_it_changed(late_on_postgres):
@@ -241,3 +256,9 @@ def test_on_postgresql_each_late_data_step_after_the_first_rebuilds_only_what_it
 def test_on_postgresql_the_late_data_built_step_by_step_equals_one_full_build_on_duckdb(late_on_postgres, model):
     assert_same_rows(model, rows_duckdb(late_on_postgres["full"].warehouse, model), late_on_postgres["models"][model],
                      "PostgreSQL, step by step")
+
+
+@pytest.mark.parametrize("model", COMPARED)
+def test_on_postgresql_the_full_run_on_existing_tables_equals_one_full_build_on_duckdb(late_on_postgres, model):
+    assert_same_rows(model, rows_duckdb(late_on_postgres["full"].warehouse, model),
+                     late_on_postgres["after_full_run"][model], "PostgreSQL, full run on existing tables")

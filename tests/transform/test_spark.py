@@ -256,6 +256,13 @@ def test_on_spark_a_run_that_stopped_half_way_makes_the_next_one_full_and_loses_
     assert not stopped["kept_table_left"], "the kept rows' table is still there after a run that completed"
 
 
+def test_on_spark_a_full_run_recreates_an_incremental_table_with_a_column_it_lacked(late_on_spark):
+    stopped = late_on_spark["stopped"]
+    assert "match_status" not in stopped["older_columns"]
+    assert stopped["columns_after"] == sorted([*stopped["older_columns"], "match_status"])
+    assert stopped["conversions_same_rows"], "int_conversions lost or gained rows"
+
+
 @pytest.mark.parametrize("model", COMPARED)
 def test_on_spark_the_late_data_built_step_by_step_equals_one_full_build_on_duckdb(late_on_spark, model):
     assert_same_rows(model, rows_duckdb(late_on_spark["full"].warehouse, model),

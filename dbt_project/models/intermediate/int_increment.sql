@@ -3,8 +3,9 @@
     int_changed_opportunities; `full` rebuilds everything. Full when dbt runs with --full-refresh, on
     the first run (no int_increment_state yet), when an incremental model's table is missing, on
     Spark when an earlier run stopped while it rebuilt one (its kept rows' table is left), and
-    when the rules changed since the last run: a var the models read, a seed, or an incremental
-    model's SQL (increment_fingerprint), and when rows left the lake since the last run. One row. -#}
+    when the rules changed since the last run: a var the models read, a seed, an incremental
+    model's SQL or a macro it calls, dbt's version (increment_fingerprint), and when rows left
+    the lake since the last run. One row. -#}
 {{ config(materialized='table') }}
 
 {%- set fingerprint = calltrail.increment_fingerprint() if execute else '' -%}
@@ -39,7 +40,7 @@
         ~ " on built.dataset = now.dataset and built.loaded_at = now.loaded_at"
         ~ " where now.row_count is null or now.row_count < built.row_count").columns[0].values()[0] -%}
     {%- if previous != fingerprint -%}
-      {%- set mode, reason = 'full', 'the rules changed since the last run (a var, a seed or an incremental model)' -%}
+      {%- set mode, reason = 'full', 'the rules changed since the last run (a var, a seed, an incremental model or a macro it calls)' -%}
     {%- elif gone > 0 -%}
       {%- set mode, reason = 'full', 'rows left the lake since the last run (removed demo data or a replaced partition)' -%}
     {%- endif -%}
