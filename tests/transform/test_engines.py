@@ -208,6 +208,7 @@ def late_on_postgres(tmp_path_factory):
             if key.startswith("CALLTRAIL_PG_"):
                 mp.setenv(key, value)
         settings = settings_module.load(env)
+        port = int(server["CALLTRAIL_PG_PORT"])
         steps = []
         for number in range(len(STEPS)):
             load_step(settings, number)
@@ -217,10 +218,9 @@ def late_on_postgres(tmp_path_factory):
             run_dbt(settings, ["build", *([] if last else ["--select", "+int_increment_state", "+int_journey_state"]),
                                "--exclude-resource-type", "unit_test", "--indirect-selection", "cautious"],
                     in_process=True)
-            steps.append({key: rows_postgres(int(server["CALLTRAIL_PG_PORT"]), model, "late")[1] for key, model in (
+            steps.append({key: rows_postgres(port, model, "late")[1] for key, model in (
                 ("mode", "int_increment"), ("rebuilt", "int_changed_visitors"), ("journeys", "int_changed_journeys"),
                 ("opportunities", "int_changed_opportunities"), ("tasks", "int_changed_tasks"))})
-        port = int(server["CALLTRAIL_PG_PORT"])
         models = {m: rows_postgres(port, m, "late") for m in COMPARED}
         # then a full run on the tables the steps built: one incremental table dropped, so every other
         # one is recreated where it stands (should_full_refresh), not built on an empty schema

@@ -21,6 +21,7 @@ from calltrail import settings as settings_module
 from calltrail.transform.dbt import DBT, dbt_env, project_args
 from tests.airflow_env import calltrail_env
 from tests.transform.late_data import load_step
+from tests.transform.test_incremental import one
 
 RULES = "the rules changed since the last run (a var, a seed, an incremental model or a macro it calls)"
 INCREMENTAL = ("incremental", "what new lake rows and CRM changes reach since the last run")
@@ -58,11 +59,7 @@ def modes(tmp_path_factory):
         out = subprocess.run([DBT, "build", "--resource-type", "seed", "--resource-type", "model", *command],
                              env=env, cwd=project, capture_output=True, text=True, check=False)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-        con = duckdb.connect(str(s.warehouse), read_only=True)
-        try:
-            return con.execute("select mode, reason from int_increment").fetchone()
-        finally:
-            con.close()
+        return one(s.warehouse, "select mode, reason from int_increment")[0]
 
     seen = {"first": build(), "again": build()}
     # a macro an incremental model calls only in its incremental branch (stg_salesforce__tasks),
@@ -92,9 +89,7 @@ def modes(tmp_path_factory):
          "        all_conversions.match_status,\n        1 as added_column\n")
     seen["column"] = build({"calltrail__session_inactivity_minutes": 31})
     seen["column_after"] = build({"calltrail__session_inactivity_minutes": 31})
-    con = duckdb.connect(str(s.warehouse), read_only=True)
-    seen["columns"] = {r[0] for r in con.execute("describe int_conversions").fetchall()}
-    con.close()
+    seen["columns"] = {r[0] for r in one(s.warehouse, "describe int_conversions")}
     con = duckdb.connect(str(s.warehouse))
     con.execute("drop table fct_touchpoints")
     con.close()
