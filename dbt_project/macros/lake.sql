@@ -37,6 +37,12 @@
   {{ return(calltrail.empty_lake_table(table_name)) }}
 {%- endmacro %}
 
+{#- When a lake row was loaded: the `_loaded_at` every load writes into its rows (one per load: the
+    batch; plugins/calltrail/lake/convert.py), as a timestamp. -#}
+{% macro lake_loaded_at() -%}
+  cast({{ adapter.quote('_loaded_at') }} as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
 {#- The declared columns of lake table `table_name`, typed, without rows. -#}
 {% macro empty_lake_table(table_name) -%}
   {%- set node = graph.sources['source.calltrail.lake.' ~ table_name] -%}

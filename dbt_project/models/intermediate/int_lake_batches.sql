@@ -9,14 +9,14 @@
 
 with web_events as (
 
-    select cast({{ adapter.quote('_loaded_at') }} as {{ dbt.type_timestamp() }}) as loaded_at
+    select {{ calltrail.lake_loaded_at() }} as loaded_at
     from {{ calltrail.lake_source('web_events') }}
 
 ),
 
 task_versions as (
 
-    select cast({{ adapter.quote('_loaded_at') }} as {{ dbt.type_timestamp() }}) as loaded_at
+    select {{ calltrail.lake_loaded_at() }} as loaded_at
     from {{ calltrail.lake_source('salesforce_task') }}
 
 )

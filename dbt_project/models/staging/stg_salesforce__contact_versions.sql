@@ -15,7 +15,7 @@ renamed as (
         cast({{ adapter.quote('CreatedDate') }} as {{ dbt.type_timestamp() }}) as created_at,
         cast({{ adapter.quote('SystemModstamp') }} as {{ dbt.type_timestamp() }}) as system_modstamp,
         coalesce(cast({{ adapter.quote('IsDeleted') }} as {{ dbt.type_boolean() }}), false) as is_deleted,
-        cast({{ adapter.quote('_loaded_at') }} as {{ dbt.type_timestamp() }}) as loaded_at
+        {{ calltrail.lake_loaded_at() }} as loaded_at
     from source
 
 )

@@ -16,7 +16,7 @@ renamed as (
         coalesce(cast({{ adapter.quote('IsPrimary') }} as {{ dbt.type_boolean() }}), false) as is_primary,
         cast({{ adapter.quote('SystemModstamp') }} as {{ dbt.type_timestamp() }}) as system_modstamp,
         coalesce(cast({{ adapter.quote('IsDeleted') }} as {{ dbt.type_boolean() }}), false) as is_deleted,
-        cast({{ adapter.quote('_loaded_at') }} as {{ dbt.type_timestamp() }}) as loaded_at
+        {{ calltrail.lake_loaded_at() }} as loaded_at
     from source
 
 )

@@ -37,7 +37,7 @@ renamed as (
         {%- else -%}
         cast({{ adapter.quote(call_time_fields[0]) }} as {{ dbt.type_timestamp() }}) as call_at
         {%- endif %},
-        cast({{ adapter.quote('_loaded_at') }} as {{ dbt.type_timestamp() }}) as loaded_at
+        {{ calltrail.lake_loaded_at() }} as loaded_at
     from source
 
 )

@@ -21,7 +21,7 @@ typed as (
         nullif(cast(referrer_url as {{ dbt.type_string() }}), '') as referrer_url,
         cast(email as {{ dbt.type_string() }}) as email,
         cast(form_url as {{ dbt.type_string() }}) as form_url,
-        cast({{ adapter.quote('_loaded_at') }} as {{ dbt.type_timestamp() }}) as loaded_at
+        {{ calltrail.lake_loaded_at() }} as loaded_at
     from source
 
 ),
