@@ -123,15 +123,14 @@
   {{ return(adapter.get_relation(this.database, this.schema, identifier)) }}
 {%- endmacro %}
 
-{#- dbt's should_full_refresh, overridden for the project: besides `--full-refresh` (or a model's
-    `full_refresh` config), true for an incremental model when this run is full (int_increment).
-    dbt then recreates its table from the model's whole select instead of appending to it, so a
-    full run also takes new columns: a change of columns comes with a change of the rules, which
-    makes the run full (increment_fingerprint). Read at execution; before int_increment exists
-    (a first run, a selection without it) only the flag counts. -#}
+{#- dbt's should_full_refresh, overridden for the project: besides what dbt's own says
+    (`--full-refresh`, or a model's `full_refresh` config), true for an incremental model when this
+    run is full (int_increment). dbt then recreates its table from the model's whole select instead
+    of appending to it, so a full run also takes new columns: a change of columns comes with a change
+    of the rules, which makes the run full (increment_fingerprint). Read at execution; before
+    int_increment exists (a first run, a selection without it) only dbt's own answer counts. -#}
 {% macro should_full_refresh() -%}
-  {%- set full_refresh = config.get('full_refresh') -%}
-  {%- if full_refresh is none -%}{%- set full_refresh = flags.FULL_REFRESH -%}{%- endif -%}
+  {%- set full_refresh = dbt.should_full_refresh() -%}
   {%- if not full_refresh and execute and this is not none and model.resource_type == 'model'
         and model.config.materialized == 'incremental' -%}
     {%- set full_refresh = calltrail.run_is_full() -%}
