@@ -80,6 +80,9 @@ def stopped_run(settings, out: Path) -> dict:
     def rows(table: str = sessions) -> list[tuple]:
         return sorted(tuple(str(v) for v in row) for row in con.execute(f"select * from {table}").fetchall())
 
+    def columns(table: str) -> list[str]:
+        return [d[0] for d in con.execute(f"select * from {table} limit 0").description]
+
     before = rows()
     bucket = con.execute(f"select min(visitor_bucket) from {sessions}").fetchall()[0][0]
     con.execute(f"create table {sessions}__kept using parquet as select * from {sessions} where visitor_bucket = '{bucket}'")
@@ -89,18 +92,17 @@ def stopped_run(settings, out: Path) -> dict:
     # must recreate it with the column (on an incremental run dbt would stop: on_schema_change fail)
     conversions = f"{schema}.int_conversions"
     conversions_before = rows(conversions)
-    columns = [d[0] for d in con.execute(f"select * from {conversions} limit 0").description]
+    older = columns(conversions)
     con.execute(f"create table {conversions}__older using parquet partitioned by (visitor_bucket) as "
-                f"select {', '.join(c for c in columns if c != 'match_status')} from {conversions}")
+                f"select {', '.join(c for c in older if c != 'match_status')} from {conversions}")
     con.execute(f"drop table {conversions}")
     con.execute(f"alter table {conversions}__older rename to {conversions}")
     run_dbt(settings, ["build", *INCREMENTAL_MODELS, *NO_TESTS], in_process=True, log_file=out / "stopped_dbt.log")
     con = open_warehouse(settings)
     mode = con.execute(f"select mode, reason from {schema}.int_increment").fetchall()[0]
     left = con.execute(f"show tables in {schema} like 'int_sessions__kept'").fetchall()
-    columns_after = [d[0] for d in con.execute(f"select * from {conversions} limit 0").description]
     return {"rows_dropped": dropped, "mode": list(mode), "same_rows": rows() == before, "kept_table_left": bool(left),
-            "older_columns": sorted(set(columns) - {"match_status"}), "columns_after": sorted(columns_after),
+            "older_columns": sorted(set(older) - {"match_status"}), "columns_after": sorted(columns(conversions)),
             "conversions_same_rows": rows(conversions) == conversions_before}
 
 
