@@ -396,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"demo": cmd_demo, "run": cmd_run, "setup": cmd_setup, "summary": cmd_summary,
                "airflow": cmd_airflow, "settings": cmd_settings, "report": cmd_report,
                "load-postgres": cmd_load_postgres, "export": cmd_export}[args.command]
+    from calltrail.warehouse.arrow import UnreadableColumn
     from calltrail.warehouse.duckdb_file import WarehouseLocked
     from calltrail.warehouse.local_postgres import LocalPostgresError
     from calltrail.warehouse.postgres import PostgresUnreachable
@@ -404,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return handler(settings, args)
-    except (WarehouseLocked, PostgresUnreachable, UnsupportedTarget, LocalPostgresError, SparkUnavailable) as exc:
+    except (WarehouseLocked, PostgresUnreachable, UnsupportedTarget, UnreadableColumn, LocalPostgresError,
+            SparkUnavailable) as exc:
         _say(f"calltrail {args.command}: {exc}")
         return 1
 

@@ -33,6 +33,7 @@ from calltrail.tasks import quality
 from calltrail.tasks.publish import publish
 from calltrail.transform.dbt import run_dbt
 from calltrail.transform.postgres_lake import FILE_COLUMN
+from calltrail.warehouse.arrow import UnreadableColumn
 from calltrail.warehouse.export import ExportError, export
 from calltrail.warehouse.local_postgres import throwaway
 from calltrail.warehouse.schemas import PUBLISHED_MODELS
@@ -189,6 +190,14 @@ def test_a_question_mark_or_percent_sign_in_a_string_is_text_on_postgresql(engin
         asked = warehouse.execute("select q, v from asked order by v").fetchall()
     assert [tuple(r) for r in rows] == [("why?", "it's 50%?", 7, "x?")]
     assert [tuple(r) for r in asked] == [("how?", 1), ("how?", 2)]
+
+
+def test_postgresql_rows_are_read_with_their_declared_types_and_an_unknown_type_is_named(engines):
+    with open_warehouse(engines["postgres"]) as warehouse:
+        frame = warehouse.execute("select cast(1.5 as numeric) as share, 'x' as name").df()
+        with pytest.raises(UnreadableColumn, match=r"column doc has a PostgreSQL type \(oid 114\)"):
+            warehouse.execute("""select cast('{"a": 1}' as json) as doc""").df()
+    assert frame.to_dict("records") == [{"share": 1.5, "name": "x"}]
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from calltrail.settings import Settings
+from calltrail.warehouse.arrow import UnreadableColumn, arrow_from_cursor
 from calltrail.warehouse.schemas import PUBLISHED, PUBLISHED_MODELS
 
 FORMATS = ("csv", "parquet")
@@ -32,42 +33,6 @@ class Exported:
     path: Path
     rows: int
     bytes: int
-
-
-# PostgreSQL type OIDs (pg_type) of the marts' columns and their Arrow types.
-_PG_TYPES: dict[int, pa.DataType] = {
-    16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 25: pa.string(), 1043: pa.string(),
-    700: pa.float32(), 701: pa.float64(), 1082: pa.date32(), 1114: pa.timestamp("us"),
-    1184: pa.timestamp("us", tz="UTC"),
-}
-
-
-def _pg_arrow_type(column, exact: bool = True) -> pa.DataType:
-    if column.type_code == 1700:  # numeric: its declared precision and scale
-        if not exact:
-            return pa.float64()
-        if column.precision is None or column.scale is None:
-            raise ExportError(f"column {column.name} is a numeric without a declared precision and scale")
-        return pa.decimal128(column.precision, column.scale)
-    if column.type_code not in _PG_TYPES:
-        raise ExportError(f"column {column.name} has a PostgreSQL type (oid {column.type_code}) export cannot write")
-    return _PG_TYPES[column.type_code]
-
-
-def arrow_from_cursor(cur, exact: bool = True) -> pa.Table:
-    """The rows of an executed psycopg2 cursor as Arrow, typed by the columns' declared types.
-    ``exact=False``: numerics are doubles, as DuckDB's ``df`` gives decimals (and an ``avg`` has
-    no declared precision)."""
-    schema = pa.schema([(c.name, _pg_arrow_type(c, exact)) for c in cur.description])
-    rows = cur.fetchall()
-
-    def column(i: int, kind: pa.DataType) -> pa.Array:
-        values = [r[i] for r in rows]
-        if pa.types.is_floating(kind):
-            values = [None if v is None else float(v) for v in values]
-        return pa.array(values, type=kind)
-
-    return pa.table([column(i, f.type) for i, f in enumerate(schema)], schema=schema)
 
 
 def _spark_columns(con, relation: str) -> dict[str, str]:
@@ -95,18 +60,25 @@ def _published_table(settings: Settings, table: str, environ: Mapping[str, str] 
     with con:
         if not con.has_table(PUBLISHED, table):
             raise ExportError(f"{PUBLISHED}.{table} does not exist in {describe(settings)}: nothing is published yet")
-        sql = f'select * from "{PUBLISHED}"."{table}"'
-        if con.engine == "duckdb":
-            return con.con.sql(sql).to_arrow_table()
-        if con.thrift:  # the Thrift Server gives no decimal's precision with the rows: the table's own types
-            columns = _spark_columns(con, f"`{PUBLISHED}`.`{table}`")
-            return con.execute(f"select {', '.join(f'`{c}`' for c in columns)} from `{PUBLISHED}`.`{table}`"
-                               ).arrow(list(columns.values()))
-        if con.engine == "spark":
-            return con.execute(sql.replace('"', "`")).arrow()
-        cur = con.con.cursor()
-        cur.execute(sql)
-        return arrow_from_cursor(cur)
+        try:
+            return _read_table(con, table)
+        except UnreadableColumn as exc:
+            raise ExportError(f"{PUBLISHED}.{table}: {exc}") from exc
+
+
+def _read_table(con, table: str) -> pa.Table:
+    sql = f'select * from "{PUBLISHED}"."{table}"'
+    if con.engine == "duckdb":
+        return con.con.sql(sql).to_arrow_table()
+    if con.thrift:  # the Thrift Server gives no decimal's precision with the rows: the table's own types
+        columns = _spark_columns(con, f"`{PUBLISHED}`.`{table}`")
+        return con.execute(f"select {', '.join(f'`{c}`' for c in columns)} from `{PUBLISHED}`.`{table}`"
+                           ).arrow(list(columns.values()))
+    if con.engine == "spark":
+        return con.execute(sql.replace('"', "`")).arrow()
+    cur = con.con.cursor()
+    cur.execute(sql)
+    return arrow_from_cursor(cur)
 
 
 def export(settings: Settings, table: str, fmt: str, out: Path, environ: Mapping[str, str] | None = None) -> Exported:

@@ -13,7 +13,6 @@ the engine by name (``engine``).
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -87,7 +86,7 @@ class _PostgresResult:
 
     def df(self) -> Any:
         """The rows as pandas, through Arrow with the columns' declared types (as DuckDB's ``df``)."""
-        from calltrail.warehouse.export import arrow_from_cursor
+        from calltrail.warehouse.arrow import arrow_from_cursor
 
         return arrow_from_cursor(self._cursor, exact=False).to_pandas()
 
@@ -122,25 +121,6 @@ class _SparkResult:
         return self.arrow().to_pandas()
 
 
-def spark_arrow_type(name: str) -> Any:
-    """The Arrow type of a Spark SQL type name (``decimal(18,2)``, ``timestamp``, ``string``, ...),
-    as a Spark session's Arrow export gives it (timestamps without a zone)."""
-    import pyarrow as pa
-
-    name = name.strip().lower()
-    decimal = re.fullmatch(r"decimal\((\d+),\s*(\d+)\)", name)
-    if decimal:
-        return pa.decimal128(int(decimal[1]), int(decimal[2]))
-    types = {"string": pa.string(), "boolean": pa.bool_(), "tinyint": pa.int8(), "smallint": pa.int16(),
-             "int": pa.int32(), "bigint": pa.int64(), "float": pa.float32(), "double": pa.float64(),
-             "date": pa.date32(), "timestamp": pa.timestamp("us"), "timestamp_ntz": pa.timestamp("us")}
-    if name.startswith(("varchar", "char")):
-        return pa.string()
-    if name not in types:
-        raise UnsupportedTarget(f"a column of Spark type {name} cannot be read as Arrow through the Thrift Server")
-    return types[name]
-
-
 class _ThriftResult:
     """A PyHive cursor on the Spark Thrift Server read as a Spark session's result: PyHive parses
     timestamps (in the session's zone, UTC) and decimals; dates come as text and are parsed here."""
@@ -172,6 +152,8 @@ class _ThriftResult:
         """The rows as Arrow: typed by ``types`` (Spark type names, one per column) when given, else
         by their values."""
         import pyarrow as pa
+
+        from calltrail.warehouse.arrow import spark_arrow_type
 
         rows = self.fetchall()
         names = [d[0] for d in self.description or []]
