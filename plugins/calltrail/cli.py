@@ -376,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
                                            "into a CSV or Parquet file")
     export.add_argument("table", help="the published mart, e.g. rpt_revenue_by_channel")
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
-    export.add_argument("--out", type=Path, required=True, help="the file to write")
+    export.add_argument("--out", type=Path, required=True,
+                        help="the file to write (in a folder that exists: FOLDER/TABLE.FORMAT)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

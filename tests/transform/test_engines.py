@@ -182,6 +182,31 @@ def test_export_refuses_a_table_that_is_not_a_published_mart(engines):
     assert not (tmp / "no.csv").exists()
 
 
+def test_export_into_a_folder_names_the_file_after_the_mart(engines):
+    tmp = engines["tmp"]
+    folder = tmp / "into_folder"
+    folder.mkdir()
+    done = export(engines["duck"], "rpt_call_match_rates", "parquet", folder)
+    assert done.path == folder / "rpt_call_match_rates.parquet"
+    assert [p.name for p in folder.iterdir()] == ["rpt_call_match_rates.parquet"]
+    assert done.path.read_bytes() == engines["exports"]["duckdb", "rpt_call_match_rates", "parquet"]
+
+
+def test_export_to_a_path_it_cannot_write_says_so_and_leaves_no_file(engines):
+    tmp = engines["tmp"]
+    blocker = tmp / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ExportError, match=f"cannot write {blocker}/out.csv: cannot create the folder {blocker}"):
+        export(engines["duck"], "rpt_call_match_rates", "csv", blocker / "out.csv")
+    # the folder exists, the file cannot be created in it: a folder already holds the partial's name
+    target = tmp / "blocked" / "out.csv"
+    (tmp / "blocked" / "out.csv.partial").mkdir(parents=True)
+    with pytest.raises(ExportError, match=f"cannot write {target}: "):
+        export(engines["duck"], "rpt_call_match_rates", "csv", target)
+    assert sorted(p.name for p in (tmp / "blocked").iterdir()) == ["out.csv.partial"]
+    assert (tmp / "blocked" / "out.csv.partial").is_dir()
+
+
 def test_a_question_mark_or_percent_sign_in_a_string_is_text_on_postgresql(engines):
     with open_warehouse(engines["postgres"]) as warehouse:
         rows = warehouse.execute("select 'why?' as q, 'it''s 50%?' as r, ? as v, ? as w", [7, "x?"]).fetchall()

@@ -8,6 +8,7 @@ written with pyarrow: the same rows give the same file on every engine. Timestam
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,8 @@ def _read_table(con, table: str) -> pa.Table:
 
 
 def export(settings: Settings, table: str, fmt: str, out: Path, environ: Mapping[str, str] | None = None) -> Exported:
-    """Write published mart ``table`` of the configured target to ``out`` as ``fmt``."""
+    """Write published mart ``table`` of the configured target to ``out`` as ``fmt`` (into
+    ``out/TABLE.FMT`` when ``out`` is a folder). The file appears only when it is complete."""
     if table not in PUBLISHED_MODELS:
         raise ExportError(f"{table!r} is not a published mart: one of {', '.join(PUBLISHED_MODELS)}")
     if fmt not in FORMATS:
@@ -91,14 +93,24 @@ def export(settings: Settings, table: str, fmt: str, out: Path, environ: Mapping
 
     if settings.dbt_target not in TARGETS:
         raise ExportError(f"CALLTRAIL_DBT_TARGET={settings.dbt_target!r}: export reads {' and '.join(TARGETS)}")
+    if out.is_dir():  # a folder: the file in it is named after the mart
+        out = out / f"{table}.{fmt}"
+    try:  # before the rows are read: a path that cannot be written is said at once
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot write {out}: cannot create the folder {out.parent}: {exc.strerror or exc}") from exc
     data = _published_table(settings, table, environ)
     if data.num_rows:
         data = data.sort_by([(name, "ascending") for name in data.column_names])
-    out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
-    if fmt == "csv":
-        pacsv.write_csv(data, partial)
-    else:
-        pq.write_table(data, partial)
-    partial.replace(out)
+    try:
+        if fmt == "csv":
+            pacsv.write_csv(data, partial)
+        else:
+            pq.write_table(data, partial)
+        partial.replace(out)
+    except OSError as exc:  # no half-written file is left behind
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise ExportError(f"cannot write {out}: {exc.strerror or exc}") from exc
     return Exported(table, out, data.num_rows, out.stat().st_size)
