@@ -70,6 +70,10 @@ def test_a_blank_variable_takes_its_default():
     ("CALLTRAIL_DQ_TREND_FACTOR", "1.0", "CALLTRAIL_DQ_TREND_FACTOR=1.0 must be above 1"),
     ("CALLTRAIL_DEMO", "sometimes", "CALLTRAIL_DEMO='sometimes': use one of auto, always, never"),
     ("CALLTRAIL_DQ_WINDOW_MIN_ROWS", "many", "CALLTRAIL_DQ_WINDOW_MIN_ROWS='many' is not a whole number"),
+    ("CALLTRAIL_AIRFLOW_PORT", "80800", "CALLTRAIL_AIRFLOW_PORT=80800 is not a port: 1 to 65535"),
+    # read by the dbt profile and calltrail's connections, not settings' rows: checked all the same
+    ("CALLTRAIL_PG_PORT", "abc", "CALLTRAIL_PG_PORT='abc' is not a whole number"),
+    ("CALLTRAIL_SPARK_PORT", "0", "CALLTRAIL_SPARK_PORT=0 must be at least 1"),
 ])
 def test_a_value_calltrail_cannot_use_is_refused_with_the_variable_named(variable, value, message):
     with pytest.raises(ConfigurationError) as caught:

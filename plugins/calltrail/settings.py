@@ -55,6 +55,18 @@ def _whole(minimum: int = 0) -> Parser:
     return parse
 
 
+def _port(name: str, raw: str) -> int:
+    value = _whole(1)(name, raw)
+    if value > 65535:
+        raise ConfigurationError(f"{name}={value} is not a port: 1 to 65535")
+    return value
+
+
+# Ports read by the dbt profile, whose `| int` turns text into 0 without a word, and by calltrail's
+# connections: checked when the settings are read, so that every command refuses them first.
+PORTS_READ_ELSEWHERE = ("CALLTRAIL_PG_PORT", "CALLTRAIL_SPARK_PORT")
+
+
 def _number(name: str, raw: str) -> float:
     """A number, not negative."""
     try:
@@ -348,7 +360,7 @@ class Settings:
                             "where each publish writes the report page (index.html and its assets)")
     airflow_host: str = _row("CALLTRAIL_AIRFLOW_HOST", "127.0.0.1", _text,
                              "where `make airflow` serves the UI and the API")
-    airflow_port: int = _row("CALLTRAIL_AIRFLOW_PORT", "8080", _whole(1), "its port")
+    airflow_port: int = _row("CALLTRAIL_AIRFLOW_PORT", "8080", _port, "its port")
     # Scheduler retries of the tasks that call a remote service (the Salesforce API extraction).
     # `calltrail run` (make run) sets CALLTRAIL_TASK_RETRIES=0 for its `airflow dags test` runs: it is
     # interactive and must not wait out retry delays; the scheduler of `make airflow` keeps them.
@@ -448,6 +460,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             prefix = f"CALLTRAIL_DQ_{check.upper()}"
             raise ConfigurationError(f"{prefix}_ERROR={t.error} is above {prefix}_WARN={t.warn}: "
                                      "the error threshold must not be stricter than the warning one")
+    for variable in PORTS_READ_ELSEWHERE:
+        if env.get(variable, "").strip():
+            _port(variable, env[variable].strip())
     return replace(settings, environ=env)
 
 
