@@ -316,12 +316,12 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_load_postgres(settings: Settings, args: argparse.Namespace) -> int:
-    from calltrail.transform.postgres_lake import load_lake
+    from calltrail.transform.postgres_lake import PartitionLoadError, load_lake
     from calltrail.warehouse.postgres import PostgresUnreachable
 
     try:
         results = load_lake(settings.lake_dir)
-    except PostgresUnreachable as exc:
+    except (PostgresUnreachable, PartitionLoadError) as exc:
         _say(f"calltrail load-postgres: {exc}")
         return 1
     for r in results:
