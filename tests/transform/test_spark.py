@@ -192,6 +192,58 @@ def test_without_java_a_command_on_spark_says_so_in_one_line(tmp_path):
     assert not (tmp_path / "out.csv").exists()
 
 
+# A process that holds the spark target's metastore (Derby) until its stdin closes, as a task or a
+# command on the spark target does while it runs.
+HOLD_METASTORE = """
+import sys
+from calltrail import settings
+from calltrail.warehouse.target import open_warehouse
+with open_warehouse(settings.load()) as warehouse:
+    warehouse.execute("show databases").fetchall()  # the metastore is open from here on
+    print("holding", flush=True)
+    sys.stdin.read()
+"""
+
+# dbt's wait (calltrail.transform.dbt.wait_for_warehouse) in a process of its own: this one may have
+# a Spark session of its own, which never waits for itself
+DBT_WAIT = """
+from calltrail import settings
+from calltrail.transform.dbt import wait_for_warehouse
+from calltrail.warehouse.spark import SparkUnavailable
+try:
+    wait_for_warehouse(settings.load())
+except SparkUnavailable as exc:
+    print(exc)
+"""
+
+
+def test_a_command_on_spark_waits_for_the_metastore_another_process_holds_then_names_it(tmp_path):
+    env = calltrail_env(tmp_path, CALLTRAIL_DBT_TARGET="spark", CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS="2")
+    (tmp_path / "data" / "warehouse" / "spark").mkdir(parents=True)
+    export_cmd = [str(BIN / "calltrail"), "export", "fct_touchpoints", "--out", str(tmp_path / "out.csv")]
+    holder = subprocess.Popen([str(BIN / "python"), "-c", HOLD_METASTORE], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        refused = run(export_cmd, env, timeout=120)
+        dbt_wait = run([str(BIN / "python"), "-c", DBT_WAIT], env, timeout=120)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=120)
+    metastore = tmp_path / "data" / "warehouse" / "spark" / "metastore_db"
+    held = f"the Spark metastore {metastore} is held by the Java process PID "
+    named = f" of PID {holder.pid}: {BIN / 'python'} -c "
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert refused.stdout.startswith(f"calltrail export: {held}") and named in refused.stdout, refused.stdout
+    assert "Waited 2 s (CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS)" in refused.stdout
+    assert "held by the Java process PID " in refused.stderr, "the wait is announced in the log"
+    assert dbt_wait.stdout.startswith(held) and named in dbt_wait.stdout, dbt_wait.stdout + dbt_wait.stderr
+    assert not (tmp_path / "out.csv").exists()
+    # once the holder has ended, the metastore is read: nothing is published in it yet
+    free = run(export_cmd, env, timeout=120)
+    assert free.returncode == 1 and "nothing is published yet" in free.stdout, free.stdout + free.stderr
+
+
 @pytest.fixture(scope="module")
 def late_on_spark(spark_suite):
     """The late-arriving data built step by step on Spark (tests/transform/spark_late_data.py), and

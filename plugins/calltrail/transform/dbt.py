@@ -67,14 +67,21 @@ def project_args(settings: Settings) -> list[str]:
 
 
 def wait_for_warehouse(settings: Settings) -> float:
-    """Before dbt opens the DuckDB warehouse: wait (bounded) until no other process holds it.
+    """Before dbt opens the DuckDB warehouse, or starts a Spark session (the spark target's method
+    ``session``): wait (bounded) until no other process holds the file, or the metastore.
 
-    Raises :class:`calltrail.warehouse.duckdb_file.WarehouseLocked`, which names the holder.
+    Raises :class:`calltrail.warehouse.duckdb_file.WarehouseLocked` or
+    :class:`calltrail.warehouse.spark.SparkUnavailable`, which name the holder.
     """
-    from calltrail.warehouse.duckdb_file import wait_until_free
+    if settings.dbt_target == "spark" and not settings.spark_thrift:
+        from calltrail.warehouse.spark import wait_for_metastore
+        from calltrail.warehouse.target import spark_environ
 
+        return wait_for_metastore(spark_environ(settings), settings.warehouse_lock_wait_seconds)
     if settings.dbt_target != "duckdb":
         return 0.0
+    from calltrail.warehouse.duckdb_file import wait_until_free
+
     return wait_until_free(settings.warehouse, settings.warehouse_lock_wait_seconds)
 
 

@@ -49,20 +49,23 @@ class Holder:
         return f"PID {self.pid}: {what}"
 
 
+def process_command(pid: int) -> str:
+    """A process's command line (shortened), or "" when it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        command = " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
+    except OSError:
+        command = ""
+    return command[:297] + "..." if len(command) > 300 else command
+
+
 def holder_from(message: str) -> Holder | None:
     """The lock holder named in a DuckDB error message, with its command line when readable."""
     found = _HOLDER.search(message)
     if not found:
         return None
     pid = int(found["pid"])
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        command = " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
-    except OSError:
-        command = ""
-    if len(command) > 300:
-        command = command[:297] + "..."
-    return Holder(pid, found["program"], command)
+    return Holder(pid, found["program"], process_command(pid))
 
 
 def is_lock_error(message: str) -> bool:

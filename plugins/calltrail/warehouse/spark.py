@@ -5,7 +5,10 @@ this process. Its settings are the ``server_side_parameters`` of the profile's `
 (``dbt_project/profiles.yml``), read from there so that dbt and calltrail open the same warehouse
 and metastore: ``local[*]`` unless ``CALLTRAIL_SPARK_MASTER`` names a cluster, UTC, the tables and
 the Derby metastore under ``CALLTRAIL_SPARK_WAREHOUSE_DIR``. Derby admits one process at a time:
-the DAG's warehouse tasks run one by one (the pool ``calltrail_warehouse``).
+the DAG's warehouse tasks run one by one (the pool ``calltrail_warehouse``), and a session (or a
+dbt command) that another process's Spark keeps out first waits up to
+``CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS``, then fails with one line that names that process
+(:func:`wait_for_metastore`), as the DuckDB file does.
 
 ``CALLTRAIL_SPARK_METHOD=thrift`` (dbt-spark's ``thrift`` method): a connection to the Spark Thrift
 Server of the profile's ``spark_thrift`` output (host, port, user, authentication and the session
@@ -16,16 +19,23 @@ Spark reads the lake where it lies (:mod:`calltrail.transform.spark_lake`).
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import logging
 import os
-from collections.abc import Mapping
+import re
+import struct
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 PROFILES = Path(__file__).resolve().parents[3] / "dbt_project" / "profiles.yml"
+
+log = logging.getLogger(__name__)
 
 
 class SparkUnavailable(RuntimeError):
@@ -159,10 +169,100 @@ def _tls_transport(out: Mapping[str, Any], auth: str, environ: Mapping[str, str]
                                             mechanism, sock)
 
 
-def session(environ: Mapping[str, str]) -> Any:
-    """The process's Spark session (dbt-spark's, when dbt ran here first), with Hive support."""
+def metastore(conf: Mapping[str, str]) -> Path | None:
+    """The folder of the embedded Derby metastore that the session settings ``conf`` name, or None
+    when they name another metastore (a cluster's)."""
+    found = re.match(r"jdbc:derby:(?:.*;)?databaseName=([^;]+)", conf.get("spark.hadoop.javax.jdo.option.ConnectionURL", ""))
+    return Path(found[1]) if found else None
+
+
+# A Java process of Spark whose Python driver has ended (it was handed to init) exits within
+# seconds: it is waited for this long even by a command that does not wait for a running holder.
+ENDING_SPARK_WAIT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class MetastoreHolder:
+    """The Java process that holds the Derby metastore (PID -1: a lock of an open file description,
+    no process to name), and the process that started it (1 or 0 when it has ended: the Java
+    process is ending)."""
+
+    pid: int
+    parent: int
+
+    @property
+    def ending(self) -> bool:
+        return self.pid > 0 and self.parent <= 1
+
+    def describe(self) -> str:
+        from calltrail.warehouse.duckdb_file import process_command
+
+        if self.pid <= 0:
+            return "another process"
+        if self.ending:
+            return f"PID {self.pid}, a Java process whose Python driver has ended: {process_command(self.pid) or '?'}"
+        return f"the Java process PID {self.pid} of PID {self.parent}: {process_command(self.parent) or '?'}"
+
+
+def metastore_holder(folder: Path) -> MetastoreHolder | None:
+    """Who holds the Derby metastore in ``folder``, or None when no process does. Derby keeps a
+    lock on its file ``dbex.lck`` while a Java process has the database open: it is asked for
+    (F_GETLK), never taken, which could make a Derby starting that moment fail."""
+    try:
+        fd = os.open(folder / "dbex.lck", os.O_RDONLY)
+    except FileNotFoundError:  # never opened
+        return None
+    try:  # struct flock: l_type, l_whence, l_start, l_len, l_pid (native layout)
+        asked = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        kind, _, _, _, pid = struct.unpack("hhqqi4x", fcntl.fcntl(fd, fcntl.F_GETLK, asked))
+    finally:
+        os.close(fd)
+    if kind == fcntl.F_UNLCK:
+        return None
+    try:
+        parent = int(re.search(r"^PPid:\s*(\d+)", Path(f"/proc/{pid}/status").read_text(), re.M)[1])
+    except (OSError, TypeError):
+        parent = 0
+    return MetastoreHolder(pid, parent)
+
+
+def wait_for_metastore(environ: Mapping[str, str], wait_seconds: float, *, poll_seconds: float = 0.5,
+                       sleep: Callable[[float], None] = time.sleep) -> float:
+    """Before a Spark session starts in this process (calltrail's, or dbt's): wait up to
+    ``wait_seconds`` while another process holds the embedded Derby metastore (up to
+    ``ENDING_SPARK_WAIT_SECONDS`` for one that is ending), then raise :class:`SparkUnavailable`
+    naming it. Returns the seconds waited. Nothing to wait for when this process already has its
+    session, or the metastore is not an embedded Derby one."""
+    from pyspark import SparkContext
+
+    folder = metastore(session_conf(environ))
+    if folder is None or SparkContext._active_spark_context is not None:
+        return 0.0
+    started = time.monotonic()
+    warned = False
+    while (holder := metastore_holder(folder)) is not None:
+        waited = time.monotonic() - started
+        limit = max(wait_seconds, ENDING_SPARK_WAIT_SECONDS) if holder.ending else wait_seconds
+        if waited >= limit:
+            raise SparkUnavailable(
+                f"the Spark metastore {folder} is held by {holder.describe()}: the session method's metastore "
+                f"(Derby) admits one process at a time. Waited {waited:.0f} s (CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS). "
+                "Let that process finish (a calltrail run or command on the spark target), then run again; "
+                "a Spark Thrift Server (CALLTRAIL_SPARK_METHOD=thrift) serves many. The warehouse is unchanged.")
+        if not warned:
+            log.warning("the Spark metastore %s is held by %s: waiting up to %.0f s for it", folder,
+                        holder.describe(), limit)
+            warned = True
+        sleep(max(0.0, min(poll_seconds, limit - waited)))
+    return time.monotonic() - started
+
+
+def session(environ: Mapping[str, str], wait_seconds: float = 0.0) -> Any:
+    """The process's Spark session (dbt-spark's, when dbt ran here first), with Hive support; first
+    waits (``wait_seconds``) while another process holds the metastore (:func:`wait_for_metastore`)."""
     from pyspark.sql import SparkSession
 
+    wait_for_metastore(environ, wait_seconds)
     conf = session_conf(environ)
     if "JAVA_HOME" not in os.environ and environ.get("JAVA_HOME"):
         os.environ["JAVA_HOME"] = environ["JAVA_HOME"]

@@ -323,7 +323,8 @@ class Warehouse:
 def open_warehouse(settings: Settings, *, read_only: bool = False, wait: bool = True,
                    environ: Mapping[str, str] | None = None) -> Warehouse:
     """Open the configured target's warehouse. DuckDB: waits (bounded, ``wait``) while another
-    process holds the file, then raises ``WarehouseLocked`` naming it. PostgreSQL: a UTC session
+    process holds the file, then raises ``WarehouseLocked`` naming it; a Spark session likewise for
+    the metastore (``SparkUnavailable``). PostgreSQL: a UTC session
     that commits each statement; ``PostgresUnreachable`` names the server it sought."""
     check_target(settings, "calltrail")
     if settings.spark_thrift:
@@ -333,7 +334,8 @@ def open_warehouse(settings: Settings, *, read_only: bool = False, wait: bool = 
     if settings.dbt_target == "spark":
         from calltrail.warehouse.spark import session
 
-        return Warehouse(settings, session(spark_environ(settings)))
+        return Warehouse(settings, session(spark_environ(settings),
+                                           settings.warehouse_lock_wait_seconds if wait else 0.0))
     if settings.dbt_target == "postgres":
         from calltrail.warehouse.postgres import connect
 
