@@ -308,7 +308,7 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     from calltrail.warehouse import target
 
     if not target.exists(settings):
-        _say(f"calltrail report: no warehouse at {settings.warehouse} yet: `make run` first")
+        _say(f"calltrail report: no warehouse yet ({target.describe(settings)}): `make run` first")
         return 1
     written = page.write(settings)
     _say(f"report page written: {written.index.as_uri()} ({written.bytes:,} bytes, {written.seconds:.1f} s)")

@@ -192,6 +192,15 @@ def test_without_java_a_command_on_spark_says_so_in_one_line(tmp_path):
     assert not (tmp_path / "out.csv").exists()
 
 
+def test_before_the_first_run_on_spark_export_and_report_name_the_spark_warehouse_they_found_missing(tmp_path):
+    env = calltrail_env(tmp_path, CALLTRAIL_DBT_TARGET="spark")
+    missing = f"no warehouse yet (Spark warehouse {tmp_path / 'data' / 'warehouse' / 'spark'}): `make run` first"
+    export_out = run([str(BIN / "calltrail"), "export", "fct_touchpoints", "--out", str(tmp_path / "out.csv")], env)
+    report_out = run([str(BIN / "calltrail"), "report"], env)
+    assert (export_out.returncode, export_out.stdout) == (1, f"calltrail export: {missing}\n"), export_out.stderr
+    assert (report_out.returncode, report_out.stdout) == (1, f"calltrail report: {missing}\n"), report_out.stderr
+
+
 # A process that holds the spark target's metastore (Derby) until its stdin closes, as a task or a
 # command on the spark target does while it runs.
 HOLD_METASTORE = """

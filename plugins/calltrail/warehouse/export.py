@@ -52,7 +52,7 @@ def _published_table(settings: Settings, table: str, environ: Mapping[str, str] 
     from calltrail.warehouse.target import describe, exists, open_warehouse
 
     if not exists(settings):
-        raise ExportError(f"no warehouse at {settings.warehouse}: `make run` first")
+        raise ExportError(f"no warehouse yet ({describe(settings)}): `make run` first")
     try:
         # DuckDB: waits (bounded) while a build holds the file, then fails naming the holder
         con = open_warehouse(settings, read_only=True, environ=environ)

@@ -45,7 +45,8 @@ def build_schema(settings: Settings) -> str:
 
 
 def describe(settings: Settings) -> str:
-    """Where the warehouse is, for messages: the DuckDB file, or the PostgreSQL database."""
+    """Where the warehouse is, for messages: the DuckDB file, the PostgreSQL database, the Spark
+    warehouse folder or Thrift Server."""
     if settings.dbt_target == "postgres":
         from calltrail.warehouse.postgres import connection_params
 
