@@ -192,6 +192,19 @@ def test_without_java_a_command_on_spark_says_so_in_one_line(tmp_path):
     assert not (tmp_path / "out.csv").exists()
 
 
+def test_a_master_url_spark_does_not_take_is_not_blamed_on_java(tmp_path):
+    env = calltrail_env(tmp_path, CALLTRAIL_DBT_TARGET="spark", CALLTRAIL_SPARK_MASTER="bogus://nowhere")
+    (tmp_path / "data" / "warehouse" / "spark").mkdir(parents=True)
+    out = run([str(BIN / "calltrail"), "export", "fct_touchpoints", "--out", str(tmp_path / "out.csv")], env,
+              timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.stdout.splitlines() == [
+        f"calltrail export: Spark did not start (spark.master bogus://nowhere, warehouse "
+        f"{tmp_path / 'data' / 'warehouse' / 'spark'}): Spark's Java process exited at its start; its own output "
+        "above says why (e.g. a master URL it does not take: CALLTRAIL_SPARK_MASTER)"]
+    assert "Master must either be yarn or start with spark, k8s, or local" in out.stderr, "Spark's own reason"
+
+
 def test_before_the_first_run_on_spark_export_and_report_name_the_spark_warehouse_they_found_missing(tmp_path):
     env = calltrail_env(tmp_path, CALLTRAIL_DBT_TARGET="spark")
     missing = f"no warehouse yet (Spark warehouse {tmp_path / 'data' / 'warehouse' / 'spark'}): `make run` first"

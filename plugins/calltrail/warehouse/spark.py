@@ -24,6 +24,7 @@ import importlib.util
 import logging
 import os
 import re
+import shutil
 import struct
 import time
 from collections.abc import Callable, Mapping
@@ -271,11 +272,20 @@ def session(environ: Mapping[str, str], wait_seconds: float = 0.0) -> Any:
         builder = builder.config(key, value)
     try:
         spark = builder.getOrCreate()
-    except Exception as exc:  # pyspark raises PySparkRuntimeError (no Java) or a Py4J error (metastore)
-        raise SparkUnavailable(f"Spark did not start (spark.master {conf.get('spark.master')}, warehouse "
-                               f"{conf.get('spark.sql.warehouse.dir')}): {str(exc).strip().splitlines()[0]} "
-                               "Spark needs Java 17 or later on PATH or in JAVA_HOME (Debian: "
-                               "openjdk-17-jre-headless)") from exc
+    except Exception as exc:  # pyspark's PySparkRuntimeError (no Java), or a Py4J error from Spark's own start
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        started = f"Spark did not start (spark.master {conf.get('spark.master')}, warehouse {conf.get('spark.sql.warehouse.dir')}): "
+        if "JAVA_GATEWAY_EXITED" in lines[0]:  # Spark's Java process did not come up
+            java_home = os.environ.get("JAVA_HOME")
+            if not (Path(java_home, "bin", "java").exists() if java_home else shutil.which("java")):
+                raise SparkUnavailable(f"{started}{lines[0]} Spark needs Java 17 or later on PATH or in JAVA_HOME "
+                                       "(Debian: openjdk-17-jre-headless)") from exc
+            raise SparkUnavailable(f"{started}Spark's Java process exited at its start; its own output above says "
+                                   "why (e.g. a master URL it does not take: CALLTRAIL_SPARK_MASTER)") from exc
+        # Py4J: "An error occurred while calling ...", then ": " and the Java exception
+        reason = next((line[2:] for line in lines[1:] if line.startswith(": ")), lines[0])
+        raise SparkUnavailable(f"{started}{reason} (CALLTRAIL_SPARK_MASTER names the master; Spark's own log above "
+                               "says more)") from exc
     # ERROR: Spark warns of every globbed lake path it does not find a metadata folder in
     spark.sparkContext.setLogLevel("ERROR")
     return spark
