@@ -37,10 +37,15 @@ def test_an_unreachable_server_is_one_line_naming_it(tmp_path):
     port = str(free_port())
     env = calltrail_env(tmp_path, CALLTRAIL_DBT_TARGET="postgres", CALLTRAIL_PG_HOST="127.0.0.1",
                         CALLTRAIL_PG_PORT=port)
-    out = run([str(BIN / "calltrail"), "summary"], env, timeout=120)
-    assert out.returncode == 1
-    assert f"calltrail summary: cannot connect to PostgreSQL at 127.0.0.1:{port}" in out.stdout, out.stdout
-    assert "Traceback" not in out.stdout + out.stderr
+    (tmp_path / "out").mkdir()
+    for command in (["summary"], ["load-postgres"], ["export", "fct_touchpoints", "--out", str(tmp_path / "out")]):
+        out = run([str(BIN / "calltrail"), *command], env, timeout=120)
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert out.stdout.startswith(f"calltrail {command[0]}: cannot connect to PostgreSQL at 127.0.0.1:{port} "
+                                     "(database calltrail, user calltrail; CALLTRAIL_PG_*): "), out.stdout
+        assert "Connection refused Is the server running" in out.stdout, "libpq's two lines, in one"
+        assert len(out.stdout.splitlines()) == 1 and "Traceback" not in out.stderr, out.stdout + out.stderr
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_the_scheduler_needs_a_configured_server(tmp_path):

@@ -39,4 +39,4 @@ def connect(environ: Mapping[str, str] | None = None):
     except psycopg2.OperationalError as exc:
         raise PostgresUnreachable(
             f"cannot connect to PostgreSQL at {params['host']}:{params['port']} (database {params['dbname']}, "
-            f"user {params['user']}; CALLTRAIL_PG_*): {str(exc).strip()}") from exc
+            f"user {params['user']}; CALLTRAIL_PG_*): {' '.join(str(exc).split())}") from exc  # libpq's lines in one
