@@ -227,16 +227,17 @@ def metastore_holder(folder: Path) -> MetastoreHolder | None:
     return MetastoreHolder(pid, parent)
 
 
-def wait_for_metastore(environ: Mapping[str, str], wait_seconds: float, *, poll_seconds: float = 0.5,
-                       sleep: Callable[[float], None] = time.sleep) -> float:
+def wait_for_metastore(environ: Mapping[str, str], wait_seconds: float, *, conf: Mapping[str, str] | None = None,
+                       poll_seconds: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> float:
     """Before a Spark session starts in this process (calltrail's, or dbt's): wait up to
     ``wait_seconds`` while another process holds the embedded Derby metastore (up to
     ``ENDING_SPARK_WAIT_SECONDS`` for one that is ending), then raise :class:`SparkUnavailable`
     naming it. Returns the seconds waited. Nothing to wait for when this process already has its
-    session, or the metastore is not an embedded Derby one."""
+    session, or the metastore is not an embedded Derby one. ``conf``: the session settings, when
+    the caller has them (else the profile's)."""
     from pyspark import SparkContext
 
-    folder = metastore(session_conf(environ))
+    folder = metastore(session_conf(environ) if conf is None else conf)
     if folder is None or SparkContext._active_spark_context is not None:
         return 0.0
     started = time.monotonic()
@@ -263,8 +264,8 @@ def session(environ: Mapping[str, str], wait_seconds: float = 0.0) -> Any:
     waits (``wait_seconds``) while another process holds the metastore (:func:`wait_for_metastore`)."""
     from pyspark.sql import SparkSession
 
-    wait_for_metastore(environ, wait_seconds)
     conf = session_conf(environ)
+    wait_for_metastore(environ, wait_seconds, conf=conf)
     if "JAVA_HOME" not in os.environ and environ.get("JAVA_HOME"):
         os.environ["JAVA_HOME"] = environ["JAVA_HOME"]
     builder = SparkSession.builder.enableHiveSupport()
