@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +21,10 @@ TRANSFORM_DAG = "calltrail_transform"
 
 def _say(message: str) -> None:
     print(message, flush=True)
+
+
+def _say_error(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _has_own_landing_files(settings: Settings) -> bool:
@@ -332,12 +338,24 @@ def cmd_load_postgres(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     from calltrail.warehouse.export import ExportError, export
 
-    try:
-        done = export(settings, args.table, args.format, args.out)
-    except ExportError as exc:
-        _say(f"calltrail export: {exc}")
+    to_stdout = args.out == "-"  # a file named "-" is ./-
+    say = _say_error if to_stdout else _say  # standard output holds the file's bytes only
+    if to_stdout and args.format == "parquet" and sys.stdout.isatty():
+        _say_error("calltrail export: --out - writes Parquet (binary) into a pipe or a redirect only, "
+                   "not onto a terminal: add `> FILE` or `| COMMAND`, or use --format csv")
         return 1
-    _say(f"{done.table}: {done.rows:,} rows written to {done.path} ({done.bytes:,} bytes, from {settings.dbt_target})")
+    try:
+        # unbuffered: a pipe whose reader stops early is an error here, not a short write lost in a buffer
+        out = open(sys.stdout.fileno(), "wb", buffering=0, closefd=False) if to_stdout else Path(args.out)
+        done = export(settings, args.table, args.format, out)
+    except ExportError as exc:
+        say(f"calltrail export: {exc}")
+        return 1
+    except BrokenPipeError:  # the reader stopped early (`| head`): no traceback, and none at exit either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # a shell's code for a writer stopped by a closed pipe (128 + SIGPIPE)
+    where = "standard output" if done.path is None else done.path
+    say(f"{done.table}: {done.rows:,} rows written to {where} ({done.bytes:,} bytes, from {settings.dbt_target})")
     return 0
 
 
@@ -365,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
                                        "dag-processor, triggerer)")
     af.add_argument("action", choices=("start", "stop", "status"))
     summary = sub.add_parser("summary", help="print what is in the lake")
-    summary.add_argument("--json", action="store_true")
+    summary.add_argument("--json", action="store_true",
+                         help="the same as JSON; amounts as strings of their exact decimals")
     summary.add_argument("--model", choices=models,
                          help="the attribution model of the revenue by channel (default CALLTRAIL_SUMMARY_MODEL)")
     sub.add_parser("report", help="write the report page from the published marts (every publish also does)")
@@ -376,8 +395,9 @@ def main(argv: list[str] | None = None) -> int:
                                            "into a CSV or Parquet file")
     export.add_argument("table", help="the published mart, e.g. rpt_revenue_by_channel")
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
-    export.add_argument("--out", type=Path, required=True,
-                        help="the file to write (in a folder that exists: FOLDER/TABLE.FORMAT)")
+    export.add_argument("--out", required=True,
+                        help="the file to write (in a folder that exists: FOLDER/TABLE.FORMAT); "
+                             "- writes to standard output, and the line that says what was written to standard error")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -195,7 +195,16 @@ class MartSummary:
     revenue: list[tuple[str, str, Decimal, Decimal]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        """For ``calltrail summary --json``: the lists as objects with named fields, and amounts as
+        strings of their exact decimals (``"1250.00"``), as JSON numbers are binary floats."""
+        named = {"by_channel": ("channel", "touchpoints", "calls"), "by_type": ("type", "touchpoints", "calls"),
+                 "unattributed": ("reason", "opportunities"),
+                 "revenue": ("channel", "currency", "attributed_pipeline", "attributed_won_revenue")}
+        out = {k: v for k, v in self.__dict__.items() if k not in named}
+        for key, fields in named.items():
+            out[key] = [{f: str(v) if isinstance(v, Decimal) else v for f, v in zip(fields, row, strict=True)}
+                        for row in getattr(self, key)]
+        return out
 
 
 def summarise_marts(settings: Settings, schema: str = PUBLISHED, *, model: str | None = None,

@@ -18,10 +18,17 @@ DuckDB.
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import pty
 import re
+import subprocess
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import psycopg2
 import pyarrow.parquet as pq
 import pytest
@@ -99,7 +106,8 @@ def engines(tmp_path_factory):
                                     duck_env if name == "duckdb" else pg_env)
                for name in ("duckdb", "postgres")}
         yield {"duck": duck, "postgres": postgres, "port": int(server["CALLTRAIL_PG_PORT"]), "again": again, "run": pg_run.stdout,
-               "shown": shown, "summary": summary, "exports": exports, "cli": cli, "tmp": tmp}
+               "shown": shown, "summary": summary, "exports": exports, "cli": cli, "tmp": tmp, "duck_env": duck_env,
+               "pg_env": pg_env}
 
 
 def rows_postgres(port: int, model: str, database: str = "calltrail") -> tuple[list[str], Counter]:
@@ -205,6 +213,94 @@ def test_export_to_a_path_it_cannot_write_says_so_and_leaves_no_file(engines):
         export(engines["duck"], "rpt_call_match_rates", "csv", target)
     assert sorted(p.name for p in (tmp / "blocked").iterdir()) == ["out.csv.partial"]
     assert (tmp / "blocked" / "out.csv.partial").is_dir()
+
+
+def test_export_to_standard_output_writes_the_files_bytes_there_and_says_so_on_standard_error(engines):
+    env, tmp = engines["duck_env"], engines["tmp"]
+    cwd = tmp / "stdout"
+    cwd.mkdir()
+    con = duckdb.connect(str(engines["duck"].warehouse), read_only=True)
+    try:
+        rows = con.execute("select count(*) from published.fct_touchpoints").fetchone()[0]
+    finally:
+        con.close()
+    assert rows > 10
+    for fmt in ("csv", "parquet"):
+        done = subprocess.run([str(BIN / "calltrail"), "export", "fct_touchpoints", "--format", fmt, "--out", "-"],
+                              env=env, cwd=cwd, capture_output=True, check=False, timeout=300)
+        assert done.returncode == 0, done.stderr.decode()
+        assert done.stdout == engines["exports"]["duckdb", "fct_touchpoints", fmt]
+        assert done.stderr.decode().strip() == (f"fct_touchpoints: {rows:,} rows written to standard output "
+                                                f"({len(done.stdout):,} bytes, from duckdb)")
+    assert list(cwd.iterdir()) == [], "no file named - is written"
+    # ./- is a file of that name
+    subprocess.run([str(BIN / "calltrail"), "export", "rpt_call_match_rates", "--out", "./-"], env=env, cwd=cwd,
+                   capture_output=True, check=True, timeout=300)
+    assert (cwd / "-").read_bytes() == engines["exports"]["duckdb", "rpt_call_match_rates", "csv"]
+
+
+def test_export_to_standard_output_stops_quietly_when_the_reader_stops_early(engines):
+    """`calltrail export T --out - | head`: the shell's code for a closed pipe, no traceback, and no
+    claim that every row was written. The pipe holds one page, so the export is still writing when
+    the reader, having read the first bytes, closes its end."""
+    csv = engines["exports"]["duckdb", "fct_touchpoints", "csv"]
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    assert len(csv) > 4 * 4096
+    with os.fdopen(read_end, "rb") as reader:
+        try:
+            export = subprocess.Popen([str(BIN / "calltrail"), "export", "fct_touchpoints", "--out", "-"],
+                                      env=engines["duck_env"], stdout=write_end, stderr=subprocess.PIPE, text=True)
+        finally:
+            os.close(write_end)
+        assert reader.read(10) == csv[:10]
+    stderr = export.communicate(timeout=300)[1]
+    assert export.returncode == 141, stderr
+    assert "Traceback" not in stderr and "rows written" not in stderr, stderr
+
+
+def test_export_refuses_parquet_onto_a_terminal(engines):
+    primary, secondary = pty.openpty()
+    try:
+        done = subprocess.run([str(BIN / "calltrail"), "export", "fct_touchpoints", "--format", "parquet", "--out", "-"],
+                              env=engines["duck_env"], stdout=secondary, stderr=subprocess.PIPE, text=True,
+                              check=False, timeout=300)
+        os.set_blocking(primary, False)
+        try:
+            shown = os.read(primary, 65536)
+        except BlockingIOError:
+            shown = b""
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    assert done.returncode == 1
+    assert done.stderr.strip() == ("calltrail export: --out - writes Parquet (binary) into a pipe or a redirect only, "
+                                   "not onto a terminal: add `> FILE` or `| COMMAND`, or use --format csv")
+    assert b"PAR1" not in shown
+
+
+def test_the_summary_as_json_is_the_same_on_both_engines_with_exact_amounts(engines):
+    said = {name: json.loads(subprocess_out([str(BIN / "calltrail"), "summary", "--json"], env))
+            for name, env in (("duckdb", engines["duck_env"]), ("postgres", engines["pg_env"]))}
+    con = duckdb.connect(str(engines["duck"].warehouse), read_only=True)
+    try:
+        touchpoints = con.execute("select count(*) from published.fct_touchpoints").fetchone()[0]
+        revenue = con.execute(
+            "select marketing_channel, currency_iso_code, sum(attributed_pipeline), sum(attributed_won_revenue) "
+            "from published.rpt_revenue_by_channel where grouped_by = 'channel' and model = 'full_path' "
+            "group by 1, 2").fetchall()
+    finally:
+        con.close()
+    assert revenue and any(won for *_, won in revenue), "the demo has won revenue"
+    for name, summary in said.items():
+        marts = summary["marts"]
+        assert marts["touchpoints"] == touchpoints, name
+        assert marts["revenue_model"] == "full_path", name
+        assert {(r["channel"], r["currency"], Decimal(r["attributed_pipeline"]), Decimal(r["attributed_won_revenue"]))
+                for r in marts["revenue"]} == {(c, cur, p or 0, w or 0) for c, cur, p, w in revenue}, name
+        assert all(isinstance(r["attributed_pipeline"], str) for r in marts["revenue"]), "exact, not a float"
+        assert summary["lake"]["tasks"] > 0
+    assert said["duckdb"] == said["postgres"]
 
 
 def test_a_question_mark_or_percent_sign_in_a_string_is_text_on_postgresql(engines):

@@ -120,8 +120,11 @@ def engines(spark_suite):
     duck, summary = duckdb_side(spark_env, tmp)
     cli = subprocess_out([str(BIN / "calltrail"), "export", "rpt_revenue_by_channel", "--format", "parquet",
                           "--out", str(tmp / "cli" / "spark.parquet")], spark_env)
+    # to standard output: Spark's own output (its Java process's too) must stay out of it
+    piped = subprocess.run([str(BIN / "calltrail"), "export", "fct_touchpoints", "--out", "-"], env=spark_env,
+                           capture_output=True, check=False, timeout=600)
     yield {"spark": spark, "duck": duck, "run": run_output, "shown": shown, "dumped": dumped, "cli": cli,
-           "summary": summary, "tmp": tmp}
+           "piped": piped, "summary": summary, "tmp": tmp}
 
 
 def test_the_run_on_spark_reads_the_lake_in_place_and_never_creates_the_duckdb_file(engines):
@@ -177,6 +180,16 @@ def test_the_export_command_reads_spark(engines):
     written = engines["tmp"] / "cli" / "spark.parquet"
     assert engines["cli"].startswith("rpt_revenue_by_channel: ") and engines["cli"].rstrip().endswith("from spark)")
     assert written.read_bytes() == (engines["tmp"] / "duck_exports" / "rpt_revenue_by_channel.parquet").read_bytes()
+
+
+def test_the_export_command_writes_sparks_rows_to_standard_output_and_nothing_else(engines):
+    piped = engines["piped"]
+    assert piped.returncode == 0, piped.stderr.decode()[-3000:]
+    assert piped.stdout == (engines["tmp"] / "duck_exports" / "fct_touchpoints.csv").read_bytes()
+    rows = pq.read_table(engines["tmp"] / "duck_exports" / "fct_touchpoints.parquet").num_rows
+    said = [line for line in piped.stderr.decode().splitlines() if line.startswith("fct_touchpoints: ")]
+    assert said == [f"fct_touchpoints: {rows:,} rows written to standard output ({len(piped.stdout):,} bytes, "
+                    "from spark)"], piped.stderr.decode()[-3000:]
 
 
 def test_without_java_a_command_on_spark_says_so_in_one_line(tmp_path):

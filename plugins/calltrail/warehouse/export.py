@@ -9,9 +9,11 @@ written with pyarrow: the same rows give the same file on every engine. Timestam
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -31,7 +33,7 @@ class ExportError(RuntimeError):
 @dataclass(frozen=True)
 class Exported:
     table: str
-    path: Path
+    path: Path | None  # None: written into a stream (``calltrail export --out -``: standard output)
     rows: int
     bytes: int
 
@@ -82,9 +84,12 @@ def _read_table(con, table: str) -> pa.Table:
     return arrow_from_cursor(cur)
 
 
-def export(settings: Settings, table: str, fmt: str, out: Path, environ: Mapping[str, str] | None = None) -> Exported:
+def export(settings: Settings, table: str, fmt: str, out: Path | BinaryIO,
+           environ: Mapping[str, str] | None = None) -> Exported:
     """Write published mart ``table`` of the configured target to ``out`` as ``fmt`` (into
-    ``out/TABLE.FMT`` when ``out`` is a folder). The file appears only when it is complete."""
+    ``out/TABLE.FMT`` when ``out`` is a folder). The file appears only when it is complete. ``out``
+    may be a binary stream instead (standard output, unbuffered): the whole file is written into it
+    after every row has been read; a reader that stops early raises ``BrokenPipeError``."""
     if table not in PUBLISHED_MODELS:
         raise ExportError(f"{table!r} is not a published mart: one of {', '.join(PUBLISHED_MODELS)}")
     if fmt not in FORMATS:
@@ -93,24 +98,47 @@ def export(settings: Settings, table: str, fmt: str, out: Path, environ: Mapping
 
     if settings.dbt_target not in TARGETS:
         raise ExportError(f"CALLTRAIL_DBT_TARGET={settings.dbt_target!r}: export reads {' and '.join(TARGETS)}")
+    if not isinstance(out, Path):
+        written = io.BytesIO()
+        rows = _write(_sorted(_published_table(settings, table, environ)), fmt, written)
+        _write_all(out, written.getbuffer())
+        return Exported(table, None, rows, written.tell())
     if out.is_dir():  # a folder: the file in it is named after the mart
         out = out / f"{table}.{fmt}"
     try:  # before the rows are read: a path that cannot be written is said at once
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"cannot write {out}: cannot create the folder {out.parent}: {exc.strerror or exc}") from exc
-    data = _published_table(settings, table, environ)
-    if data.num_rows:
-        data = data.sort_by([(name, "ascending") for name in data.column_names])
+    data = _sorted(_published_table(settings, table, environ))
     partial = out.with_name(out.name + ".partial")
     try:
-        if fmt == "csv":
-            pacsv.write_csv(data, partial)
-        else:
-            pq.write_table(data, partial)
+        rows = _write(data, fmt, partial)
         partial.replace(out)
     except OSError as exc:  # no half-written file is left behind
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
         raise ExportError(f"cannot write {out}: {exc.strerror or exc}") from exc
-    return Exported(table, out, data.num_rows, out.stat().st_size)
+    return Exported(table, out, rows, out.stat().st_size)
+
+
+def _write_all(out: BinaryIO, data: memoryview) -> None:
+    """Every byte into ``out``; a raw stream (a pipe) may take part of a write, and says so."""
+    while data:
+        taken = out.write(data)
+        if taken is None:  # a non-blocking stream that takes nothing now
+            raise ExportError("the output stream is non-blocking and took nothing: write into a file instead")
+        data = data[taken:]
+    out.flush()
+
+
+def _sorted(data: pa.Table) -> pa.Table:
+    """Sorted by every column: the same rows give the same file, whatever order the engine gave."""
+    return data.sort_by([(name, "ascending") for name in data.column_names]) if data.num_rows else data
+
+
+def _write(data: pa.Table, fmt: str, sink: Path | BinaryIO) -> int:
+    if fmt == "csv":
+        pacsv.write_csv(data, sink)
+    else:
+        pq.write_table(data, sink)
+    return data.num_rows
