@@ -49,7 +49,7 @@ class LakeSummary:
                 "tasks": self.tasks, "deleted_tasks": self.deleted_tasks,
                 "task_partitions": dict(self.task_partitions),
                 "quarantined": {k: dict(v) for k, v in self.quarantined.items()},
-                "objects": {k: list(v) for k, v in self.objects.items()}}
+                "objects": {k: {"records": r, "versions": v} for k, (r, v) in self.objects.items()}}
 
 
 def summarise(lake_dir: Path) -> LakeSummary:

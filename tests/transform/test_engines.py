@@ -300,6 +300,7 @@ def test_the_summary_as_json_is_the_same_on_both_engines_with_exact_amounts(engi
                 for r in marts["revenue"]} == {(c, cur, p or 0, w or 0) for c, cur, p, w in revenue}, name
         assert all(isinstance(r["attributed_pipeline"], str) for r in marts["revenue"]), "exact, not a float"
         assert summary["lake"]["tasks"] > 0
+        assert summary["lake"]["objects"]["salesforce_opportunity"]["records"] > 0, summary["lake"]["objects"]
     assert said["duckdb"] == said["postgres"]
 
 
