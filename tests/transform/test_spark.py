@@ -190,6 +190,7 @@ def test_the_export_command_writes_sparks_rows_to_standard_output_and_nothing_el
     said = [line for line in piped.stderr.decode().splitlines() if line.startswith("fct_touchpoints: ")]
     assert said == [f"fct_touchpoints: {rows:,} rows written to standard output ({len(piped.stdout):,} bytes, "
                     "from spark)"], piped.stderr.decode()[-3000:]
+    assert "INFO py4j" not in piped.stderr.decode(), "Py4J's chatter at exit is not the user's business"
 
 
 def test_without_java_a_command_on_spark_says_so_in_one_line(tmp_path):

@@ -266,6 +266,8 @@ def session(environ: Mapping[str, str], wait_seconds: float = 0.0) -> Any:
 
     conf = session_conf(environ)
     wait_for_metastore(environ, wait_seconds, conf=conf)
+    # Py4J logs at INFO the closing of its connection when the process ends, after a command's output
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     if "JAVA_HOME" not in os.environ and environ.get("JAVA_HOME"):
         os.environ["JAVA_HOME"] = environ["JAVA_HOME"]
     builder = SparkSession.builder.enableHiveSupport()
