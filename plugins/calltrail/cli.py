@@ -339,15 +339,17 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     from calltrail.warehouse.export import ExportError, export
 
     to_stdout = args.out == "-"  # a file named "-" is ./-
+    suffix = "" if to_stdout else Path(args.out).suffix.lower()
+    fmt = args.format or (suffix[1:] if suffix in (".csv", ".parquet") else "csv")  # the name's, else csv
     say = _say_error if to_stdout else _say  # standard output holds the file's bytes only
-    if to_stdout and args.format == "parquet" and sys.stdout.isatty():
+    if to_stdout and fmt == "parquet" and sys.stdout.isatty():
         _say_error("calltrail export: --out - writes Parquet (binary) into a pipe or a redirect only, "
                    "not onto a terminal: add `> FILE` or `| COMMAND`, or use --format csv")
         return 1
     try:
         # unbuffered: a pipe whose reader stops early is an error here, not a short write lost in a buffer
         out = open(sys.stdout.fileno(), "wb", buffering=0, closefd=False) if to_stdout else Path(args.out)
-        done = export(settings, args.table, args.format, out)
+        done = export(settings, args.table, fmt, out)
     except ExportError as exc:
         say(f"calltrail export: {exc}")
         return 1
@@ -394,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     export = sub.add_parser("export", help="write a published mart of the configured target (CALLTRAIL_DBT_TARGET) "
                                            "into a CSV or Parquet file")
     export.add_argument("table", help="the published mart, e.g. rpt_revenue_by_channel")
-    export.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    export.add_argument("--format", choices=("csv", "parquet"),
+                        help="default: the one the file's name ends in (.csv, .parquet), else csv")
     export.add_argument("--out", required=True,
                         help="the file to write (in a folder that exists: FOLDER/TABLE.FORMAT); "
                              "- writes to standard output, and the line that says what was written to standard error")

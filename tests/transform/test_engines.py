@@ -215,6 +215,26 @@ def test_export_to_a_path_it_cannot_write_says_so_and_leaves_no_file(engines):
     assert (tmp / "blocked" / "out.csv.partial").is_dir()
 
 
+def test_export_takes_the_format_from_the_files_name_and_refuses_a_name_that_says_another(engines):
+    env, folder = engines["duck_env"], engines["tmp"] / "named"
+    folder.mkdir()
+    exported = engines["exports"]
+
+    def export_cli(*args: str):
+        return run([str(BIN / "calltrail"), "export", "rpt_call_match_rates", *args], env, timeout=300)
+
+    assert export_cli("--out", str(folder / "x.parquet")).returncode == 0
+    assert (folder / "x.parquet").read_bytes() == exported["duckdb", "rpt_call_match_rates", "parquet"]
+    assert export_cli("--out", str(folder / "x.txt")).returncode == 0  # a name that says nothing: CSV
+    assert (folder / "x.txt").read_bytes() == exported["duckdb", "rpt_call_match_rates", "csv"]
+    refused = export_cli("--format", "csv", "--out", str(folder / "y.PARQUET"))
+    assert refused.returncode == 1
+    assert refused.stdout.splitlines() == [
+        f"calltrail export: cannot write csv into {folder / 'y.PARQUET'}: its name says parquet "
+        "(--format parquet, or a name ending in .csv)"], refused.stdout + refused.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["x.parquet", "x.txt"]
+
+
 def test_export_to_standard_output_writes_the_files_bytes_there_and_says_so_on_standard_error(engines):
     env, tmp = engines["duck_env"], engines["tmp"]
     cwd = tmp / "stdout"

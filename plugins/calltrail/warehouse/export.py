@@ -105,6 +105,9 @@ def export(settings: Settings, table: str, fmt: str, out: Path | BinaryIO,
         return Exported(table, None, rows, written.tell())
     if out.is_dir():  # a folder: the file in it is named after the mart
         out = out / f"{table}.{fmt}"
+    elif out.suffix.lower() in {f".{f}" for f in FORMATS} and out.suffix.lower() != f".{fmt}":
+        raise ExportError(f"cannot write {fmt} into {out}: its name says {out.suffix.lower()[1:]} "
+                          f"(--format {out.suffix.lower()[1:]}, or a name ending in .{fmt})")
     try:  # before the rows are read: a path that cannot be written is said at once
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
