@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
                "airflow": cmd_airflow, "settings": cmd_settings, "report": cmd_report,
                "load-postgres": cmd_load_postgres, "export": cmd_export}[args.command]
     from calltrail.warehouse.arrow import UnreadableColumn
-    from calltrail.warehouse.duckdb_file import WarehouseLocked
+    from calltrail.warehouse.duckdb_file import WarehouseLocked, WarehouseUnreadable
     from calltrail.warehouse.local_postgres import LocalPostgresError
     from calltrail.warehouse.postgres import PostgresUnreachable
     from calltrail.warehouse.spark import SparkUnavailable
@@ -429,9 +429,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return handler(settings, args)
-    except (WarehouseLocked, PostgresUnreachable, UnsupportedTarget, UnreadableColumn, LocalPostgresError,
-            SparkUnavailable) as exc:
-        _say(f"calltrail {args.command}: {exc}")
+    except (WarehouseLocked, WarehouseUnreadable, PostgresUnreachable, UnsupportedTarget, UnreadableColumn,
+            LocalPostgresError, SparkUnavailable) as exc:
+        say = _say_error if getattr(args, "out", None) == "-" else _say  # export --out -: stdout is the file's
+        say(f"calltrail {args.command}: {exc}")
         return 1
 
 

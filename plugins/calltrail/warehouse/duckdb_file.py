@@ -90,6 +90,11 @@ class WarehouseLocked(RuntimeError):
         )
 
 
+class WarehouseUnreadable(RuntimeError):
+    """The warehouse file is there, but DuckDB cannot open it: not a DuckDB file, another DuckDB
+    version's, damaged, or not readable by this user."""
+
+
 def locked_error(path: Path | str, output: str, waited: float | None, *,
                  writing: bool = True) -> WarehouseLocked | None:
     """:class:`WarehouseLocked` for a failure whose output (a DuckDB or dbt error) is the lock; else None."""
@@ -116,7 +121,9 @@ def connect(
             waited = time.monotonic() - started
             error = locked_error(path, str(exc), waited, writing=not read_only)
             if error is None:
-                raise
+                reason = " ".join(str(exc).split())
+                raise WarehouseUnreadable(f"cannot open the warehouse {path} (CALLTRAIL_WAREHOUSE) with DuckDB "
+                                          f"{duckdb.__version__}: {reason} The file is left as it is.") from exc
             if waited >= wait_seconds:
                 raise error from exc
             if not warned:
