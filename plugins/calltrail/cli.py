@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +26,12 @@ def _say(message: str) -> None:
 
 def _say_error(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _say_for(args: argparse.Namespace) -> Callable[[str], None]:
+    """How a command says what it did or why it failed: on standard error when its standard output
+    is a file's (``calltrail export --out -``)."""
+    return _say_error if getattr(args, "out", None) == "-" else _say
 
 
 def _has_own_landing_files(settings: Settings) -> bool:
@@ -339,17 +346,15 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     from calltrail.warehouse.export import ExportError, export
 
     to_stdout = args.out == "-"  # a file named "-" is ./-
-    suffix = "" if to_stdout else Path(args.out).suffix.lower()
-    fmt = args.format or (suffix[1:] if suffix in (".csv", ".parquet") else "csv")  # the name's, else csv
-    say = _say_error if to_stdout else _say  # standard output holds the file's bytes only
-    if to_stdout and fmt == "parquet" and sys.stdout.isatty():
-        _say_error("calltrail export: --out - writes Parquet (binary) into a pipe or a redirect only, "
-                   "not onto a terminal: add `> FILE` or `| COMMAND`, or use --format csv")
+    say = _say_for(args)
+    if to_stdout and args.format == "parquet" and sys.stdout.isatty():  # without a name, no format: CSV
+        say("calltrail export: --out - writes Parquet (binary) into a pipe or a redirect only, "
+            "not onto a terminal: add `> FILE` or `| COMMAND`, or use --format csv")
         return 1
     try:
         # unbuffered: a pipe whose reader stops early is an error here, not a short write lost in a buffer
         out = open(sys.stdout.fileno(), "wb", buffering=0, closefd=False) if to_stdout else Path(args.out)
-        done = export(settings, args.table, fmt, out)
+        done = export(settings, args.table, args.format, out)
     except ExportError as exc:
         say(f"calltrail export: {exc}")
         return 1
@@ -431,8 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         return handler(settings, args)
     except (WarehouseLocked, WarehouseUnreadable, PostgresUnreachable, UnsupportedTarget, UnreadableColumn,
             LocalPostgresError, SparkUnavailable) as exc:
-        say = _say_error if getattr(args, "out", None) == "-" else _say  # export --out -: stdout is the file's
-        say(f"calltrail {args.command}: {exc}")
+        _say_for(args)(f"calltrail {args.command}: {exc}")
         return 1
 
 

@@ -215,6 +215,15 @@ def test_export_to_a_path_it_cannot_write_says_so_and_leaves_no_file(engines):
     assert (tmp / "blocked" / "out.csv.partial").is_dir()
 
 
+def duckdb_published(engines, sql: str) -> list[tuple]:
+    """The rows of ``sql`` over the DuckDB side's published marts, read as a consumer reads them."""
+    con = duckdb.connect(str(engines["duck"].warehouse), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
 def test_export_takes_the_format_from_the_files_name_and_refuses_a_name_that_says_another(engines):
     env, folder = engines["duck_env"], engines["tmp"] / "named"
     folder.mkdir()
@@ -239,11 +248,7 @@ def test_export_to_standard_output_writes_the_files_bytes_there_and_says_so_on_s
     env, tmp = engines["duck_env"], engines["tmp"]
     cwd = tmp / "stdout"
     cwd.mkdir()
-    con = duckdb.connect(str(engines["duck"].warehouse), read_only=True)
-    try:
-        rows = con.execute("select count(*) from published.fct_touchpoints").fetchone()[0]
-    finally:
-        con.close()
+    rows = duckdb_published(engines, "select count(*) from published.fct_touchpoints")[0][0]
     assert rows > 10
     for fmt in ("csv", "parquet"):
         done = subprocess.run([str(BIN / "calltrail"), "export", "fct_touchpoints", "--format", fmt, "--out", "-"],
@@ -302,15 +307,10 @@ def test_export_refuses_parquet_onto_a_terminal(engines):
 def test_the_summary_as_json_is_the_same_on_both_engines_with_exact_amounts(engines):
     said = {name: json.loads(subprocess_out([str(BIN / "calltrail"), "summary", "--json"], env))
             for name, env in (("duckdb", engines["duck_env"]), ("postgres", engines["pg_env"]))}
-    con = duckdb.connect(str(engines["duck"].warehouse), read_only=True)
-    try:
-        touchpoints = con.execute("select count(*) from published.fct_touchpoints").fetchone()[0]
-        revenue = con.execute(
-            "select marketing_channel, currency_iso_code, sum(attributed_pipeline), sum(attributed_won_revenue) "
-            "from published.rpt_revenue_by_channel where grouped_by = 'channel' and model = 'full_path' "
-            "group by 1, 2").fetchall()
-    finally:
-        con.close()
+    touchpoints = duckdb_published(engines, "select count(*) from published.fct_touchpoints")[0][0]
+    revenue = duckdb_published(
+        engines, "select marketing_channel, currency_iso_code, sum(attributed_pipeline), sum(attributed_won_revenue) "
+        "from published.rpt_revenue_by_channel where grouped_by = 'channel' and model = 'full_path' group by 1, 2")
     assert revenue and any(won for *_, won in revenue), "the demo has won revenue"
     for name, summary in said.items():
         marts = summary["marts"]

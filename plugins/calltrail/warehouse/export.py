@@ -84,14 +84,18 @@ def _read_table(con, table: str) -> pa.Table:
     return arrow_from_cursor(cur)
 
 
-def export(settings: Settings, table: str, fmt: str, out: Path | BinaryIO,
+def export(settings: Settings, table: str, fmt: str | None, out: Path | BinaryIO,
            environ: Mapping[str, str] | None = None) -> Exported:
     """Write published mart ``table`` of the configured target to ``out`` as ``fmt`` (into
     ``out/TABLE.FMT`` when ``out`` is a folder). The file appears only when it is complete. ``out``
     may be a binary stream instead (standard output, unbuffered): the whole file is written into it
-    after every row has been read; a reader that stops early raises ``BrokenPipeError``."""
+    after every row has been read; a reader that stops early raises ``BrokenPipeError``. ``fmt``
+    None: the one ``out``'s name ends in, else CSV; a ``fmt`` that the name contradicts is refused."""
     if table not in PUBLISHED_MODELS:
         raise ExportError(f"{table!r} is not a published mart: one of {', '.join(PUBLISHED_MODELS)}")
+    named = out.suffix.lower()[1:] if isinstance(out, Path) and out.suffix.lower()[1:] in FORMATS else None
+    if fmt is None:
+        fmt = named or "csv"
     if fmt not in FORMATS:
         raise ExportError(f"format {fmt!r}: one of {', '.join(FORMATS)}")
     from calltrail.warehouse.target import TARGETS
@@ -105,9 +109,9 @@ def export(settings: Settings, table: str, fmt: str, out: Path | BinaryIO,
         return Exported(table, None, rows, written.tell())
     if out.is_dir():  # a folder: the file in it is named after the mart
         out = out / f"{table}.{fmt}"
-    elif out.suffix.lower() in {f".{f}" for f in FORMATS} and out.suffix.lower() != f".{fmt}":
-        raise ExportError(f"cannot write {fmt} into {out}: its name says {out.suffix.lower()[1:]} "
-                          f"(--format {out.suffix.lower()[1:]}, or a name ending in .{fmt})")
+    elif named not in (None, fmt):
+        raise ExportError(f"cannot write {fmt} into {out}: its name says {named} "
+                          f"(--format {named}, or a name ending in .{fmt})")
     try:  # before the rows are read: a path that cannot be written is said at once
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
