@@ -1,15 +1,32 @@
-"""`calltrail run` when it cannot even start: one line that says why, exit 1, no traceback."""
+"""`calltrail run` and `calltrail setup` when they cannot even start: one line that says why (dbt's
+own reason when dbt parse fails), exit 1, no traceback."""
 
 from __future__ import annotations
+
+import pytest
 
 from tests.airflow_env import BIN, calltrail_env, run
 
 
-def test_a_dbt_project_that_does_not_parse_fails_the_run_in_one_line(tmp_path):
-    env = calltrail_env(tmp_path, CALLTRAIL_DBT_TARGET="no_such_target",
-                        CALLTRAIL_DBT_TARGET_DIR=str(tmp_path / "dbt_target"))
-    out = run([str(BIN / "calltrail"), "run"], env, timeout=300)
+@pytest.mark.parametrize(("command", "failed"), [
+    ("run", "calltrail run FAILED while preparing Airflow and dbt: dbt parse failed (exit 2): "),
+    ("setup", "calltrail setup FAILED: dbt parse failed (exit 2): "),
+], ids=("run", "setup"))
+def test_a_dbt_parse_that_fails_ends_the_command_in_one_line_with_dbts_reason(tmp_path, command, failed):
+    not_a_folder = tmp_path / "dbt_target"
+    not_a_folder.write_text("a file where dbt's target folder should be\n")
+    env = calltrail_env(tmp_path, CALLTRAIL_DBT_TARGET_DIR=str(not_a_folder))
+    out = run([str(BIN / "calltrail"), command], env, timeout=300)
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "calltrail run FAILED while preparing Airflow and dbt: dbt parse failed" in out.stdout, out.stdout
+    assert f"{failed}[Errno 20] Not a directory: '{not_a_folder}/" in out.stdout, out.stdout
     assert "Traceback" not in out.stdout + out.stderr, out.stderr[-3000:]
     assert "running calltrail_ingest" not in out.stdout
+    assert "the full output is in " in out.stdout
+
+
+def test_a_target_calltrail_does_not_build_is_refused_before_anything_starts(tmp_path):
+    out = run([str(BIN / "calltrail"), "run"], calltrail_env(tmp_path, CALLTRAIL_DBT_TARGET="snowflake"), timeout=300)
+    assert out.returncode == 2, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "CALLTRAIL_DBT_TARGET='snowflake': use one of duckdb, postgres, spark" in out.stderr, out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+    assert "preparing the Airflow metadata database" not in out.stdout

@@ -70,6 +70,7 @@ def test_a_blank_variable_takes_its_default():
     ("CALLTRAIL_DQ_TREND_FACTOR", "1.0", "CALLTRAIL_DQ_TREND_FACTOR=1.0 must be above 1"),
     ("CALLTRAIL_DEMO", "sometimes", "CALLTRAIL_DEMO='sometimes': use one of auto, always, never"),
     ("CALLTRAIL_DQ_WINDOW_MIN_ROWS", "many", "CALLTRAIL_DQ_WINDOW_MIN_ROWS='many' is not a whole number"),
+    ("CALLTRAIL_DBT_TARGET", "snowflake", "CALLTRAIL_DBT_TARGET='snowflake': use one of duckdb, postgres, spark"),
     ("CALLTRAIL_AIRFLOW_PORT", "80800", "CALLTRAIL_AIRFLOW_PORT=80800 is not a port: 1 to 65535"),
     # read by the dbt profile and calltrail's connections, not settings' rows: checked all the same
     ("CALLTRAIL_PG_PORT", "abc", "CALLTRAIL_PG_PORT='abc' is not a whole number"),

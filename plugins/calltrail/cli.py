@@ -157,8 +157,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         demo_only = _use_demo(settings, connected) and not _has_own_landing_files(settings)
     except RuntimeError as exc:  # airflow db migrate / pools, or dbt parse (DbtCommandFailed)
         dags.cancel()
-        lines = str(exc).strip().splitlines() or [type(exc).__name__]
-        _say(f"calltrail run FAILED while preparing Airflow and dbt: {lines[0]}")
+        _say(f"calltrail run FAILED while preparing Airflow and dbt: {_first_line(exc)}")
         _say(f"  nothing ran; the full output is in {log_file}")
         return 1
     except BaseException:  # e.g. a setting _use_demo reads is wrong: main() reports it
@@ -291,12 +290,22 @@ Airflow is up: {endpoint.url}
     return 0
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def cmd_setup(settings: Settings, args: argparse.Namespace) -> int:
     from calltrail.ops import airflow_cli
 
     env = airflow_cli.environment(settings)
     log_file = settings.airflow_home / "logs" / "setup.log"
-    airflow_cli.prepare(settings, env, log_file)
+    try:
+        airflow_cli.prepare(settings, env, log_file)
+    except RuntimeError as exc:  # airflow db migrate / pools, or dbt parse (DbtCommandFailed)
+        _say(f"calltrail setup FAILED: {_first_line(exc)}")
+        _say(f"  the full output is in {log_file}")
+        return 1
     _say(f"Airflow metadata, pools and {settings.dbt_manifest} are ready (log {log_file})")
     return 0
 
@@ -430,11 +439,10 @@ def main(argv: list[str] | None = None) -> int:
     from calltrail.warehouse.local_postgres import LocalPostgresError
     from calltrail.warehouse.postgres import PostgresUnreachable
     from calltrail.warehouse.spark import SparkUnavailable
-    from calltrail.warehouse.target import UnsupportedTarget
 
     try:
         return handler(settings, args)
-    except (WarehouseLocked, WarehouseUnreadable, PostgresUnreachable, UnsupportedTarget, UnreadableColumn,
+    except (WarehouseLocked, WarehouseUnreadable, PostgresUnreachable, UnreadableColumn,
             LocalPostgresError, SparkUnavailable) as exc:
         _say_for(args)(f"calltrail {args.command}: {exc}")
         return 1

@@ -336,7 +336,8 @@ class Settings:
                                               "how long to wait for another process to release the warehouse")
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
-    dbt_target: str = _row("CALLTRAIL_DBT_TARGET", "duckdb", _text, "the dbt target in dbt_project/profiles.yml")
+    dbt_target: str = _row("CALLTRAIL_DBT_TARGET", "duckdb", _choice("duckdb", "postgres", "spark"),
+                           "the dbt target in dbt_project/profiles.yml")
     spark_warehouse_dir: Path = _row("CALLTRAIL_SPARK_WAREHOUSE_DIR", f"{DATA}/warehouse/spark", _path,
                                      "the spark target's tables and metastore (session method)")
     # session: Spark in the process (pyspark); thrift: a Spark Thrift Server, the profile's spark_thrift output.

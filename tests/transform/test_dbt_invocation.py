@@ -1,10 +1,14 @@
 """What lets an in-process dbt command skip work: the docs reuse a build's compiled manifest only,
-and a kept manifest is reused only while no file of the project changed."""
+and a kept manifest is reused only while no file of the project changed. And what calltrail says
+when a dbt command fails."""
 
 import json
 import os
+import subprocess
 
-from calltrail.transform.dbt import _compiled, _project_files
+from calltrail.settings import load
+from calltrail.transform.dbt import DBT, _compiled, _project_files, dbt_env, project_args, reason
+from tests.airflow_env import calltrail_env
 
 
 def _manifest(path, **models):
@@ -37,3 +41,17 @@ def test_the_project_fingerprint_changes_with_a_model_but_not_with_dbts_own_outp
     model.write_text("select 2")
     os.utime(model, ns=(0, 0))  # the same size; a different modification time
     assert _project_files(tmp_path) != before
+
+
+def test_dbts_reason_for_a_failure_is_read_from_its_own_output(tmp_path):
+    """What `calltrail run` and `calltrail setup` print when dbt fails: dbt's words, in one line,
+    read from the output of a real dbt command (here a target the profile does not have)."""
+    settings = load(calltrail_env(tmp_path, CALLTRAIL_DBT_TARGET_DIR=str(tmp_path / "dbt_target")))
+    args = [arg if arg != settings.dbt_output else "no_such_target" for arg in project_args(settings)]
+    out = subprocess.run([DBT, "parse", *args], env={**settings.environ, **dbt_env(settings)},
+                         cwd=settings.dbt_project_dir, capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert reason(out.stdout + out.stderr) == (
+        "Runtime Error: The profile 'calltrail' does not have a target named 'no_such_target'. The valid target "
+        "names for this profile are: - duckdb - postgres - spark - spark_thrift")
+    assert reason("12:00:00  Running with dbt=1.11.16\n12:00:01  Done.") == ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,33 @@ PARTIAL_PARSE = "partial_parse.msgpack"  # dbt's saved parse, in the target fold
 
 
 class DbtCommandFailed(RuntimeError):
-    pass
+    """A dbt command failed. Its first line names the command and gives dbt's reason
+    (:func:`reason`); the lines after it are the end of dbt's output."""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_LOGGED = re.compile(r"^\d\d:\d\d:\d\d\s")  # a line of dbt's log (it starts with the time)
+
+
+def reason(output: str) -> str:
+    """dbt's own account of why a command ended, in one line: what follows its last
+    ``Encountered an error:``, up to its next logged line or traceback (for example
+    ``Runtime Error: The profile 'calltrail' does not have a target named ...``). Empty when dbt
+    gave none."""
+    lines = _ANSI.sub("", output).splitlines()
+    starts = [i for i, line in enumerate(lines) if line.rstrip().endswith("Encountered an error:")]
+    if not starts:
+        return ""
+    said: list[str] = []
+    for line in lines[starts[-1] + 1:]:
+        if _LOGGED.match(line) or line.startswith("Traceback"):
+            break
+        if line.strip():
+            said.append(line.strip())
+    if len(said) > 1 and said[0].endswith("Error"):  # "Runtime Error" above its message
+        said[:2] = [f"{said[0]}: {said[1]}"]
+    text = " ".join(said)
+    return text if len(text) <= 400 else text[:399] + "…"
 
 
 def dbt_vars(settings: Settings) -> dict[str, Any]:
@@ -142,7 +169,8 @@ def _run(settings: Settings, args: list[str], *, log_file: Path | None = None, c
         raise locked
     if (check and returncode != 0) or (results_needed and returncode == 2):
         tail = "\n".join(output.splitlines()[-30:])
-        raise DbtCommandFailed(f"dbt {' '.join(args)} failed (exit {returncode}):\n{tail}")
+        why = reason(output)
+        raise DbtCommandFailed(f"dbt {' '.join(args)} failed (exit {returncode}){': ' + why if why else ''}\n{tail}")
     return returncode, results
 
 

@@ -22,18 +22,6 @@ from typing import Any
 from calltrail.settings import Settings
 from calltrail.warehouse.schemas import BUILD_SCHEMA
 
-TARGETS = ("duckdb", "postgres", "spark")
-
-
-class UnsupportedTarget(RuntimeError):
-    """The configured dbt target is one this part of calltrail does not read."""
-
-
-def check_target(settings: Settings, what: str) -> None:
-    if settings.dbt_target not in TARGETS:
-        raise UnsupportedTarget(f"CALLTRAIL_DBT_TARGET={settings.dbt_target!r}: {what} reads the targets "
-                                f"{' and '.join(TARGETS)}")
-
 
 def build_schema(settings: Settings) -> str:
     """The schema dbt builds into on the configured target (the audit area before publish)."""
@@ -327,7 +315,6 @@ def open_warehouse(settings: Settings, *, read_only: bool = False, wait: bool = 
     process holds the file, then raises ``WarehouseLocked`` naming it; a Spark session likewise for
     the metastore (``SparkUnavailable``). PostgreSQL: a UTC session
     that commits each statement; ``PostgresUnreachable`` names the server it sought."""
-    check_target(settings, "calltrail")
     if settings.spark_thrift:
         from calltrail.warehouse.spark import thrift_connection
 
