@@ -179,16 +179,33 @@ def test_dbt_docs_and_validation_ran(demo_run):
     assert "model.calltrail.fct_touchpoints" in catalog["nodes"]
 
 
-def test_a_second_run_gives_the_same_lake_and_the_same_touchpoints(demo_run):
+def increment(warehouse: Path) -> tuple[str, str]:
+    """How the last build was made: int_increment's mode and reason."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute("select mode, reason from main.int_increment").fetchone()
+    finally:
+        con.close()
+
+
+def test_a_second_run_and_one_with_full_refresh_give_the_same_lake_and_the_same_touchpoints(demo_run):
     tmp, env, _, _ = demo_run
     lake = tmp / "data" / "lake"
     warehouse = tmp / "data" / "warehouse" / "calltrail.duckdb"
     before, touchpoints_before = lake_fingerprint(lake), fct_rows(warehouse)
     second = run([str(BIN / "calltrail"), "run"], env)
     assert second.returncode == 0, second.stdout[-4000:]
+    assert increment(warehouse)[0] == "incremental"
     assert lake_fingerprint(lake) == before
     assert fct_rows(warehouse) == touchpoints_before
     assert len(touchpoints_before) > 100
+
+    third = run([str(BIN / "calltrail"), "run", "--full-refresh"], env)
+    assert third.returncode == 0, third.stdout[-4000:]
+    assert "calltrail_transform runs with full_refresh" in third.stdout
+    assert increment(warehouse) == ("full", "dbt ran with --full-refresh")
+    assert lake_fingerprint(lake) == before
+    assert fct_rows(warehouse) == touchpoints_before
 
 
 def test_healthy_runs_pass_every_check_and_send_no_alert(demo_run, channels):

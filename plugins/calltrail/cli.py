@@ -151,7 +151,8 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     # One process makes the metadata database and the pool, then warms up for the DAGs (Airflow's
     # task API, dbt, Great Expectations) while `dbt parse` writes the manifest beside it.
     dags = airflow_cli.DagsProcess(INGESTION_DAGS, TRANSFORM_DAG, env, log_file, prepare=True,
-                                   connection_id=settings.salesforce.conn_id)
+                                   connection_id=settings.salesforce.conn_id,
+                                   then_conf={"full_refresh": True} if args.full_refresh else None)
     try:
         connected = airflow_cli.prepare(settings, env, log_file, connection_id=settings.salesforce.conn_id, dags=dags)
         demo_only = _use_demo(settings, connected) and not _has_own_landing_files(settings)
@@ -167,6 +168,8 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     # watch them settle (CALLTRAIL_LANDING_SETTLE_SECONDS) as it watches a sender's new files.
     dags.go({LANDING_SETTLE_VAR: "0"} if demo_only else None)
     _say("  task retries are off for this interactive run (the scheduler of `make airflow` keeps them)")
+    if args.full_refresh:
+        _say(f"  {TRANSFORM_DAG} runs with full_refresh: every incremental model is rebuilt from the whole lake")
 
     failed: list[str] = []
     causes: list[str] = []
@@ -393,7 +396,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="how many people and deals the visitors bring (bench: make bench's proportions)")
     demo.add_argument("--people-truth", action=argparse.BooleanOptionalAction, default=None,
                       help="write the people's and attribution truth (default: up to 250,000 visitors)")
-    sub.add_parser("run", help="ingest, transform and validate end to end with airflow dags test; print a summary")
+    run_parser = sub.add_parser("run", help="ingest, transform and validate end to end with airflow dags test; print a summary")
+    run_parser.add_argument("--full-refresh", action="store_true",
+                            help=f"rebuild every incremental model from the whole lake ({TRANSFORM_DAG}'s param full_refresh)")
     sub.add_parser("setup", help="prepare the Airflow metadata database, the pools and the dbt manifest")
     af = sub.add_parser("airflow", help="start, stop or check the local Airflow (api-server, scheduler, "
                                        "dag-processor, triggerer)")

@@ -171,7 +171,8 @@ class DagsProcess:
 
     The process imports Airflow, parses the DAG folder and starts the in-process task API once for
     all of them, instead of once per ``airflow dags test`` command (about 12 s each on 2 cores).
-    Each run is ``DAG.test()``, which is what ``airflow dags test`` calls.
+    Each run is ``DAG.test()``, which is what ``airflow dags test`` calls; ``then`` runs with the
+    run conf ``then_conf`` (its params, e.g. ``{"full_refresh": true}``).
 
     Start it before the metadata database and the manifest are ready. With ``prepare`` it first
     makes the metadata database and the pool itself and looks up ``connection_id``
@@ -183,7 +184,8 @@ class DagsProcess:
     """
 
     def __init__(self, first: Sequence[str], then: str, env: dict[str, str], log_file: Path, *,
-                 prepare: bool = False, connection_id: str | None = None) -> None:
+                 prepare: bool = False, connection_id: str | None = None,
+                 then_conf: dict[str, Any] | None = None) -> None:
         self.first, self.then = list(first), then
         self.log_file = log_file
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -193,6 +195,8 @@ class DagsProcess:
                "--status-fd", str(status_write), "--go-fd", str(go_read)]
         if prepare:
             cmd += ["--prepare", *(["--connection", connection_id] if connection_id else [])]
+        if then_conf:
+            cmd += ["--then-conf", json.dumps(then_conf)]
         with log_file.open("a") as fh:
             prepared = "airflow db migrate, airflow pools set, airflow connections get, then " if prepare else ""
             fh.write(f"\n$ {prepared}airflow dags test {' '.join(first)} (then {then}), in one process\n")
@@ -319,7 +323,7 @@ def _warm_up(go: Any) -> None:
 
 
 def _test_dags_here(first: Sequence[str], then: str, status_fd: int, go_fd: int, *, prepare: bool = False,
-                    connection_id: str | None = None) -> int:
+                    connection_id: str | None = None, then_conf: dict[str, Any] | None = None) -> int:
     """The process behind :class:`DagsProcess`: prepare (if asked), warm up, wait for the word,
     then the DAG folder parsed once and ``DAG.test()`` per DAG."""
     from airflow.configuration import conf
@@ -355,7 +359,7 @@ def _test_dags_here(first: Sequence[str], then: str, status_fd: int, go_fd: int,
         progress = _task_progress(report)
         get_listener_manager().add_listener(progress)
 
-        def run(dag_id: str) -> bool:
+        def run(dag_id: str, conf: dict[str, Any] | None = None) -> bool:
             report(event="start", dag_id=dag_id)
             started = time.monotonic()
             dag = bag.get_dag(dag_id)
@@ -365,7 +369,7 @@ def _test_dags_here(first: Sequence[str], then: str, status_fd: int, go_fd: int,
                 return False
             progress.begin(len(dag.task_dict))
             try:
-                state = str(dag.test().state)
+                state = str(dag.test(run_conf=conf).state)
             except Exception:
                 log.exception("DAG %s could not be run", dag_id)
                 state = "failed"
@@ -374,7 +378,7 @@ def _test_dags_here(first: Sequence[str], then: str, status_fd: int, go_fd: int,
 
         ok = [run(dag_id) for dag_id in first]
         if all(ok):
-            run(then)
+            run(then, then_conf)
         else:
             report(event="end", dag_id=then, state="not run", seconds=0.0)
     return 0
@@ -392,12 +396,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     test.add_argument("--go-fd", type=int, required=True, help="read 'go' (run) or anything else (stop) here first")
     test.add_argument("--prepare", action="store_true", help="first what the prepare command does")
     test.add_argument("--connection", help="with --prepare: report whether this connection is configured")
+    test.add_argument("--then-conf", type=json.loads, help="the run conf (JSON) of the DAG run last")
     cli = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if cli.command == "prepare":
         return _prepare_here(cli.connection)
     rc = _test_dags_here(cli.first, cli.then, cli.status_fd, cli.go_fd, prepare=cli.prepare,
-                         connection_id=cli.connection)
+                         connection_id=cli.connection, then_conf=cli.then_conf)
     # Every DAG has ended and reported, and each task closed what it opened. The interpreter's own
     # teardown of what Airflow, dbt and Great Expectations left in memory took about 4 s, which
     # `make run` waited for: end here instead, with the logs flushed.
