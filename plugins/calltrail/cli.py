@@ -374,7 +374,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # a shell's code for a writer stopped by a closed pipe (128 + SIGPIPE)
     where = "standard output" if done.path is None else done.path
-    say(f"{done.table}: {done.rows:,} rows written to {where} ({done.bytes:,} bytes, from {settings.dbt_target})")
+    say(f"{done.table}: {done.rows:,} row{'' if done.rows == 1 else 's'} written to {where} ({done.bytes:,} bytes, from {settings.dbt_target})")
     return 0
 
 

@@ -232,7 +232,11 @@ def test_export_takes_the_format_from_the_files_name_and_refuses_a_name_that_say
     def export_cli(*args: str):
         return run([str(BIN / "calltrail"), "export", "rpt_call_match_rates", *args], env, timeout=300)
 
-    assert export_cli("--out", str(folder / "x.parquet")).returncode == 0
+    said = export_cli("--out", str(folder / "x.parquet"))
+    assert said.returncode == 0
+    assert duckdb_published(engines, "select count(*) from published.rpt_call_match_rates") == [(1,)]
+    assert said.stdout.splitlines() == [f"rpt_call_match_rates: 1 row written to {folder / 'x.parquet'} "
+                                        f"({(folder / 'x.parquet').stat().st_size:,} bytes, from duckdb)"]
     assert (folder / "x.parquet").read_bytes() == exported["duckdb", "rpt_call_match_rates", "parquet"]
     assert export_cli("--out", str(folder / "x.txt")).returncode == 0  # a name that says nothing: CSV
     assert (folder / "x.txt").read_bytes() == exported["duckdb", "rpt_call_match_rates", "csv"]
