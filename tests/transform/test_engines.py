@@ -19,17 +19,20 @@ DuckDB.
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import pty
 import re
 import subprocess
 from collections import Counter
+from datetime import UTC
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import psycopg2
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -172,6 +175,17 @@ def test_export_writes_the_same_files_from_both_engines(engines, table):
         duck, pg = exports["duckdb", table, fmt], exports["postgres", table, fmt]
         assert duck == pg, f"{table}.{fmt} differs between DuckDB and PostgreSQL"
     assert exports["duckdb", table, "csv"].count(b"\n") > 1 or table.startswith("dq_"), f"{table} exported no rows"
+
+
+def test_parquet_exports_mark_the_timestamps_as_the_utc_instants_the_warehouse_holds(engines):
+    table = pq.read_table(io.BytesIO(engines["exports"]["duckdb", "fct_touchpoints", "parquet"]))
+    stamps = [f.name for f in table.schema if pa.types.is_timestamp(f.type)]
+    assert stamps == ["touchpoint_at"], table.schema
+    assert {str(table.schema.field(name).type) for name in stamps} == {"timestamp[us, tz=UTC]"}
+    # the warehouse holds UTC without a zone: the same instants
+    held = duckdb_published(engines, f"select {', '.join(stamps)} from published.fct_touchpoints")
+    assert Counter(zip(*(table.column(name).to_pylist() for name in stamps), strict=True)) == Counter(
+        tuple(v.replace(tzinfo=UTC) if v is not None else None for v in row) for row in held)
 
 
 def test_the_export_command_says_what_it_wrote_from_which_target(engines):

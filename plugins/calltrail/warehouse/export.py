@@ -3,7 +3,8 @@
 The rows are read from the publish schema of the warehouse the dbt target names (the DuckDB file,
 the PostgreSQL database of ``CALLTRAIL_PG_*``, or Spark), as Arrow with the columns' declared types,
 sorted by every column (the same file for the same rows, whatever the engine returned first) and
-written with pyarrow: the same rows give the same file on every engine. Timestamps are UTC.
+written with pyarrow: the same rows give the same file on every engine. Timestamps are UTC (in
+Parquet, marked as UTC instants).
 """
 
 from __future__ import annotations
@@ -139,9 +140,17 @@ def _sorted(data: pa.Table) -> pa.Table:
     return data.sort_by([(name, "ascending") for name in data.column_names]) if data.num_rows else data
 
 
+def _as_utc(data: pa.Table) -> pa.Table:
+    """Timestamps marked as UTC instants (Parquet's isAdjustedToUTC): the warehouse's timestamps
+    are UTC without a zone, which a Parquet reader would take for local times."""
+    schema = pa.schema([f.with_type(pa.timestamp(f.type.unit, tz="UTC"))
+                        if pa.types.is_timestamp(f.type) and f.type.tz is None else f for f in data.schema])
+    return data.cast(schema)
+
+
 def _write(data: pa.Table, fmt: str, sink: Path | BinaryIO) -> int:
     if fmt == "csv":
         pacsv.write_csv(data, sink)
     else:
-        pq.write_table(data, sink)
+        pq.write_table(_as_utc(data), sink)
     return data.num_rows
