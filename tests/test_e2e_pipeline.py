@@ -189,13 +189,16 @@ def increment(warehouse: Path) -> tuple[str, str]:
 
 
 def test_a_second_run_and_one_with_full_refresh_give_the_same_lake_and_the_same_touchpoints(demo_run):
-    tmp, env, _, _ = demo_run
+    tmp, env, first, _ = demo_run
     lake = tmp / "data" / "lake"
     warehouse = tmp / "data" / "warehouse" / "calltrail.duckdb"
+    assert "\n    dbt build: full (first run: no int_increment_state yet)\n" in first.stdout, first.stdout
     before, touchpoints_before = lake_fingerprint(lake), fct_rows(warehouse)
     second = run([str(BIN / "calltrail"), "run"], env)
     assert second.returncode == 0, second.stdout[-4000:]
     assert increment(warehouse)[0] == "incremental"
+    assert ("\n    dbt build: incremental (what new lake rows and CRM changes reach since the last run)\n"
+            in second.stdout), second.stdout
     assert lake_fingerprint(lake) == before
     assert fct_rows(warehouse) == touchpoints_before
     assert len(touchpoints_before) > 100
@@ -204,6 +207,7 @@ def test_a_second_run_and_one_with_full_refresh_give_the_same_lake_and_the_same_
     assert third.returncode == 0, third.stdout[-4000:]
     assert "calltrail_transform runs with full_refresh" in third.stdout
     assert increment(warehouse) == ("full", "dbt ran with --full-refresh")
+    assert "\n    dbt build: full (dbt ran with --full-refresh)\n" in third.stdout, third.stdout
     assert lake_fingerprint(lake) == before
     assert fct_rows(warehouse) == touchpoints_before
 

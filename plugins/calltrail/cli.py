@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -166,6 +167,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         raise
     # The demo files were written just now and completely, by this process: ingestion need not
     # watch them settle (CALLTRAIL_LANDING_SETTLE_SECONDS) as it watches a sender's new files.
+    log_offset = log_file.stat().st_size
     dags.go({LANDING_SETTLE_VAR: "0"} if demo_only else None)
     _say("  task retries are off for this interactive run (the scheduler of `make airflow` keeps them)")
     if args.full_refresh:
@@ -206,6 +208,8 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
                 _say(f"    cause: {cause}")
 
     dags.follow(on_start, on_end, on_task)
+    if built := _build_mode(log_file, log_offset):
+        _say(f"    dbt build: {built}")
 
     lake = summary.summarise(settings.lake_dir)
     _say(summary.render(settings, lake, this_run=summary.quarantined_since(settings.lake_dir, run_started)))
@@ -291,6 +295,20 @@ Airflow is up: {endpoint.url}
   logs        {settings.airflow_home / 'logs'}
   stop        make airflow-stop""")
     return 0
+
+
+# what int_increment says of each build, in dbt's output (dbt_project/models/intermediate/int_increment.sql)
+_BUILD_MODE = re.compile(r"^(?:\x1b\[[0-9;]*m)*\d\d:\d\d:\d\d\s+calltrail: (incremental|full) build of [^:]*: (.+)$",
+                         re.MULTILINE)
+
+
+def _build_mode(log_file: Path, offset: int) -> str | None:
+    """Whether this run's dbt build was incremental or full, and why, as dbt said it in the run's
+    log (from ``offset``, where the DAG runs began); None when no build got that far."""
+    with log_file.open(errors="replace") as fh:
+        fh.seek(offset)
+        found = _BUILD_MODE.findall(fh.read())
+    return f"{found[-1][0]} ({found[-1][1].strip()})" if found else None
 
 
 def _first_line(exc: BaseException) -> str:
