@@ -6,8 +6,19 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from calltrail.settings import load
-from calltrail.transform.dbt import DBT, _compiled, _project_files, dbt_env, project_args, reason
+from calltrail.transform.dbt import (
+    DBT,
+    DbtCommandFailed,
+    _compiled,
+    _project_files,
+    dbt_env,
+    project_args,
+    reason,
+    run_dbt,
+)
 from tests.airflow_env import calltrail_env
 
 
@@ -55,3 +66,15 @@ def test_dbts_reason_for_a_failure_is_read_from_its_own_output(tmp_path):
         "Runtime Error: The profile 'calltrail' does not have a target named 'no_such_target'. The valid target "
         "names for this profile are: - duckdb - postgres - spark - spark_thrift")
     assert reason("12:00:00  Running with dbt=1.11.16\n12:00:01  Done.") == ""
+
+
+def test_a_dbt_command_run_in_this_process_fails_with_dbts_reason_on_its_first_line(tmp_path):
+    """As the DAG's tasks run dbt: the exception's first line (a task's cause in `calltrail run`
+    and in the alert) gives dbt's reason, here a target folder that is a file."""
+    not_a_folder = tmp_path / "dbt_target"
+    not_a_folder.write_text("a file where dbt's target folder should be\n")
+    settings = load(calltrail_env(tmp_path, CALLTRAIL_DBT_TARGET_DIR=str(not_a_folder)))
+    with pytest.raises(DbtCommandFailed) as failed:
+        run_dbt(settings, ["parse"], in_process=True)
+    assert str(failed.value).splitlines()[0] == (
+        f"dbt parse failed (exit 2): [Errno 20] Not a directory: '{not_a_folder}/partial_parse.msgpack'")
