@@ -213,7 +213,11 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
 
     lake = summary.summarise(settings.lake_dir)
     _say(summary.render(settings, lake, this_run=summary.quarantined_since(settings.lake_dir, run_started)))
-    marts = summary.summarise_marts(settings)
+    try:  # the run's outcome is told below all the same
+        marts, unread = summary.summarise_marts(settings), None
+    except _warehouse_errors() as exc:
+        marts, unread = None, exc
+        _say(f"  the published marts could not be read: {exc}")
     if marts:
         if failed:
             _say("  this run published nothing: the touchpoints below are the last published ones")
@@ -227,7 +231,8 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         _say(f"calltrail run FAILED: {causes[0] if causes else ', '.join(failed) + ' failed'}")
         for more in causes[1:]:
             _say(f"  also: {more}")
-        _say(f"  {summary.render_publication(summary.last_publication(settings))}")
+        if unread is None:
+            _say(f"  {summary.render_publication(summary.last_publication(settings))}")
         where = f"alerts: {settings.alerts_file}; " if settings.alerts_file.exists() else ""
         _say(f"  {where}task logs: {log_file}")
         return 1
@@ -309,6 +314,18 @@ def _build_mode(log_file: Path, offset: int) -> str | None:
         fh.seek(offset)
         found = _BUILD_MODE.findall(fh.read())
     return f"{found[-1][0]} ({found[-1][1].strip()})" if found else None
+
+
+def _warehouse_errors() -> tuple[type[Exception], ...]:
+    """What reading the configured target's warehouse raises when it cannot: each says why in one line."""
+    from calltrail.warehouse.arrow import UnreadableColumn
+    from calltrail.warehouse.duckdb_file import WarehouseLocked, WarehouseUnreadable
+    from calltrail.warehouse.local_postgres import LocalPostgresError
+    from calltrail.warehouse.postgres import PostgresUnreachable
+    from calltrail.warehouse.spark import SparkUnavailable
+
+    return (WarehouseLocked, WarehouseUnreadable, PostgresUnreachable, UnreadableColumn, LocalPostgresError,
+            SparkUnavailable)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -457,16 +474,9 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"demo": cmd_demo, "run": cmd_run, "setup": cmd_setup, "summary": cmd_summary,
                "airflow": cmd_airflow, "settings": cmd_settings, "report": cmd_report,
                "load-postgres": cmd_load_postgres, "export": cmd_export}[args.command]
-    from calltrail.warehouse.arrow import UnreadableColumn
-    from calltrail.warehouse.duckdb_file import WarehouseLocked, WarehouseUnreadable
-    from calltrail.warehouse.local_postgres import LocalPostgresError
-    from calltrail.warehouse.postgres import PostgresUnreachable
-    from calltrail.warehouse.spark import SparkUnavailable
-
     try:
         return handler(settings, args)
-    except (WarehouseLocked, WarehouseUnreadable, PostgresUnreachable, UnreadableColumn,
-            LocalPostgresError, SparkUnavailable) as exc:
+    except _warehouse_errors() as exc:
         _say_for(args)(f"calltrail {args.command}: {exc}")
         return 1
 
