@@ -401,6 +401,12 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     try:
         # unbuffered: a pipe whose reader stops early is an error here, not a short write lost in a buffer
         out = open(sys.stdout.fileno(), "wb", buffering=0, closefd=False) if to_stdout else Path(args.out)
+        if not to_stdout and args.out.endswith(("/", os.sep)):  # a folder, made if new: FOLDER/TABLE.FORMAT
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                why = "it is a file" if out.is_file() else exc.strerror or exc
+                raise ExportError(f"cannot write into the folder {out}: {why}") from exc
         done = export(settings, args.table, args.format, out)
     except ExportError as exc:
         say(f"calltrail export: {exc}")
@@ -453,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--format", choices=("csv", "parquet"),
                         help="default: the one the file's name ends in (.csv, .parquet), else csv")
     export.add_argument("--out", required=True,
-                        help="the file to write (in a folder that exists: FOLDER/TABLE.FORMAT); "
+                        help="the file to write (a folder that exists, or a name ending in /: FOLDER/TABLE.FORMAT); "
                              "- writes to standard output, and the line that says what was written to standard error")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

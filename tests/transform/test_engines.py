@@ -260,6 +260,14 @@ def test_export_takes_the_format_from_the_files_name_and_refuses_a_name_that_say
         f"calltrail export: cannot write csv into {folder / 'y.PARQUET'}: its name says parquet "
         "(--format parquet, or a name ending in .csv)"], refused.stdout + refused.stderr
     assert sorted(p.name for p in folder.iterdir()) == ["x.parquet", "x.txt"]
+    # a name ending in / is a folder, made if new
+    assert export_cli("--out", f"{folder / 'new' / 'sub'}/").returncode == 0
+    assert [p.name for p in (folder / "new" / "sub").iterdir()] == ["rpt_call_match_rates.csv"]
+    assert (folder / "new" / "sub" / "rpt_call_match_rates.csv").read_bytes() == exported[
+        "duckdb", "rpt_call_match_rates", "csv"]
+    refused = export_cli("--out", f"{folder / 'x.txt'}/")
+    assert (refused.returncode, refused.stdout) == (
+        1, f"calltrail export: cannot write into the folder {folder / 'x.txt'}: it is a file\n")
 
 
 def test_export_to_standard_output_writes_the_files_bytes_there_and_says_so_on_standard_error(engines):
