@@ -475,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
         from calltrail.demo.generate import DEMO_CALL_SHARE
 
         args.call_share = DEMO_CALL_SHARE
+    if args.command == "demo" and args.visitors < 1:
+        parser.error(f"--visitors must be at least 1, got {args.visitors}")
     if args.command == "demo" and not 0 <= args.call_share <= 1:
         parser.error(f"--call-share must be between 0 and 1, got {args.call_share}")
     handler = {"demo": cmd_demo, "run": cmd_run, "setup": cmd_setup, "summary": cmd_summary,

@@ -189,7 +189,7 @@ def test_a_call_share_outside_0_to_1_is_refused_before_anything_is_cleared(tmp_p
     assert digest(tmp_path) == before
 
 
-def test_calltrail_demo_takes_a_call_share_and_refuses_one_outside_0_to_1(tmp_path):
+def test_calltrail_demo_takes_a_call_share_and_refuses_one_outside_0_to_1_and_no_visitors(tmp_path):
     from tests.airflow_env import BIN, calltrail_env, run
 
     env = calltrail_env(tmp_path)
@@ -199,6 +199,9 @@ def test_calltrail_demo_takes_a_call_share_and_refuses_one_outside_0_to_1(tmp_pa
     assert truth["visitors"] == 40 and truth["call_share"] == 0.2
     bad = run([str(BIN / "calltrail"), "demo", "--visitors", "40", "--call-share", "64"], env)
     assert bad.returncode == 2 and "--call-share must be between 0 and 1, got 64.0" in bad.stderr
+    none = run([str(BIN / "calltrail"), "demo", "--visitors", "0"], env)
+    assert none.returncode == 2 and "--visitors must be at least 1, got 0" in none.stderr, none.stderr
+    assert "Traceback" not in none.stderr
 
 
 def _records(path: Path) -> list[dict]:
