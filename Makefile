@@ -20,6 +20,7 @@ endif
 
 help:
 	@echo "make run      ingest the demo data (or Salesforce + landing files) end to end and print a summary"
+	@echo "              (FULL_REFRESH=1: rebuild every incremental model from the whole lake)"
 	@echo "make test     lint and run the test suite"
 	@echo "make demo     (re)write the demo data into the landing folder"
 	@echo "make summary  print what is in the lake and the marts (MODEL=u_shaped: revenue under another attribution model)"
@@ -45,8 +46,9 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 referrer-hosts: $(VENV)/.synced
 	$(VENV)/bin/python scripts/build_referrer_hosts.py
 
+# FULL_REFRESH=1: every incremental model rebuilt from the whole lake (docs/incremental.md)
 run: $(VENV)/.synced
-	$(VENV)/bin/calltrail run
+	$(VENV)/bin/calltrail run $(if $(FULL_REFRESH),--full-refresh)
 
 airflow: $(VENV)/.synced
 	$(VENV)/bin/calltrail airflow start

@@ -71,6 +71,21 @@ def test_every_make_target_the_docs_name_is_in_the_makefile():
     assert not missing, f"targets not in the Makefile ({sorted(_make_targets())}): {missing}"
 
 
+def test_every_make_variable_the_docs_give_changes_what_make_runs():
+    """`make run FULL_REFRESH=1`, `make summary MODEL=NAME`: make's dry run (-n) with the variable
+    differs from the one without, so the Makefile reads it."""
+    named = _named(r"(?:^|\s|\$ )(make [a-z][\w-]* [A-Z][A-Z_]*=\S+)")
+    assert named, "the docs give no make variable at all: the pattern is broken"
+    unread = []
+    for page, call in sorted(set(named)):
+        _, target, assignment = call.split(" ", 2)
+        dry = [subprocess.run(["make", "-n", "-C", str(ROOT), target, *extra], capture_output=True, text=True,
+                              timeout=120).stdout for extra in ([assignment], [])]
+        if dry[0] == dry[1]:
+            unread.append(f"{page}: {call}")
+    assert not unread, f"the Makefile does not read these: {unread}"
+
+
 def test_every_calltrail_command_the_docs_name_is_a_subcommand_of_the_cli():
     commands = _choices()
     assert {"run", "demo"} <= commands, f"could not read the subcommands from `calltrail --help`: {commands}"
