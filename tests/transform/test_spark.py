@@ -131,6 +131,7 @@ def test_the_run_on_spark_reads_the_lake_in_place_and_never_creates_the_duckdb_f
     assert re.search(r"\] register_lake_on_spark\s", engines["run"]), "the transformation DAG registers the lake first"
     assert f"Spark warehouse {engines['spark'].spark_warehouse_dir}" in engines["run"], (
         "the summary names the warehouse it read")
+    assert "\n    dbt build: full (first run: no int_increment_state yet)\n" in engines["run"]
     assert not engines["shown"]["duckdb_file_after_run"], "the DuckDB file is not the target: nothing may create it"
     assert not list((engines["spark"].spark_warehouse_dir / "lake.db").glob("*")), (
         "the lake is views over its files, nothing copied into the Spark warehouse")
