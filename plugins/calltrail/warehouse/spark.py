@@ -287,6 +287,10 @@ def session(environ: Mapping[str, str], wait_seconds: float = 0.0) -> Any:
                                    "why (e.g. a master URL it does not take: CALLTRAIL_SPARK_MASTER)") from exc
         # Py4J: "An error occurred while calling ...", then ": " and the Java exception
         reason = next((line[2:] for line in lines[1:] if line.startswith(": ")), lines[0])
+        if "stopped SparkContext" in reason and not str(conf.get("spark.master", "")).startswith("local"):
+            # what Spark's own error says when a cluster's master did not take the application
+            reason = ("the master did not take the application and Spark stopped: no master answered at that "
+                      "address (Spark gives up after about a minute), or it refused the application")
         raise SparkUnavailable(f"{started}{reason} (CALLTRAIL_SPARK_MASTER names the master; Spark's own log above "
                                "says more)") from exc
     # ERROR: Spark warns of every globbed lake path it does not find a metadata folder in
