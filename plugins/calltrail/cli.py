@@ -358,8 +358,7 @@ def cmd_summary(settings: Settings, args: argparse.Namespace) -> int:
         _say(json.dumps({"lake": lake.as_dict(), "marts": marts.as_dict() if marts else None}, indent=2))
     else:
         _say(summary.render(settings, lake))
-        if marts:
-            _say(summary.render_marts(settings, marts))
+        _say(summary.render_marts(settings, marts) if marts else summary.render_nothing_published(settings))
     return 0
 
 

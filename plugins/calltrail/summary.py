@@ -453,6 +453,17 @@ def render_marts(settings: Settings, s: MartSummary) -> str:
     return "\n".join(lines)
 
 
+def render_nothing_published(settings: Settings) -> str:
+    """What ``calltrail summary`` says instead of the marts when the target has none published."""
+    return "\n".join([
+        "calltrail: calls and touchpoints",
+        "================================",
+        f"  nothing is published in {describe_warehouse(settings)} yet: no run has passed its checks",
+        "  (`make run` builds, checks and publishes the marts)",
+        "",
+    ])
+
+
 def render_report(settings: Settings, since: float | None = None) -> str:
     """Where the report page is, as a ``file://`` URL; with ``since`` (a POSIX time taken before the
     run) whether this run wrote it."""
