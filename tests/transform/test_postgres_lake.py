@@ -56,5 +56,5 @@ def test_a_partition_that_cannot_be_read_stops_the_load_in_one_line_and_loses_no
     assert recorded == [(f"{WEB_EVENTS}/file=a/{WEB_EVENTS_FILE}", 2)]
     assert loaded == ["e1", "e2"]
     assert again.returncode == 0, again.stderr
-    assert f"lake.{WEB_EVENTS}: 1 new partitions (1 rows) loaded, 1 loaded before" in again.stdout
+    assert f"lake.{WEB_EVENTS}: 1 new partition (1 row) loaded, 1 loaded before" in again.stdout
     assert after == ["e1", "e2", "e3"]

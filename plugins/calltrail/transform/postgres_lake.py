@@ -48,7 +48,12 @@ class LoadResult:
     skipped: int  # partitions loaded before
 
     def describe(self) -> str:
-        return f"lake.{self.dataset}: {self.files} new partitions ({self.rows:,} rows) loaded, {self.skipped} loaded before"
+        return (f"lake.{self.dataset}: {_count(self.files, 'new partition')} ({_count(self.rows, 'row')}) loaded, "
+                f"{self.skipped:,} loaded before")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _pg_type(arrow_type: pa.DataType) -> str:
