@@ -95,3 +95,56 @@ def test_calltrail_settings_prints_each_variable_with_its_value_and_where_it_cam
     assert f"CALLTRAIL_LAKE_DIR={tmp_path / 'lake'}  # default: raw data as Parquet, with quarantine/" in lines, lines
     assert ("CALLTRAIL_SF_RECONCILE_SCHEDULE='0 4 * * 0'  # default: when the reconciliation of deletes runs: "
             "cron, preset, or off") in lines, lines
+
+
+def test_every_variable_the_dbt_profile_reads_is_a_setting_or_a_connection_variable_with_a_meaning():
+    for output in ("duckdb", "postgres", "spark", "spark_thrift"):
+        read = settings_module.profile_variables(output)
+        assert read, output
+        unknown = set(read) - {row.variable for row in settings_module.TABLE} - set(settings_module.READ_BY_THE_PROFILE)
+        assert not unknown, f"the output {output} reads {sorted(unknown)}: give them a meaning in READ_BY_THE_PROFILE"
+
+
+@pytest.mark.parametrize(("environ", "header", "expected", "absent"), [
+    ({"CALLTRAIL_DBT_TARGET": "postgres", "CALLTRAIL_PG_HOST": "pg.example.com", "CALLTRAIL_PG_PASSWORD": "s3cret"},
+     "postgres",
+     ["CALLTRAIL_PG_HOST=pg.example.com  # set; default localhost: the PostgreSQL server; while it is not set, "
+      "`calltrail run` starts a throwaway server for the run instead (the scheduler needs one set)",
+      "CALLTRAIL_PG_PORT=5432  # default: the PostgreSQL server's port",
+      "# CALLTRAIL_PG_PASSWORD: set, not shown: that user's password",
+      "CALLTRAIL_PG_SSLMODE=''  # default: TLS: libpq's sslmode (verify-full checks the server's certificate and "
+      "name); empty, libpq's prefer"],
+     ["s3cret", "CALLTRAIL_SPARK_"]),
+    ({"CALLTRAIL_DBT_TARGET": "spark", "CALLTRAIL_SPARK_MASTER": "spark://master.example.com:7077"},
+     "spark",
+     ["CALLTRAIL_SPARK_MASTER=spark://master.example.com:7077  # set; default 'local[*]': where Spark runs: "
+      "local[*] on this machine, or a cluster's master URL",
+      "CALLTRAIL_SPARK_DRIVER_MEMORY=4g  # default: the Spark driver's heap"],
+     ["CALLTRAIL_SPARK_HOST", "CALLTRAIL_PG_"]),
+    ({"CALLTRAIL_DBT_TARGET": "spark", "CALLTRAIL_SPARK_METHOD": "thrift", "CALLTRAIL_SPARK_PORT": "10001"},
+     "spark_thrift",
+     ["CALLTRAIL_SPARK_HOST=localhost  # default: the Spark Thrift Server",
+      "CALLTRAIL_SPARK_PORT=10001  # set; default 10000: the Spark Thrift Server's port",
+      "# CALLTRAIL_SPARK_PASSWORD: not set: the password of the authentication ldap",
+      "CALLTRAIL_SPARK_SSL_CA=''  # default: a PEM file of the CA that signed the server's certificate, when the "
+      "system does not trust it (calltrail's connection; dbt-spark does not check it)"],
+     ["CALLTRAIL_SPARK_MASTER", "CALLTRAIL_PG_"]),
+], ids=("postgres", "spark-session", "spark-thrift"))
+def test_calltrail_settings_adds_the_configured_warehouses_connection_without_its_password(
+        monkeypatch, capsys, tmp_path, environ, header, expected, absent):
+    for row in settings_module.TABLE:
+        monkeypatch.delenv(row.variable, raising=False)
+    for variable in settings_module.READ_BY_THE_PROFILE:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("CALLTRAIL_DATA_DIR", str(tmp_path))
+    for variable, value in environ.items():
+        monkeypatch.setenv(variable, value)
+    assert cli.main(["settings"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    tail = lines[len(settings_module.TABLE):]
+    assert tail[0] == (f"# the warehouse's connection: read by the output {header} of dbt_project/profiles.yml "
+                       "and by calltrail's connection to it"), tail
+    for line in expected:
+        assert line in tail, tail
+    for text in absent:
+        assert not any(text in line for line in tail), (text, tail)

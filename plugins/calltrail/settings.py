@@ -486,11 +486,69 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
+def _line(variable: str, value: str, default: str, given: bool, meaning: str) -> str:
+    origin = f"set; default {shlex.quote(default)}" if given else "default"
+    return f"{variable}={shlex.quote(value)}  # {origin}: {meaning}"
+
+
+# The variables of the warehouse's connection, which the dbt profile reads (its defaults are the
+# profile's) and calltrail's connections read with it; the *_PASSWORD ones are never printed.
+READ_BY_THE_PROFILE: dict[str, str] = {
+    "CALLTRAIL_PG_HOST": "the PostgreSQL server; while it is not set, `calltrail run` starts a throwaway "
+                         "server for the run instead (the scheduler needs one set)",
+    "CALLTRAIL_PG_PORT": "the PostgreSQL server's port",
+    "CALLTRAIL_PG_USER": "the user dbt and calltrail connect as",
+    "CALLTRAIL_PG_PASSWORD": "that user's password",
+    "CALLTRAIL_PG_DATABASE": "the database of the warehouse",
+    "CALLTRAIL_PG_SCHEMA": "the schema dbt builds the models in",
+    "CALLTRAIL_PG_SSLMODE": "TLS: libpq's sslmode (verify-full checks the server's certificate and name); "
+                            "empty, libpq's prefer",
+    "CALLTRAIL_PG_SSLROOTCERT": "the CA file that checks the server's certificate",
+    "CALLTRAIL_SPARK_SCHEMA": "the schema dbt builds the models in",
+    "CALLTRAIL_SPARK_MASTER": "where Spark runs: local[*] on this machine, or a cluster's master URL",
+    "CALLTRAIL_SPARK_SHUFFLE_PARTITIONS": "the partitions of each shuffle",
+    "CALLTRAIL_SPARK_DRIVER_MEMORY": "the Spark driver's heap",
+    "CALLTRAIL_SPARK_HOST": "the Spark Thrift Server",
+    "CALLTRAIL_SPARK_PORT": "the Spark Thrift Server's port",
+    "CALLTRAIL_SPARK_USER": "the user dbt and calltrail connect as",
+    "CALLTRAIL_SPARK_PASSWORD": "the password of the authentication ldap",
+    "CALLTRAIL_SPARK_KERBEROS_SERVICE_NAME": "the server's Kerberos service name (often hive)",
+    "CALLTRAIL_SPARK_SSL_CA": "a PEM file of the CA that signed the server's certificate, when the system "
+                              "does not trust it (calltrail's connection; dbt-spark does not check it)",
+}
+# Read by calltrail's connection to an output's warehouse, not by the profile.
+_CONNECTION_ONLY = {"spark_thrift": {"CALLTRAIL_SPARK_SSL_CA": ""}}
+_ENV_VAR = re.compile(r"env_var\(\s*'(CALLTRAIL_\w+)'\s*(?:,\s*'([^']*)')?\s*\)")
+
+
+def profile_variables(output: str) -> dict[str, str]:
+    """The ``CALLTRAIL_*`` variables the output ``output`` of dbt_project/profiles.yml reads and
+    calltrail's connection to it reads besides, in the profile's order, each with its default."""
+    import yaml
+
+    profile = yaml.safe_load((PROJECT_ROOT / "dbt_project" / "profiles.yml").read_text())
+    found: dict[str, str] = {}
+    for variable, default in _ENV_VAR.findall(str(profile["calltrail"]["outputs"][output])):
+        found.setdefault(variable, default)
+    return {**found, **_CONNECTION_ONLY.get(output, {})}
+
+
 def describe(settings: Settings) -> list[str]:
-    """One line per setting, in the environment's syntax: ``VARIABLE=value  # where it came from: meaning``."""
+    """One line per setting, in the environment's syntax: ``VARIABLE=value  # where it came from: meaning``.
+    Then the configured warehouse's connection, as the dbt profile reads it (passwords not shown)."""
     lines = []
     for row, value in in_use(settings):
         given = settings.environ.get(row.variable, "").strip() != ""
-        origin = f"set; default {shlex.quote(row.default)}" if given else "default"
-        lines.append(f"{row.variable}={shlex.quote(_as_text(value))}  # {origin}: {row.description}")
+        lines.append(_line(row.variable, _as_text(value), row.default, given, row.description))
+    variables = {v: d for v, d in profile_variables(settings.dbt_output).items() if v in READ_BY_THE_PROFILE}
+    if variables:
+        lines.append(f"# the warehouse's connection: read by the output {settings.dbt_output} of "
+                     "dbt_project/profiles.yml and by calltrail's connection to it")
+    for variable, default in variables.items():
+        given = settings.environ.get(variable, "") != ""
+        if variable.endswith("_PASSWORD"):
+            lines.append(f"# {variable}: {'set, not shown' if given else 'not set'}: {READ_BY_THE_PROFILE[variable]}")
+        else:
+            value = settings.environ[variable] if given else default
+            lines.append(_line(variable, value, default, given, READ_BY_THE_PROFILE[variable]))
     return lines
