@@ -1,6 +1,7 @@
 """The deployment's process topology without Docker: api-server, scheduler, dag-processor and
 triggerer on a PostgreSQL metadata database (a throwaway cluster of Debian's PostgreSQL server,
-started here), LocalExecutor; the scheduler runs a DAG on its own and it succeeds."""
+started here), LocalExecutor, and the warehouse on the dbt target postgres in a database of the
+same server; the scheduler runs a DAG on its own and it succeeds."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tests.airflow_live import api, free_port, processes_of, wait_for_run
 
 @pytest.fixture(scope="module")
 def postgres():
-    with throwaway("airflow") as server:
+    with throwaway("airflow", "calltrail") as server:
         port = int(server["CALLTRAIL_PG_PORT"])
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/airflow", port
 
@@ -25,8 +26,11 @@ def postgres():
 def test_the_components_on_postgresql_metadata_run_a_scheduled_dag(tmp_path, postgres):
     sql_alchemy_conn, pg_port = postgres
     port = free_port()
+    # the warehouse on the same server (the target postgres with a configured server, as a team runs it)
     env = calltrail_env(tmp_path, CALLTRAIL_AIRFLOW_PORT=str(port), CALLTRAIL_DEMO_VISITORS="60",
-                        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sql_alchemy_conn)
+                        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sql_alchemy_conn, CALLTRAIL_DBT_TARGET="postgres",
+                        CALLTRAIL_PG_HOST="127.0.0.1", CALLTRAIL_PG_PORT=str(pg_port), CALLTRAIL_PG_USER="postgres",
+                        CALLTRAIL_PG_DATABASE="calltrail")
     settings = settings_module.load(env)
     url = f"http://127.0.0.1:{port}"
     started = run([str(BIN / "calltrail"), "airflow", "start"], env, timeout=600)
@@ -35,6 +39,8 @@ def test_the_components_on_postgresql_metadata_run_a_scheduled_dag(tmp_path, pos
     try:
         assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
         assert "metadata: postgresql+psycopg2" in started.stdout
+        assert (f"  warehouse   PostgreSQL database calltrail at 127.0.0.1:{pg_port}  (CALLTRAIL_DBT_TARGET=postgres)"
+                in started.stdout.splitlines()), started.stdout
         assert set(groups) == {"api-server", "scheduler", "dag-processor", "triggerer"}
         # Only the topology is under test here: keep the (long) transformation out of the way.
         api(url, "/dags/calltrail_transform", method="PATCH", body={"is_paused": True})

@@ -242,6 +242,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
     from calltrail.ops import airflow_cli
     from calltrail.ops import airflow_services as services
+    from calltrail.warehouse import target
 
     if args.action == "stop":
         stopped = services.stop(settings, say=_say)
@@ -294,6 +295,7 @@ Airflow is up: {endpoint.url}
   DAGs        unpaused: {', '.join(unpaused)}
               ingestion runs hourly, calltrail_transform runs when both ingestion Assets update
   data        {data}
+  warehouse   {target.describe(settings)}  (CALLTRAIL_DBT_TARGET={settings.dbt_target})
   dbt docs    {endpoint.url}/calltrail/dbt-docs/index.html  (menu Browse > calltrail dbt docs)
   Data Docs   {endpoint.url}/calltrail/data-docs/index.html  (menu Browse > calltrail Data Docs)
   report      {endpoint.url}/calltrail/report/index.html  (menu Browse > calltrail report)

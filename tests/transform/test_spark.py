@@ -194,6 +194,41 @@ def test_the_export_command_writes_sparks_rows_to_standard_output_and_nothing_el
     assert "INFO py4j" not in piped.stderr.decode(), "Py4J's chatter at exit is not the user's business"
 
 
+# Spark's own messages that calltrail's session level (ERROR) keeps out of a process's output
+SPARK_NOISE = ("WARN FileStreamSink", "WARN SparkSession", "java.io.FileNotFoundException", "\tat org.apache.")
+
+
+def test_a_task_process_whose_first_spark_user_is_dbt_logs_no_spark_warnings(engines):
+    """What each task the scheduler runs is: a process of its own, here one whose first use of Spark
+    is dbt's (before: dbt-spark's session logged Spark's warnings, with a Java stack trace, for every
+    lake path read; a scheduled dbt.build task's log had about 20,000 such lines)."""
+    spark = engines["spark"]
+    log_file = engines["tmp"] / "first_user_dbt.log"
+    code = ("import sys; from calltrail import settings; from calltrail.transform.dbt import run_dbt; "
+            "run_dbt(settings.load(), ['show', '--inline', 'select count(*) as lake_events from lake.web_events'], "
+            "in_process=True, log_file=__import__('pathlib').Path(sys.argv[1]))")
+    done = subprocess.run([str(BIN / "python"), "-c", code, str(log_file)], capture_output=True, text=True,
+                          env={**spark.environ, "CALLTRAIL_DBT_TARGET_DIR": str(engines["tmp"] / "first_user_target")},
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    events = sum(pq.read_metadata(f).num_rows for f in spark.lake_dir.glob("web_events/*/events.parquet"))
+    assert re.search(rf"\|\s*{events}\s*\|", log_file.read_text()), "dbt read the lake through Spark"
+    for noise in SPARK_NOISE:
+        assert noise not in done.stdout + done.stderr, (noise, done.stderr[-4000:])
+
+
+def test_the_first_run_on_spark_starts_derby_with_its_log_folder_in_place(engines):
+    """Derby writes derby.log into the Spark warehouse folder from its start (before: on the first
+    run it found no folder and printed a FileNotFoundException into the run's log)."""
+    logs = sorted((engines["spark"].airflow_home / "logs").glob("run-*.log"))
+    assert logs, "calltrail run writes its Airflow log"
+    first = logs[0].read_text()
+    assert "register_lake_on_spark" in first, first[-3000:]
+    assert "derby.log (No such file or directory)" not in first, first[-3000:]
+    for noise in SPARK_NOISE:
+        assert noise not in first, noise
+
+
 def test_without_java_a_command_on_spark_says_so_in_one_line(tmp_path):
     env = calltrail_env(tmp_path, CALLTRAIL_DBT_TARGET="spark", JAVA_HOME=str(tmp_path / "no-java"))
     (tmp_path / "data" / "warehouse" / "spark").mkdir(parents=True)  # a warehouse to export from

@@ -153,6 +153,8 @@ def _run(settings: Settings, args: list[str], *, log_file: Path | None = None, c
     log.info("dbt %s", " ".join(args))
     results: dict[str, dict] = {}
     if in_process:
+        if settings.dbt_target == "spark" and not settings.spark_thrift and args[:1] != ["parse"]:
+            _start_spark(settings)
         returncode, output, results = _invoke_here(args, project_args(settings), env, settings.dbt_project_dir)
     else:
         out = subprocess.run([DBT, *args, *project_args(settings)], env=env, cwd=settings.dbt_project_dir,
@@ -172,6 +174,17 @@ def _run(settings: Settings, args: list[str], *, log_file: Path | None = None, c
         why = reason(output)
         raise DbtCommandFailed(f"dbt {' '.join(args)} failed (exit {returncode}){': ' + why if why else ''}\n{tail}")
     return returncode, results
+
+
+def _start_spark(settings: Settings) -> None:
+    """This process's Spark session as calltrail opens it, before dbt-spark (method ``session``)
+    asks for one: dbt-spark then takes it, with its log level ERROR. A process whose first session
+    is dbt-spark's (each task the scheduler runs) would otherwise log Spark's warnings about every
+    lake path without a metadata folder, with a Java stack trace each, into the task's log."""
+    from calltrail.warehouse.spark import session
+    from calltrail.warehouse.target import spark_environ
+
+    session(spark_environ(settings))
 
 
 @contextmanager

@@ -270,6 +270,8 @@ def session(environ: Mapping[str, str], wait_seconds: float = 0.0) -> Any:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     if "JAVA_HOME" not in os.environ and environ.get("JAVA_HOME"):
         os.environ["JAVA_HOME"] = environ["JAVA_HOME"]
+    if conf.get("spark.sql.warehouse.dir"):  # Derby writes its derby.log there from its start
+        Path(conf["spark.sql.warehouse.dir"]).mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder.enableHiveSupport()
     for key, value in conf.items():
         builder = builder.config(key, value)
