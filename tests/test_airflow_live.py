@@ -60,7 +60,7 @@ def test_make_airflow_after_make_run_unpauses_every_dag_and_says_so(live):
     assert {k: d["is_paused"] for k, d in dags.items()} == dict.fromkeys(expected, False)
     assert f"DAGs        unpaused: {', '.join(sorted(expected))}" in live["start"].stdout, live["start"].stdout
     assert "data        demo data (generated)" in live["start"].stdout
-    assert (f"warehouse   {live['settings'].warehouse}  (CALLTRAIL_DBT_TARGET=duckdb)"
+    assert (f"  warehouse   {live['settings'].warehouse}  (CALLTRAIL_DBT_TARGET=duckdb)"
             in live["start"].stdout.splitlines()), live["start"].stdout
 
 
