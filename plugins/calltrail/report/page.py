@@ -573,5 +573,6 @@ def write(settings: Settings, *, con: Any = None, schema: str = PUBLISHED, read_
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(index)
     written = Written(index, len(page.encode()), time.monotonic() - started)
-    log.info("report page written: %s (%d bytes in %.1f s)", index, written.bytes, written.seconds)
+    # said once, by the caller (the publish task's result, `calltrail report`'s line)
+    log.debug("report page written: %s (%d bytes in %.1f s)", index, written.bytes, written.seconds)
     return written
