@@ -445,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     af = sub.add_parser("airflow", help="start, stop or check the local Airflow (api-server, scheduler, "
                                        "dag-processor, triggerer)")
     af.add_argument("action", choices=("start", "stop", "status"))
-    summary = sub.add_parser("summary", help="print what is in the lake")
+    summary = sub.add_parser("summary", help="print what is in the lake and the published marts of the configured target")
     summary.add_argument("--json", action="store_true",
                          help="the same as JSON; amounts as strings of their exact decimals")
     summary.add_argument("--model", choices=models,
