@@ -204,6 +204,19 @@ def test_export_refuses_a_table_that_is_not_a_published_mart(engines):
     assert not (tmp / "no.csv").exists()
 
 
+@pytest.mark.parametrize("engine", ["duck", "postgres"])
+def test_export_reads_a_marts_name_as_sql_does_in_any_case_and_with_its_schema(engines, engine):
+    tmp = engines["tmp"]
+    environ = engines["pg_env"] if engine == "postgres" else None
+    done = export(engines[engine], "Published.RPT_Call_Match_Rates", "parquet", tmp / f"named_{engine}.parquet",
+                  environ)
+    assert done.table == "rpt_call_match_rates"
+    name = "duckdb" if engine == "duck" else "postgres"
+    assert done.path.read_bytes() == engines["exports"][name, "rpt_call_match_rates", "parquet"]
+    with pytest.raises(ExportError, match="'lake.rpt_call_match_rates' is not a published mart"):
+        export(engines[engine], "lake.rpt_call_match_rates", "csv", tmp / "other_schema.csv", environ)
+
+
 def test_export_into_a_folder_names_the_file_after_the_mart(engines):
     tmp = engines["tmp"]
     folder = tmp / "into_folder"

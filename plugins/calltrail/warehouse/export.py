@@ -85,6 +85,15 @@ def _read_table(con, table: str) -> pa.Table:
     return arrow_from_cursor(cur)
 
 
+def mart_name(name: str) -> str:
+    """The published mart ``name`` means, as SQL reads a name: in any case, and with or without its
+    schema (``published.rpt_revenue_by_channel``)."""
+    table = name.strip().lower().removeprefix(f"{PUBLISHED}.")
+    if table not in PUBLISHED_MODELS:
+        raise ExportError(f"{name!r} is not a published mart: one of {', '.join(PUBLISHED_MODELS)}")
+    return table
+
+
 def export(settings: Settings, table: str, fmt: str | None, out: Path | BinaryIO,
            environ: Mapping[str, str] | None = None) -> Exported:
     """Write published mart ``table`` of the configured target to ``out`` as ``fmt`` (into
@@ -92,8 +101,7 @@ def export(settings: Settings, table: str, fmt: str | None, out: Path | BinaryIO
     may be a binary stream instead (standard output, unbuffered): the whole file is written into it
     after every row has been read; a reader that stops early raises ``BrokenPipeError``. ``fmt``
     None: the one ``out``'s name ends in, else CSV; a ``fmt`` that the name contradicts is refused."""
-    if table not in PUBLISHED_MODELS:
-        raise ExportError(f"{table!r} is not a published mart: one of {', '.join(PUBLISHED_MODELS)}")
+    table = mart_name(table)
     named = out.suffix.lower()[1:] if isinstance(out, Path) and out.suffix.lower()[1:] in FORMATS else None
     if fmt is None:
         fmt = named or "csv"
