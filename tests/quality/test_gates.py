@@ -293,6 +293,26 @@ def test_an_empty_task_source_is_reported_as_no_rows_loaded_yet(demo_build, tmp_
     assert "freshness_web_events" not in by_check, "the web events are fresh"
 
 
+@pytest.mark.parametrize("in_process", [True, False], ids=["in_process", "dbt_process"])
+def test_a_task_source_without_any_file_is_an_error_not_left_out(demo_build, tmp_path, in_process):
+    """Web events only, no Task extracted yet: dbt's sources.json leaves out a source it could not
+    measure (no file matches its glob), so the check must not pass on the web events alone."""
+    s = copy_of(demo_build, tmp_path)
+    shutil.rmtree(s.lake_dir / "salesforce_task")
+    with pytest.raises(DataQualityError, match="freshness_salesforce_task"):
+        gates.check_source_freshness(s, RunInfo("calltrail_transform", "no_task_files"), in_process=in_process)
+    by_check = {a["check"]: a for a in alerts_in(s)}
+    assert set(by_check) == {"freshness_salesforce_task"}, "the web events are fresh"
+    task = by_check["freshness_salesforce_task"]
+    assert task["severity"] == "error"
+    assert task["expected"] == ("rows of source salesforce_task loaded within 24 hours (warn) "
+                                "and 72 hours (error)"), task["expected"]
+    if in_process:  # dbt's own result is at hand: its reason
+        assert task["observed"] == "no rows loaded yet: the lake has no files of source salesforce_task"
+    else:
+        assert task["observed"].startswith("freshness could not be measured"), task["observed"]
+
+
 def test_publish_records_its_time_so_a_failed_run_can_say_how_old_the_marts_are(demo_build, tmp_path):
     from calltrail import summary
 

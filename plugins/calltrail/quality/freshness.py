@@ -32,43 +32,80 @@ def _never_loaded(max_loaded_at: object) -> bool:
     return max_loaded_at is None or str(max_loaded_at).lstrip().startswith(("0001-01-01", "1-01-01"))
 
 
+def _expected(name: str, warn: dict, error: dict) -> str:
+    return (f"rows of source {name} loaded within {warn.get('count')} {warn.get('period')}s "
+            f"(warn) and {error.get('count')} {error.get('period')}s (error)")
+
+
+def _outcome(name: str, severity: str, observed: str, criteria: dict) -> Outcome:
+    return Outcome(check=f"freshness_{name}", layer="freshness", severity=severity, observed=observed,
+                   expected=_expected(name, criteria.get("warn_after") or {}, criteria.get("error_after") or {}),
+                   expectation="dbt source freshness")
+
+
+def _not_measured(name: str, error_text: str) -> str:
+    if "no files found" in error_text.lower():
+        return f"no rows loaded yet: the lake has no files of source {name}"
+    # dbt's message: "Runtime Error in source NAME (FILE)" above the database's own words
+    said = [line.strip() for line in error_text.splitlines() if line.strip()]
+    if len(said) > 1 and said[0].startswith("Runtime Error in source"):
+        said = said[1:]
+    return f"freshness could not be measured: {said[0] if said else 'see the task log'}"
+
+
 def outcomes_from(sources_json: dict) -> list[Outcome]:
     outcomes = []
     for r in sources_json.get("results", []):
         name = r["unique_id"].split(".")[-1]
         status = r.get("status", "runtime error")
-        criteria = r.get("criteria") or {}
-        warn, error = criteria.get("warn_after") or {}, criteria.get("error_after") or {}
-        error_text = str(r.get("error") or r.get("message") or "")
-        if status == "runtime error" and "no files found" in error_text.lower():
-            observed = f"no rows loaded yet: the lake has no files of source {name}"
-        elif status == "runtime error":
-            observed = f"freshness could not be measured: {error_text}"
+        if status == "runtime error":
+            observed = _not_measured(name, str(r.get("error") or r.get("message") or ""))
         elif _never_loaded(r.get("max_loaded_at")):
             observed = f"no rows loaded yet: source {name} is empty in the lake"
         else:
             observed = (f"newest row loaded {_age(r.get('max_loaded_at_time_ago_in_s'))} ago "
                         f"(at {r.get('max_loaded_at')})")
-        outcomes.append(Outcome(
-            check=f"freshness_{name}", layer="freshness", severity=SEVERITY.get(status, ERROR),
-            observed=observed,
-            expected=(f"rows of source {name} loaded within {warn.get('count')} {warn.get('period')}s "
-                      f"(warn) and {error.get('count')} {error.get('period')}s (error)"),
-            expectation="dbt source freshness"))
+        outcomes.append(_outcome(name, SEVERITY.get(status, ERROR), observed, r.get("criteria") or {}))
+    return outcomes
+
+
+def declared_freshness(manifest: Path) -> dict[str, dict]:
+    """Unique id -> freshness criteria of every source that declares a freshness (dbt's manifest)."""
+    sources = json.loads(manifest.read_text()).get("sources", {})
+    return {uid: node["freshness"] for uid, node in sources.items()
+            if any(((node.get("freshness") or {}).get(k) or {}).get("count") is not None
+                   for k in ("warn_after", "error_after"))}
+
+
+def unmeasured(declared: dict[str, dict], measured: set[str], results: dict[str, dict]) -> list[Outcome]:
+    """An error for each declared source that dbt's ``sources.json`` leaves out. dbt writes there
+    only the sources it measured; one it could not measure (no lake file yet: a runtime error) is
+    missing, and would otherwise pass unseen. Its reason comes from dbt's result when dbt ran in
+    this process (``results``)."""
+    outcomes = []
+    for uid, criteria in declared.items():
+        name = uid.split(".")[-1]
+        if f"freshness_{name}" in measured:
+            continue
+        message = (results.get(uid) or {}).get("message") or ""
+        observed = (_not_measured(name, message) if message
+                    else "freshness could not be measured: dbt gave no result for it (see the task log)")
+        outcomes.append(_outcome(name, ERROR, observed, criteria))
     return outcomes
 
 
 def check_freshness(settings: Settings, *, in_process: bool = False) -> list[Outcome]:
-    from calltrail.transform.dbt import run_dbt
+    from calltrail.transform.dbt import source_freshness
 
     with tempfile.TemporaryDirectory(prefix="calltrail-freshness-") as tmp:
         out = Path(tmp) / "sources.json"
-        rc = run_dbt(settings, ["source", "freshness", "--output", str(out)], check=False, in_process=in_process)
+        rc, results = source_freshness(settings, out, in_process=in_process)
         if not out.exists():
             return [Outcome(check="freshness", layer="freshness", severity=ERROR,
                             observed=f"dbt source freshness exited {rc} without results (see the task log)",
                             expected="dbt source freshness runs", expectation="dbt source freshness")]
         outcomes = outcomes_from(json.loads(out.read_text()))
+    outcomes += unmeasured(declared_freshness(settings.dbt_manifest), {o.check for o in outcomes}, results)
     for o in outcomes:
         (log.info if o.severity == OK else log.warning)("%s", o.describe())
     return outcomes

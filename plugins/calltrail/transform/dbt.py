@@ -125,6 +125,14 @@ def run_dbt(settings: Settings, args: list[str], *, log_file: Path | None = None
     return returncode
 
 
+def source_freshness(settings: Settings, output: Path, *, in_process: bool = False) -> tuple[int, dict[str, dict]]:
+    """``dbt source freshness``, its results written into ``output`` (dbt's ``sources.json``).
+    Returns dbt's exit code and, in process, each source's result (unique id -> ``{"status", "seconds", "message"}``):
+    ``sources.json`` leaves out a source whose freshness dbt could not measure (a runtime error, such
+    as no lake file yet), whose message is only here and in dbt's output."""
+    return _run(settings, ["source", "freshness", "--output", str(output)], check=False, in_process=in_process)
+
+
 def build(settings: Settings, *, full_refresh: bool = False) -> dict[str, dict]:
     """``dbt build`` of every seed, model and data test (not the unit tests, which ``make test``
     runs), in this process, in dbt's own order: one command, so dbt starts, parses and opens the
