@@ -39,6 +39,7 @@ import pytest
 from calltrail import settings as settings_module
 from calltrail.airflow.run_context import RunInfo
 from calltrail.lake.layout import datasets
+from calltrail.quality.outcome import DataQualityError
 from calltrail.tasks import quality
 from calltrail.tasks.publish import publish
 from calltrail.transform.dbt import run_dbt
@@ -202,6 +203,25 @@ def test_export_refuses_a_table_that_is_not_a_published_mart(engines):
     with pytest.raises(ExportError, match="not a published mart: one of fct_touchpoints"):
         export(engines["duck"], "int_sessions", "csv", tmp / "no.csv")
     assert not (tmp / "no.csv").exists()
+
+
+def test_freshness_on_postgres_with_nothing_loaded_fails_on_each_source_and_says_so(engines, tmp_path, monkeypatch):
+    """A database whose schema lake has no table yet: dbt cannot measure either source, and its
+    sources.json leaves both out; each is an error that says nothing is loaded."""
+    con = psycopg2.connect(host="127.0.0.1", port=engines["port"], user="postgres", dbname="postgres")
+    con.autocommit = True
+    con.cursor().execute("create database nothing_loaded")
+    con.close()
+    monkeypatch.setenv("CALLTRAIL_PG_DATABASE", "nothing_loaded")
+    s = settings_module.load({**engines["pg_env"], "CALLTRAIL_PG_DATABASE": "nothing_loaded",
+                              "CALLTRAIL_WAREHOUSE": str(tmp_path / "calltrail.duckdb"),
+                              "CALLTRAIL_DATA_DOCS_DIR": str(tmp_path / "data_docs")})
+    with pytest.raises(DataQualityError, match="freshness_salesforce_task"):
+        quality.check_source_freshness(s, RunInfo("calltrail_transform", "nothing_loaded"), in_process=True)
+    observed = {a["check"]: a["observed"] for a in map(json.loads, s.alerts_file.read_text().splitlines())}
+    assert observed == {f"freshness_{name}": f"no rows loaded yet: the warehouse has no table lake.{name}, "
+                                             "nothing of it is loaded"
+                        for name in ("salesforce_task", "web_events")}, observed
 
 
 @pytest.mark.parametrize("engine", ["duck", "postgres"])

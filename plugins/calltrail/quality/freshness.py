@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
 from pathlib import Path
 
@@ -44,11 +45,15 @@ def _outcome(name: str, severity: str, observed: str, criteria: dict) -> Outcome
 
 
 def _not_measured(name: str, error_text: str) -> str:
-    if "no files found" in error_text.lower():
+    text = error_text.lower()
+    if "no files found" in text:  # DuckDB reads the lake's files in place
         return f"no rows loaded yet: the lake has no files of source {name}"
+    if f'relation "lake.{name}" does not exist' in text or "table_or_view_not_found" in text:
+        # PostgreSQL and Spark: the table (the view) of a dataset is made once it has a partition
+        return f"no rows loaded yet: the warehouse has no table lake.{name}, nothing of it is loaded"
     # dbt's message: "Runtime Error in source NAME (FILE)" above the database's own words
     said = [line.strip() for line in error_text.splitlines() if line.strip()]
-    if len(said) > 1 and said[0].startswith("Runtime Error in source"):
+    if len(said) > 1 and re.fullmatch(r"[\w ]*Error in source \S+( \(.*\))?", said[0]):
         said = said[1:]
     return f"freshness could not be measured: {said[0] if said else 'see the task log'}"
 
