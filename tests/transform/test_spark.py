@@ -192,6 +192,24 @@ def test_the_export_command_writes_sparks_rows_to_standard_output_and_nothing_el
     assert said == [f"fct_touchpoints: {rows:,} rows written to standard output ({len(piped.stdout):,} bytes, "
                     "from spark)"], piped.stderr.decode()[-3000:]
     assert "INFO py4j" not in piped.stderr.decode(), "Py4J's chatter at exit is not the user's business"
+    # nothing else: of Spark's start, only the line its Java process prints before any logging applies
+    assert [line for line in piped.stderr.decode().splitlines() if line not in said] in ([], [JVM_START]), \
+        piped.stderr.decode()[-3000:]
+
+
+# What Spark printed at every start of a session calltrail opened (before: about ten lines in the
+# output of each command on the spark target, and a progress bar between the summary's lines)
+SPARK_START_NOISE = ("Using Spark's default log4j profile", "WARN Utils: Your hostname",
+                     "Setting default log level", "To adjust logging level", "WARN NativeCodeLoader",
+                     "[Stage 0:", "FutureWarning: PySpark does not yet fully support pandas")
+JVM_START = "WARNING: Using incubator modules: jdk.incubator.vector"  # Java's own, at Spark's launch
+
+
+def test_a_run_on_spark_shows_none_of_sparks_start_up_lines(engines):
+    for noise in SPARK_START_NOISE:
+        assert noise not in engines["run"], (noise, engines["run"][-4000:])
+    # the summary's session waits for the transformation's Java process to end (about 1 s): quietly
+    assert "a Java process whose Python driver has ended" not in engines["run"], engines["run"][-4000:]
 
 
 # Spark's own messages that calltrail's session level (ERROR) keeps out of a process's output

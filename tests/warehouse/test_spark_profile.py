@@ -88,3 +88,21 @@ def test_a_password_without_ldap_or_ldap_without_one_stops_before_connecting(tls
         thrift_connection(environ)
     assert str(error.value) == (f"the profile's spark_thrift output cannot connect with authentication {said} "
                                 "(CALLTRAIL_SPARK_AUTH, CALLTRAIL_SPARK_PASSWORD): a password goes with ldap only")
+
+
+def test_spark_logs_as_calltrail_keeps_it_unless_the_profile_names_a_log4j2_file_of_its_own(tmp_path):
+    from calltrail.warehouse.spark import LOG4J2, session_conf, with_calltrails_log
+
+    profile = session_conf({"CALLTRAIL_SPARK_WAREHOUSE_DIR": str(tmp_path)})
+    derby = f"-Dderby.stream.error.file={tmp_path}/derby.log"
+    assert profile["spark.driver.extraJavaOptions"] == derby, "the profile's own option, kept below"
+    conf, quiet = with_calltrails_log(profile)
+    assert quiet and conf["spark.ui.showConsoleProgress"] == "false"
+    assert conf["spark.driver.extraJavaOptions"] == f"{derby} -Dlog4j2.configurationFile={LOG4J2.as_uri()}"
+    assert "rootLogger.level = error" in LOG4J2.read_text()
+    assert {k: v for k, v in conf.items() if k != "spark.driver.extraJavaOptions"} == {
+        **{k: v for k, v in profile.items() if k != "spark.driver.extraJavaOptions"}, "spark.ui.showConsoleProgress": "false"}
+
+    own = {**profile, "spark.driver.extraJavaOptions": f"{derby} -Dlog4j2.configurationFile=/etc/spark/log4j2.properties"}
+    conf, quiet = with_calltrails_log(own)
+    assert not quiet and conf["spark.driver.extraJavaOptions"] == own["spark.driver.extraJavaOptions"]

@@ -27,6 +27,7 @@ import re
 import shutil
 import struct
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from typing import Any
 import yaml
 
 PROFILES = Path(__file__).resolve().parents[3] / "dbt_project" / "profiles.yml"
+LOG4J2 = Path(__file__).with_name("spark-log4j2.properties")
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +182,9 @@ def metastore(conf: Mapping[str, str]) -> Path | None:
 # A Java process of Spark whose Python driver has ended (it was handed to init) exits within
 # seconds: it is waited for this long even by a command that does not wait for a running holder.
 ENDING_SPARK_WAIT_SECONDS = 30.0
+# Such an ending holder is expected right after a task's process on the same machine ended (calltrail
+# run's summary after the transformation DAG): it is named in the log only once waited for this long.
+ENDING_SPARK_QUIET_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -251,7 +256,7 @@ def wait_for_metastore(environ: Mapping[str, str], wait_seconds: float, *, conf:
                 f"(Derby) admits one process at a time. Waited {waited:.0f} s (CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS). "
                 "Let that process finish (a calltrail run or command on the spark target), then run again; "
                 "a Spark Thrift Server (CALLTRAIL_SPARK_METHOD=thrift) serves many. The warehouse is unchanged.")
-        if not warned:
+        if not warned and (not holder.ending or waited >= ENDING_SPARK_QUIET_SECONDS):
             log.warning("the Spark metastore %s is held by %s: waiting up to %.0f s for it", folder,
                         holder.describe(), limit)
             warned = True
@@ -259,9 +264,23 @@ def wait_for_metastore(environ: Mapping[str, str], wait_seconds: float, *, conf:
     return time.monotonic() - started
 
 
+def with_calltrails_log(conf: Mapping[str, str]) -> tuple[dict[str, str], bool]:
+    """The session settings with Spark's log as calltrail keeps it: no progress bar, and errors only
+    from Spark's start (:data:`LOG4J2`), unless the profile's ``spark.driver.extraJavaOptions`` names
+    a log4j2 file of its own, whose levels are then left as they are. The flag: calltrail's log is
+    used (so the session's level is then set to ERROR too)."""
+    java_options = conf.get("spark.driver.extraJavaOptions") or ""
+    quiet = "-Dlog4j2.configurationFile=" not in java_options
+    if quiet:
+        java_options = f"{java_options} -Dlog4j2.configurationFile={LOG4J2.as_uri()}".strip()
+    return {**conf, "spark.ui.showConsoleProgress": "false", "spark.driver.extraJavaOptions": java_options}, quiet
+
+
 def session(environ: Mapping[str, str], wait_seconds: float = 0.0) -> Any:
     """The process's Spark session (dbt-spark's, when dbt ran here first), with Hive support; first
     waits (``wait_seconds``) while another process holds the metastore (:func:`wait_for_metastore`)."""
+    # pyspark warns at its start that pandas 3 is newer than it knows (calltrail's tests run on it)
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     from pyspark.sql import SparkSession
 
     conf = session_conf(environ)
@@ -272,6 +291,7 @@ def session(environ: Mapping[str, str], wait_seconds: float = 0.0) -> Any:
         os.environ["JAVA_HOME"] = environ["JAVA_HOME"]
     if conf.get("spark.sql.warehouse.dir"):  # Derby writes its derby.log there from its start
         Path(conf["spark.sql.warehouse.dir"]).mkdir(parents=True, exist_ok=True)
+    conf, quiet = with_calltrails_log(conf)
     builder = SparkSession.builder.enableHiveSupport()
     for key, value in conf.items():
         builder = builder.config(key, value)
@@ -295,6 +315,6 @@ def session(environ: Mapping[str, str], wait_seconds: float = 0.0) -> Any:
                       "address (Spark gives up after about a minute), or it refused the application")
         raise SparkUnavailable(f"{started}{reason} (CALLTRAIL_SPARK_MASTER names the master; Spark's own log above "
                                "says more)") from exc
-    # ERROR: Spark warns of every globbed lake path it does not find a metadata folder in
-    spark.sparkContext.setLogLevel("ERROR")
+    if quiet:  # ERROR: Spark warns of every globbed lake path it does not find a metadata folder in
+        spark.sparkContext.setLogLevel("ERROR")
     return spark
