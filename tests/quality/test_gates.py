@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -294,13 +295,16 @@ def test_an_empty_task_source_is_reported_as_no_rows_loaded_yet(demo_build, tmp_
 
 
 @pytest.mark.parametrize("in_process", [True, False], ids=["in_process", "dbt_process"])
-def test_a_task_source_without_any_file_is_an_error_not_left_out(demo_build, tmp_path, in_process):
+def test_a_task_source_without_any_file_is_an_error_not_left_out(demo_build, tmp_path, in_process, caplog):
     """Web events only, no Task extracted yet: dbt's sources.json leaves out a source it could not
     measure (no file matches its glob), so the check must not pass on the web events alone."""
     s = copy_of(demo_build, tmp_path)
     shutil.rmtree(s.lake_dir / "salesforce_task")
+    caplog.set_level(logging.DEBUG, logger="calltrail.transform.dbt")  # dbt's own output, line by line
     with pytest.raises(DataQualityError, match="freshness_salesforce_task"):
         gates.check_source_freshness(s, RunInfo("calltrail_transform", "no_task_files"), in_process=in_process)
+    assert "PASS freshness of lake.web_events" in caplog.text, caplog.text[-3000:]
+    assert "Deprecat" not in caplog.text, "dbt warned of a deprecated use (--output) in every run's log"
     by_check = {a["check"]: a for a in alerts_in(s)}
     assert set(by_check) == {"freshness_salesforce_task"}, "the web events are fresh"
     task = by_check["freshness_salesforce_task"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import tempfile
 from pathlib import Path
 
 from calltrail.quality.outcome import ERROR, OK, WARN, Outcome
@@ -102,14 +101,12 @@ def unmeasured(declared: dict[str, dict], measured: set[str], results: dict[str,
 def check_freshness(settings: Settings, *, in_process: bool = False) -> list[Outcome]:
     from calltrail.transform.dbt import source_freshness
 
-    with tempfile.TemporaryDirectory(prefix="calltrail-freshness-") as tmp:
-        out = Path(tmp) / "sources.json"
-        rc, results = source_freshness(settings, out, in_process=in_process)
-        if not out.exists():
-            return [Outcome(check="freshness", layer="freshness", severity=ERROR,
-                            observed=f"dbt source freshness exited {rc} without results (see the task log)",
-                            expected="dbt source freshness runs", expectation="dbt source freshness")]
-        outcomes = outcomes_from(json.loads(out.read_text()))
+    rc, sources, results = source_freshness(settings, in_process=in_process)
+    if sources is None:
+        return [Outcome(check="freshness", layer="freshness", severity=ERROR,
+                        observed=f"dbt source freshness exited {rc} without results (see the task log)",
+                        expected="dbt source freshness runs", expectation="dbt source freshness")]
+    outcomes = outcomes_from(sources)
     outcomes += unmeasured(declared_freshness(settings.dbt_manifest), {o.check for o in outcomes}, results)
     for o in outcomes:
         (log.info if o.severity == OK else log.warning)("%s", o.describe())

@@ -125,12 +125,16 @@ def run_dbt(settings: Settings, args: list[str], *, log_file: Path | None = None
     return returncode
 
 
-def source_freshness(settings: Settings, output: Path, *, in_process: bool = False) -> tuple[int, dict[str, dict]]:
-    """``dbt source freshness``, its results written into ``output`` (dbt's ``sources.json``).
-    Returns dbt's exit code and, in process, each source's result (unique id -> ``{"status", "seconds", "message"}``):
-    ``sources.json`` leaves out a source whose freshness dbt could not measure (a runtime error, such
-    as no lake file yet), whose message is only here and in dbt's output."""
-    return _run(settings, ["source", "freshness", "--output", str(output)], check=False, in_process=in_process)
+def source_freshness(settings: Settings, *, in_process: bool = False) -> tuple[int, dict[str, dict] | None, dict[str, dict]]:
+    """``dbt source freshness``. Returns dbt's exit code, the ``sources.json`` dbt wrote into its
+    target folder (None when it wrote none) and, in process, each source's result (unique id ->
+    ``{"status", "seconds", "message"}``): ``sources.json`` leaves out a source whose freshness dbt
+    could not measure (a runtime error, such as no lake file yet), whose message is only here and in
+    dbt's output. (dbt's ``--output`` elsewhere is deprecated: dbt warned of it in every run's log.)"""
+    written = settings.dbt_target_dir / "sources.json"
+    written.unlink(missing_ok=True)  # an earlier command's must not pass for this one's
+    returncode, results = _run(settings, ["source", "freshness"], check=False, in_process=in_process)
+    return returncode, (json.loads(written.read_text()) if written.exists() else None), results
 
 
 def build(settings: Settings, *, full_refresh: bool = False) -> dict[str, dict]:
