@@ -179,6 +179,16 @@ def test_dbt_docs_and_validation_ran(demo_run):
     assert "model.calltrail.fct_touchpoints" in catalog["nodes"]
 
 
+def test_the_audit_tasks_log_holds_none_of_great_expectations_import_chatter(demo_run):
+    """Before: importing Great Expectations logged about 200 INFO lines ("Skipping registering
+    function ...") and pyspark's warning about pandas 3 into the audit task's log on every target."""
+    tmp, _, _, _ = demo_run
+    first = sorted((tmp / "data" / "airflow" / "logs").glob("run-*.log"))[0].read_text()
+    assert "task_id=audit" in first and "calltrail.quality" in first, "the audit ran and logged its checks"
+    assert "Skipping registering function" not in first
+    assert "PySpark does not yet fully support pandas" not in first
+
+
 def increment(warehouse: Path) -> tuple[str, str]:
     """How the last build was made: int_increment's mode and reason."""
     con = duckdb.connect(str(warehouse), read_only=True)

@@ -27,6 +27,7 @@ from calltrail.quality.offline_assets import localize
 from calltrail.quality.outcome import ERROR, OK, WARN, Outcome
 from calltrail.quality.window import Window
 from calltrail.settings import QualitySettings
+from calltrail.warehouse.spark import quiet_pyspark_pandas_warning
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,16 @@ class Frame:
     order_by: str = ""
 
 
+def _quiet_gx() -> None:
+    """Before Great Expectations is imported (in this module's functions only): its INFO lines
+    (about 200 at its import, "Skipping registering function ...") and the warning of the pyspark it
+    imports stay out of the audit task's log."""
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    quiet_pyspark_pandas_warning()
+
+
 def _gxe() -> Any:
+    _quiet_gx()
     import great_expectations.expectations as gxe
 
     return gxe
@@ -305,10 +315,10 @@ class DataDocs:
     SITE = "calltrail"
 
     def __init__(self, folder: Path) -> None:
+        _quiet_gx()
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
-        logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines drown the task log
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.context = gx.get_context(mode="ephemeral")

@@ -264,6 +264,13 @@ def wait_for_metastore(environ: Mapping[str, str], wait_seconds: float, *, conf:
     return time.monotonic() - started
 
 
+def quiet_pyspark_pandas_warning() -> None:
+    """pyspark warns, once imported (by calltrail's Spark session, or by Great Expectations on any
+    target), that pandas 3 is newer than it knows; calltrail's tests run on this pandas. Called
+    before either imports it, so the warning stays out of a command's output and a task's log."""
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+
+
 def with_calltrails_log(conf: Mapping[str, str]) -> tuple[dict[str, str], bool]:
     """The session settings with Spark's log as calltrail keeps it: no progress bar, and errors only
     from Spark's start (:data:`LOG4J2`), unless the profile's ``spark.driver.extraJavaOptions`` names
@@ -279,8 +286,7 @@ def with_calltrails_log(conf: Mapping[str, str]) -> tuple[dict[str, str], bool]:
 def session(environ: Mapping[str, str], wait_seconds: float = 0.0) -> Any:
     """The process's Spark session (dbt-spark's, when dbt ran here first), with Hive support; first
     waits (``wait_seconds``) while another process holds the metastore (:func:`wait_for_metastore`)."""
-    # pyspark warns at its start that pandas 3 is newer than it knows (calltrail's tests run on it)
-    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+    quiet_pyspark_pandas_warning()
     from pyspark.sql import SparkSession
 
     conf = session_conf(environ)
