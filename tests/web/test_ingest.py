@@ -67,7 +67,7 @@ def test_every_format_loads_the_same_events_in_utc(tmp_path, suffix):
     assert report.total("rows_valid") == 2 and report.total("rows_quarantined") == 0
 
 
-def test_bad_rows_are_quarantined_with_their_reasons_and_good_rows_still_load(tmp_path):
+def test_bad_rows_are_quarantined_with_their_reasons_and_good_rows_still_load(tmp_path, caplog):
     bad = [
         {**GOOD[0], "event_id": "no-offset", "occurred_at": "2026-03-01T12:17:00"},
         {**GOOD[0], "event_id": "bad-date", "occurred_at": "2026-02-30T12:17:00Z"},
@@ -92,6 +92,10 @@ def test_bad_rows_are_quarantined_with_their_reasons_and_good_rows_still_load(tm
         9: "invalid_json",
     }
     assert json.loads(quarantine(tmp_path / "lake")[0]["record"])["event_id"] == "no-offset"
+    # the log names the quarantine file where it is (before: the partition's scratch file, gone by then)
+    [placed] = (tmp_path / "lake").glob("quarantine/web_events/*.jsonl")
+    said = [r.getMessage() for r in caplog.records if "quarantined in" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"mixed.jsonl: 7 row(s) quarantined in {placed}: {{"), said
 
 
 def test_upper_case_and_hyphenated_bizible_id_is_accepted_as_raw(tmp_path):

@@ -378,8 +378,12 @@ def convert(
     existing_keys: list[Path] | None = None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     loaded_at: datetime | None = None,
+    quarantine_named: Path | None = None,
 ) -> ConvertResult:
     """Validate ``source`` against ``contract``; write valid rows and the quarantine.
+
+    ``quarantine_named``: where the quarantine will be once in place, when ``quarantine_out`` is a
+    scratch file the caller moves there; the log names it.
 
     Every row written gets ``_loaded_at`` (``loaded_at``, default now, UTC): when it reached the
     lake. dbt source freshness measures the age of the newest one.
@@ -449,7 +453,7 @@ def convert(
                 """
             )
             log.warning("%s: %d row(s) quarantined in %s: %s", label, result.rows_quarantined,
-                        quarantine_out, dict(result.quarantined))
+                        quarantine_named or quarantine_out, dict(result.quarantined))
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)

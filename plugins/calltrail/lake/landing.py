@@ -243,7 +243,7 @@ def ingest_folder(
             with replace_partition(partition, lake_dir) as work:
                 result = convert(source, contract, work / parquet_name, work / QUARANTINE_STAGED,
                                  fmt=detect_format(source), existing_keys=existing,
-                                 memory_limit=memory_limit)
+                                 memory_limit=memory_limit, quarantine_named=quarantine_file)
                 _write_manifest(work, source, result)
                 if FileState.of(source) != states[source]:
                     raise _ChangedWhileIngesting(source.name)
