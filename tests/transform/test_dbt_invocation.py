@@ -19,7 +19,7 @@ from calltrail.transform.dbt import (
     reason,
     run_dbt,
 )
-from tests.airflow_env import calltrail_env
+from tests.airflow_env import BIN, calltrail_env
 
 
 def _manifest(path, **models):
@@ -78,3 +78,28 @@ def test_a_dbt_command_run_in_this_process_fails_with_dbts_reason_on_its_first_l
         run_dbt(settings, ["parse"], in_process=True)
     assert str(failed.value).splitlines()[0] == (
         f"dbt parse failed (exit 2): [Errno 20] Not a directory: '{not_a_folder}/partial_parse.msgpack'")
+
+
+# As an Airflow task runs dbt: in its own process, which ends with os._exit (no finalizers, no atexit)
+DBT_THEN_OS_EXIT = """
+import os, sys
+from calltrail import settings
+from calltrail.transform.dbt import run_dbt
+for _ in range(2):  # as make run's one process does: a second command after the first
+    run_dbt(settings.load(), ["ls", "--select", "stg_web__events", "--resource-type", "model"], in_process=True,
+            log_file=__import__("pathlib").Path(sys.argv[1]))
+sys.stdout.flush(); sys.stderr.flush()
+os._exit(0)
+"""
+
+
+def test_a_process_that_ran_dbt_and_ends_as_an_airflow_task_does_leaks_no_semaphore(tmp_path):
+    """Before: every dbt task's log ended with two error lines of Python's resource tracker,
+    "There appear to be 2 leaked semaphore objects to clean up at shutdown" (dbt's locks)."""
+    env = calltrail_env(tmp_path, CALLTRAIL_DBT_TARGET_DIR=str(tmp_path / "dbt_target"))
+    log_file = tmp_path / "dbt.log"
+    done = subprocess.run([str(BIN / "python"), "-c", DBT_THEN_OS_EXIT, str(log_file)], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert log_file.read_text().count("calltrail.staging.stg_web__events") == 2, "dbt ran twice"
+    assert "leaked semaphore" not in done.stderr, done.stderr[-3000:]

@@ -229,6 +229,7 @@ def _invoke_here(args: list[str], common: list[str], env: dict[str, str], cwd: P
     callbacks = [lambda event: messages.append(event.info.msg)]
     saved_cwd = Path.cwd()
     key = (tuple(common), tuple(sorted(env.items())), _project_files(cwd))
+    semaphores = _named_semaphores()
     with _environment(env):
         os.chdir(cwd)
         try:
@@ -245,10 +246,32 @@ def _invoke_here(args: list[str], common: list[str], env: dict[str, str], cwd: P
         finally:
             os.chdir(saved_cwd)
             _close_warehouse()
+            _unlink_named_semaphores(since=semaphores)
     if result.exception is not None:
         messages.append(str(result.exception))
     returncode = 0 if result.success else (2 if result.exception is not None else 1)
     return returncode, "\n".join(messages), _node_results(result.result)
+
+
+def _named_semaphores() -> dict[Any, Any]:
+    """This process's named semaphores whose names Python unlinks at its exit (multiprocessing's
+    finalizers of its locks), by finalizer key."""
+    from multiprocessing import synchronize, util
+
+    return {key: f for key, f in list(util._finalizer_registry.items())
+            if getattr(f, "_callback", None) is synchronize.SemLock._cleanup}
+
+
+def _unlink_named_semaphores(*, since: dict[Any, Any]) -> None:
+    """Unlink the names of the semaphores made since ``since``, as Python would at exit. dbt makes
+    its locks (the adapters', the manifest's) from a ``spawn`` context: named POSIX semaphores. A
+    task of Airflow ends its process with ``os._exit``, so Python never unlinks them, and its
+    resource tracker then logged "There appear to be 2 leaked semaphore objects" as two error lines
+    at the end of every dbt task's log. The locks keep working without their names (dbt shares them
+    between threads, never with another process)."""
+    for key, finalizer in _named_semaphores().items():
+        if key not in since:
+            finalizer()
 
 
 def _project_files(project: Path) -> tuple:
