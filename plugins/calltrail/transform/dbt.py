@@ -255,11 +255,15 @@ def _invoke_here(args: list[str], common: list[str], env: dict[str, str], cwd: P
 
 def _named_semaphores() -> dict[Any, Any]:
     """This process's named semaphores whose names Python unlinks at its exit (multiprocessing's
-    finalizers of its locks), by finalizer key."""
+    finalizers of its locks), by finalizer key. Read from multiprocessing's internals: where they
+    differ (another Python), none is found and nothing is unlinked."""
     from multiprocessing import synchronize, util
 
-    return {key: f for key, f in list(util._finalizer_registry.items())
-            if getattr(f, "_callback", None) is synchronize.SemLock._cleanup}
+    cleanup = getattr(synchronize.SemLock, "_cleanup", None)
+    registry = getattr(util, "_finalizer_registry", None)
+    if cleanup is None or not isinstance(registry, dict):
+        return {}
+    return {key: f for key, f in list(registry.items()) if getattr(f, "_callback", None) is cleanup}
 
 
 def _unlink_named_semaphores(*, since: dict[Any, Any]) -> None:
