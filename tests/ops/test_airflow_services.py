@@ -116,3 +116,65 @@ def test_stop_ends_the_task_processes_airflow_put_in_process_groups_of_their_own
 def test_stop_ends_a_task_that_was_orphaned_before_the_stop(tmp_path):
     said = stop_with_a_running_task(tmp_path, SCHEDULER_WITH_AN_ORPHAN)
     assert any("left running" in line for line in said), said
+
+
+# Stand-ins for the api-server and a scheduler whose running task, once TERMed, ends and then
+# reports its state through the api-server (as Airflow 3's tasks do, over HTTP).
+API_SERVER = r"""
+import signal, socket, sys
+server = socket.create_server(("127.0.0.1", 0))
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+open(sys.argv[1], "w").write(str(server.getsockname()[1]))
+while True:
+    client, _ = server.accept()
+    client.sendall(b"ok")
+    client.close()
+"""
+SCHEDULER_WHOSE_TASK_REPORTS = r"""
+import signal, socket, sys, time
+def term(*_):
+    time.sleep(1)  # the task ends
+    try:
+        with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) as api:
+            said = "reported: " + api.recv(2).decode()
+    except OSError as e:
+        said = f"the api-server is gone: {e}"
+    open(sys.argv[2], "w").write(said)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, term)
+open(sys.argv[2], "w").write("running")
+time.sleep(3600)
+"""
+
+
+def test_stop_ends_the_scheduler_and_its_tasks_before_the_api_server_they_report_to(tmp_path):
+    """With the api-server stopped at the same time, a task ended by the stop could not report its
+    state: it retried for half a minute and the scheduler, waiting for it, was killed."""
+    import subprocess
+    import sys
+
+    from calltrail.ops import airflow_services
+
+    s = settings_module.load(calltrail_env(tmp_path))
+    s.airflow_home.mkdir(parents=True, exist_ok=True)
+    port_file, report = tmp_path / "port", tmp_path / "report"
+    api = subprocess.Popen([sys.executable, "-c", API_SERVER, str(port_file)], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        scheduler = subprocess.Popen([sys.executable, "-c", SCHEDULER_WHOSE_TASK_REPORTS, port_file.read_text(),
+                                      str(report)], start_new_session=True)
+        while not (report.exists() and report.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert report.read_text() == "running"
+        (s.airflow_home / airflow_services.STATE_FILE).write_text(json.dumps(
+            {"groups": {"api-server": api.pid, "scheduler": scheduler.pid}, "url": "http://127.0.0.1:1"}))
+        said = []
+        assert airflow_services.stop(s, timeout=10, say=said.append) == ["api-server", "scheduler"]
+        assert report.read_text() == "reported: ok"
+        assert [line.split()[1] for line in said] == ["scheduler", "api-server"], said
+    finally:
+        for process in (api, locals().get("scheduler")):
+            if process and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)

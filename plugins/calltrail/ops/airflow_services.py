@@ -282,6 +282,10 @@ def wait_healthy(url: str, groups: dict[str, int], wait_seconds: float) -> dict:
 def stop(settings: Settings, *, timeout: float = 30, say=print) -> list[str]:
     """TERM every process group started by :func:`start`, then KILL what is left after ``timeout``.
 
+    The api-server is stopped last, once the others have ended: a task that the scheduler's TERM
+    ends reports its state through the api-server, and with the api-server gone first it retried
+    for half a minute, so that the scheduler, which waits for its tasks, had to be killed.
+
     Task processes that Airflow put in groups of their own, and what they started, are stopped
     too: TERM once their component is gone, KILL after 10 s more. So are orphans of this Airflow
     home started since ``make airflow`` (:func:`_strays`).
@@ -293,19 +297,21 @@ def stop(settings: Settings, *, timeout: float = 30, say=print) -> list[str]:
     started_at = path.stat().st_mtime - 5  # written right after the components started
     pgids = set(groups.values())
     tree = _tree(pgids, {})
-    for name, pgid in groups.items():
-        if _alive(pgid):
-            os.killpg(pgid, signal.SIGTERM)
-            say(f"  stopping {name} (process group {pgid})")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_alive(p) for p in pgids):
+    last = {name: pgid for name, pgid in groups.items() if name == "api-server"}
+    for stage in ({name: pgid for name, pgid in groups.items() if name not in last}, last):
+        for name, pgid in stage.items():
+            if _alive(pgid):
+                os.killpg(pgid, signal.SIGTERM)
+                say(f"  stopping {name} (process group {pgid})")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(_alive(p) for p in stage.values()):
+            tree = _tree(pgids, tree)
+            time.sleep(0.5)
         tree = _tree(pgids, tree)
-        time.sleep(0.5)
-    tree = _tree(pgids, tree)
-    for name, pgid in groups.items():
-        if _alive(pgid):
-            say(f"  {name} did not stop within {timeout:.0f} s: killing process group {pgid}")
-            os.killpg(pgid, signal.SIGKILL)
+        for name, pgid in stage.items():
+            if _alive(pgid):
+                say(f"  {name} did not stop within {timeout:.0f} s: killing process group {pgid}")
+                os.killpg(pgid, signal.SIGKILL)
     _wait(lambda: any(_alive(p) for p in pgids), 10)
     orphans = _tree(set(), tree | _strays(settings.airflow_home, started_at))
     if orphans:
