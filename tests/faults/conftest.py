@@ -22,6 +22,6 @@ def small_build(tmp_path_factory):
     write_tasks(s.task_landing_dir / "tasks-1.jsonl", 200)
     ingest_web_events(s.web_landing_dir, s.lake_dir)
     ingest_task_files(s.task_landing_dir, s.lake_dir, s.salesforce)
-    run_dbt(s, BUILD)
-    run_dbt(s, ["run-operation", "calltrail__publish"])
+    run_dbt(s, BUILD, in_process=True)
+    run_dbt(s, ["run-operation", "calltrail__publish"], in_process=True)
     return tmp / "data"

@@ -49,7 +49,7 @@ def test_a_file_delivered_twice_under_another_name_and_again_under_its_own_is_in
     assert (lake.web_files, lake.web_events) == (1, 500), "one partition, each event once"
     assert (lake.task_versions, lake.tasks) == (40, 40), "each Task version once"
 
-    run_dbt(s, ["run", "--select", "stg_web__events", "stg_salesforce__task_versions", "stg_salesforce__tasks"])
+    run_dbt(s, ["run", "--select", "stg_web__events", "stg_salesforce__task_versions", "stg_salesforce__tasks"], in_process=True)
     con = duckdb.connect(str(s.warehouse), read_only=True)
     try:
         web = con.execute("select count(*), count(distinct event_id) from stg_web__events").fetchone()

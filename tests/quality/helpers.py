@@ -30,7 +30,7 @@ def rebuild(settings: Settings) -> None:
     ingest_task_files(settings.task_landing_dir, settings.lake_dir, settings.salesforce)
     for obj in BEYOND_TASK:  # Leads, Contacts, Opportunities, contact roles
         ingest_object_files(settings.salesforce_landing_dir(obj.folder), settings.lake_dir, obj)
-    run_dbt(settings, ["build", "--exclude", "resource_type:unit_test"])
+    run_dbt(settings, ["build", "--exclude", "resource_type:unit_test"], in_process=True)
 
 
 def task_ids(settings: Settings, sql: str) -> list[str]:

@@ -152,6 +152,12 @@ V1, V2 = "1" * 32, "2" * 32
 SITE = "https://www.acme.example"
 
 
+# the models up to the touchpoints and their data tests; dbt's unit tests read no lake data (the first
+# build of tests/transform/test_dbt_build.py runs them)
+STAGING_BUILD = ["build", "--select", "+fct_touchpoints", "--indirect-selection", "cautious",
+                 "--exclude-resource-type", "unit_test"]
+
+
 def test_a_hard_deleted_tasks_touchpoint_disappears_through_dbt_staging(tmp_path, monkeypatch):
     settings = settings_module.load(calltrail_env(tmp_path))
     web = [
@@ -175,14 +181,14 @@ def test_a_hard_deleted_tasks_touchpoint_disappears_through_dbt_staging(tmp_path
         # an hour later the overlap reads Task 2's version again: it must not reach staging twice
         extract_tasks(client_for(fake), replace(SF, overlap_minutes=60 * 24 * 30), settings.lake_dir,
                       until=T0 + timedelta(hours=1))
-        run_dbt(settings, ["build", "--select", "+fct_touchpoints", "--indirect-selection", "cautious"])
+        run_dbt(settings, STAGING_BUILD, in_process=True)
         assert touchpoint_tasks(settings) == [tid(1), tid(2)]
 
         fake.state.hard_delete(tid(1))
         out = reconcile_tasks(client_for(fake), SF, settings.lake_dir, now=NOW)
         assert out.tombstones == 1
 
-    run_dbt(settings, ["build", "--select", "+fct_touchpoints", "--indirect-selection", "cautious"])
+    run_dbt(settings, STAGING_BUILD, in_process=True)
     assert touchpoint_tasks(settings) == [tid(2)], "the deleted Task's touchpoint is still there"
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     try:

@@ -162,7 +162,7 @@ def write_crm_changes(lake_dir, number: int, objects: dict) -> None:
     con.close()
 
 
-def build_in_one_go(settings, *, in_process: bool = False) -> None:
+def build_in_one_go(settings, *, in_process: bool = True) -> None:
     """The seeds and models of ``settings``'s warehouse rebuilt from scratch (``--full-refresh``),
     what the step-by-step builds are compared with; their data tests run in those builds."""
     from calltrail.transform.dbt import run_dbt

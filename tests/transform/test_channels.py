@@ -159,7 +159,8 @@ def channels(tmp_path_factory) -> tuple[dict[int, tuple], dict[str, tuple]]:
     ingest_web_events(settings.web_landing_dir, settings.lake_dir)
     ingest_task_files(settings.task_landing_dir, settings.lake_dir, settings.salesforce)
     write_lake_objects(settings.lake_dir)
-    run_dbt(settings, ["build", "--select", "+fct_touchpoints", "--resource-type", "seed", "--resource-type", "model"])
+    run_dbt(settings, ["build", "--select", "+fct_touchpoints", "--resource-type", "seed", "--resource-type", "model"],
+            in_process=True)
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     rows = con.execute("""
         select t.bizible_id, t.marketing_channel, t.marketing_subchannel, t.touchpoint_source, s.referrer_host

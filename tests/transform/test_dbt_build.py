@@ -96,11 +96,11 @@ def built(tmp_path_factory):
     ingest_web_events(settings.web_landing_dir, settings.lake_dir)
     ingest_task_files(settings.task_landing_dir, settings.lake_dir, settings.salesforce)
     write_lake_objects(settings.lake_dir)
-    run_dbt(settings, ["build"])
+    run_dbt(settings, ["build"], in_process=True)
     first = touchpoints(settings)
     # The rebuild: every model and data test again. The unit tests read no lake data and passed in
     # the first build; running them twice took about a third of this module's time.
-    run_dbt(settings, ["build", "--exclude-resource-type", "unit_test"])
+    run_dbt(settings, ["build", "--exclude-resource-type", "unit_test"], in_process=True)
     return settings, first
 
 

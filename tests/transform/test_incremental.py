@@ -78,7 +78,7 @@ def steps(tmp_path_factory):
             load_step(incremental, number)
         else:  # then rows leave the lake: the partition of step 2's web events is removed
             remove_partition_of(incremental.lake_dir, "e9")
-        run_dbt(incremental, BUILD)
+        run_dbt(incremental, BUILD, in_process=True)
         build_in_one_go(full)
         seen.append({
             "increment": one(incremental.warehouse, "select mode, reason from int_increment")[0],
