@@ -7,8 +7,9 @@ runs), then the reading back of its warehouse (tests/transform/spark_dump.py), t
 Spark Thrift Server (``CALLTRAIL_SPARK_METHOD=thrift``, a server started here:
 spark_thrift_server.py) over TLS that authenticates its users against an LDAP directory
 (ldap_server.py), with a refused login and an untrusted certificate there, and a connection to a
-plain server without authentication (dbt's and calltrail's); and the late-arriving data built step
-by step on a second Spark warehouse (spark_late_data.py). Each writes its output into its log in
+plain server without authentication (dbt's and calltrail's); the late-arriving data built step
+by step on a second Spark warehouse (spark_late_data.py); and an export whose cluster master does
+not answer. Each writes its output into its log in
 ``OUT``, and their exit codes go into ``OUT/exit_codes.json``.
 
     python -m tests.transform.spark_suite OUT
@@ -51,7 +52,10 @@ def environments(out: Path) -> dict[str, dict[str, str]]:
                            CALLTRAIL_SPARK_USE_SSL="true", CALLTRAIL_SPARK_SSL_CA=str(out / "tls" / "ca.pem"))
     late = calltrail_env(out / "late", CALLTRAIL_DBT_TARGET="spark",
                          CALLTRAIL_DBT_TARGET_DIR=str(out / "late" / "dbt_target"))
-    return {"demo": demo, "thrift": thrift, "late": late}
+    # a standalone master's URL where nothing listens: Spark waits about a minute for it
+    unanswered = calltrail_env(out / "unanswered", CALLTRAIL_DBT_TARGET="spark",
+                               CALLTRAIL_SPARK_MASTER=f"spark://127.0.0.1:{free_port()}")
+    return {"demo": demo, "thrift": thrift, "late": late, "unanswered": unanswered}
 
 
 def _logged(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -60,12 +64,24 @@ def _logged(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
                                 stdout=fh, stderr=subprocess.STDOUT)
 
 
+def _unanswered_master_export(out: Path, env: dict[str, str]) -> subprocess.Popen:
+    """`calltrail export` with a master that does not answer: its output and its errors apart, in
+    ``OUT/unanswered/out.csv.stdout`` and ``.stderr``; the file it must not write is ``out.csv``.
+    Mostly a wait, so it runs beside the rest."""
+    folder = out / "unanswered"
+    (folder / "data" / "warehouse" / "spark").mkdir(parents=True)
+    with (folder / "out.csv.stdout").open("w") as stdout, (folder / "out.csv.stderr").open("w") as stderr:
+        return subprocess.Popen([str(BIN / "calltrail"), "export", "fct_touchpoints", "--out", str(folder / "out.csv")],
+                                env=env, cwd=ROOT, stdout=stdout, stderr=stderr)
+
+
 def main(out: Path) -> int:
     envs = environments(out)
     (out / "environments.json").write_text(json.dumps(envs))
     run = _logged([str(BIN / "calltrail"), "run"], envs["demo"], out / "run.log")
     late = _logged([sys.executable, "-m", "tests.transform.spark_late_data", str(out / "late_out")],
                    envs["late"], out / "late.log")
+    unanswered = _unanswered_master_export(out, envs["unanswered"])
     codes = {"run": run.wait()}
     if codes["run"] == 0:
         dump = _logged([sys.executable, "-m", "tests.transform.spark_dump", str(out / "spark_out")],
@@ -109,6 +125,7 @@ def main(out: Path) -> int:
         (out / "plain_dbt.log").write_text(str(exc))
         codes["plain_dbt"] = -1
     codes["late"] = late.wait()
+    codes["unanswered_export"] = unanswered.wait()
     (out / "exit_codes.json").write_text(json.dumps(codes))
     return 0
 
