@@ -133,7 +133,7 @@ while True:
 SCHEDULER_WHOSE_TASK_REPORTS = r"""
 import signal, socket, sys, time
 def term(*_):
-    time.sleep(1)  # the task ends
+    time.sleep(6)  # the task ends
     try:
         with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) as api:
             said = "reported: " + api.recv(2).decode()
@@ -173,7 +173,10 @@ def test_stop_ends_the_scheduler_and_its_tasks_before_the_api_server_they_report
         said = []
         assert airflow_services.stop(s, timeout=10, say=said.append) == ["api-server", "scheduler"]
         assert report.read_text() == "reported: ok"
-        assert [line.split()[1] for line in said] == ["scheduler", "api-server"], said
+        assert [line.split()[:2] for line in said] == [["stopping", "scheduler"], ["waiting", "for"],
+                                                       ["stopping", "api-server"]], said
+        assert said[1] == ("  waiting for scheduler to end (a scheduler lets its running tasks finish); "
+                           "killed after 10 s"), said
     finally:
         for process in (api, locals().get("scheduler")):
             if process and process.poll() is None:

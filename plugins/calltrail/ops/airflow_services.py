@@ -279,6 +279,9 @@ def wait_healthy(url: str, groups: dict[str, int], wait_seconds: float) -> dict:
                               f"(last health: {last})")
 
 
+STOP_QUIET_SECONDS = 3  # how long a stop waits for components before it says what it waits for
+
+
 def stop(settings: Settings, *, timeout: float = 30, say=print) -> list[str]:
     """TERM every process group started by :func:`start`, then KILL what is left after ``timeout``.
 
@@ -303,8 +306,14 @@ def stop(settings: Settings, *, timeout: float = 30, say=print) -> list[str]:
             if _alive(pgid):
                 os.killpg(pgid, signal.SIGTERM)
                 say(f"  stopping {name} (process group {pgid})")
-        deadline = time.monotonic() + timeout
+        began = time.monotonic()
+        deadline, waiting_said = began + timeout, False
         while time.monotonic() < deadline and any(_alive(p) for p in stage.values()):
+            if not waiting_said and time.monotonic() - began >= STOP_QUIET_SECONDS:
+                waiting = [name for name, pgid in stage.items() if _alive(pgid)]
+                say(f"  waiting for {', '.join(waiting)} to end (a scheduler lets its running tasks finish); "
+                    f"killed after {timeout:.0f} s")
+                waiting_said = True
             tree = _tree(pgids, tree)
             time.sleep(0.5)
         tree = _tree(pgids, tree)
