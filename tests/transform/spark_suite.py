@@ -9,8 +9,8 @@ spark_thrift_server.py) over TLS that authenticates its users against an LDAP di
 (ldap_server.py), with a refused login and an untrusted certificate there, and a connection to a
 plain server without authentication (dbt's and calltrail's); the late-arriving data built step
 by step on a second Spark warehouse (spark_late_data.py); and an export whose cluster master does
-not answer. Each writes its output into its log in
-``OUT``, and their exit codes go into ``OUT/exit_codes.json``.
+not answer. Each writes its output into its log in ``OUT``, and their exit codes go into
+``OUT/exit_codes.json``.
 
     python -m tests.transform.spark_suite OUT
 """
