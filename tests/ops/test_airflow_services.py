@@ -121,9 +121,12 @@ def test_stop_ends_a_task_that_was_orphaned_before_the_stop(tmp_path):
 # Stand-ins for the api-server and a scheduler whose running task, once TERMed, ends and then
 # reports its state through the api-server (as Airflow 3's tasks do, over HTTP).
 API_SERVER = r"""
-import signal, socket, sys
+import signal, socket, sys, time
 server = socket.create_server(("127.0.0.1", 0))
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+def term(*_):
+    time.sleep(5)  # uvicorn ends its connections
+    sys.exit(0)
+signal.signal(signal.SIGTERM, term)
 open(sys.argv[1], "w").write(str(server.getsockname()[1]))
 while True:
     client, _ = server.accept()
@@ -174,9 +177,10 @@ def test_stop_ends_the_scheduler_and_its_tasks_before_the_api_server_they_report
         assert airflow_services.stop(s, timeout=10, say=said.append) == ["api-server", "scheduler"]
         assert report.read_text() == "reported: ok"
         assert [line.split()[:2] for line in said] == [["stopping", "scheduler"], ["waiting", "for"],
-                                                       ["stopping", "api-server"]], said
+                                                       ["stopping", "api-server"], ["waiting", "for"]], said
         assert said[1] == ("  waiting for scheduler to end (a scheduler lets its running tasks finish); "
                            "killed after 10 s"), said
+        assert said[3] == "  waiting for api-server to end; killed after 10 s", said
     finally:
         for process in (api, locals().get("scheduler")):
             if process and process.poll() is None:

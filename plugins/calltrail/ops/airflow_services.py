@@ -311,8 +311,8 @@ def stop(settings: Settings, *, timeout: float = 30, say=print) -> list[str]:
         while time.monotonic() < deadline and any(_alive(p) for p in stage.values()):
             if not waiting_said and time.monotonic() - began >= STOP_QUIET_SECONDS:
                 waiting = [name for name, pgid in stage.items() if _alive(pgid)]
-                say(f"  waiting for {', '.join(waiting)} to end (a scheduler lets its running tasks finish); "
-                    f"killed after {timeout:.0f} s")
+                why = " (a scheduler lets its running tasks finish)" if "scheduler" in waiting else ""
+                say(f"  waiting for {', '.join(waiting)} to end{why}; killed after {timeout:.0f} s")
                 waiting_said = True
             tree = _tree(pgids, tree)
             time.sleep(0.5)
