@@ -162,6 +162,7 @@ def test_stop_ends_the_scheduler_and_its_tasks_before_the_api_server_they_report
     s.airflow_home.mkdir(parents=True, exist_ok=True)
     port_file, report = tmp_path / "port", tmp_path / "report"
     api = subprocess.Popen([sys.executable, "-c", API_SERVER, str(port_file)], start_new_session=True)
+    scheduler = None
     try:
         deadline = time.monotonic() + 30
         while not (port_file.exists() and port_file.read_text()) and time.monotonic() < deadline:
@@ -182,6 +183,6 @@ def test_stop_ends_the_scheduler_and_its_tasks_before_the_api_server_they_report
                            "killed after 10 s"), said
         assert said[3] == "  waiting for api-server to end; killed after 10 s", said
     finally:
-        for process in (api, locals().get("scheduler")):
+        for process in (api, scheduler):
             if process and process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)

@@ -162,10 +162,10 @@ def write_crm_changes(lake_dir, number: int, objects: dict) -> None:
     con.close()
 
 
-def build_in_one_go(settings, *, in_process: bool = True) -> None:
+def build_in_one_go(settings) -> None:
     """The seeds and models of ``settings``'s warehouse rebuilt from scratch (``--full-refresh``),
     what the step-by-step builds are compared with; their data tests run in those builds."""
     from calltrail.transform.dbt import run_dbt
 
     run_dbt(settings, ["build", "--full-refresh", "--exclude-resource-type", "test", "--exclude-resource-type",
-                       "unit_test"], in_process=in_process)
+                       "unit_test"], in_process=True)

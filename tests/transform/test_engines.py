@@ -443,7 +443,7 @@ def late_on_postgres(tmp_path_factory):
         after_full_run = {m: rows_postgres(port, m, "late") for m in COMPARED}
     full = settings_module.load({**calltrail_env(tmp), "CALLTRAIL_DBT_TARGET_DIR": str(tmp / "full_target"),
                                  "CALLTRAIL_WAREHOUSE": str(tmp / "full" / "calltrail.duckdb")})
-    build_in_one_go(full, in_process=True)
+    build_in_one_go(full)
     return {"steps": steps, "models": models, "full_run": full_run, "after_full_run": after_full_run, "full": full}
 
 

@@ -361,7 +361,7 @@ def late_on_spark(spark_suite):
     full = settings_module.load({**late_env, "CALLTRAIL_DBT_TARGET": "duckdb",
                                  "CALLTRAIL_DBT_TARGET_DIR": str(out / "late_full" / "dbt_target"),
                                  "CALLTRAIL_WAREHOUSE": str(out / "late_full" / "calltrail.duckdb")})
-    build_in_one_go(full, in_process=True)
+    build_in_one_go(full)
     return {"steps": json.loads((out / "late_out" / "steps.json").read_text()), "models": out / "late_out" / "models",
             "full": full, "stopped": json.loads((out / "late_out" / "stopped.json").read_text())}
 
