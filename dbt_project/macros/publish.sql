@@ -22,8 +22,11 @@
     {%- do statements.append(calltrail.publish_table_sql(source, published)) -%}
   {%- endfor -%}
   {%- do statements.extend(calltrail.record_publication_sql(publications, models)) -%}
-  {% do adapter.create_schema(api.Relation.create(database=database, schema=schema)) %}
-  {% do adapter.create_schema(api.Relation.create(database=database, schema=log_schema)) %}
+  {#- Only a missing schema: PostgreSQL refuses even `create schema if not exists` of an existing
+      one to a user without CREATE on the database (schemas its administrator made) -#}
+  {%- for name in [schema, log_schema] if not adapter.check_schema_exists(database, name) %}
+  {% do adapter.create_schema(api.Relation.create(database=database, schema=name)) %}
+  {%- endfor %}
   {{ return(adapter.dispatch('publish_tables', 'calltrail')(statements)) }}
 {% endmacro %}
 

@@ -4,7 +4,8 @@ on PostgreSQL.
 `CALLTRAIL_DBT_TARGET=postgres calltrail run` (what `make run` runs) goes through Airflow on the demo
 data (every scenario of the generator) against a throwaway PostgreSQL server: ingestion, the lake's
 partitions copied into PostgreSQL, dbt, the audit gate, publish, the report page and the summary, all
-on PostgreSQL; the DuckDB file is never created. The unit tests then run on PostgreSQL too (so every
+on PostgreSQL; the DuckDB file is never created. The run's login has no CREATE on the database: its
+administrator made the schemas for it, as a company's would. The unit tests then run on PostgreSQL too (so every
 macro runs there, not only renders). The same lake is then built, audited and published on DuckDB in
 this process. Every mart and the intermediate models they stand on are compared row by row:
 order-independent, timestamps in UTC, decimals exact. The summary, the report page's data, the alerts
@@ -79,7 +80,8 @@ def engines(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("engines")
     env = calltrail_env(tmp, CALLTRAIL_DEMO_VISITORS="80")
     with throwaway("calltrail") as server, pytest.MonkeyPatch.context() as mp:
-        pg_env = {**env, **server, "CALLTRAIL_PG_SCHEMA": PG_SCHEMA, "CALLTRAIL_DBT_TARGET": "postgres"}
+        pg_env = {**env, **server, **handed_over(server), "CALLTRAIL_PG_SCHEMA": PG_SCHEMA,
+                  "CALLTRAIL_DBT_TARGET": "postgres"}
         pg_run = run([str(BIN / "calltrail"), "run"], pg_env, timeout=900)
         assert pg_run.returncode == 0, pg_run.stdout[-4000:] + pg_run.stderr[-4000:]
         postgres = settings_module.load(pg_env)
@@ -112,6 +114,23 @@ def engines(tmp_path_factory):
         yield {"duck": duck, "postgres": postgres, "port": int(server["CALLTRAIL_PG_PORT"]), "again": again, "run": pg_run.stdout,
                "shown": shown, "summary": summary, "exports": exports, "cli": cli, "tmp": tmp, "duck_env": duck_env,
                "pg_env": pg_env}
+
+
+def handed_over(server: dict[str, str]) -> dict[str, str]:
+    """The database as a company's administrator hands it over: a login of calltrail's own without
+    CREATE on the database, and the schemas calltrail writes (docs/deploying.md) made beforehand,
+    owned by it. The run then creates no schema."""
+    con = psycopg2.connect(host="127.0.0.1", port=int(server["CALLTRAIL_PG_PORT"]), user="postgres",
+                           dbname=server["CALLTRAIL_PG_DATABASE"])
+    con.autocommit = True
+    cur = con.cursor()
+    cur.execute("create role calltrail_app login")
+    for schema in ("lake", PG_SCHEMA, "published", "calltrail_meta", "quality"):
+        cur.execute(f'create schema "{schema}" authorization calltrail_app')
+    cur.execute("select has_database_privilege('calltrail_app', current_database(), 'CREATE')")
+    assert cur.fetchone()[0] is False
+    con.close()
+    return {"CALLTRAIL_PG_USER": "calltrail_app"}
 
 
 def rows_postgres(port: int, model: str, database: str = "calltrail") -> tuple[list[str], Counter]:

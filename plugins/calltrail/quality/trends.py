@@ -128,7 +128,7 @@ class PreviousRun:
 
 
 def ensure_history(con: Any) -> None:
-    con.execute("create schema if not exists quality")
+    con.ensure_schema("quality")
     if con.engine == "spark":
         con.execute(f"""
             create table if not exists {HISTORY} (

@@ -123,7 +123,11 @@ def load_lake(lake_dir: Path, environ: Mapping[str, str] | None = None) -> list[
     conn = connect(environ)
     try:
         with conn, conn.cursor() as cur:
-            cur.execute(f"create schema if not exists {_ident(SCHEMA)}")
+            # asked first: a user without CREATE on the database may not even run `create schema if
+            # not exists` of a schema its administrator made for it (docs/deploying.md)
+            cur.execute("select count(*) from pg_namespace where nspname = %s", (SCHEMA,))
+            if not cur.fetchone()[0]:
+                cur.execute(f"create schema if not exists {_ident(SCHEMA)}")
             cur.execute(f"create table if not exists {_ident(SCHEMA)}.{_ident(LEDGER)} ("
                         "dataset text not null, path text primary key, row_count bigint not null, "
                         "loaded_at timestamptz not null default now())")

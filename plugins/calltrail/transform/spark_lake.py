@@ -25,7 +25,7 @@ def register_lake(con: Any, lake_dir: Path) -> dict[str, int]:
     which must read ``lake_dir`` under the same path); a dataset without files has no view (dbt's
     models read it as empty, ``calltrail.lake_source``). Returns each registered dataset's number
     of files."""
-    con.execute(f"create database if not exists {SCHEMA}")
+    con.ensure_schema(SCHEMA)
     registered: dict[str, int] = {}
     for name, glob in datasets().items():
         files = sum(1 for _ in lake_dir.glob(glob))

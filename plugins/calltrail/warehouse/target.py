@@ -287,9 +287,25 @@ class Warehouse:
                 out.writerow(["" if v is None else v for v in row])
         tmp.replace(path)
 
+    def has_schema(self, schema: str) -> bool:
+        if self.thrift:
+            return bool(self.execute(f"show schemas like '{schema}'").fetchall())
+        if self.engine == "spark":
+            return bool(self.con.catalog.databaseExists(schema))
+        # PostgreSQL's information_schema lists only the schemas this user has a privilege on
+        catalog = "pg_namespace where nspname" if self.engine == "postgres" else "information_schema.schemata where schema_name"
+        return bool(self.execute(f"select count(*) from {catalog} = ?", [schema]).fetchall()[0][0])
+
+    def ensure_schema(self, schema: str) -> None:
+        """Create ``schema`` unless it exists. Asked first: PostgreSQL refuses even ``create schema if
+        not exists`` of an existing schema to a user without CREATE on the database, as where its
+        administrator made the schemas (docs/deploying.md)."""
+        if not self.has_schema(schema):
+            self.execute(f"create schema if not exists {schema}")
+
     def has_table(self, schema: str, table: str) -> bool:
         if self.thrift:
-            if not self.execute(f"show schemas like '{schema}'").fetchall():
+            if not self.has_schema(schema):
                 return False
             return bool(self.execute(f"show tables in `{schema}` like '{table}'").fetchall())
         if self.engine == "spark":
