@@ -75,11 +75,22 @@ def test_a_blank_variable_takes_its_default():
     # read by the dbt profile and calltrail's connections, not settings' rows: checked all the same
     ("CALLTRAIL_PG_PORT", "abc", "CALLTRAIL_PG_PORT='abc' is not a whole number"),
     ("CALLTRAIL_SPARK_PORT", "0", "CALLTRAIL_SPARK_PORT=0 must be at least 1"),
+    ("CALLTRAIL_PG_SCHEMA", "CallTrail", "CALLTRAIL_PG_SCHEMA='CallTrail': a schema's name here is lower-case "
+                                         "letters, digits and _, not starting with a digit"),
+    ("CALLTRAIL_SPARK_SCHEMA", "analytics-calltrail", "CALLTRAIL_SPARK_SCHEMA='analytics-calltrail': a schema's "
+                                                      "name here is lower-case letters, digits and _, not starting "
+                                                      "with a digit"),
 ])
 def test_a_value_calltrail_cannot_use_is_refused_with_the_variable_named(variable, value, message):
     with pytest.raises(ConfigurationError) as caught:
         load({variable: value})
     assert str(caught.value) == message
+
+
+def test_a_schema_named_as_sql_writes_it_unquoted_is_taken():
+    s = load({"CALLTRAIL_DBT_TARGET": "postgres", "CALLTRAIL_PG_SCHEMA": "calltrail_prod2",
+              "CALLTRAIL_SPARK_SCHEMA": "_staging"})
+    assert s.environ["CALLTRAIL_PG_SCHEMA"] == "calltrail_prod2"
 
 
 def test_calltrail_settings_prints_each_variable_with_its_value_and_where_it_came_from(monkeypatch, capsys, tmp_path):

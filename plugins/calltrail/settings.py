@@ -65,6 +65,16 @@ def _port(name: str, raw: str) -> int:
 # Ports read by the dbt profile, whose `| int` turns text into 0 without a word, and by calltrail's
 # connections: checked when the settings are read, so that every command refuses them first.
 PORTS_READ_ELSEWHERE = ("CALLTRAIL_PG_PORT", "CALLTRAIL_SPARK_PORT")
+# The same for the schemas: dbt quotes a schema's name, calltrail's own SQL does not, so another
+# name (upper case, a hyphen) would have them read and write two different schemas.
+SCHEMAS_READ_ELSEWHERE = ("CALLTRAIL_PG_SCHEMA", "CALLTRAIL_SPARK_SCHEMA")
+
+
+def _schema(name: str, raw: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", raw):
+        raise ConfigurationError(f"{name}={raw!r}: a schema's name here is lower-case letters, digits and _, "
+                                 "not starting with a digit")
+    return raw
 
 
 def _number(name: str, raw: str) -> float:
@@ -464,6 +474,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     for variable in PORTS_READ_ELSEWHERE:
         if env.get(variable, "").strip():
             _port(variable, env[variable].strip())
+    for variable in SCHEMAS_READ_ELSEWHERE:
+        if variable in env:
+            _schema(variable, env[variable])
     return replace(settings, environ=env)
 
 
