@@ -119,7 +119,8 @@ def engines(tmp_path_factory):
 def handed_over(server: dict[str, str]) -> dict[str, str]:
     """The database as a company's administrator hands it over: a login of calltrail's own without
     CREATE on the database, and the schemas calltrail writes (docs/deploying.md) made beforehand,
-    owned by it. The run then creates no schema."""
+    owned by it. The run then creates no schema. A reader (a BI tool's login) is granted the published
+    marts through default privileges, as docs/deploying.md says, since publish replaces them."""
     con = psycopg2.connect(host="127.0.0.1", port=int(server["CALLTRAIL_PG_PORT"]), user="postgres",
                            dbname=server["CALLTRAIL_PG_DATABASE"])
     con.autocommit = True
@@ -127,6 +128,9 @@ def handed_over(server: dict[str, str]) -> dict[str, str]:
     cur.execute("create role calltrail_app login")
     for schema in ("lake", PG_SCHEMA, "published", "calltrail_meta", "quality"):
         cur.execute(f'create schema "{schema}" authorization calltrail_app')
+    cur.execute("create role reporting login")
+    cur.execute("grant usage on schema published to reporting")
+    cur.execute("alter default privileges for role calltrail_app in schema published grant select on tables to reporting")
     cur.execute("select has_database_privilege('calltrail_app', current_database(), 'CREATE')")
     assert cur.fetchone()[0] is False
     con.close()
@@ -149,6 +153,21 @@ def test_the_run_on_postgresql_loads_the_lake_first_and_never_creates_the_duckdb
     assert f"PostgreSQL database calltrail at 127.0.0.1:{engines['port']}" in engines["run"], (
         "the summary names the warehouse it read")
     assert not engines["shown"]["duckdb_file_after_run"], "the DuckDB file is not the target: nothing may create it"
+
+
+def test_a_reader_granted_through_default_privileges_reads_every_published_mart(engines):
+    counts = {}
+    for user in ("postgres", "reporting"):
+        con = psycopg2.connect(host="127.0.0.1", port=engines["port"], user=user, dbname="calltrail")
+        try:
+            cur = con.cursor()
+            for table in PUBLISHED_MODELS:
+                cur.execute(f"select count(*) from published.{table}")
+                counts[user, table] = cur.fetchone()[0]
+        finally:
+            con.close()
+    assert all(counts["postgres", t] == counts["reporting", t] for t in PUBLISHED_MODELS), counts
+    assert counts["reporting", "fct_touchpoints"] > 0
 
 
 def test_the_lake_is_loaded_once_per_partition(engines):
