@@ -292,9 +292,11 @@ class Warehouse:
             return bool(self.execute(f"show schemas like '{schema}'").fetchall())
         if self.engine == "spark":
             return bool(self.con.catalog.databaseExists(schema))
-        # PostgreSQL's information_schema lists only the schemas this user has a privilege on
-        catalog = "pg_namespace where nspname" if self.engine == "postgres" else "information_schema.schemata where schema_name"
-        return bool(self.execute(f"select count(*) from {catalog} = ?", [schema]).fetchall()[0][0])
+        if self.engine == "postgres":  # its information_schema lists only the schemas this user may use
+            sql = "select count(*) from pg_namespace where nspname = ?"
+        else:
+            sql = "select count(*) from information_schema.schemata where schema_name = ?"
+        return bool(self.execute(sql, [schema]).fetchall()[0][0])
 
     def ensure_schema(self, schema: str) -> None:
         """Create ``schema`` unless it exists. Asked first: PostgreSQL refuses even ``create schema if
