@@ -5,7 +5,9 @@ to the attribution), incrementally after the first step. Writes, into OUT, each 
 rebuilt visitors, journeys and opportunities, and the visitors whose events it read again
 (steps.json) and, after the last step (which builds every model), every model the tests compare
 (models/<model>.parquet, without Spark's partition column), for the test to compare with a full
-build on DuckDB.
+build on DuckDB. After that last build, as the transformation DAG's docs task follows its build in
+the process `make run` runs every task in: the temporary views left in the Spark session, and
+whether `dbt docs generate` wrote the docs (docs.json).
 
 Then a run that stopped half way: a bucket's partition of int_sessions dropped, its rows left in
 int_sessions__kept, as a run leaves them that stops between the removal and the append; and
@@ -26,7 +28,7 @@ import pyarrow.parquet as pq
 
 from calltrail import settings as settings_module
 from calltrail.tasks.transform import register_lake_on_spark
-from calltrail.transform.dbt import run_dbt
+from calltrail.transform.dbt import DbtCommandFailed, generate_docs, run_dbt
 from calltrail.warehouse.target import build_schema, open_warehouse
 from tests.transform.engine_compare import without_partition_column
 from tests.transform.late_data import COMPARED, STEPS, load_step
@@ -62,12 +64,25 @@ def main(out: Path) -> None:
                       "tasks": sorted(r[0] for r in tasks),
                       "events_read_for": sorted(r[0] for r in read_again)})
     (out / "steps.json").write_text(json.dumps(steps, indent=1))
+    (out / "docs.json").write_text(json.dumps(docs_after_build(settings)))
     (out / "models").mkdir(exist_ok=True)
     con = open_warehouse(settings)
     for model in COMPARED:
         rows = without_partition_column(con.execute(f"select * from {build_schema(settings)}.{model}").arrow())
         pq.write_table(rows, out / "models" / f"{model}.parquet")
     (out / "stopped.json").write_text(json.dumps(stopped_run(settings, out)))
+
+
+def docs_after_build(settings) -> dict:
+    """The session's temporary views after the last build, and `dbt docs generate` in this process."""
+    from pyspark.sql import SparkSession
+
+    views = sorted(t.name for t in SparkSession.builder.getOrCreate().catalog.listTables() if t.isTemporary)
+    try:
+        index = generate_docs(settings, in_process=True)
+    except DbtCommandFailed as exc:
+        return {"temporary_views": views, "error": str(exc)[-3000:]}
+    return {"temporary_views": views, "index_written": index.exists()}
 
 
 def stopped_run(settings, out: Path) -> dict:

@@ -363,7 +363,8 @@ def late_on_spark(spark_suite):
                                  "CALLTRAIL_WAREHOUSE": str(out / "late_full" / "calltrail.duckdb")})
     build_in_one_go(full)
     return {"steps": json.loads((out / "late_out" / "steps.json").read_text()), "models": out / "late_out" / "models",
-            "full": full, "stopped": json.loads((out / "late_out" / "stopped.json").read_text())}
+            "full": full, "stopped": json.loads((out / "late_out" / "stopped.json").read_text()),
+            "docs": json.loads((out / "late_out" / "docs.json").read_text())}
 
 
 def test_on_spark_the_first_late_data_step_is_full_and_each_later_one_rebuilds_what_it_changed(late_on_spark):
@@ -405,6 +406,15 @@ def test_on_spark_units_that_did_not_change_share_the_rebuilt_buckets_and_keep_t
     # steps 3 and 4: T_GAINS's new version, then T_DELETED's and T_MOVED's (T_DELETED's row goes)
     assert kept(tasks, set(late_on_spark["steps"][2]["tasks"]), md5_bucket) == {T_STILL}
     assert kept(tasks | {T_DELETED}, set(late_on_spark["steps"][3]["tasks"]), md5_bucket) == {T_LATE}
+
+
+def test_on_spark_the_docs_after_an_incremental_build_in_the_same_process_are_written(late_on_spark):
+    """As `make run` runs the transformation DAG: every task in one process, the docs after the build.
+    dbt-spark leaves a temporary view per incremental model in the process's Spark session; the
+    docs' catalog found them without a schema and stopped."""
+    docs = late_on_spark["docs"]
+    assert docs["temporary_views"] == [], "a dbt command left temporary views in the session"
+    assert docs.get("index_written"), docs.get("error")
 
 
 def test_on_spark_a_run_that_stopped_half_way_makes_the_next_one_full_and_loses_no_row(late_on_spark):

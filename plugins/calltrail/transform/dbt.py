@@ -246,6 +246,7 @@ def _invoke_here(args: list[str], common: list[str], env: dict[str, str], cwd: P
         finally:
             os.chdir(saved_cwd)
             _close_warehouse()
+            _drop_spark_temporary_views()
             _unlink_named_semaphores(since=semaphores)
     if result.exception is not None:
         messages.append(str(result.exception))
@@ -300,6 +301,27 @@ def _close_warehouse() -> None:
         return
     environment.close()
     DuckDBConnectionManager.close_all_connections()
+
+
+def _drop_spark_temporary_views() -> None:
+    """Drop the temporary views a dbt command left in this process's Spark session (the ``session``
+    method's; a Thrift Server's sessions end with their connections). dbt-spark's incremental
+    materialization leaves its ``<model>__dbt_tmp`` view there (it drops it for Python models
+    only), and the session outlives the command: Spark lists a session's temporary views in every
+    schema, so the next dbt command of the process saw them without a schema, and ``dbt docs
+    generate`` after an incremental build (the transformation DAG's docs task under ``make run``,
+    whose tasks share one process) failed with "'NoneType' object has no attribute 'lower'"."""
+    if "pyspark" not in sys.modules:
+        return
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    if SparkContext._active_spark_context is None:
+        return
+    spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+    for table in spark.catalog.listTables():
+        if table.isTemporary:
+            spark.catalog.dropTempView(table.name)
 
 
 def _node_results(outcome: Any) -> dict[str, dict]:
