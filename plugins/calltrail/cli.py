@@ -323,11 +323,11 @@ def _warehouse_errors() -> tuple[type[Exception], ...]:
     from calltrail.warehouse.arrow import UnreadableColumn
     from calltrail.warehouse.duckdb_file import WarehouseLocked, WarehouseUnreadable
     from calltrail.warehouse.local_postgres import LocalPostgresError
-    from calltrail.warehouse.postgres import PostgresUnreachable
+    from calltrail.warehouse.postgres import PostgresBusy, PostgresUnreachable
     from calltrail.warehouse.spark import SparkUnavailable
 
-    return (WarehouseLocked, WarehouseUnreadable, PostgresUnreachable, UnreadableColumn, LocalPostgresError,
-            SparkUnavailable)
+    return (WarehouseLocked, WarehouseUnreadable, PostgresUnreachable, PostgresBusy, UnreadableColumn,
+            LocalPostgresError, SparkUnavailable)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -378,11 +378,11 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_load_postgres(settings: Settings, args: argparse.Namespace) -> int:
     from calltrail.transform.postgres_lake import PartitionLoadError, load_lake
-    from calltrail.warehouse.postgres import PostgresUnreachable
+    from calltrail.warehouse.postgres import PostgresBusy, PostgresUnreachable
 
     try:
-        results = load_lake(settings.lake_dir)
-    except (PostgresUnreachable, PartitionLoadError) as exc:
+        results = load_lake(settings.lake_dir, settings.environ, wait_seconds=settings.warehouse_lock_wait_seconds)
+    except (PostgresUnreachable, PostgresBusy, PartitionLoadError) as exc:
         _say(f"calltrail load-postgres: {exc}")
         return 1
     for r in results:

@@ -77,8 +77,9 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
         data = load_frames(lake, raw)
     finally:
         lake.close()
-    # DuckDB: waits (bounded) while another process holds the file, then fails naming it
-    con = open_warehouse(settings)
+    # DuckDB: waits (bounded) while another process holds the file, then fails naming it;
+    # PostgreSQL: the same for another calltrail process's writers' lock (unless read-only)
+    con = open_warehouse(settings, doing="the data-quality audit")
     try:
         data.update(load_frames(con, built))
         frames, outcomes = thin_windows(raw + built, data, window, q)

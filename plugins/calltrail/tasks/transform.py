@@ -23,7 +23,7 @@ def load_lake_into_postgres(settings: Settings) -> str:
 
     from calltrail.transform.postgres_lake import load_lake
 
-    results = load_lake(settings.lake_dir, settings.environ)
+    results = load_lake(settings.lake_dir, settings.environ, wait_seconds=settings.warehouse_lock_wait_seconds)
     lines = [r.describe() for r in results]
     for line in lines:
         logging.getLogger(__name__).info("%s", line)

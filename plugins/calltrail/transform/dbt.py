@@ -3,6 +3,7 @@ parse (set-up), the build of every seed, model and data test, publish and the do
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -11,7 +12,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -158,20 +159,8 @@ def _run(settings: Settings, args: list[str], *, log_file: Path | None = None, c
     from calltrail.warehouse.duckdb_file import locked_error
 
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
-    waited = wait_for_warehouse(settings) if args[:1] != ["parse"] else 0.0
-    # dbt is a child process: it gets the environment as settings read it (PATH, the CALLTRAIL_PG_* that
-    # profiles.yml reads) with calltrail's own locations on top.
-    env = {**settings.environ, **dbt_env(settings)}
-    log.info("dbt %s", " ".join(args))
-    results: dict[str, dict] = {}
-    if in_process:
-        if settings.dbt_target == "spark" and not settings.spark_thrift and args[:1] != ["parse"]:
-            _start_spark(settings)
-        returncode, output, results = _invoke_here(args, project_args(settings), env, settings.dbt_project_dir)
-    else:
-        out = subprocess.run([DBT, *args, *project_args(settings)], env=env, cwd=settings.dbt_project_dir,
-                             capture_output=True, text=True, check=False)
-        returncode, output = out.returncode, out.stdout + out.stderr
+    with _warehouse_held(settings, args) as waited:
+        returncode, output, results = _command(settings, args, in_process=in_process)
     if log_file:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with log_file.open("a") as fh:
@@ -186,6 +175,38 @@ def _run(settings: Settings, args: list[str], *, log_file: Path | None = None, c
         why = reason(output)
         raise DbtCommandFailed(f"dbt {' '.join(args)} failed (exit {returncode}){': ' + why if why else ''}\n{tail}")
     return returncode, results
+
+
+def _warehouse_held(settings: Settings, args: list[str]) -> AbstractContextManager[float]:
+    """Around one dbt command: DuckDB's file and the session method's metastore are waited for
+    (:func:`wait_for_warehouse`; dbt then holds them itself); PostgreSQL's writers' lock is held by
+    calltrail for as long as the command runs (:func:`calltrail.warehouse.postgres.writer_lock`).
+    ``dbt parse`` opens no warehouse. Yields the seconds waited."""
+    if args[:1] == ["parse"]:
+        return nullcontext(0.0)
+    if settings.dbt_target == "postgres":
+        from calltrail.warehouse.postgres import writer_lock
+
+        words = itertools.takewhile(lambda a: not a.startswith("-"), args[:3])  # build; docs generate
+        return writer_lock(settings.environ, settings.warehouse_lock_wait_seconds, f"dbt {' '.join(words)}")
+    return nullcontext(wait_for_warehouse(settings))
+
+
+def _command(settings: Settings, args: list[str], *, in_process: bool) -> tuple[int, str, dict[str, dict]]:
+    # dbt is a child process: it gets the environment as settings read it (PATH, the CALLTRAIL_PG_* that
+    # profiles.yml reads) with calltrail's own locations on top.
+    env = {**settings.environ, **dbt_env(settings)}
+    log.info("dbt %s", " ".join(args))
+    results: dict[str, dict] = {}
+    if in_process:
+        if settings.dbt_target == "spark" and not settings.spark_thrift and args[:1] != ["parse"]:
+            _start_spark(settings)
+        returncode, output, results = _invoke_here(args, project_args(settings), env, settings.dbt_project_dir)
+    else:
+        out = subprocess.run([DBT, *args, *project_args(settings)], env=env, cwd=settings.dbt_project_dir,
+                             capture_output=True, text=True, check=False)
+        returncode, output = out.returncode, out.stdout + out.stderr
+    return returncode, output, results
 
 
 def _start_spark(settings: Settings) -> None:

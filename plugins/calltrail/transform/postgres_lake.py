@@ -27,7 +27,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from calltrail.lake.layout import datasets
-from calltrail.warehouse.postgres import connect
+from calltrail.warehouse.postgres import connect, writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,17 @@ def load_partition(conn, dataset: str, lake_dir: Path, path: Path) -> int:
     return table.num_rows
 
 
-def load_lake(lake_dir: Path, environ: Mapping[str, str] | None = None) -> list[LoadResult]:
-    """Load every partition of every dataset that is not loaded yet; report per dataset."""
+def load_lake(lake_dir: Path, environ: Mapping[str, str] | None = None, *,
+              wait_seconds: float = 0.0) -> list[LoadResult]:
+    """Load every partition of every dataset that is not loaded yet; report per dataset.
+
+    Holds the warehouse's writers' lock while it loads, waiting up to ``wait_seconds`` for another
+    calltrail process that writes it (:func:`calltrail.warehouse.postgres.writer_lock`)."""
+    with writer_lock(environ, wait_seconds, "the lake's load"):
+        return _load_lake(lake_dir, environ)
+
+
+def _load_lake(lake_dir: Path, environ: Mapping[str, str] | None) -> list[LoadResult]:
     import psycopg2
 
     conn = connect(environ)

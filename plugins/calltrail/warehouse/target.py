@@ -12,6 +12,7 @@ the engine by name (``engine``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -242,8 +243,9 @@ def _pg_sql(sql: str, params: Sequence[Any] | None) -> tuple[str, Sequence[Any] 
 class Warehouse:
     """A connection to the configured target's warehouse, with DuckDB's calls on either engine."""
 
-    def __init__(self, settings: Settings, con: Any) -> None:
+    def __init__(self, settings: Settings, con: Any, held: contextlib.ExitStack | None = None) -> None:
         self.settings, self.con = settings, con
+        self._held = held  # PostgreSQL: the writers' lock, released on close
         self.engine = settings.dbt_target
         self.thrift = settings.spark_thrift
 
@@ -317,8 +319,12 @@ class Warehouse:
                                  "and table_name = ?", [schema, table]).fetchall()[0][0])
 
     def close(self) -> None:
-        if self.engine != "spark" or self.thrift:  # the process keeps its Spark session (dbt's, when dbt ran here)
-            self.con.close()
+        try:
+            if self.engine != "spark" or self.thrift:  # the process keeps its Spark session (dbt's, when dbt ran here)
+                self.con.close()
+        finally:
+            if self._held is not None:
+                self._held.close()
 
     def __enter__(self) -> Warehouse:
         return self
@@ -328,11 +334,13 @@ class Warehouse:
 
 
 def open_warehouse(settings: Settings, *, read_only: bool = False, wait: bool = True,
-                   environ: Mapping[str, str] | None = None) -> Warehouse:
+                   environ: Mapping[str, str] | None = None, doing: str = "this step") -> Warehouse:
     """Open the configured target's warehouse. DuckDB: waits (bounded, ``wait``) while another
     process holds the file, then raises ``WarehouseLocked`` naming it; a Spark session likewise for
     the metastore (``SparkUnavailable``). PostgreSQL: a UTC session
-    that commits each statement; ``PostgresUnreachable`` names the server it sought."""
+    that commits each statement; ``PostgresUnreachable`` names the server it sought; unless
+    ``read_only``, it holds the writers' lock until it is closed, waiting (bounded) for another
+    calltrail process that holds it, then ``PostgresBusy`` names that one (``doing`` says who waits)."""
     if settings.spark_thrift:
         from calltrail.warehouse.spark import thrift_connection
 
@@ -343,11 +351,19 @@ def open_warehouse(settings: Settings, *, read_only: bool = False, wait: bool = 
         return Warehouse(settings, session(spark_environ(settings),
                                            settings.warehouse_lock_wait_seconds if wait else 0.0))
     if settings.dbt_target == "postgres":
-        from calltrail.warehouse.postgres import connect
+        from calltrail.warehouse.postgres import connect, writer_lock
 
-        con = connect(settings.environ if environ is None else environ)
+        env = settings.environ if environ is None else environ
+        held = contextlib.ExitStack()
+        if not read_only:
+            held.enter_context(writer_lock(env, settings.warehouse_lock_wait_seconds if wait else 0.0, doing))
+        try:
+            con = connect(env)
+        except BaseException:
+            held.close()
+            raise
         con.autocommit = True
-        return Warehouse(settings, con)
+        return Warehouse(settings, con, held)
     from calltrail.warehouse.duckdb_file import connect as connect_duckdb
 
     con = connect_duckdb(settings.warehouse, read_only=read_only,

@@ -1,0 +1,162 @@
+"""calltrail's writers of one PostgreSQL warehouse take turns.
+
+PostgreSQL lets two sessions write at once, and two runs against one database used to fail on each
+other: the second load of a partition on the ledger's key, two builds of a model on each other's
+tables (`relation "stg_web__events" already exists`). Every step that writes (the lake's load, each
+dbt command, the audit, the report page of publish) now holds the writers' lock
+(`calltrail.warehouse.postgres.writer_lock`), waits up to `CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS`
+for another calltrail process, and then fails in one line naming it, having changed nothing.
+
+A real PostgreSQL server (a throwaway one), real `calltrail` commands and runs. The holder in the
+tests that need one held longer than a run's step is a process of its own holding the lock as a
+step does.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+
+import psycopg2
+import pytest
+
+from calltrail import settings as settings_module
+from calltrail.transform.dbt import run_dbt
+from calltrail.warehouse.local_postgres import throwaway
+from calltrail.warehouse.postgres import PostgresBusy
+from calltrail.warehouse.target import open_warehouse
+from tests.airflow_env import BIN, calltrail_env, run
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from calltrail.warehouse.postgres import writer_lock
+    with writer_lock(None, 0, "the holder's step"):
+        print("held", flush=True)
+        time.sleep(float(sys.argv[1]))
+""")
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Two `calltrail run` started together against one database, from two data folders (two
+    checkouts, or a colleague's run beside the server's), on the same demo data."""
+    with throwaway("calltrail", "held") as server:
+        outs: dict[str, subprocess.CompletedProcess[str]] = {}
+        envs = {}
+        for name in ("first", "second"):
+            tmp = tmp_path_factory.mktemp(name)
+            envs[name] = calltrail_env(tmp, **server, CALLTRAIL_DBT_TARGET="postgres", CALLTRAIL_DEMO_VISITORS="80")
+
+        def go(name: str) -> None:
+            outs[name] = run([str(BIN / "calltrail"), "run"], envs[name], timeout=900)
+
+        threads = [threading.Thread(target=go, args=(name,)) for name in envs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        yield {"server": server, "outs": outs, "envs": envs}
+
+
+def task_logs(env: dict[str, str]) -> str:
+    logs = settings_module.load(env).airflow_home / "logs"
+    return "".join(p.read_text(errors="replace") for p in sorted(logs.glob("run-*.log")))
+
+
+def query(server: dict[str, str], sql: str, database: str = "calltrail") -> list[tuple]:
+    con = psycopg2.connect(host="127.0.0.1", port=int(server["CALLTRAIL_PG_PORT"]), user="postgres", dbname=database)
+    try:
+        cur = con.cursor()
+        cur.execute(sql)
+        return cur.fetchall()
+    finally:
+        con.close()
+
+
+def test_two_runs_at_once_on_one_database_both_complete_taking_turns(two_runs):
+    for name, out in two_runs["outs"].items():
+        assert out.returncode == 0, f"{name}: {out.stdout[-4000:]}{out.stderr[-2000:]}"
+    logs = "".join(task_logs(env) for env in two_runs["envs"].values())
+    assert "already exists" not in logs
+    assert "duplicate key" not in logs
+    waits = [line for line in logs.splitlines() if "waits up to 60 s for it" in line]
+    assert waits, "one run's step waited for the other's"
+    assert all("is being written by 'calltrail pid " in line for line in waits), waits[:3]
+
+
+def test_after_two_runs_at_once_the_published_marts_are_the_audited_build(two_runs):
+    server = two_runs["server"]
+    for mart in ("fct_touchpoints", "rpt_revenue_by_channel"):
+        count = query(server, f"select count(*) from published.{mart}")[0][0]
+        assert count > 0
+        assert query(server, f"select count(*) from calltrail.{mart}")[0][0] == count
+        assert query(server, f"select count(*) from (select * from published.{mart} "
+                             f"except all select * from calltrail.{mart}) d")[0][0] == 0
+    loaded = query(server, "select path, count(*) from lake._calltrail_partitions group by path having count(*) > 1")
+    assert loaded == []
+
+
+@pytest.fixture
+def holder(two_runs):
+    """Start a process holding the writers' lock of database `held` for ``seconds``; yields its PID."""
+    started = []
+
+    def start(seconds: float) -> subprocess.Popen[str]:
+        env = {**two_runs["envs"]["first"], "CALLTRAIL_PG_DATABASE": "held"}
+        proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(seconds)], env=env, stdout=subprocess.PIPE,
+                                text=True)
+        assert proc.stdout.readline().strip() == "held"
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+def held_env(two_runs, wait: str) -> dict[str, str]:
+    return {**two_runs["envs"]["first"], "CALLTRAIL_PG_DATABASE": "held", "CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS": wait}
+
+
+def test_a_load_that_waits_longer_than_the_wait_fails_in_one_line_naming_the_holder_and_loads_nothing(
+        two_runs, holder):
+    proc = holder(120)
+    out = run([str(BIN / "calltrail"), "load-postgres"], held_env(two_runs, "2"), timeout=120)
+    assert out.returncode == 1, out.stdout + out.stderr
+    port = two_runs["server"]["CALLTRAIL_PG_PORT"]
+    assert out.stdout.startswith(
+        f"calltrail load-postgres: the warehouse (PostgreSQL database held at 127.0.0.1:{port}) is being written "
+        f"by 'calltrail pid {proc.pid} on {socket.gethostname()}: the holder's step' (server process "), out.stdout
+    assert "the lake's load needs to write it" in out.stdout
+    assert "Waited 2 s (CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS)" in out.stdout
+    assert len(out.stdout.splitlines()) == 1 and "Traceback" not in out.stderr, out.stdout + out.stderr
+    assert query(two_runs["server"], "select count(*) from pg_namespace where nspname = 'lake'", "held") == [(0,)]
+
+
+def test_a_dbt_command_and_the_audit_wait_for_the_holder_then_name_it_and_change_nothing(two_runs, holder):
+    proc = holder(120)
+    settings = settings_module.load(held_env(two_runs, "1"))
+    with pytest.raises(PostgresBusy, match=rf"'calltrail pid {proc.pid} on .*: the holder's step'.*"
+                                           r"and dbt seed needs to write it"):
+        run_dbt(settings, ["seed"])
+    with pytest.raises(PostgresBusy, match=r"and the data-quality audit needs to write it"):
+        open_warehouse(settings, doing="the data-quality audit")
+    assert query(two_runs["server"], "select count(*) from information_schema.tables "
+                                     "where table_schema not in ('pg_catalog', 'information_schema')", "held") == [(0,)]
+    # a reader takes no turn: the export and the summary read while a step writes
+    with open_warehouse(settings, read_only=True) as con:
+        assert con.execute("select 1").fetchall() == [(1,)]
+
+
+def test_a_holder_that_lets_go_within_the_wait_lets_the_load_complete(two_runs, holder):
+    holder(3)
+    out = run([str(BIN / "calltrail"), "load-postgres"], held_env(two_runs, "60"), timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "lake.web_events: " in out.stdout and " new partition" in out.stdout
+    loaded = query(two_runs["server"], "select count(*) from lake._calltrail_partitions", "held")[0][0]
+    first = query(two_runs["server"], "select count(*) from lake._calltrail_partitions")[0][0]
+    assert loaded == first > 0
