@@ -6,6 +6,7 @@ what to do; the file is never damaged: it holds the previous or the new tables e
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 
@@ -73,6 +74,35 @@ def test_a_reader_that_lets_go_within_the_wait_lets_the_build_complete_with_the_
     assert after["main.fct_touchpoints"] != before["main.fct_touchpoints"], "fct_touchpoints was rebuilt"
     assert {k: v for k, v in after.items() if k.startswith("published.")} == \
         {k: v for k, v in before.items() if k.startswith("published.")}, "the build alone publishes nothing"
+
+
+def test_a_program_that_opens_the_warehouse_between_the_wait_and_dbts_own_open_is_waited_for_too(built, tmp_path):
+    # The wait before a dbt command ends with the file free; a program that opens it in the
+    # moment before dbt does (here: as soon as the wait has ended and the command is logged) held
+    # it when dbt opened the file, and the build failed at once (WarehouseLocked, "Waited 0 s").
+    s = copy_with_new_data(built, tmp_path, CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS="30")
+    readers: list = []
+
+    class OpenAfterTheWait(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("dbt build") and not readers:
+                readers.append(hold_warehouse(s.warehouse, read_only=True, seconds=8))
+
+    logger = logging.getLogger("calltrail.transform.dbt")
+    handler, level = OpenAfterTheWait(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        run_dbt(s, BUILD)
+        assert readers, "the program opened the file after calltrail's wait"
+        assert readers[0].wait(timeout=60) == 0, "the program held the file until it let go itself"
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        for reader in readers:
+            if reader.poll() is None:
+                kill_group(reader)
+    assert fingerprint(s.warehouse)["main.stg_salesforce__tasks"][0] == 300, "the build holds the 100 new Tasks"
 
 
 def test_the_audit_waits_for_a_held_warehouse_then_fails_naming_the_holder_and_what_to_do(built, tmp_path):

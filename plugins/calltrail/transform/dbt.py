@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -76,6 +77,8 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "CALLTRAIL_WAREHOUSE": str(settings.warehouse),
         "CALLTRAIL_DBT_TARGET": settings.dbt_target,
         "CALLTRAIL_DBT_DUCKDB_MEMORY_LIMIT": settings.dbt_duckdb_memory_limit,
+        # how long dbt's own open of the DuckDB file waits for another process (profiles.yml)
+        "CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS": str(settings.warehouse_lock_wait_seconds),
         "CALLTRAIL_SPARK_WAREHOUSE_DIR": str(settings.spark_warehouse_dir),
         "DBT_PROFILES_DIR": str(settings.dbt_project_dir),
         "DBT_TARGET_PATH": str(settings.dbt_target_dir),
@@ -160,6 +163,7 @@ def _run(settings: Settings, args: list[str], *, log_file: Path | None = None, c
 
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     with _warehouse_held(settings, args) as waited:
+        started = time.monotonic()
         returncode, output, results = _command(settings, args, in_process=in_process)
     if log_file:
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -168,7 +172,8 @@ def _run(settings: Settings, args: list[str], *, log_file: Path | None = None, c
     for line in output.splitlines():
         # the project's own messages (e.g. int_increment's mode and why) go into the task's log
         log.log(logging.INFO if "calltrail: " in line else logging.DEBUG, "dbt: %s", line)
-    if returncode != 0 and (locked := locked_error(settings.warehouse, output, waited)):
+    # dbt failing on the lock failed at its open, after its own tries (the profile's retries)
+    if returncode != 0 and (locked := locked_error(settings.warehouse, output, waited + time.monotonic() - started)):
         raise locked
     if (check and returncode != 0) or (results_needed and returncode == 2):
         tail = "\n".join(output.splitlines()[-30:])
