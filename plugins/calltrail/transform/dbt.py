@@ -377,8 +377,26 @@ def parse(settings: Settings, *, log_file: Path | None = None) -> Path:
 
 
 def publish(settings: Settings, *, in_process: bool = False) -> None:
-    """Write-audit-publish: copy the consumer marts into the publish schema in one transaction."""
-    run_dbt(settings, ["run-operation", "calltrail__publish"], in_process=in_process)
+    """Write-audit-publish: copy the consumer marts into the publish schema in one transaction.
+
+    On PostgreSQL the transaction waits up to ``CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS`` for the
+    readers of the published tables (dbt_project/macros/publish.sql); when that wait ends first,
+    :class:`~calltrail.warehouse.postgres.PublishBlocked` names the sessions in the way."""
+    try:
+        run_dbt(settings, ["run-operation", "calltrail__publish"], in_process=in_process)
+    except DbtCommandFailed as exc:
+        if settings.dbt_target != "postgres" or "due to lock timeout" not in str(exc):
+            raise
+        from calltrail.warehouse.postgres import PublishBlocked, sessions_holding
+        from calltrail.warehouse.schemas import PUBLISHED
+
+        holders = sessions_holding(settings.environ, PUBLISHED) or ["a session that has let go since"]
+        raise PublishBlocked(
+            f"publish waited {settings.warehouse_lock_wait_seconds:.0f} s (CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS) "
+            f"for other sessions to let go of the published tables: {'; '.join(holders)}. Nothing was "
+            "published: consumers keep the previous marts. A transaction left open (a BI tool's session, "
+            "a psql prompt) holds the tables it read until it ends: end it (or pg_terminate_backend its "
+            "server process), then run again.") from exc
 
 
 def generate_docs(settings: Settings, *, in_process: bool = False) -> Path:

@@ -108,6 +108,11 @@ def writer_lock(environ: Mapping[str, str] | None, wait_seconds: float, doing: s
     try:
         con.autocommit = True
         cur = con.cursor()
+        # This session is idle while the step runs (a dbt build, for many minutes): a server that
+        # ends idle sessions (idle_session_timeout, PostgreSQL 14 and later) would end the lock with it.
+        cur.execute("select current_setting('server_version_num')::int >= 140000")
+        if cur.fetchone()[0]:
+            cur.execute("set idle_session_timeout = 0")
         started = time.monotonic()
         warned = False
         while True:
@@ -136,3 +141,36 @@ def writer_lock(environ: Mapping[str, str] | None, wait_seconds: float, doing: s
             _held_here = 0
     finally:
         con.close()  # ends the session, and with it the lock
+
+
+class PublishBlocked(RuntimeError):
+    """Publish waited in vain for other sessions' locks on the published tables: nothing was published."""
+
+
+def sessions_holding(environ: Mapping[str, str] | None, schema: str) -> list[str]:
+    """The other sessions that hold a lock on a table of ``schema``, each described in a phrase
+    (another login's state, address and times are hidden without ``pg_read_all_stats``)."""
+    con = connect(environ)
+    try:
+        con.autocommit = True
+        cur = con.cursor()
+        cur.execute(
+            "select a.pid, a.application_name, a.usename, a.client_addr::text, a.state, "
+            "to_char(coalesce(a.xact_start, a.query_start) at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS'), "
+            "string_agg(distinct n.nspname || '.' || c.relname, ', ') "
+            "from pg_locks l join pg_class c on c.oid = l.relation join pg_namespace n on n.oid = c.relnamespace "
+            "join pg_stat_activity a on a.pid = l.pid "
+            "where n.nspname = %s and l.granted and a.pid <> pg_backend_pid() "
+            "group by 1, 2, 3, 4, 5, 6 order by 1", (schema,))
+        found = []
+        for pid, name, user, client, state, since, tables in cur.fetchall():
+            who = f"'{name}'" if name else "a session without an application name"
+            details = [f"server process {pid}", f"user {user}"]
+            if client:
+                details.append(f"from {client}")
+            if state:
+                details.append(f"{state} since {since} UTC" if since else state)
+            found.append(f"{who} ({', '.join(details)}) holds {tables}")
+        return found
+    finally:
+        con.close()
