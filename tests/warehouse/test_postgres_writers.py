@@ -14,6 +14,7 @@ step does.
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -25,12 +26,14 @@ import psycopg2
 import pytest
 
 from calltrail import settings as settings_module
-from calltrail.transform.dbt import run_dbt
+from calltrail.transform.dbt import LOCK_TIMEOUT, run_dbt
 from calltrail.warehouse.local_postgres import throwaway
 from calltrail.warehouse.postgres import PostgresBusy
 from calltrail.warehouse.target import open_warehouse
 from tests.airflow_env import BIN, calltrail_env, run
 
+BUILD = ("import json; from calltrail import settings; from calltrail.transform.dbt import build; "
+         "print(json.dumps(build(settings.load())))")
 PUBLISH = "from calltrail import settings; from calltrail.tasks.publish import publish; print(publish(settings.load()))"
 HOLDER = textwrap.dedent("""
     import sys, time
@@ -203,3 +206,27 @@ def test_the_lock_outlasts_a_servers_idle_session_timeout(two_runs, holder):
             open_warehouse(settings, doing="the data-quality audit")
     finally:
         query(server, "alter database held reset idle_session_timeout", "postgres")
+
+
+def test_a_build_waits_for_a_readers_open_transaction_then_the_model_in_its_way_names_it(two_runs):
+    # An analyst's session that read a table of the build and left its transaction open holds the
+    # table until the transaction ends; dbt's statement that replaces it waited for ever.
+    server = two_runs["server"]
+    env = {**two_runs["envs"]["first"], "CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS": "2"}
+    reader = psycopg2.connect(host="127.0.0.1", port=int(server["CALLTRAIL_PG_PORT"]), user="postgres",
+                              dbname="calltrail", application_name="analyst")
+    try:
+        reader.cursor().execute("select count(*) from calltrail.rpt_revenue_by_channel")  # left open
+        out = subprocess.run([sys.executable, "-c", BUILD], env=env, capture_output=True, text=True, timeout=300)
+        pid = reader.get_backend_pid()
+    finally:
+        reader.close()
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    results = json.loads(out.stdout.strip().splitlines()[-1])
+    node = results["model.calltrail.rpt_revenue_by_channel"]
+    assert node["status"] == "error", node
+    assert LOCK_TIMEOUT in node["message"], node
+    assert (f"(waited 2 s, CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS, for other sessions: 'analyst' (server process {pid}, "
+            "user postgres, from 127.0.0.1/32, idle in transaction since ") in node["message"], node
+    assert "holds calltrail.rpt_revenue_by_channel" in node["message"], node
+    assert results["model.calltrail.fct_touchpoints"]["status"] == "success", "the models out of its way are built"

@@ -71,8 +71,17 @@ def dbt_vars(settings: Settings) -> dict[str, Any]:
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
-    """Environment for dbt: where the lake and the warehouse are, which target, DuckDB's memory."""
+    """Environment for dbt: where the lake and the warehouse are, which target, DuckDB's memory;
+    on PostgreSQL, how long a statement of dbt's waits for another session's lock (libpq's
+    ``PGOPTIONS``: ``lock_timeout``), where a reader's transaction left open would hold a table
+    dbt replaces for ever."""
+    postgres = {}
+    if settings.dbt_target == "postgres":
+        wait_ms = max(1, int(settings.warehouse_lock_wait_seconds * 1000))  # 0 would wait for ever
+        given = settings.environ.get("PGOPTIONS", "").strip()
+        postgres["PGOPTIONS"] = f"{given} -c lock_timeout={wait_ms}".strip()
     return {
+        **postgres,
         "CALLTRAIL_LAKE_DIR": str(settings.lake_dir),
         "CALLTRAIL_WAREHOUSE": str(settings.warehouse),
         "CALLTRAIL_DBT_TARGET": settings.dbt_target,
@@ -154,7 +163,28 @@ def build(settings: Settings, *, full_refresh: bool = False) -> dict[str, dict]:
     """
     args = ["build", "--exclude", "resource_type:unit_test", *(["--full-refresh"] if full_refresh else [])]
     _, results = _run(settings, args, check=False, in_process=True, results_needed=True)
+    if settings.dbt_target == "postgres" and any(LOCK_TIMEOUT in r["message"] for r in results.values()):
+        _name_lock_holders(settings, results)
     return results
+
+
+LOCK_TIMEOUT = "canceling statement due to lock timeout"  # PostgreSQL's message
+
+
+def _name_lock_holders(settings: Settings, results: dict[str, dict]) -> None:
+    """A node that waited ``CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS`` in vain for another session's
+    lock on a table of the build: its message says which sessions hold the build's tables."""
+    from calltrail.warehouse.postgres import sessions_holding
+    from calltrail.warehouse.target import build_schema
+
+    holders = sessions_holding(settings.environ, build_schema(settings))
+    said = "; ".join(holders) if holders else "a session that has let go since"
+    for result in results.values():
+        if LOCK_TIMEOUT in result["message"]:
+            result["message"] += (f" (waited {settings.warehouse_lock_wait_seconds:.0f} s, "
+                                  f"CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS, for other sessions: {said}. A "
+                                  "transaction left open holds the tables it read until it ends: end it, "
+                                  "then run again)")
 
 
 def _run(settings: Settings, args: list[str], *, log_file: Path | None = None, check: bool = True,
@@ -385,7 +415,7 @@ def publish(settings: Settings, *, in_process: bool = False) -> None:
     try:
         run_dbt(settings, ["run-operation", "calltrail__publish"], in_process=in_process)
     except DbtCommandFailed as exc:
-        if settings.dbt_target != "postgres" or "due to lock timeout" not in str(exc):
+        if settings.dbt_target != "postgres" or LOCK_TIMEOUT not in str(exc):
             raise
         from calltrail.warehouse.postgres import PublishBlocked, sessions_holding
         from calltrail.warehouse.schemas import PUBLISHED
