@@ -4,6 +4,9 @@ out of reach: the failure told as any other."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from tests.airflow_env import BIN, calltrail_env, run
@@ -51,3 +54,30 @@ def test_a_warehouse_out_of_reach_fails_the_run_with_its_cause_and_where_the_log
                                 f"SparkUnavailable: {unreachable}"), failed
     assert failed[-1].startswith("  ") and "task logs: " in failed[-1], failed
     assert "Traceback" not in out.stdout + out.stderr, out.stderr[-3000:]
+
+
+HOLD_RUN = ("import sys, time; from calltrail import settings; from calltrail.cli import one_run_at_a_time\n"
+            "with one_run_at_a_time(settings.load()):\n    print('held', flush=True); time.sleep(120)")
+
+
+@pytest.mark.parametrize("shared", ["data folder", "dbt target folder"])
+def test_a_second_run_sharing_a_running_runs_folders_stops_at_once_naming_it(tmp_path, shared):
+    # Two runs from one data folder (or two installations sharing a checkout's dbt target folder)
+    # wrote one manifest at once, and a DAG read it half written ("Expecting ',' delimiter").
+    target = tmp_path / "dbt_target"
+    first = calltrail_env(tmp_path / "first", CALLTRAIL_DBT_TARGET_DIR=str(target))
+    second = first if shared == "data folder" else calltrail_env(tmp_path / "second", CALLTRAIL_DBT_TARGET_DIR=str(target))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_RUN], env=first, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        out = run([str(BIN / "calltrail"), "run"], second, timeout=120)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    folder = tmp_path / "first" / "data" / "airflow" if shared == "data folder" else target
+    assert out.stderr.startswith(f"calltrail run: another calltrail run (PID {holder.pid}, started "), out.stderr
+    assert f"uses the {'Airflow home (its metadata database)' if shared == 'data folder' else shared + ' (the manifest)'} "\
+           f"{folder}: let it finish, then run again." in out.stderr, out.stderr
+    assert "preparing the Airflow metadata database" not in out.stdout, "nothing started"
+    assert "Traceback" not in out.stderr

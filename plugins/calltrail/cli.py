@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,6 +75,48 @@ def _refuse_while_services_run(settings: Settings) -> None:
                          "or let its scheduler run the DAGs")
 
 
+RUN_LOCK = ".calltrail-run.lock"
+
+
+@contextlib.contextmanager
+def one_run_at_a_time(settings: Settings) -> Iterator[None]:
+    """Hold the Airflow home (its SQLite metadata) and the dbt target folder (the manifest the
+    DAG is rendered from) for one ``calltrail run``: another one that shares either stops at once
+    naming this one. (Two runs from one data folder would write one manifest at once: the DAG
+    then read it half written.) A folder that cannot be made is left to the step that needs it,
+    which says why."""
+    import fcntl
+
+    held = []
+    try:
+        folders = {settings.airflow_home.resolve(): "Airflow home (its metadata database)",
+                   settings.dbt_target_dir.resolve(): "dbt target folder (the manifest)"}
+        for folder, what in folders.items():
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                fh = open(folder / RUN_LOCK, "a+")  # held until the run ends
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                who = fh.read().strip() or "its PID unknown"
+                fh.close()
+                raise SystemExit(f"calltrail run: another calltrail run ({who}) uses the {what} {folder}: "
+                                 "let it finish, then run again. Two installations that share a checkout need "
+                                 "a CALLTRAIL_DBT_TARGET_DIR each (docs/configuration.md)") from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"PID {os.getpid()}, started {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC\n")
+            fh.flush()
+            held.append(fh)
+        yield
+    finally:
+        for fh in held:
+            fh.close()
+
+
 def _use_demo(settings: Settings, connected: bool) -> bool:
     """Whether this run uses the demo data (generated now), given whether Salesforce is connected."""
     conn_id = settings.salesforce.conn_id
@@ -128,8 +171,14 @@ def _needs_throwaway_postgres(settings: Settings) -> bool:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     """``make run``; on the dbt target ``postgres`` without a configured server, on a throwaway one."""
-    if not _needs_throwaway_postgres(settings):
-        return _run(settings, args)
+    _refuse_while_services_run(settings)
+    with one_run_at_a_time(settings):
+        if not _needs_throwaway_postgres(settings):
+            return _run(settings, args)
+        return _run_on_throwaway_postgres(settings, args)
+
+
+def _run_on_throwaway_postgres(settings: Settings, args: argparse.Namespace) -> int:
     from calltrail.warehouse.local_postgres import throwaway
 
     with throwaway("calltrail") as server:
@@ -144,7 +193,6 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     from calltrail.ops import airflow_cli
     from calltrail.warehouse import target
 
-    _refuse_while_services_run(settings)
     env = _interactive(airflow_cli.environment(settings))
     log_file = settings.airflow_home / "logs" / f"run-{time.strftime('%Y%m%dT%H%M%S')}.log"
     _say(f"calltrail run: Airflow home {settings.airflow_home} (SQLite metadata); log {log_file}")
