@@ -54,8 +54,10 @@ def two_runs(tmp_path_factory):
         envs = {}
         for name in ("first", "second"):
             tmp = tmp_path_factory.mktemp(name)
+            # a wait longer than the default: a build under the suite's load may take a minute
             envs[name] = calltrail_env(tmp, **server, CALLTRAIL_DBT_TARGET="postgres", CALLTRAIL_DEMO_VISITORS="80",
-                                       CALLTRAIL_DBT_TARGET_DIR=str(tmp / "dbt_target"))
+                                       CALLTRAIL_DBT_TARGET_DIR=str(tmp / "dbt_target"),
+                                       CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS="600")
 
         def go(name: str) -> None:
             outs[name] = run([str(BIN / "calltrail"), "run"], envs[name], timeout=900)
@@ -90,7 +92,7 @@ def test_two_runs_at_once_on_one_database_both_complete_taking_turns(two_runs):
     logs = "".join(task_logs(env) for env in two_runs["envs"].values())
     assert "already exists" not in logs
     assert "duplicate key" not in logs
-    waits = [line for line in logs.splitlines() if "waits up to 60 s for it" in line]
+    waits = [line for line in logs.splitlines() if "waits up to 600 s for it" in line]
     assert waits, "one run's step waited for the other's"
 
 
