@@ -73,23 +73,12 @@ create table {{ published }} using parquet as select {{ columns | join(', ') }} 
 
 {#- DuckDB and PostgreSQL: transactional DDL. The statement opens one transaction for every
     table; it is committed once all are replaced, so the swap is atomic. -#}
-{% macro default__publish_tables(statements, first='') %}
+{% macro default__publish_tables(statements) %}
   {% call statement('calltrail_publish') -%}
-    {{ first }}
     {{ statements | join('\n') }}
   {%- endcall %}
   {% do adapter.commit() %}
   {{ log("published " ~ statements | length ~ " table(s) into schema " ~ var('calltrail__publish_schema'), info=true) }}
-{% endmacro %}
-
-{#- PostgreSQL: replacing a published table waits for every lock a reader holds on it, and a
-    reader's transaction left open (a BI tool's session, a psql prompt) holds its lock until it
-    ends. The wait is bounded by CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS: then the transaction fails
-    (lock timeout), nothing is published, and calltrail names the reader
-    (calltrail.transform.dbt.publish). A lock_timeout of 0 would wait for ever: 1 ms at least. -#}
-{% macro postgres__publish_tables(statements) %}
-  {%- set wait_ms = [1, (env_var('CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS', '60') | float * 1000) | int] | max -%}
-  {% do calltrail.default__publish_tables(statements, 'set local lock_timeout = ' ~ wait_ms ~ ';') %}
 {% endmacro %}
 
 {#- Spark has no multi-statement transactions: the tables are replaced one after another, each

@@ -177,8 +177,7 @@ def _name_lock_holders(settings: Settings, results: dict[str, dict]) -> None:
     from calltrail.warehouse.postgres import sessions_holding
     from calltrail.warehouse.target import build_schema
 
-    holders = sessions_holding(settings.environ, build_schema(settings))
-    said = "; ".join(holders) if holders else "a session that has let go since"
+    said = sessions_holding(settings.environ, build_schema(settings))
     for result in results.values():
         if LOCK_TIMEOUT in result["message"]:
             result["message"] += (f" (waited {settings.warehouse_lock_wait_seconds:.0f} s, "
@@ -410,8 +409,8 @@ def publish(settings: Settings, *, in_process: bool = False) -> None:
     """Write-audit-publish: copy the consumer marts into the publish schema in one transaction.
 
     On PostgreSQL the transaction waits up to ``CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS`` for the
-    readers of the published tables (dbt_project/macros/publish.sql); when that wait ends first,
-    :class:`~calltrail.warehouse.postgres.PublishBlocked` names the sessions in the way."""
+    readers of the published tables, as every statement of dbt's does (:func:`dbt_env`); when that
+    wait ends first, :class:`~calltrail.warehouse.postgres.PublishBlocked` names the sessions in the way."""
     try:
         run_dbt(settings, ["run-operation", "calltrail__publish"], in_process=in_process)
     except DbtCommandFailed as exc:
@@ -420,10 +419,9 @@ def publish(settings: Settings, *, in_process: bool = False) -> None:
         from calltrail.warehouse.postgres import PublishBlocked, sessions_holding
         from calltrail.warehouse.schemas import PUBLISHED
 
-        holders = sessions_holding(settings.environ, PUBLISHED) or ["a session that has let go since"]
         raise PublishBlocked(
             f"publish waited {settings.warehouse_lock_wait_seconds:.0f} s (CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS) "
-            f"for other sessions to let go of the published tables: {'; '.join(holders)}. Nothing was "
+            f"for other sessions to let go of the published tables: {sessions_holding(settings.environ, PUBLISHED)}. Nothing was "
             "published: consumers keep the previous marts. A transaction left open (a BI tool's session, "
             "a psql prompt) holds the tables it read until it ends: end it (or pg_terminate_backend its "
             "server process), then run again.") from exc

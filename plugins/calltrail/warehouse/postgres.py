@@ -147,8 +147,8 @@ class PublishBlocked(RuntimeError):
     """Publish waited in vain for other sessions' locks on the published tables: nothing was published."""
 
 
-def sessions_holding(environ: Mapping[str, str] | None, schema: str) -> list[str]:
-    """The other sessions that hold a lock on a table of ``schema``, each described in a phrase
+def sessions_holding(environ: Mapping[str, str] | None, schema: str) -> str:
+    """The other sessions that hold a lock on a table of ``schema``, described for a message
     (another login's state, address and times are hidden without ``pg_read_all_stats``)."""
     con = connect(environ)
     try:
@@ -171,6 +171,6 @@ def sessions_holding(environ: Mapping[str, str] | None, schema: str) -> list[str
             if state:
                 details.append(f"{state} since {since} UTC" if since else state)
             found.append(f"{who} ({', '.join(details)}) holds {tables}")
-        return found
+        return "; ".join(found) or "a session that has let go since"
     finally:
         con.close()
