@@ -57,7 +57,20 @@ def test_a_warehouse_out_of_reach_fails_the_run_with_its_cause_and_where_the_log
 
 
 HOLD_RUN = ("import sys, time; from calltrail import settings; from calltrail.cli import one_run_at_a_time\n"
-            "with one_run_at_a_time(settings.load()):\n    print('held', flush=True); time.sleep(120)")
+            "with one_run_at_a_time(settings.load(), *sys.argv[1:]):\n    print('held', flush=True); time.sleep(120)")
+
+
+def _while_held(env, command, holder_env, *as_command):
+    """Run ``calltrail COMMAND`` while another process holds the run's folders as ``calltrail run``
+    (or ``as_command``) does; its output and the holder's PID."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_RUN, *as_command], env=holder_env,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        return run([str(BIN / "calltrail"), *command], env, timeout=120), holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 @pytest.mark.parametrize("shared", ["data folder", "dbt target folder"])
@@ -67,17 +80,38 @@ def test_a_second_run_sharing_a_running_runs_folders_stops_at_once_naming_it(tmp
     target = tmp_path / "dbt_target"
     first = calltrail_env(tmp_path / "first", CALLTRAIL_DBT_TARGET_DIR=str(target))
     second = first if shared == "data folder" else calltrail_env(tmp_path / "second", CALLTRAIL_DBT_TARGET_DIR=str(target))
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_RUN], env=first, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        out = run([str(BIN / "calltrail"), "run"], second, timeout=120)
-    finally:
-        holder.kill()
-        holder.wait()
+    out, pid = _while_held(second, ["run"], first)
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
     folder = tmp_path / "first" / "data" / "airflow" if shared == "data folder" else target
-    assert out.stderr.startswith(f"calltrail run: another calltrail run (PID {holder.pid}, started "), out.stderr
+    assert out.stderr.startswith(f"calltrail run: another calltrail run (PID {pid}, started "), out.stderr
     assert f"uses the {'Airflow home (its metadata database)' if shared == 'data folder' else shared + ' (the manifest)'} "\
            f"{folder}: let it finish, then run again." in out.stderr, out.stderr
+    assert "preparing the Airflow metadata database" not in out.stdout, "nothing started"
+    assert "Traceback" not in out.stderr
+
+
+def test_a_local_airflow_started_during_a_run_from_its_home_stops_at_once_naming_the_run(tmp_path):
+    # It started its services on the run's metadata database and parsed into the run's manifest.
+    env = calltrail_env(tmp_path)
+    try:
+        out, pid = _while_held(env, ["airflow", "start"], env)
+    finally:  # should it have started anyway, its services do not outlive the test
+        run([str(BIN / "calltrail"), "airflow", "stop"], env, timeout=120)
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.stderr.startswith(f"calltrail airflow start: another calltrail run (PID {pid}, started "), out.stderr
+    assert f"uses the Airflow home (its metadata database) {tmp_path / 'data' / 'airflow'}: let it finish, " \
+           "then start it again." in out.stderr, out.stderr
+    assert "preparing the metadata database" not in out.stdout, "nothing started"
+    assert not (tmp_path / "data" / "airflow" / "airflow.db").exists()
+    assert "Traceback" not in out.stderr
+
+
+def test_a_run_while_a_local_airflow_is_starting_from_its_home_stops_at_once_naming_the_start(tmp_path):
+    # Until the start's services run, `calltrail run` could not see them and went on beside them.
+    env = calltrail_env(tmp_path)
+    out, pid = _while_held(env, ["run"], env, "calltrail airflow start")
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.stderr.startswith(f"calltrail run: another calltrail airflow start (PID {pid}, started "), out.stderr
+    assert "let it finish, then run again." in out.stderr, out.stderr
     assert "preparing the Airflow metadata database" not in out.stdout, "nothing started"
     assert "Traceback" not in out.stderr

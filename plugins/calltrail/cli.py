@@ -79,12 +79,13 @@ RUN_LOCK = ".calltrail-run.lock"
 
 
 @contextlib.contextmanager
-def one_run_at_a_time(settings: Settings) -> Iterator[None]:
+def one_run_at_a_time(settings: Settings, command: str = "calltrail run") -> Iterator[None]:
     """Hold the Airflow home (its SQLite metadata) and the dbt target folder (the manifest the
-    DAG is rendered from) for one ``calltrail run``: another one that shares either stops at once
-    naming this one. (Two runs from one data folder would write one manifest at once: the DAG
-    then read it half written.) A folder that cannot be made is left to the step that needs it,
-    which says why."""
+    DAG is rendered from) for one ``calltrail run``, or for ``calltrail airflow start`` while it
+    prepares them and starts the services: another of these that shares either folder stops at
+    once naming this one. (Two runs from one data folder would write one manifest at once: the
+    DAG then read it half written.) A folder that cannot be made is left to the step that needs
+    it, which says why."""
     import fcntl
 
     held = []
@@ -101,14 +102,15 @@ def one_run_at_a_time(settings: Settings) -> Iterator[None]:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 fh.seek(0)
-                who = fh.read().strip() or "its PID unknown"
+                who = fh.read().strip() or "calltrail run (its PID unknown)"
                 fh.close()
-                raise SystemExit(f"calltrail run: another calltrail run ({who}) uses the {what} {folder}: "
-                                 "let it finish, then run again. Two installations that share a checkout need "
+                again = "run again" if command == "calltrail run" else "start it again"
+                raise SystemExit(f"{command}: another {who} uses the {what} {folder}: "
+                                 f"let it finish, then {again}. Two installations that share a checkout need "
                                  "a CALLTRAIL_DBT_TARGET_DIR each (docs/configuration.md)") from None
             fh.seek(0)
             fh.truncate()
-            fh.write(f"PID {os.getpid()}, started {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC\n")
+            fh.write(f"{command} (PID {os.getpid()}, started {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC)\n")
             fh.flush()
             held.append(fh)
         yield
@@ -171,8 +173,8 @@ def _needs_throwaway_postgres(settings: Settings) -> bool:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     """``make run``; on the dbt target ``postgres`` without a configured server, on a throwaway one."""
-    _refuse_while_services_run(settings)
     with one_run_at_a_time(settings):
+        _refuse_while_services_run(settings)  # inside: `calltrail airflow start` holds the lock until they run
         if not _needs_throwaway_postgres(settings):
             return _run(settings, args)
         return _run_on_throwaway_postgres(settings, args)
@@ -310,17 +312,20 @@ def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
     _say(f"calltrail airflow: home {settings.airflow_home} (metadata: "
          f"{env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN'].split('://')[0]}, LocalExecutor, "
          f"parallelism {env['AIRFLOW__CORE__PARALLELISM']})")
-    if services.running(settings):
-        raise SystemExit(f"already running from {settings.airflow_home}: `make airflow-stop` first")
-    _say("  preparing the metadata database, pools and the dbt manifest ...")
-    connected = airflow_cli.prepare(settings, env, log_file, connection_id=settings.salesforce.conn_id)
-    demo = _use_demo(settings, connected)
-    _say("  starting api-server, scheduler, dag-processor, triggerer ...")
-    try:
-        services.start(settings, env, endpoint, say=_say)
-    except services.AirflowServiceError as exc:
-        _say(f"calltrail airflow: {exc}")
-        return 1
+    # A `calltrail run` from this home or onto this target folder would share the metadata database
+    # and the manifest: the start holds them as a run does until its services run; a run then sees those.
+    with one_run_at_a_time(settings, "calltrail airflow start"):
+        if services.running(settings):
+            raise SystemExit(f"already running from {settings.airflow_home}: `make airflow-stop` first")
+        _say("  preparing the metadata database, pools and the dbt manifest ...")
+        connected = airflow_cli.prepare(settings, env, log_file, connection_id=settings.salesforce.conn_id)
+        demo = _use_demo(settings, connected)
+        _say("  starting api-server, scheduler, dag-processor, triggerer ...")
+        try:
+            services.start(settings, env, endpoint, say=_say)
+        except services.AirflowServiceError as exc:
+            _say(f"calltrail airflow: {exc}")
+            return 1
     _say("  waiting for the dag-processor to register the DAGs, then unpausing them ...")
     try:
         unpaused = services.unpause_dags(settings, env, endpoint)
