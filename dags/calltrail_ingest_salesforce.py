@@ -25,7 +25,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_conte
 
 from calltrail import settings as settings_module
 from calltrail.airflow.assets import SALESFORCE_OBJECTS, SALESFORCE_TASKS
-from calltrail.airflow.notifiers import alert_task_failure
+from calltrail.airflow.notifiers import task_defaults
 
 # Retries of the API extraction: CALLTRAIL_TASK_RETRIES (`make run` sets 0: it does not wait out
 # retry delays) and CALLTRAIL_TASK_RETRY_DELAY_MINUTES.
@@ -66,8 +66,9 @@ def _api_task(extract: Callable[[], dict]) -> dict:
     },
     doc_md=__doc__,
     # Task-level (DAG-level notifiers fail under `airflow dags test`): every failed task alerts
-    # through the configured channels and alerts.jsonl, with its exception.
-    default_args={"on_failure_callback": alert_task_failure},
+    # through the configured channels and alerts.jsonl, with its exception; one still running after
+    # CALLTRAIL_TASK_TIMEOUT_MINUTES is stopped and fails.
+    default_args=task_defaults(SETTINGS),
 )
 def calltrail_ingest_salesforce() -> None:
     @task(**RETRIES)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
+from calltrail import settings as settings_module
 from calltrail.airflow.assets import WEB_EVENTS
-from calltrail.airflow.notifiers import alert_task_failure
+from calltrail.airflow.notifiers import task_defaults
+
+SETTINGS = settings_module.load()
 
 
 @dag(
@@ -19,8 +22,9 @@ from calltrail.airflow.notifiers import alert_task_failure
     params={"reprocess_files": Param(False, type="boolean",
                                      description="Re-ingest landing files that are already in the lake")},
     doc_md=__doc__,
-    # Task-level (DAG-level notifiers fail under `airflow dags test`): a failed task alerts.
-    default_args={"on_failure_callback": alert_task_failure},
+    # Task-level (DAG-level notifiers fail under `airflow dags test`): a failed task alerts; one
+    # still running after CALLTRAIL_TASK_TIMEOUT_MINUTES is stopped and fails.
+    default_args=task_defaults(SETTINGS),
 )
 def calltrail_ingest_web_events() -> None:
     @task(outlets=[WEB_EVENTS])

@@ -18,7 +18,7 @@ from airflow.sdk import dag, task
 
 from calltrail import settings as settings_module
 from calltrail.airflow.assets import SALESFORCE_OBJECTS, SALESFORCE_TASKS
-from calltrail.airflow.notifiers import alert_task_failure
+from calltrail.airflow.notifiers import task_defaults
 
 SETTINGS = settings_module.load()
 
@@ -31,8 +31,9 @@ SETTINGS = settings_module.load()
     max_active_runs=1,
     tags=["calltrail", "ingestion", "reconciliation"],
     doc_md=__doc__,
-    # Task-level (DAG-level notifiers fail under `airflow dags test`): a failed run alerts.
-    default_args={"on_failure_callback": alert_task_failure},
+    # Task-level (DAG-level notifiers fail under `airflow dags test`): a failed run alerts; a task
+    # still running after CALLTRAIL_TASK_TIMEOUT_MINUTES is stopped and fails.
+    default_args=task_defaults(SETTINGS),
 )
 def calltrail_reconcile_salesforce() -> None:
     @task(outlets=[SALESFORCE_TASKS], retries=SETTINGS.task_retries,

@@ -33,7 +33,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from calltrail import settings as settings_module
 from calltrail.airflow.assets import SALESFORCE_TASKS, TOUCHPOINTS, WEB_EVENTS
 from calltrail.airflow.dbt_task_group import dbt_task_group
-from calltrail.airflow.notifiers import alert_task_failure
+from calltrail.airflow.notifiers import task_defaults
 from calltrail.settings import WAREHOUSE_POOL
 
 SETTINGS = settings_module.load()
@@ -48,8 +48,9 @@ SETTINGS = settings_module.load()
     tags=["calltrail", "dbt", "quality"],
     doc_md=__doc__,
     # Task-level (DAG-level notifiers fail under `airflow dags test`): a failed dbt model or test
-    # alerts once; the gates alert for their own checks.
-    default_args={"on_failure_callback": alert_task_failure},
+    # alerts once; the gates alert for their own checks. A task still running after
+    # CALLTRAIL_TASK_TIMEOUT_MINUTES is stopped and fails.
+    default_args=task_defaults(SETTINGS),
     params={"full_refresh": Param(False, type="boolean", description=(
         "Rebuild every visitor, journey and opportunity (dbt build --full-refresh) instead of only "
         "those that new lake rows and CRM changes reach (docs/incremental.md)."))},

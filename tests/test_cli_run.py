@@ -4,6 +4,7 @@ out of reach: the failure told as any other."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -115,3 +116,17 @@ def test_a_run_while_a_local_airflow_is_starting_from_its_home_stops_at_once_nam
     assert "let it finish, then run again." in out.stderr, out.stderr
     assert "preparing the Airflow metadata database" not in out.stdout, "nothing started"
     assert "Traceback" not in out.stderr
+
+
+def test_a_task_still_running_after_the_task_timeout_is_stopped_and_the_run_fails_naming_the_limit(tmp_path):
+    # Without a limit, a task that hangs holds its DAG for ever (max_active_runs=1), and nothing alerts.
+    env = calltrail_env(tmp_path, CALLTRAIL_TASK_TIMEOUT_MINUTES="0.02")  # 1.2 s: dbt's start alone is longer
+    out = run([str(BIN / "calltrail"), "run"], env, timeout=600)
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    failed = out.stdout[out.stdout.index("calltrail run FAILED: "):].splitlines()[0]
+    assert ": AirflowTaskTimeout: the task was stopped, still running after 0.02 min " \
+           "(CALLTRAIL_TASK_TIMEOUT_MINUTES); the tasks after it in this DAG run did not run." in failed, failed
+    alerts = [json.loads(line) for line in (tmp_path / "data" / "warehouse" / "alerts.jsonl").read_text().splitlines()]
+    assert failed.split(": ", 2)[2] in [a["observed"] for a in alerts], alerts
+    assert "nothing has been published yet" in out.stdout
+    assert "Traceback" not in out.stdout + out.stderr

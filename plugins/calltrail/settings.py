@@ -378,6 +378,10 @@ class Settings:
     task_retries: int = _row(TASK_RETRIES_VAR, "2", _whole(), "scheduler retries of the tasks that call Salesforce")
     task_retry_delay_minutes: float = _row("CALLTRAIL_TASK_RETRY_DELAY_MINUTES", "5", _number,
                                            "the delay between those retries")
+    # Every task of every DAG (Airflow's execution_timeout): a task still running after this long is
+    # stopped, fails and alerts, so a hang cannot hold a DAG whose runs take turns (max_active_runs=1).
+    task_timeout_minutes: float = _row("CALLTRAIL_TASK_TIMEOUT_MINUTES", "180", _number,
+                                       "a task still running after this long is stopped and alerts; 0: no limit")
     quarantine_alert_rows: int = _row("CALLTRAIL_QUARANTINE_ALERT_ROWS", "100", _whole(),
                                       "more quarantined rows than this in one ingestion task raise an alert")
     # The process environment as read once here, for the child processes calltrail starts.

@@ -80,6 +80,44 @@ def test_a_dbt_command_run_in_this_process_fails_with_dbts_reason_on_its_first_l
         f"dbt parse failed (exit 2): [Errno 20] Not a directory: '{not_a_folder}/partial_parse.msgpack'")
 
 
+# As Airflow stops a task at its execution_timeout: AirflowTaskTimeout raised by a signal handler.
+# In a process of its own: the interrupt may land in an import, which leaves the module half made.
+DBT_STOPPED_AT_TIMEOUT = """
+import sys
+from airflow.sdk.execution_time.timeout import timeout
+from calltrail import settings
+from calltrail.transform.dbt import run_dbt
+import dbt.cli.main  # as in a task that ran dbt before: the limit ends inside dbt, not in its import
+s = settings.load()
+command = ["ls", "--resource-type", "model"]
+if sys.argv[1] == "query":
+    run_dbt(s, ["parse"], in_process=True)
+    command = ["show", "--inline", "select sum(range) from range(3000000000)"]  # about 3 s here
+try:
+    with timeout(1):
+        run_dbt(s, command, in_process=True)
+except BaseException as exc:
+    print("stopped by", type(exc).__name__, flush=True)
+else:
+    print("went on", flush=True)
+"""
+
+
+@pytest.mark.parametrize("where", ["parse", "query"])
+def test_a_dbt_command_stopped_at_its_tasks_execution_timeout_stops_the_task(tmp_path, where):
+    """The limit ends (1 s) during dbt's parse (no partial parse yet), or during a query of a few
+    seconds. dbt caught the interrupt and returned a failed command: a parse so stopped was run
+    again, and the command (the freshness task of `calltrail run`) succeeded after its timeout; a
+    query so stopped went on in dbt's thread, and dbt's clean-up failed on its connection
+    ("connection is busy"), which dbt returned instead. The interrupt now reaches the task, whose
+    process then ends (the query runs on until then: dbt-duckdb keeps no handle to its cursor by
+    which to interrupt it)."""
+    env = calltrail_env(tmp_path, CALLTRAIL_DBT_TARGET_DIR=str(tmp_path / "dbt_target"))
+    done = subprocess.run([str(BIN / "python"), "-c", DBT_STOPPED_AT_TIMEOUT, where], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.stdout.strip().splitlines()[-1:] == ["stopped by AirflowTaskTimeout"], done.stdout[-2000:] + done.stderr[-3000:]
+
+
 # As an Airflow task runs dbt: in its own process, which ends with os._exit (no finalizers, no atexit)
 DBT_THEN_OS_EXIT = """
 import os, sys

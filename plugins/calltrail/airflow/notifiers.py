@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from calltrail.airflow.alerts import deliver
 from calltrail.airflow.run_context import RunInfo
 from calltrail.quality.outcome import ERROR, DataQualityError, Outcome
+from calltrail.settings import Settings
 
 
 def failure_cause(exception: BaseException | str | None) -> str:
@@ -23,6 +25,17 @@ def failure_cause(exception: BaseException | str | None) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or ["(no message)"]
     first = f"{name}: {lines[0]}" if name else lines[0]
     return "\n".join([first[:1000], *(line[:300] for line in lines[1:][-3:])])
+
+
+def _timed_out(exception: BaseException | str | None, context: dict[str, Any]) -> str | None:
+    """Airflow's own words for a task stopped at its execution_timeout are "Timeout, PID: N"."""
+    if type(exception).__name__ != "AirflowTaskTimeout":
+        return None
+    limit = getattr(context.get("task"), "execution_timeout", None)
+    after = f"{limit.total_seconds() / 60:g} min " if limit else ""
+    return (f"AirflowTaskTimeout: the task was stopped, still running after {after}(CALLTRAIL_TASK_TIMEOUT_MINUTES); "
+            "the tasks after it in this DAG run did not run. Its log shows what it was doing; for a long "
+            "first build, raise the limit")
 
 
 def alert_task_failure(context: dict[str, Any]) -> None:
@@ -43,7 +56,17 @@ def alert_task_failure(context: dict[str, Any]) -> None:
     settings = settings_module.load()
     # dbt's own error for a warehouse held by another process is a traceback: say it plainly.
     locked = locked_error(settings.warehouse, str(exception or ""), None)
+    timed_out = _timed_out(exception, context)
     outcome = Outcome(check=task_id, layer="dbt" if task_id.startswith("dbt.") else "task", severity=ERROR,
-                      observed=failure_cause(locked or exception), expected="the task succeeds",
+                      observed=timed_out or failure_cause(locked or exception), expected="the task succeeds",
                       expectation="task")
     deliver([outcome], settings, run, context)
+
+
+def task_defaults(settings: Settings) -> dict[str, Any]:
+    """The ``default_args`` of every DAG: a failed task alerts (task-level: DAG-level notifiers fail
+    under ``airflow dags test``), and a task still running after ``CALLTRAIL_TASK_TIMEOUT_MINUTES``
+    is stopped (Airflow's ``execution_timeout``) and fails, so it alerts too."""
+    minutes = settings.task_timeout_minutes
+    return {"on_failure_callback": alert_task_failure,
+            "execution_timeout": timedelta(minutes=minutes) if minutes else None}

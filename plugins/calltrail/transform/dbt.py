@@ -290,23 +290,57 @@ def _invoke_here(args: list[str], common: list[str], env: dict[str, str], cwd: P
         try:
             manifest = _manifests.get(key)
             if manifest is None and args[:1] != ["parse"]:
-                parsed = dbtRunner(callbacks=callbacks).invoke(["parse", *common])
+                parsed = _interrupted(dbtRunner(callbacks=callbacks).invoke(["parse", *common]))
                 manifest = parsed.result if parsed.success else None
-            result = dbtRunner(manifest=manifest, callbacks=callbacks).invoke([*args, *common])
+            result = _interrupted(dbtRunner(manifest=manifest, callbacks=callbacks).invoke([*args, *common]))
             if args[:1] == ["parse"] and result.success:
                 manifest = result.result
             if manifest is not None:
                 _manifests.clear()
                 _manifests[key] = manifest
+        except BaseException as exc:
+            stopped = exc
+            raise
+        else:
+            stopped = None
         finally:
             os.chdir(saved_cwd)
-            _close_warehouse()
-            _drop_spark_temporary_views()
+            try:
+                _close_warehouse()
+                _drop_spark_temporary_views()
+            except Exception:  # under an interrupt, a thread of dbt's may still use them
+                if stopped is None:
+                    raise
+                log.warning("after %s, dbt's connections could not be closed", type(stopped).__name__, exc_info=True)
             _unlink_named_semaphores(since=semaphores)
     if result.exception is not None:
         messages.append(str(result.exception))
     returncode = 0 if result.success else (2 if result.exception is not None else 1)
     return returncode, "\n".join(messages), _node_results(result.result)
+
+
+def _interrupted(result: Any) -> Any:
+    """dbt's result, unless dbt caught an interrupt (an exception that is not an ``Exception``:
+    Airflow's task timeout, a ``KeyboardInterrupt``), or failed under one: that is raised again.
+    dbt returns it as a failed command, and the task went on: a parse stopped at the task's
+    execution_timeout was parsed again, and the task succeeded after its timeout. A query that
+    dbt's thread still runs is left to end with the task's process."""
+    interrupt = _interrupt_in(result.exception)
+    if interrupt is not None:
+        raise interrupt
+    return result
+
+
+def _interrupt_in(exception: BaseException | None) -> BaseException | None:
+    """The interrupt in ``exception``'s chain: dbt's own clean-up may fail under it (closing a
+    DuckDB connection a thread of dbt's still queries) and return that error instead."""
+    seen = set()
+    while exception is not None and id(exception) not in seen:
+        if not isinstance(exception, Exception):
+            return exception
+        seen.add(id(exception))
+        exception = exception.__cause__ or exception.__context__
+    return None
 
 
 def _named_semaphores() -> dict[Any, Any]:
@@ -354,8 +388,10 @@ def _close_warehouse() -> None:
         environment = DuckDBConnectionManager.env()
     except Exception:  # no dbt command of this process opened DuckDB
         return
-    environment.close()
-    DuckDBConnectionManager.close_all_connections()
+    try:
+        environment.close()
+    finally:  # the next command opens its own, even when a thread of this one still used it
+        DuckDBConnectionManager.close_all_connections()
 
 
 def _drop_spark_temporary_views() -> None:
