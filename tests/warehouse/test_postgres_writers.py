@@ -28,7 +28,7 @@ import pytest
 from calltrail import settings as settings_module
 from calltrail.transform.dbt import LOCK_TIMEOUT, run_dbt
 from calltrail.warehouse.local_postgres import throwaway
-from calltrail.warehouse.postgres import PostgresBusy
+from calltrail.warehouse.postgres import PostgresBusy, writer_lock
 from calltrail.warehouse.target import open_warehouse
 from tests.airflow_env import BIN, calltrail_env, run
 
@@ -168,6 +168,18 @@ def test_a_dbt_command_and_the_audit_wait_for_the_holder_then_name_it_and_change
     # a reader takes no turn: the export and the summary read while a step writes
     with open_warehouse(settings, read_only=True) as con:
         assert con.execute("select 1").fetchall() == [(1,)]
+
+
+def test_a_step_inside_a_step_on_another_database_waits_for_that_databases_writer(two_runs, holder):
+    """A step inside a step of one process waits for no one, but only on the same database: a
+    process holding database calltrail's lock went ahead on database held past its holder."""
+    proc = holder(120)
+    with writer_lock(two_runs["envs"]["first"], 1, "a step on calltrail"):
+        with writer_lock(two_runs["envs"]["first"], 1, "a step inside it"):  # the same database: no wait
+            pass
+        with pytest.raises(PostgresBusy, match=rf"'calltrail pid {proc.pid} on .*: the holder's step'"):
+            with writer_lock(held_env(two_runs, "1"), 1, "a step on held"):
+                pass
 
 
 def test_a_holder_that_lets_go_within_the_wait_lets_the_load_complete(two_runs, holder):

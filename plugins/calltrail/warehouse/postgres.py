@@ -54,7 +54,9 @@ def connect(environ: Mapping[str, str] | None = None, *, application_name: str =
 # fail on each other's tables ("relation ... already exists"); with the lock the second one waits.
 # Any bigint serves as the key; this one spells "calltrl" in ASCII.
 WRITER_LOCK_KEY = 0x63616C6C74726C
-_held_here = 0  # this process's holds: a step inside a step (one thread each) waits for no one
+# This process's holds, by database: a step inside a step (one thread each) waits for no one, but
+# a step on another database takes that database's lock.
+_held_here: dict[tuple[object, ...], int] = {}
 
 
 class PostgresBusy(RuntimeError):
@@ -96,13 +98,14 @@ def writer_lock(environ: Mapping[str, str] | None, wait_seconds: float, doing: s
     process holds it, then raises :class:`PostgresBusy` naming that process. The lock is the
     session's: if this process dies, PostgreSQL releases it with the connection.
     """
-    global _held_here
-    if _held_here:
-        _held_here += 1
+    params = connection_params(environ)
+    database = (params["host"], params["port"], params["dbname"])
+    if _held_here.get(database):
+        _held_here[database] += 1
         try:
             yield 0.0
         finally:
-            _held_here -= 1
+            _held_here[database] -= 1
         return
     con = connect(environ, application_name=_application_name(doing))
     try:
@@ -134,11 +137,11 @@ def writer_lock(environ: Mapping[str, str] | None, wait_seconds: float, doing: s
                             _holder(cur), doing, wait_seconds)
                 warned = True
             sleep(max(0.0, min(poll_seconds, wait_seconds - waited)))
-        _held_here = 1
+        _held_here[database] = 1
         try:
             yield time.monotonic() - started
         finally:
-            _held_here = 0
+            del _held_here[database]
     finally:
         con.close()  # ends the session, and with it the lock
 
