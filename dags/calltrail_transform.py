@@ -15,7 +15,8 @@ Scheduled on the ingestion Assets. Write-audit-publish:
    rebuild everything (`dbt build --full-refresh`);
 3. `audit`: Great Expectations on the raw lake, staging and marts, trend checks against recent
    runs, Data Docs, the calls-missing-BizibleId CSV, and one alert per failing check;
-4. `publish`: the consumer marts are copied into schema `published` in one transaction;
+4. `publish`: the consumer marts are copied into schema `published` in one transaction, only
+   if the build schema still holds the build the audit checked;
 5. `generate_dbt_docs` (after the build, beside the audit, so every run's lineage docs are fresh).
 
 A check at `error` fails its task, so nothing is published and consumers keep the previous
@@ -77,11 +78,12 @@ def calltrail_transform() -> None:
         return quality.audit(settings.load(), RunInfo.from_context(context), context)
 
     @task(pool=WAREHOUSE_POOL, outlets=[TOUCHPOINTS])
-    def publish() -> str:
+    def publish(audited: dict) -> str:
         from calltrail import settings
         from calltrail.tasks.publish import publish
 
-        return publish(settings.load(), in_process=True)
+        # only the build the audit checked: not one a dbt command wrote since (another run's, by hand)
+        return publish(settings.load(), in_process=True, audited_build=audited.get("build"))
 
     @task(pool=WAREHOUSE_POOL)
     def generate_dbt_docs() -> str:
@@ -111,7 +113,9 @@ def calltrail_transform() -> None:
             return register_lake_on_spark(settings.load())
 
         register_lake_on_spark() >> freshness
-    freshness >> dbt >> audit() >> publish()
+    audited = audit()
+    freshness >> dbt >> audited
+    publish(audited)
     dbt >> generate_dbt_docs()  # the lineage docs follow every build, whatever the audit says
 
 

@@ -8,8 +8,16 @@
   dbt run-operation calltrail__publish
 -#}
 
-{% macro calltrail__publish(models=none) %}
+{% macro calltrail__publish(models=none, audited_build=none) %}
   {%- set models = models or var('calltrail__published_models') -%}
+  {%- if audited_build is not none -%}
+    {%- set latest = calltrail.latest_build() -%}
+    {%- if latest != audited_build -%}
+      {%- do exceptions.raise_compiler_error("calltrail: the build schema holds build " ~ (latest or "(none recorded)")
+          ~ ", not the build " ~ audited_build ~ " this run's audit checked: a dbt command wrote models after the audit. "
+          ~ "Nothing was published: consumers keep the previous marts.") -%}
+    {%- endif -%}
+  {%- endif -%}
   {%- set schema = var('calltrail__publish_schema') -%}
   {%- set statements = [] -%}
   {%- set log_schema = var('calltrail__publish_log_schema') -%}
@@ -90,4 +98,52 @@ create table {{ published }} using parquet as select {{ columns | join(', ') }} 
     {% endfor %}
   {% endfor %}
   {{ log("published " ~ statements | length ~ " table(s) into schema " ~ var('calltrail__publish_schema'), info=true) }}
+{% endmacro %}
+
+
+{#- Write-audit-publish across processes: every dbt command that writes models (build, run, seed,
+    snapshot; a hand-run one too) first records its invocation id in `_calltrail_builds` of the build
+    schema (the on-run-start hook). The audit reads the latest id with the build it checks; publish
+    is given that id and publishes only while it is still the latest, so a build that started after
+    the audit (another run's, or one by hand) is never published unchecked. -#}
+{#- The hook's SQL, which dbt runs outside a transaction. -#}
+{% macro record_build() %}
+  {%- if execute and flags.WHICH in ['build', 'run', 'seed', 'snapshot'] -%}
+    {{ return(adapter.dispatch('record_build_sql', 'calltrail')(calltrail.builds_relation())) }}
+  {%- endif -%}
+  {{ return('') }}
+{% endmacro %}
+
+{% macro builds_relation() -%}
+  {%- set database = target.database if target.database is defined and target.type != 'spark' else none -%}
+  {{ return(api.Relation.create(database=database, schema=target.schema, identifier='_calltrail_builds', type='table')) }}
+{%- endmacro %}
+
+{#- DuckDB: each statement commits itself. -#}
+{% macro default__record_build_sql(builds) -%}
+create table if not exists {{ builds }} (invocation_id varchar(64), started_at timestamp);
+insert into {{ builds }} (invocation_id, started_at) values ('{{ invocation_id }}', cast(now() at time zone 'UTC' as timestamp))
+{%- endmacro %}
+
+{#- PostgreSQL: psycopg2 opens a transaction that dbt does not commit for a hook. -#}
+{% macro postgres__record_build_sql(builds) -%}
+{{ calltrail.default__record_build_sql(builds) }};
+commit
+{%- endmacro %}
+
+{#- Spark runs one statement at a time: run here, and the hook runs nothing. -#}
+{% macro spark__record_build_sql(builds) -%}
+  {%- do run_query("create table if not exists " ~ builds ~ " (invocation_id string, started_at timestamp) using parquet") -%}
+  {%- do run_query("insert into " ~ builds ~ " values ('" ~ invocation_id ~ "', current_timestamp())") -%}
+  {{ return('') }}
+{%- endmacro %}
+
+{#- The invocation id of the latest command that wrote models, or none. -#}
+{% macro latest_build() %}
+  {%- set builds = calltrail.builds_relation() -%}
+  {%- if adapter.get_relation(builds.database, builds.schema, builds.identifier) is none -%}
+    {{ return(none) }}
+  {%- endif -%}
+  {%- set found = run_query("select invocation_id from " ~ builds ~ " order by started_at desc limit 1") -%}
+  {{ return(found.columns[0].values()[0] if found.rows | length else none) }}
 {% endmacro %}

@@ -382,3 +382,30 @@ def test_a_touchpoint_of_a_linked_visitor_without_its_person_and_credits_not_sum
     assert set(alerts) == {"touchpoint_person_present", "attribution_credits_sum_to_one"}, sorted(alerts)
     assert set(alerts["touchpoint_person_present"]["record_ids"]) == set(lost)
     assert alerts["attribution_credits_sum_to_one"]["record_ids"] == [f"{halved} w_shaped"]
+
+
+def test_publish_refuses_a_build_written_after_the_audit_and_publishes_the_audited_one(demo_build, tmp_path):
+    """Another run's build (or one run by hand) between this run's audit and its publish: the
+    marts in the build schema are then not the ones the audit checked. Publish used to copy them."""
+    from calltrail import summary
+    from calltrail.transform.dbt import BuildChangedSinceAudit
+
+    s = copy_of(demo_build, tmp_path)
+    audited = gates.audit(s, RunInfo("calltrail_transform", "audited"), as_of=DEMO_END)["build"]
+    assert re.fullmatch(r"[0-9a-f-]{36}", audited or ""), audited
+    publish.publish(s, audited_build=audited)  # nothing written since: published
+    first = summary.last_publication(s)
+    assert first is not None
+
+    rebuild(s)  # a build after the audit
+    with pytest.raises(BuildChangedSinceAudit) as refused:
+        publish.publish(s, audited_build=audited)
+    assert str(refused.value).startswith("publish refused: the build schema holds build "), refused.value
+    assert f"not the build {audited} this run's audit checked: a dbt command wrote models after the audit. " \
+           "Nothing was published: consumers keep the previous marts." in str(refused.value), refused.value
+    assert summary.last_publication(s) == first, "nothing published"
+
+    newer = gates.audit(s, RunInfo("calltrail_transform", "newer"), as_of=DEMO_END)["build"]
+    assert newer != audited
+    publish.publish(s, audited_build=newer)  # its own audit checked it
+    assert summary.last_publication(s).at >= first.at

@@ -87,8 +87,18 @@ def query(server: dict[str, str], sql: str, database: str = "calltrail") -> list
 
 
 def test_two_runs_at_once_on_one_database_both_complete_taking_turns(two_runs):
+    """Each run completes, or its publish refused the other run's build, which came after its audit
+    (the steps interleave); the run that built last publishes, so one run at least completes."""
+    refused = "calltrail_transform / publish: BuildChangedSinceAudit: publish refused: the build schema holds build "
+    completed = 0
     for name, out in two_runs["outs"].items():
-        assert out.returncode == 0, f"{name}: {out.stdout[-4000:]}{out.stderr[-2000:]}"
+        if out.returncode == 0:
+            completed += 1
+            continue
+        failed = out.stdout[out.stdout.find("calltrail run FAILED: "):].splitlines()[:1]
+        assert failed and failed[0].startswith(f"calltrail run FAILED: {refused}"), \
+            f"{name}: {out.stdout[-4000:]}{out.stderr[-2000:]}"
+    assert completed >= 1
     logs = "".join(task_logs(env) for env in two_runs["envs"].values())
     assert "already exists" not in logs
     assert "duplicate key" not in logs

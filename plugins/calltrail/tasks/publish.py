@@ -11,8 +11,10 @@ from calltrail.warehouse.schemas import PUBLISHED
 log = logging.getLogger(__name__)
 
 
-def publish(settings: Settings, *, in_process: bool = False) -> str:
+def publish(settings: Settings, *, in_process: bool = False, audited_build: str | None = None) -> str:
     """``in_process``: dbt runs in this process, as in the DAG's task (see :func:`calltrail.transform.dbt.run_dbt`).
+    ``audited_build``: the build the audit checked; a build schema written since is not published
+    (:func:`calltrail.transform.dbt.publish`).
 
     The marts are published first; a report page that cannot be written then is logged as an error
     and said in the task's result, and does not undo the publish.
@@ -21,7 +23,7 @@ def publish(settings: Settings, *, in_process: bool = False) -> str:
     from calltrail.transform.dbt import publish as run_publish
     from calltrail.warehouse.target import describe
 
-    run_publish(settings, in_process=in_process)
+    run_publish(settings, in_process=in_process, audited_build=audited_build)
     done = f"published into schema {PUBLISHED} of {describe(settings)}"
     try:
         written = page.write(settings, read_only=False)

@@ -20,11 +20,12 @@ from calltrail.settings import Settings
 from calltrail.warehouse.target import Warehouse, build_schema, open_warehouse
 
 log = logging.getLogger(__name__)
+BUILDS = "_calltrail_builds"  # the project's record_build() macro
 
 
 
-def _summary(outcomes: list[Outcome], settings: Settings) -> dict[str, Any]:
-    return {"checks": len(outcomes), "warnings": sum(o.severity == WARN for o in outcomes),
+def _summary(outcomes: list[Outcome], settings: Settings, **more: Any) -> dict[str, Any]:
+    return {**more, "checks": len(outcomes), "warnings": sum(o.severity == WARN for o in outcomes),
             "errors": sum(o.severity == ERROR for o in outcomes),
             "failed": [o.describe() for o in outcomes if o.failed],
             "data_docs": settings.data_docs_index, "alerts_file": str(settings.alerts_file)}
@@ -81,6 +82,7 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
     # PostgreSQL: the same for another calltrail process's writers' lock (unless read-only)
     con = open_warehouse(settings, doing="the data-quality audit")
     try:
+        build = latest_build(con, schema)  # while the warehouse is held: the build the checks read
         data.update(load_frames(con, built))
         frames, outcomes = thin_windows(raw + built, data, window, q)
         outcomes += validate_frames(frames, data, q, settings.data_docs_dir, run_name=run.run_id, window=window)
@@ -103,4 +105,13 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
         con.close()
     deliver(outcomes, settings, run, context)
     raise_on_errors(outcomes, "data-quality audit")
-    return _summary(outcomes, settings)
+    return _summary(outcomes, settings, build=build)
+
+
+def latest_build(con: Warehouse, schema: str) -> str | None:
+    """The invocation id of the latest dbt command that wrote models into ``schema`` (the project's
+    on-run-start hook records each), or None: publish is given it (macros/publish.sql)."""
+    if not con.has_table(schema, BUILDS):
+        return None
+    row = con.execute(f"select invocation_id from {schema}.{BUILDS} order by started_at desc limit 1").fetchone()
+    return row[0] if row else None

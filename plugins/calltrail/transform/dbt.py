@@ -441,15 +441,33 @@ def parse(settings: Settings, *, log_file: Path | None = None) -> Path:
     return settings.dbt_manifest
 
 
-def publish(settings: Settings, *, in_process: bool = False) -> None:
+class BuildChangedSinceAudit(RuntimeError):
+    """A dbt command wrote models after the audit: publish refused the build no audit checked."""
+
+
+BUILD_CHANGED = "calltrail: the build schema holds build "  # the publish macro's words
+
+
+def publish(settings: Settings, *, in_process: bool = False, audited_build: str | None = None) -> None:
     """Write-audit-publish: copy the consumer marts into the publish schema in one transaction.
+
+    ``audited_build``: the build the audit checked (its ``build``); publish then refuses, with
+    :class:`BuildChangedSinceAudit`, a build schema that a later dbt command wrote (another run's
+    build, one run by hand). Without it, whatever the build schema holds is published.
 
     On PostgreSQL the transaction waits up to ``CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS`` for the
     readers of the published tables, as every statement of dbt's does (:func:`dbt_env`); when that
     wait ends first, :class:`~calltrail.warehouse.postgres.PublishBlocked` names the sessions in the way."""
+    args = ["run-operation", "calltrail__publish"]
+    if audited_build:
+        args += ["--args", json.dumps({"audited_build": audited_build})]
     try:
-        run_dbt(settings, ["run-operation", "calltrail__publish"], in_process=in_process)
+        run_dbt(settings, args, in_process=in_process)
     except DbtCommandFailed as exc:
+        if BUILD_CHANGED in str(exc):
+            said = str(exc)[str(exc).index(BUILD_CHANGED) + len("calltrail: "):]
+            raise BuildChangedSinceAudit(f"publish refused: {said[:said.index('consumers keep the previous marts.') + 34]}"
+                                         ) from None
         if settings.dbt_target != "postgres" or LOCK_TIMEOUT not in str(exc):
             raise
         from calltrail.warehouse.postgres import PublishBlocked, sessions_holding
