@@ -445,7 +445,8 @@ class BuildChangedSinceAudit(RuntimeError):
     """A dbt command wrote models after the audit: publish refused the build no audit checked."""
 
 
-BUILD_CHANGED = "calltrail: the build schema holds build "  # the publish macro's words
+# The publish macro's words: how its refusal begins and ends (dbt's output may go on after it)
+BUILD_CHANGED, NOTHING_PUBLISHED = "calltrail: the build schema holds build ", "consumers keep the previous marts."
 
 
 def publish(settings: Settings, *, in_process: bool = False, audited_build: str | None = None) -> None:
@@ -464,9 +465,9 @@ def publish(settings: Settings, *, in_process: bool = False, audited_build: str 
     try:
         run_dbt(settings, args, in_process=in_process)
     except DbtCommandFailed as exc:
-        if BUILD_CHANGED in str(exc):
+        if BUILD_CHANGED in str(exc) and NOTHING_PUBLISHED in str(exc):
             said = str(exc)[str(exc).index(BUILD_CHANGED) + len("calltrail: "):]
-            raise BuildChangedSinceAudit(f"publish refused: {said[:said.index('consumers keep the previous marts.') + 34]}"
+            raise BuildChangedSinceAudit(f"publish refused: {said[:said.index(NOTHING_PUBLISHED) + len(NOTHING_PUBLISHED)]}"
                                          ) from None
         if settings.dbt_target != "postgres" or LOCK_TIMEOUT not in str(exc):
             raise
