@@ -560,8 +560,8 @@ def main() -> int:
     # The report page from the build's marts (what publish copies), into the bench's own folder.
     report_code = (
         "from calltrail import settings; from calltrail.report import page; "
-        "from calltrail.warehouse.schemas import BUILD_SCHEMA; s = settings.load(); "
-        "w = page.write(s, schema=BUILD_SCHEMA); print(f'report page: {w.bytes:,} bytes')"
+        "s = settings.load(); "
+        "w = page.write(s, schema=s.build_schema); print(f'report page: {w.bytes:,} bytes')"
     )
     report_dir = data / "report"
     report_s, report_mb = phase("report page", [sys.executable, "-c", report_code],

@@ -2,9 +2,10 @@
 
 Scheduled on the ingestion Assets. Write-audit-publish:
 
-0. `load_lake_into_postgres` (dbt target `postgres` only): the lake's new partitions into schema
-   `lake` of the PostgreSQL warehouse (COPY, once per partition); `register_lake_on_spark` (target
-   `spark` only): a view in schema `lake` over each dataset's Parquet files (no copy);
+0. `load_lake_into_postgres` (dbt target `postgres` only): the lake's new partitions into the lake
+   schema (`CALLTRAIL_LAKE_SCHEMA`, default `lake`) of the PostgreSQL warehouse (COPY, once per
+   partition); `register_lake_on_spark` (target `spark` only): a view in the lake schema over each
+   dataset's Parquet files (no copy);
 1. `check_source_freshness`: dbt source freshness on both lake sources;
 2. `dbt`: one `dbt build` of every seed, model and data test (`dbt.build`), into the audit area
    (schema `main` on DuckDB, `CALLTRAIL_PG_SCHEMA` on PostgreSQL, `CALLTRAIL_SPARK_SCHEMA` on Spark), then a task per seed and model, in dbt's lineage, that shows its result and
@@ -15,7 +16,8 @@ Scheduled on the ingestion Assets. Write-audit-publish:
    rebuild everything (`dbt build --full-refresh`);
 3. `audit`: Great Expectations on the raw lake, staging and marts, trend checks against recent
    runs, Data Docs, the calls-missing-BizibleId CSV, and one alert per failing check;
-4. `publish`: the consumer marts are copied into schema `published` in one transaction, only
+4. `publish`: the consumer marts are copied into the publish schema (`CALLTRAIL_PUBLISH_SCHEMA`,
+   default `published`) in one transaction, only
    if the build schema still holds the build the audit checked;
 5. `generate_dbt_docs` (after the build, beside the audit, so every run's lineage docs are fresh).
 

@@ -15,7 +15,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "plugins" / "calltrail"
 
 # The floors, bottom first. A module may import from its own room and from any lower floor.
 FLOORS: list[set[str]] = [
-    {"settings", "dbt_project"},
+    {"dbt_project"},  # the dbt project's vars: the defaults of some settings
+    {"settings"},
     {"lake", "warehouse"},
     {"salesforce", "web", "transform", "demo"},
     {"quality"},  # the checks read the lake and the warehouse, and run dbt source freshness

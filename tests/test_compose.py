@@ -266,3 +266,16 @@ def test_the_spark_profile_runs_the_locked_spark_version_on_calltrails_volumes()
     assert env_of("worker")["CALLTRAIL_SPARK_PORT"] == f"${{CALLTRAIL_SPARK_PORT:-{port}}}"
     assert not any("spark" in s.get("profiles", []) for n, s in SERVICES.items() if n not in spark), (
         "nothing else depends on the optional profile")
+
+
+def test_the_deployment_passes_every_schema_name_with_its_default():
+    """A deployment that shares its database or Spark metastore names its schemas in .env: each
+    schema setting reaches the containers, defaulting as calltrail does."""
+    from calltrail import settings
+
+    defaults = {row.variable: row.default for row in settings.TABLE if row.parse is settings._schema}
+    defaults |= {variable: "calltrail" for variable in settings.SCHEMAS_READ_ELSEWHERE}  # profiles.yml's
+    assert len(defaults) == 6, defaults
+    anchor_env = COMPOSE["x-airflow-common"]["environment"]
+    for variable, default in defaults.items():
+        assert anchor_env.get(variable) == f"${{{variable}:-{default}}}", variable

@@ -80,6 +80,8 @@ def test_a_blank_variable_takes_its_default():
     ("CALLTRAIL_SPARK_SCHEMA", "analytics-calltrail", "CALLTRAIL_SPARK_SCHEMA='analytics-calltrail': a schema's "
                                                       "name here is lower-case letters, digits and _, not starting "
                                                       "with a digit"),
+    ("CALLTRAIL_PUBLISH_SCHEMA", "Published", "CALLTRAIL_PUBLISH_SCHEMA='Published': a schema's name here is "
+                                              "lower-case letters, digits and _, not starting with a digit"),
 ])
 def test_a_value_calltrail_cannot_use_is_refused_with_the_variable_named(variable, value, message):
     with pytest.raises(ConfigurationError) as caught:
@@ -91,6 +93,38 @@ def test_a_schema_named_as_sql_writes_it_unquoted_is_taken():
     s = load({"CALLTRAIL_DBT_TARGET": "postgres", "CALLTRAIL_PG_SCHEMA": "calltrail_prod2",
               "CALLTRAIL_SPARK_SCHEMA": "_staging"})
     assert s.environ["CALLTRAIL_PG_SCHEMA"] == "calltrail_prod2"
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"CALLTRAIL_DBT_TARGET": "postgres", "CALLTRAIL_PUBLISH_SCHEMA": "calltrail"},
+     "CALLTRAIL_PUBLISH_SCHEMA=calltrail is the schema of CALLTRAIL_PG_SCHEMA too"),
+    ({"CALLTRAIL_DBT_TARGET": "spark", "CALLTRAIL_SPARK_SCHEMA": "lake"},
+     "CALLTRAIL_LAKE_SCHEMA=lake is the schema of CALLTRAIL_SPARK_SCHEMA too"),
+    ({"CALLTRAIL_QUALITY_SCHEMA": "main"},
+     "CALLTRAIL_QUALITY_SCHEMA=main is the schema of the build schema (main in the DuckDB file) too"),
+    ({"CALLTRAIL_PUBLISH_LOG_SCHEMA": "ops", "CALLTRAIL_QUALITY_SCHEMA": "ops"},
+     "CALLTRAIL_QUALITY_SCHEMA=ops is the schema of CALLTRAIL_PUBLISH_LOG_SCHEMA too"),
+])
+def test_a_schema_named_for_two_uses_is_refused_naming_both(env, message):
+    with pytest.raises(ConfigurationError) as caught:
+        load(env)
+    assert str(caught.value) == f"{message}: each of the warehouse's schemas needs a name of its own"
+
+
+def test_the_schemas_are_the_dbt_projects_defaults_until_set_and_reach_every_dbt_command():
+    from calltrail.dbt_project import project_var
+    from calltrail.transform.dbt import dbt_vars
+
+    default = load({})
+    assert (default.lake_schema, default.publish_schema, default.publish_log_schema) == (
+        project_var("calltrail__lake_schema"), project_var("calltrail__publish_schema"),
+        project_var("calltrail__publish_log_schema"))
+    s = load({"CALLTRAIL_LAKE_SCHEMA": "stg_lake", "CALLTRAIL_PUBLISH_SCHEMA": "stg_published",
+              "CALLTRAIL_PUBLISH_LOG_SCHEMA": "stg_meta", "CALLTRAIL_QUALITY_SCHEMA": "stg_quality"})
+    assert (s.publications, s.run_metrics) == ("stg_meta.publications", "stg_quality.run_metrics")
+    assert {k: v for k, v in dbt_vars(s).items() if k.endswith("_schema")} == {
+        "calltrail__lake_schema": "stg_lake", "calltrail__publish_schema": "stg_published",
+        "calltrail__publish_log_schema": "stg_meta"}
 
 
 def test_calltrail_settings_prints_each_variable_with_its_value_and_where_it_came_from(monkeypatch, capsys, tmp_path):

@@ -102,10 +102,11 @@ create table {{ published }} using parquet as select {{ columns | join(', ') }} 
 
 
 {#- Write-audit-publish across processes: every dbt command that writes models (build, run, seed,
-    snapshot; a hand-run one too) first records its invocation id in `_calltrail_builds` of the build
-    schema (the on-run-start hook). The audit reads the latest id with the build it checks; publish
-    is given that id and publishes only while it is still the latest, so a build that started after
-    the audit (another run's, or one by hand) is never published unchecked. -#}
+    snapshot; a hand-run one too) first records its invocation id in the build schema's table that
+    the var `calltrail__builds_table` names (the on-run-start hook). The audit reads the latest id
+    with the build it checks; publish is given that id and publishes only while it is still the
+    latest, so a build that started after the audit (another run's, or one by hand) is never
+    published unchecked. -#}
 {#- The hook's SQL, which dbt runs outside a transaction. -#}
 {% macro record_build() %}
   {%- if execute and flags.WHICH in ['build', 'run', 'seed', 'snapshot'] -%}
@@ -116,7 +117,7 @@ create table {{ published }} using parquet as select {{ columns | join(', ') }} 
 
 {% macro builds_relation() -%}
   {%- set database = target.database if target.database is defined and target.type != 'spark' else none -%}
-  {{ return(api.Relation.create(database=database, schema=target.schema, identifier='_calltrail_builds', type='table')) }}
+  {{ return(api.Relation.create(database=database, schema=target.schema, identifier=var('calltrail__builds_table'), type='table')) }}
 {%- endmacro %}
 
 {#- DuckDB: each statement commits itself. -#}

@@ -434,7 +434,8 @@ def cmd_load_postgres(settings: Settings, args: argparse.Namespace) -> int:
     from calltrail.warehouse.postgres import PostgresBusy, PostgresUnreachable
 
     try:
-        results = load_lake(settings.lake_dir, settings.environ, wait_seconds=settings.warehouse_lock_wait_seconds)
+        results = load_lake(settings.lake_dir, settings.environ, schema=settings.lake_schema,
+                            wait_seconds=settings.warehouse_lock_wait_seconds)
     except (PostgresUnreachable, PostgresBusy, PartitionLoadError) as exc:
         _say(f"calltrail load-postgres: {exc}")
         return 1
@@ -505,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
                          help="the attribution model of the revenue by channel (default CALLTRAIL_SUMMARY_MODEL)")
     sub.add_parser("report", help="write the report page from the published marts (every publish also does)")
     sub.add_parser("settings", help="print every setting: its variable, the value in use, its default and meaning")
-    sub.add_parser("load-postgres", help="copy the lake's new partitions into schema lake of the PostgreSQL "
+    sub.add_parser("load-postgres", help="copy the lake's new partitions into the lake schema of the PostgreSQL "
                                          "database of CALLTRAIL_PG_* (for the dbt target postgres)")
     export = sub.add_parser("export", help="write a published mart of the configured target (CALLTRAIL_DBT_TARGET) "
                                            "into a CSV or Parquet file")

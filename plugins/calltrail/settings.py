@@ -19,11 +19,14 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from calltrail.dbt_project import project_var
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WAREHOUSE_POOL = "calltrail_warehouse"  # one slot: DuckDB has one writer and readers conflict with it
 LANDING_SETTLE_VAR = "CALLTRAIL_LANDING_SETTLE_SECONDS"  # `calltrail run` sets it to 0 for the demo files it wrote
 TASK_RETRIES_VAR = "CALLTRAIL_TASK_RETRIES"  # `calltrail run` sets it to 0 for its `airflow dags test` runs
 DATA = "<data>"  # in a path's default: the folder CALLTRAIL_DATA_DIR names
+DUCKDB_BUILD_SCHEMA = "main"  # dbt-duckdb's default schema: the profile names none, so dbt builds here
 
 
 class ConfigurationError(ValueError):
@@ -384,12 +387,43 @@ class Settings:
                                        "a task still running after this long is stopped and alerts; 0: no limit")
     quarantine_alert_rows: int = _row("CALLTRAIL_QUARANTINE_ALERT_ROWS", "100", _whole(),
                                       "more quarantined rows than this in one ingestion task raise an alert")
+    # The warehouse's schemas besides the one dbt builds into (CALLTRAIL_PG_SCHEMA, CALLTRAIL_SPARK_SCHEMA;
+    # `main` in the DuckDB file): two deployments that share a Spark metastore or a PostgreSQL
+    # database give each its own names. The defaults are the dbt project's vars; calltrail passes
+    # the values to every dbt command it runs (transform.dbt.dbt_vars).
+    lake_schema: str = _row("CALLTRAIL_LAKE_SCHEMA", project_var("calltrail__lake_schema"), _schema,
+                            "the lake's tables (PostgreSQL) or views (Spark) dbt reads; unused on DuckDB")
+    publish_schema: str = _row("CALLTRAIL_PUBLISH_SCHEMA", project_var("calltrail__publish_schema"), _schema,
+                               "the published marts, which consumers read")
+    publish_log_schema: str = _row("CALLTRAIL_PUBLISH_LOG_SCHEMA", project_var("calltrail__publish_log_schema"),
+                                   _schema, "the log of publications (table publications)")
+    quality_schema: str = _row("CALLTRAIL_QUALITY_SCHEMA", "quality", _schema,
+                               "the data-quality history of the runs (table run_metrics)")
     # The process environment as read once here, for the child processes calltrail starts.
     environ: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def dbt_project_dir(self) -> Path:
         return PROJECT_ROOT / "dbt_project"
+
+    @property
+    def build_schema(self) -> str:
+        """The schema dbt builds into on the configured target (the audit area before publish)."""
+        if self.dbt_target == "postgres":
+            return self.environ.get("CALLTRAIL_PG_SCHEMA", "").strip() or "calltrail"
+        if self.dbt_target == "spark":
+            return self.environ.get("CALLTRAIL_SPARK_SCHEMA", "").strip() or "calltrail"
+        return DUCKDB_BUILD_SCHEMA
+
+    @property
+    def publications(self) -> str:
+        """The table of the publication log, ``schema.table``."""
+        return f"{self.publish_log_schema}.publications"
+
+    @property
+    def run_metrics(self) -> str:
+        """The table of the data-quality history, ``schema.table``."""
+        return f"{self.quality_schema}.run_metrics"
 
     @property
     def spark_thrift(self) -> bool:
@@ -481,7 +515,25 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     for variable in SCHEMAS_READ_ELSEWHERE:
         if variable in env:
             _schema(variable, env[variable])
-    return replace(settings, environ=env)
+    settings = replace(settings, environ=env)
+    _distinct_schemas(settings)
+    return settings
+
+
+def _distinct_schemas(settings: Settings) -> None:
+    """Each schema has one use: publish would copy the build onto itself, a lake view could replace
+    a model of the same name."""
+    build = {"duckdb": "the build schema (main in the DuckDB file)",
+             "postgres": "CALLTRAIL_PG_SCHEMA", "spark": "CALLTRAIL_SPARK_SCHEMA"}[settings.dbt_target]
+    uses = [(build, settings.build_schema), ("CALLTRAIL_LAKE_SCHEMA", settings.lake_schema),
+            ("CALLTRAIL_PUBLISH_SCHEMA", settings.publish_schema),
+            ("CALLTRAIL_PUBLISH_LOG_SCHEMA", settings.publish_log_schema),
+            ("CALLTRAIL_QUALITY_SCHEMA", settings.quality_schema)]
+    for i, (variable, name) in enumerate(uses):
+        for other, other_name in uses[:i]:
+            if name == other_name:
+                raise ConfigurationError(f"{variable}={name} is the schema of {other} too: each of the "
+                                         "warehouse's schemas needs a name of its own")
 
 
 def in_use(settings: Settings) -> Iterator[tuple[Setting, Any]]:

@@ -24,7 +24,7 @@ from calltrail.lake.layout import (
 )
 from calltrail.quality.validate import WEB_VISIT
 from calltrail.settings import Settings
-from calltrail.warehouse.schemas import PUBLICATIONS, PUBLISHED, PUBLISHED_MODELS
+from calltrail.warehouse.schemas import PUBLISHED_MODELS
 from calltrail.warehouse.target import describe as describe_warehouse
 
 CRM_DATASETS = (LEADS, CONTACTS, OPPORTUNITIES, OPPORTUNITY_CONTACT_ROLES)
@@ -207,19 +207,21 @@ class MartSummary:
         return out
 
 
-def summarise_marts(settings: Settings, schema: str = PUBLISHED, *, model: str | None = None,
+def summarise_marts(settings: Settings, schema: str | None = None, *, model: str | None = None,
                     wait: bool = False) -> MartSummary | None:
     """Read the published marts of the configured target (DuckDB: read-only; with ``wait``, waiting
     up to ``CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS`` while a build writes the file; then
     :class:`~calltrail.warehouse.duckdb_file.WarehouseLocked`). Revenue by channel is
     the attribution ``model``'s (default ``CALLTRAIL_SUMMARY_MODEL``).
 
-    None when nothing has been published yet (no run has passed its checks).
+    None when nothing has been published yet (no run has passed its checks). ``schema``: where the
+    marts are read, default the publish schema.
     """
     from calltrail.warehouse.target import exists, open_warehouse
 
     if not exists(settings):
         return None
+    schema = schema or settings.publish_schema
     model = model or settings.summary_model
     with open_warehouse(settings, read_only=True, wait=wait) as con:
         if not con.has_table(schema, "rpt_call_match_rates"):
@@ -270,18 +272,18 @@ class Publication:
     at: datetime | None
 
 
-def last_publication(settings: Settings, schema: str = PUBLISHED) -> Publication | None:
+def last_publication(settings: Settings) -> Publication | None:
     """When the published marts were last replaced; None when nothing was ever published."""
     from calltrail.warehouse.target import exists, open_warehouse
 
     if not exists(settings):
         return None
     with open_warehouse(settings, read_only=True, wait=False) as con:
-        if con.has_table(*PUBLICATIONS.split(".")):
-            at = con.execute(f"select max(published_at) from {PUBLICATIONS}").fetchone()[0]
+        if con.has_table(*settings.publications.split(".")):
+            at = con.execute(f"select max(published_at) from {settings.publications}").fetchone()[0]
             if at is not None:
                 return Publication(at.replace(tzinfo=UTC))
-        return Publication(None) if con.has_table(schema, "rpt_call_match_rates") else None
+        return Publication(None) if con.has_table(settings.publish_schema, "rpt_call_match_rates") else None
 
 
 def render_publication(publication: Publication | None, now: datetime | None = None) -> str:
@@ -446,7 +448,7 @@ def render_marts(settings: Settings, s: MartSummary) -> str:
     lines += _render_revenue(s)
     lines += [
         "",
-        f"  warehouse   {describe_warehouse(settings)}  (schema {PUBLISHED}: {', '.join(PUBLISHED_MODELS)})",
+        f"  warehouse   {describe_warehouse(settings)}  (schema {settings.publish_schema}: {', '.join(PUBLISHED_MODELS)})",
         f"  dbt docs    {settings.dbt_docs_dir / 'static_index.html'}  (lineage: open in a browser)",
         "",
     ]

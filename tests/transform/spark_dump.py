@@ -22,7 +22,7 @@ from calltrail import settings as settings_module
 from calltrail.transform.dbt import run_dbt
 from calltrail.warehouse.export import export
 from calltrail.warehouse.schemas import PUBLISHED_MODELS
-from calltrail.warehouse.target import build_schema, open_warehouse
+from calltrail.warehouse.target import open_warehouse
 from tests.transform.engine_compare import MODELS, without_partition_column
 
 
@@ -30,7 +30,7 @@ def dump_models(settings, con, models, out: Path) -> None:
     """Each of ``models`` of the build as ``out/<model>.parquet``, without Spark's partition column."""
     out.mkdir(parents=True, exist_ok=True)
     for model in models:
-        rows = without_partition_column(con.execute(f"select * from {build_schema(settings)}.{model}").arrow())
+        rows = without_partition_column(con.execute(f"select * from {settings.build_schema}.{model}").arrow())
         pq.write_table(rows, out / f"{model}.parquet")
 
 

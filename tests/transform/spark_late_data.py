@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from calltrail import settings as settings_module
 from calltrail.tasks.transform import register_lake_on_spark
 from calltrail.transform.dbt import DbtCommandFailed, generate_docs, run_dbt
-from calltrail.warehouse.target import build_schema, open_warehouse
+from calltrail.warehouse.target import open_warehouse
 from tests.transform.engine_compare import without_partition_column
 from tests.transform.late_data import COMPARED, STEPS, load_step
 
@@ -51,7 +51,7 @@ def main(out: Path) -> None:
         run_dbt(settings, ["build", *([] if last else INCREMENTAL_MODELS), *NO_TESTS], in_process=True,
                 log_file=out / "dbt.log")
         con = open_warehouse(settings)
-        schema = build_schema(settings)
+        schema = settings.build_schema
         mode = con.execute(f"select mode, reason from {schema}.int_increment").fetchall()[0]
         rebuilt = con.execute(f"select bizible_id, visitor_bucket from {schema}.int_changed_visitors").fetchall()
         journeys = con.execute(f"select journey_key from {schema}.int_changed_journeys").fetchall()
@@ -68,7 +68,7 @@ def main(out: Path) -> None:
     (out / "models").mkdir(exist_ok=True)
     con = open_warehouse(settings)
     for model in COMPARED:
-        rows = without_partition_column(con.execute(f"select * from {build_schema(settings)}.{model}").arrow())
+        rows = without_partition_column(con.execute(f"select * from {settings.build_schema}.{model}").arrow())
         pq.write_table(rows, out / "models" / f"{model}.parquet")
     (out / "stopped.json").write_text(json.dumps(stopped_run(settings, out)))
 
@@ -89,7 +89,7 @@ def stopped_run(settings, out: Path) -> dict:
     """A run that stopped between the removal of a bucket's rows of int_sessions and their append,
     and int_conversions without a column, then the next run (nothing new in the lake)."""
     con = open_warehouse(settings)
-    schema = build_schema(settings)
+    schema = settings.build_schema
     sessions = f"{schema}.int_sessions"
 
     def rows(table: str = sessions) -> list[tuple]:

@@ -28,6 +28,11 @@ from tests.transform import ldap_server as ldap
 from tests.transform.spark_thrift_server import free_port, thrift_server, tls
 
 ROOT = Path(__file__).resolve().parents[2]
+# The Thrift Server run names the schemas besides the build's otherwise than by default
+# (docs/configuration.md), as a second deployment on a shared metastore does; the session run keeps
+# the defaults.
+THRIFT_SCHEMAS = {"CALLTRAIL_LAKE_SCHEMA": "acme_lake", "CALLTRAIL_PUBLISH_SCHEMA": "acme_published",
+                  "CALLTRAIL_PUBLISH_LOG_SCHEMA": "acme_meta", "CALLTRAIL_QUALITY_SCHEMA": "acme_quality"}
 # calltrail's own connection to the plain server: who it logged in as, and one query
 PLAIN_QUERY = """
 import os
@@ -49,7 +54,8 @@ def environments(out: Path) -> dict[str, dict[str, str]]:
                            CALLTRAIL_SPARK_METHOD="thrift", CALLTRAIL_SPARK_HOST="127.0.0.1",
                            CALLTRAIL_SPARK_PORT=str(free_port()), CALLTRAIL_SPARK_AUTH="LDAP",
                            CALLTRAIL_SPARK_USER=ldap.USER, CALLTRAIL_SPARK_PASSWORD=ldap.PASSWORD,
-                           CALLTRAIL_SPARK_USE_SSL="true", CALLTRAIL_SPARK_SSL_CA=str(out / "tls" / "ca.pem"))
+                           CALLTRAIL_SPARK_USE_SSL="true", CALLTRAIL_SPARK_SSL_CA=str(out / "tls" / "ca.pem"),
+                           **THRIFT_SCHEMAS)
     late = calltrail_env(out / "late", CALLTRAIL_DBT_TARGET="spark",
                          CALLTRAIL_DBT_TARGET_DIR=str(out / "late" / "dbt_target"))
     # a standalone master's URL where nothing listens: Spark waits about a minute for it

@@ -8,7 +8,8 @@ on PostgreSQL; the DuckDB file is never created. The run's login has no CREATE o
 administrator made the schemas for it, as a company's would. The unit tests then run on PostgreSQL too (so every
 macro runs there, not only renders). The same lake is then built, audited and published on DuckDB in
 this process. Every mart and the intermediate models they stand on are compared row by row:
-order-independent, timestamps in UTC, decimals exact. The summary, the report page's data, the alerts
+order-independent, timestamps in UTC, decimals exact. Both engines name the lake's, the published,
+the publication log's and the quality history's schemas otherwise than by default. The summary, the report page's data, the alerts
 and the calls-missing-BizibleId list are the same, and `calltrail export` writes every published mart
 from each engine into the same file, byte for byte.
 
@@ -72,13 +73,19 @@ from tests.transform.late_data import (
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_SCHEMA = "calltrail"
+# The other schemas not named as by default (docs/configuration.md), as a second deployment on a
+# shared database names them; the same names on both engines. The run's login cannot create a
+# schema: one of the default names used anywhere would fail the run.
+SCHEMAS = {"CALLTRAIL_LAKE_SCHEMA": "acme_lake", "CALLTRAIL_PUBLISH_SCHEMA": "acme_published",
+           "CALLTRAIL_PUBLISH_LOG_SCHEMA": "acme_meta", "CALLTRAIL_QUALITY_SCHEMA": "acme_quality"}
+LAKE, PUBLISHED = SCHEMAS["CALLTRAIL_LAKE_SCHEMA"], SCHEMAS["CALLTRAIL_PUBLISH_SCHEMA"]
 
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory):
     """Everything the tests compare, after the run on PostgreSQL and the build on DuckDB."""
     tmp = tmp_path_factory.mktemp("engines")
-    env = calltrail_env(tmp, CALLTRAIL_DEMO_VISITORS="80")
+    env = calltrail_env(tmp, CALLTRAIL_DEMO_VISITORS="80", **SCHEMAS)
     with throwaway("calltrail") as server, pytest.MonkeyPatch.context() as mp:
         pg_env = {**env, **server, **handed_over(server), "CALLTRAIL_PG_SCHEMA": PG_SCHEMA,
                   "CALLTRAIL_DBT_TARGET": "postgres"}
@@ -126,11 +133,12 @@ def handed_over(server: dict[str, str]) -> dict[str, str]:
     con.autocommit = True
     cur = con.cursor()
     cur.execute("create role calltrail_app login")
-    for schema in ("lake", PG_SCHEMA, "published", "calltrail_meta", "quality"):
+    for schema in (PG_SCHEMA, *SCHEMAS.values()):
         cur.execute(f'create schema "{schema}" authorization calltrail_app')
     cur.execute("create role reporting login")
-    cur.execute("grant usage on schema published to reporting")
-    cur.execute("alter default privileges for role calltrail_app in schema published grant select on tables to reporting")
+    cur.execute(f"grant usage on schema {PUBLISHED} to reporting")
+    cur.execute(f"alter default privileges for role calltrail_app in schema {PUBLISHED} grant select on tables "
+                "to reporting")
     cur.execute("select has_database_privilege('calltrail_app', current_database(), 'CREATE')")
     assert cur.fetchone()[0] is False
     con.close()
@@ -155,6 +163,24 @@ def test_the_run_on_postgresql_loads_the_lake_first_and_never_creates_the_duckdb
     assert not engines["shown"]["duckdb_file_after_run"], "the DuckDB file is not the target: nothing may create it"
 
 
+def test_every_schema_is_the_one_its_setting_names_on_both_engines(engines):
+    """Nothing went into a schema of the default names; each named schema holds its tables."""
+    defaults = {"lake", "published", "calltrail_meta", "quality"}
+    con = psycopg2.connect(host="127.0.0.1", port=engines["port"], user="postgres", dbname="calltrail")
+    try:
+        cur = con.cursor()
+        cur.execute("select table_schema, table_name from information_schema.tables")
+        on_postgres = set(cur.fetchall())
+    finally:
+        con.close()
+    on_duckdb = set(duckdb_published(engines, "select table_schema, table_name from information_schema.tables"))
+    for name, tables in (("postgres", on_postgres), ("duckdb", on_duckdb)):
+        assert {schema for schema, _ in tables} & defaults == set(), name
+        assert {("acme_meta", "publications"), ("acme_quality", "run_metrics"),
+                *((PUBLISHED, t) for t in PUBLISHED_MODELS)} <= tables, name
+    assert {(LAKE, "web_events"), (LAKE, "_calltrail_partitions")} <= on_postgres
+
+
 def test_a_reader_granted_through_default_privileges_reads_every_published_mart(engines):
     counts = {}
     for user in ("postgres", "reporting"):
@@ -162,7 +188,7 @@ def test_a_reader_granted_through_default_privileges_reads_every_published_mart(
         try:
             cur = con.cursor()
             for table in PUBLISHED_MODELS:
-                cur.execute(f"select count(*) from published.{table}")
+                cur.execute(f"select count(*) from {PUBLISHED}.{table}")
                 counts[user, table] = cur.fetchone()[0]
         finally:
             con.close()
@@ -175,10 +201,10 @@ def test_the_lake_is_loaded_once_per_partition(engines):
     files = {dataset: sorted(lake.glob(glob)) for dataset, glob in datasets().items()}
     assert {d for d, f in files.items() if f} >= {"web_events", "salesforce_task", "salesforce_opportunity"}
     assert engines["again"].splitlines() == [
-        f"lake.{dataset}: 0 new partitions (0 rows) loaded, {len(f)} loaded before" for dataset, f in files.items()]
+        f"{LAKE}.{dataset}: 0 new partitions (0 rows) loaded, {len(f)} loaded before" for dataset, f in files.items()]
     con = psycopg2.connect(host="127.0.0.1", port=engines["port"], user="postgres", dbname="calltrail")
     cur = con.cursor()
-    cur.execute(f"select count(*), count(distinct {FILE_COLUMN}) from lake.web_events")
+    cur.execute(f"select count(*), count(distinct {FILE_COLUMN}) from {LAKE}.web_events")
     events, loaded_files = cur.fetchone()
     con.close()
     web = files["web_events"]
@@ -222,7 +248,7 @@ def test_parquet_exports_mark_the_timestamps_as_the_utc_instants_the_warehouse_h
     assert stamps == ["touchpoint_at"], table.schema
     assert {str(table.schema.field(name).type) for name in stamps} == {"timestamp[us, tz=UTC]"}
     # the warehouse holds UTC without a zone: the same instants
-    held = duckdb_published(engines, f"select {', '.join(stamps)} from published.fct_touchpoints")
+    held = duckdb_published(engines, f"select {', '.join(stamps)} from {PUBLISHED}.fct_touchpoints")
     assert Counter(zip(*(table.column(name).to_pylist() for name in stamps), strict=True)) == Counter(
         tuple(v.replace(tzinfo=UTC) if v is not None else None for v in row) for row in held)
 
@@ -257,7 +283,7 @@ def test_freshness_on_postgres_with_nothing_loaded_fails_on_each_source_and_says
     with pytest.raises(DataQualityError, match="freshness_salesforce_task"):
         quality.check_source_freshness(s, RunInfo("calltrail_transform", "nothing_loaded"), in_process=True)
     observed = {a["check"]: a["observed"] for a in map(json.loads, s.alerts_file.read_text().splitlines())}
-    assert observed == {f"freshness_{name}": f"no rows loaded yet: the warehouse has no table lake.{name}, "
+    assert observed == {f"freshness_{name}": f"no rows loaded yet: the warehouse has no table {LAKE}.{name}, "
                                              "nothing of it is loaded"
                         for name in ("salesforce_task", "web_events")}, observed
 
@@ -266,7 +292,7 @@ def test_freshness_on_postgres_with_nothing_loaded_fails_on_each_source_and_says
 def test_export_reads_a_marts_name_as_sql_does_in_any_case_and_with_its_schema(engines, engine):
     tmp = engines["tmp"]
     environ = engines["pg_env"] if engine == "postgres" else None
-    done = export(engines[engine], "Published.RPT_Call_Match_Rates", "parquet", tmp / f"named_{engine}.parquet",
+    done = export(engines[engine], "ACME_Published.RPT_Call_Match_Rates", "parquet", tmp / f"named_{engine}.parquet",
                   environ)
     assert done.table == "rpt_call_match_rates"
     name = "duckdb" if engine == "duck" else "postgres"
@@ -319,7 +345,7 @@ def test_export_takes_the_format_from_the_files_name_and_refuses_a_name_that_say
 
     said = export_cli("--out", str(folder / "x.parquet"))
     assert said.returncode == 0
-    assert duckdb_published(engines, "select count(*) from published.rpt_call_match_rates") == [(1,)]
+    assert duckdb_published(engines, f"select count(*) from {PUBLISHED}.rpt_call_match_rates") == [(1,)]
     assert said.stdout.splitlines() == [f"rpt_call_match_rates: 1 row written to {folder / 'x.parquet'} "
                                         f"({(folder / 'x.parquet').stat().st_size:,} bytes, from duckdb)"]
     assert (folder / "x.parquet").read_bytes() == exported["duckdb", "rpt_call_match_rates", "parquet"]
@@ -345,7 +371,7 @@ def test_export_to_standard_output_writes_the_files_bytes_there_and_says_so_on_s
     env, tmp = engines["duck_env"], engines["tmp"]
     cwd = tmp / "stdout"
     cwd.mkdir()
-    rows = duckdb_published(engines, "select count(*) from published.fct_touchpoints")[0][0]
+    rows = duckdb_published(engines, f"select count(*) from {PUBLISHED}.fct_touchpoints")[0][0]
     assert rows > 10
     for fmt in ("csv", "parquet"):
         done = subprocess.run([str(BIN / "calltrail"), "export", "fct_touchpoints", "--format", fmt, "--out", "-"],
@@ -404,10 +430,10 @@ def test_export_refuses_parquet_onto_a_terminal(engines):
 def test_the_summary_as_json_is_the_same_on_both_engines_with_exact_amounts(engines):
     said = {name: json.loads(subprocess_out([str(BIN / "calltrail"), "summary", "--json"], env))
             for name, env in (("duckdb", engines["duck_env"]), ("postgres", engines["pg_env"]))}
-    touchpoints = duckdb_published(engines, "select count(*) from published.fct_touchpoints")[0][0]
+    touchpoints = duckdb_published(engines, f"select count(*) from {PUBLISHED}.fct_touchpoints")[0][0]
     revenue = duckdb_published(
         engines, "select marketing_channel, currency_iso_code, sum(attributed_pipeline), sum(attributed_won_revenue) "
-        "from published.rpt_revenue_by_channel where grouped_by = 'channel' and model = 'full_path' group by 1, 2")
+        f"from {PUBLISHED}.rpt_revenue_by_channel where grouped_by = 'channel' and model = 'full_path' group by 1, 2")
     assert revenue and any(won for *_, won in revenue), "the demo has won revenue"
     for name, summary in said.items():
         marts = summary["marts"]

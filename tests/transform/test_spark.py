@@ -66,6 +66,7 @@ from tests.transform.late_data import (
     T_STILL,
     build_in_one_go,
 )
+from tests.transform.spark_suite import THRIFT_SCHEMAS
 from tests.transform.spark_thrift_server import free_port
 
 
@@ -457,9 +458,18 @@ def test_the_run_through_a_thrift_server_builds_in_the_servers_warehouse_and_in_
         "the summary names the warehouse it read")
     assert not thrift["shown"]["duckdb_file_after_run"], "the DuckDB file is not the target: nothing may create it"
     assert not thrift["spark"].spark_warehouse_dir.exists(), "no Spark session started in calltrail's processes"
-    assert (thrift["server"] / "calltrail.db" / "fct_touchpoints").is_dir()
-    assert (thrift["server"] / "published.db" / "fct_touchpoints").is_dir()
-    assert not list((thrift["server"] / "lake.db").glob("*")), "the lake is views over its files, nothing copied"
+    warehouse = thrift["server"]
+    assert (warehouse / "calltrail.db" / "fct_touchpoints").is_dir()
+    # the schemas as the run's settings name them, none of the default names
+    published, lake, meta, quality_ = (THRIFT_SCHEMAS[f"CALLTRAIL_{k}_SCHEMA"] for k in
+                                       ("PUBLISH", "LAKE", "PUBLISH_LOG", "QUALITY"))
+    assert (warehouse / f"{published}.db" / "fct_touchpoints").is_dir()
+    assert (warehouse / f"{meta}.db" / "publications").is_dir()
+    assert (warehouse / f"{quality_}.db" / "run_metrics").is_dir()
+    assert (warehouse / f"{lake}.db").is_dir()
+    assert not list((warehouse / f"{lake}.db").glob("*")), "the lake is views over its files, nothing copied"
+    assert sorted(p.name for p in warehouse.glob("*.db")) == sorted(
+        f"{s}.db" for s in ("calltrail", published, lake, meta, quality_)), "no schema of a default name"
 
 
 @pytest.mark.parametrize("model", MODELS)

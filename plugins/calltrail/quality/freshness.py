@@ -43,13 +43,13 @@ def _outcome(name: str, severity: str, observed: str, criteria: dict) -> Outcome
                    expectation="dbt source freshness")
 
 
-def _not_measured(name: str, error_text: str) -> str:
+def _not_measured(name: str, error_text: str, lake_schema: str) -> str:
     text = error_text.lower()
     if "no files found" in text:  # DuckDB reads the lake's files in place
         return f"no rows loaded yet: the lake has no files of source {name}"
-    if f'relation "lake.{name}" does not exist' in text or "table_or_view_not_found" in text:
+    if f'relation "{lake_schema}.{name}" does not exist' in text or "table_or_view_not_found" in text:
         # PostgreSQL and Spark: the table (the view) of a dataset is made once it has a partition
-        return f"no rows loaded yet: the warehouse has no table lake.{name}, nothing of it is loaded"
+        return f"no rows loaded yet: the warehouse has no table {lake_schema}.{name}, nothing of it is loaded"
     # dbt's message: "Runtime Error in source NAME (FILE)" above the database's own words
     said = [line.strip() for line in error_text.splitlines() if line.strip()]
     if len(said) > 1 and re.fullmatch(r"[\w ]*Error in source \S+( \(.*\))?", said[0]):
@@ -57,13 +57,13 @@ def _not_measured(name: str, error_text: str) -> str:
     return f"freshness could not be measured: {said[0] if said else 'see the task log'}"
 
 
-def outcomes_from(sources_json: dict) -> list[Outcome]:
+def outcomes_from(sources_json: dict, lake_schema: str) -> list[Outcome]:
     outcomes = []
     for r in sources_json.get("results", []):
         name = r["unique_id"].split(".")[-1]
         status = r.get("status", "runtime error")
         if status == "runtime error":
-            observed = _not_measured(name, str(r.get("error") or r.get("message") or ""))
+            observed = _not_measured(name, str(r.get("error") or r.get("message") or ""), lake_schema)
         elif _never_loaded(r.get("max_loaded_at")):
             observed = f"no rows loaded yet: source {name} is empty in the lake"
         else:
@@ -81,7 +81,8 @@ def declared_freshness(manifest: Path) -> dict[str, dict]:
                    for k in ("warn_after", "error_after"))}
 
 
-def unmeasured(declared: dict[str, dict], measured: set[str], results: dict[str, dict]) -> list[Outcome]:
+def unmeasured(declared: dict[str, dict], measured: set[str], results: dict[str, dict],
+               lake_schema: str) -> list[Outcome]:
     """An error for each declared source that dbt's ``sources.json`` leaves out. dbt writes there
     only the sources it measured; one it could not measure (no lake file yet: a runtime error) is
     missing, and would otherwise pass unseen. Its reason comes from dbt's result when dbt ran in
@@ -92,7 +93,7 @@ def unmeasured(declared: dict[str, dict], measured: set[str], results: dict[str,
         if f"freshness_{name}" in measured:
             continue
         message = (results.get(uid) or {}).get("message") or ""
-        observed = (_not_measured(name, message) if message
+        observed = (_not_measured(name, message, lake_schema) if message
                     else "freshness could not be measured: dbt gave no result for it (see the task log)")
         outcomes.append(_outcome(name, ERROR, observed, criteria))
     return outcomes
@@ -106,8 +107,9 @@ def check_freshness(settings: Settings, *, in_process: bool = False) -> list[Out
         return [Outcome(check="freshness", layer="freshness", severity=ERROR,
                         observed=f"dbt source freshness exited {rc} without results (see the task log)",
                         expected="dbt source freshness runs", expectation="dbt source freshness")]
-    outcomes = outcomes_from(sources)
-    outcomes += unmeasured(declared_freshness(settings.dbt_manifest), {o.check for o in outcomes}, results)
+    outcomes = outcomes_from(sources, settings.lake_schema)
+    outcomes += unmeasured(declared_freshness(settings.dbt_manifest), {o.check for o in outcomes}, results,
+                           settings.lake_schema)
     for o in outcomes:
         (log.info if o.severity == OK else log.warning)("%s", o.describe())
     return outcomes

@@ -10,7 +10,8 @@ share over fewer than ``CALLTRAIL_DQ_WINDOW_MIN_ROWS`` rows is recorded as unkno
 A metric alerts when it moves by more than ``CALLTRAIL_DQ_TREND_FACTOR`` either way against the
 median of the last ``CALLTRAIL_DQ_TREND_RUNS`` published runs (and, for shares, by at least
 ``CALLTRAIL_DQ_TREND_MIN_CHANGE`` in absolute terms), even when every absolute threshold holds.
-The history is the table ``quality.run_metrics`` in the warehouse.
+The history is the table ``run_metrics`` of the quality schema (``CALLTRAIL_QUALITY_SCHEMA``, default
+``quality``) in the warehouse; each function that reads or writes it is given its name (``history``).
 
 The shares are also measured over each run's new rows (``missing_bizible_id_share_new``,
 ``match_rate_new``): the calls whose latest version reached the lake (``loaded_at``) after the
@@ -40,8 +41,6 @@ from calltrail.quality.window import Window
 from calltrail.settings import TrendSettings
 
 log = logging.getLogger(__name__)
-
-HISTORY = "quality.run_metrics"
 
 
 @dataclass(frozen=True)
@@ -127,17 +126,17 @@ class PreviousRun:
         return f"{column} > timestamp '{self.loaded_through.isoformat(sep=' ')}'"
 
 
-def ensure_history(con: Any) -> None:
-    con.ensure_schema("quality")
+def ensure_history(con: Any, history: str) -> None:
+    con.ensure_schema(history.split(".")[0])
     if con.engine == "spark":
         con.execute(f"""
-            create table if not exists {HISTORY} (
+            create table if not exists {history} (
                 run_id string, dag_id string, measured_at timestamp, metric string, value double,
                 passed boolean, loaded_through timestamp
             ) using parquet""")
         return
     con.execute(f"""
-        create table if not exists {HISTORY} (
+        create table if not exists {history} (
             run_id varchar not null,
             dag_id varchar,
             measured_at timestamp not null,
@@ -146,7 +145,7 @@ def ensure_history(con: Any) -> None:
             passed boolean
         )""")
     # The newest lake row (loaded_at) the run's build held: the next run's new rows come after it.
-    con.execute(f"alter table {HISTORY} add column if not exists loaded_through timestamp")
+    con.execute(f"alter table {history} add column if not exists loaded_through timestamp")
 
 
 def loaded_through(con: Any, schema: str) -> datetime | None:
@@ -160,10 +159,10 @@ def loaded_through(con: Any, schema: str) -> datetime | None:
     return None if row is None else row[0]
 
 
-def previous_run(con: Any, run_id: str) -> PreviousRun | None:
+def previous_run(con: Any, history: str, run_id: str) -> PreviousRun | None:
     """The latest run recorded before this one (passed or not: it saw its rows either way)."""
     row = con.execute(f"""
-        select run_id, max(measured_at), max(coalesce(loaded_through, measured_at)) from {HISTORY}
+        select run_id, max(measured_at), max(coalesce(loaded_through, measured_at)) from {history}
         where run_id <> ? group by run_id order by max(measured_at) desc limit 1""", [run_id]).fetchone()
     return None if row is None else PreviousRun(run_id=row[0], measured_at=row[1], loaded_through=row[2])
 
@@ -234,19 +233,19 @@ def quarantined_rows_since(lake_dir: Path, previous: PreviousRun | None) -> dict
     return {QUARANTINED_ROWS_NEW: float(rows)}
 
 
-def baselines(con: Any, run_id: str, runs: int) -> dict[str, list[float]]:
+def baselines(con: Any, history: str, run_id: str, runs: int) -> dict[str, list[float]]:
     """The metric values of the last ``runs`` published runs before this one, newest first."""
     rows = con.execute(f"""
         with recent as (
-            select run_id, max(measured_at) as measured_at from {HISTORY}
+            select run_id, max(measured_at) as measured_at from {history}
             where passed and run_id <> ? group by run_id order by measured_at desc limit ?
         )
-        select h.metric, h.value from {HISTORY} h join recent r on h.run_id = r.run_id
+        select h.metric, h.value from {history} h join recent r on h.run_id = r.run_id
         where h.value is not null order by r.measured_at desc""", [run_id, runs]).fetchall()
-    history: dict[str, list[float]] = {}
+    values: dict[str, list[float]] = {}
     for metric, value in rows:
-        history.setdefault(metric, []).append(value)
-    return history
+        values.setdefault(metric, []).append(value)
+    return values
 
 
 def _fmt(metric: Metric | NewMetric, value: float) -> str:
@@ -316,7 +315,7 @@ def compare_new(current: dict[str, float | None], rows_of: dict[str, int], histo
     return outcomes
 
 
-def record(con: Any, run_id: str, dag_id: str, current: dict[str, float | None], passed: bool,
+def record(con: Any, history: str, run_id: str, dag_id: str, current: dict[str, float | None], passed: bool,
            through: datetime | None = None) -> None:
     """Keep this run's figures and the newest lake row it saw (a retry of the same run replaces them)."""
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -324,10 +323,10 @@ def record(con: Any, run_id: str, dag_id: str, current: dict[str, float | None],
     columns = "run_id, dag_id, measured_at, metric, value, passed, loaded_through"
     if con.engine == "spark":
         # Spark's Parquet tables have no delete: a retry of a recorded run rewrites the history without it
-        if con.execute(f"select count(*) from {HISTORY} where run_id = ?", [run_id]).fetchone()[0]:
-            kept = con.execute(f"select {columns} from {HISTORY} where run_id <> ?", [run_id]).fetchall()
-            con.execute(f"truncate table {HISTORY}")
+        if con.execute(f"select count(*) from {history} where run_id = ?", [run_id]).fetchone()[0]:
+            kept = con.execute(f"select {columns} from {history} where run_id <> ?", [run_id]).fetchall()
+            con.execute(f"truncate table {history}")
             rows = [list(r) for r in kept] + rows
     else:
-        con.execute(f"delete from {HISTORY} where run_id = ?", [run_id])
-    con.executemany(f"insert into {HISTORY} ({columns}) values (?, ?, ?, ?, ?, ?, ?)", rows)
+        con.execute(f"delete from {history} where run_id = ?", [run_id])
+    con.executemany(f"insert into {history} ({columns}) values (?, ?, ?, ?, ?, ?, ?)", rows)

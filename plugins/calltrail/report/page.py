@@ -21,7 +21,6 @@ from typing import Any
 
 from calltrail.dbt_project import project_var
 from calltrail.settings import Settings
-from calltrail.warehouse.schemas import PUBLISHED
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +108,9 @@ def _minute_buckets(window: int) -> list[tuple[str, int | None, int | None]]:
     return out
 
 
-def collect(con: Any, settings: Settings, schema: str = PUBLISHED) -> dict[str, Any]:
-    """Everything the page shows, from the publish schema and the run history."""
+def collect(con: Any, settings: Settings, schema: str | None = None) -> dict[str, Any]:
+    """Everything the page shows, from the publish schema (or ``schema``) and the run history."""
+    schema = schema or settings.publish_schema
     if not _has(con, schema, "rpt_call_match_rates"):
         return {"published": False}
     d: dict[str, Any] = {"published": True, "schema": schema}
@@ -142,7 +142,7 @@ def collect(con: Any, settings: Settings, schema: str = PUBLISHED) -> dict[str, 
                            "task_touchpoints": sum(r["task_touchpoints"] for r in rest)}
     d["not_merged"] = _not_merged(con, schema, d["rates"])
     d["revenue"] = _revenue(con, schema, settings)
-    d["trend"] = _trend(con)
+    d["trend"] = _trend(con, settings)
     d["journeys"] = _journeys(con, schema, settings, d["revenue"]["built"])
     return d
 
@@ -205,14 +205,14 @@ def _revenue(con: Any, schema: str, settings: Settings) -> dict[str, Any]:
             "opportunities_attributed": attributed, "unattributed": unattributed}
 
 
-def _trend(con: Any) -> dict[str, Any]:
-    if not _has(con, "quality", "run_metrics"):
+def _trend(con: Any, settings: Settings) -> dict[str, Any]:
+    if not _has(con, *settings.run_metrics.split(".")):
         return {"runs": []}
     picks = ", ".join(f"max(case when metric = '{m}' then value end) as {m}" for m in TREND_METRICS)
     listed = ", ".join(f"'{m}'" for m in TREND_METRICS)
     runs = _rows(con, f"""
         select run_id, max(measured_at) as measured_at, bool_and(passed) as passed, {picks}
-        from quality.run_metrics group by run_id
+        from {settings.run_metrics} group by run_id
         having count(case when metric in ({listed}) then 1 end) > 0
         order by measured_at desc, run_id desc limit {TREND_RUNS}""")
     return {"runs": list(reversed(runs))}
@@ -548,8 +548,9 @@ def _copy_assets(target: Path) -> None:
             shutil.copyfile(source, dest)
 
 
-def write(settings: Settings, *, con: Any = None, schema: str = PUBLISHED, read_only: bool = True) -> Written:
-    """Write ``index.html`` and its assets into ``CALLTRAIL_REPORT_DIR`` (the page replaced in one rename)."""
+def write(settings: Settings, *, con: Any = None, schema: str | None = None, read_only: bool = True) -> Written:
+    """Write ``index.html`` and its assets into ``CALLTRAIL_REPORT_DIR`` (the page replaced in one rename),
+    from the publish schema (or ``schema``)."""
     import time
 
     from calltrail.demo.apart import describe

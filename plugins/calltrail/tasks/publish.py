@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 
 from calltrail.settings import Settings
-from calltrail.warehouse.schemas import PUBLISHED
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ def publish(settings: Settings, *, in_process: bool = False, audited_build: str 
     from calltrail.warehouse.target import describe
 
     run_publish(settings, in_process=in_process, audited_build=audited_build)
-    done = f"published into schema {PUBLISHED} of {describe(settings)}"
+    done = f"published into schema {settings.publish_schema} of {describe(settings)}"
     try:
         written = page.write(settings, read_only=False)
     except Exception as exc:  # the marts are published: the page is news, not a reason to fail the run

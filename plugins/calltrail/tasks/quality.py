@@ -15,12 +15,13 @@ from typing import Any
 
 from calltrail.airflow.alerts import deliver
 from calltrail.airflow.run_context import RunInfo
+from calltrail.dbt_project import project_var
 from calltrail.quality.outcome import ERROR, WARN, Outcome, raise_on_errors
 from calltrail.settings import Settings
-from calltrail.warehouse.target import Warehouse, build_schema, open_warehouse
+from calltrail.warehouse.target import Warehouse, open_warehouse
 
 log = logging.getLogger(__name__)
-BUILDS = "_calltrail_builds"  # the project's record_build() macro
+BUILDS: str = project_var("calltrail__builds_table")  # where the project's record_build() macro writes
 
 
 
@@ -68,7 +69,7 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
     )
     from calltrail.quality.window import Window
 
-    schema = schema or build_schema(settings)
+    schema = schema or settings.build_schema
     q = settings.quality
     window = Window.ending(q, as_of)
     raw = raw_frames(settings.lake_dir, q.raw_max_rows)
@@ -87,17 +88,17 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
         frames, outcomes = thin_windows(raw + built, data, window, q)
         outcomes += validate_frames(frames, data, q, settings.data_docs_dir, run_name=run.run_id, window=window)
         del data
-        trends.ensure_history(con)
+        trends.ensure_history(con, settings.run_metrics)
         current = trends.measure(con, schema, window)
-        previous = trends.previous_run(con, run.run_id)
+        previous = trends.previous_run(con, settings.run_metrics, run.run_id)
         new, new_rows = trends.measure_new(con, schema, previous, window.min_rows)
-        history = trends.baselines(con, run.run_id, q.trend.runs)
+        history = trends.baselines(con, settings.run_metrics, run.run_id, q.trend.runs)
         outcomes += trends.compare(current, history, q.trend, window)
         outcomes += trends.compare_new(new, new_rows, history, q.trend, previous)
         passed = not any(o.severity == ERROR for o in outcomes)
         # Recorded only (the report page's trend lines): the build's published figures, this run's quarantine.
         shown = trends.measure_all(con, schema) | trends.quarantined_rows_since(settings.lake_dir, previous)
-        trends.record(con, run.run_id, run.dag_id, current | new | shown, passed,
+        trends.record(con, settings.run_metrics, run.run_id, run.dag_id, current | new | shown, passed,
                       trends.loaded_through(con, schema))
         missing = export_missing_bizible_id_csv(con, settings, schema)
         log.info("%d call(s) without a usable BizibleId listed in %s", missing, settings.missing_bizible_id_csv)

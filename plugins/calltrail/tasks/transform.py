@@ -17,13 +17,13 @@ def generate_dbt_docs(settings: Settings, *, in_process: bool = False) -> str:
 
 
 def load_lake_into_postgres(settings: Settings) -> str:
-    """The dbt target ``postgres`` only: the lake's new partitions into schema ``lake`` of the
+    """The dbt target ``postgres`` only: the lake's new partitions into the lake schema of the
     PostgreSQL warehouse (:mod:`calltrail.transform.postgres_lake`); what was loaded, per dataset."""
     import logging
 
     from calltrail.transform.postgres_lake import load_lake
 
-    results = load_lake(settings.lake_dir, settings.environ, wait_seconds=settings.warehouse_lock_wait_seconds)
+    results = load_lake(settings.lake_dir, settings.environ, schema=settings.lake_schema, wait_seconds=settings.warehouse_lock_wait_seconds)
     lines = [r.describe() for r in results]
     for line in lines:
         logging.getLogger(__name__).info("%s", line)
@@ -31,11 +31,11 @@ def load_lake_into_postgres(settings: Settings) -> str:
 
 
 def register_lake_on_spark(settings: Settings) -> str:
-    """The dbt target ``spark`` only: a view ``lake.<dataset>`` over each dataset's Parquet files
+    """The dbt target ``spark`` only: a view ``<lake schema>.<dataset>`` over each dataset's Parquet files
     (:func:`calltrail.transform.spark_lake.register_lake`); what was registered."""
     from calltrail.transform.spark_lake import register_lake
     from calltrail.warehouse.target import open_warehouse
 
     with open_warehouse(settings) as con:
-        registered = register_lake(con, settings.lake_dir)
-    return "; ".join(f"lake.{name}: {files} file(s)" for name, files in registered.items()) or "the lake has no files yet"
+        registered = register_lake(con, settings.lake_dir, settings.lake_schema)
+    return "; ".join(f"{settings.lake_schema}.{name}: {files} file(s)" for name, files in registered.items()) or "the lake has no files yet"

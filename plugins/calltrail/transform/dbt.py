@@ -57,9 +57,12 @@ def reason(output: str) -> str:
 
 
 def dbt_vars(settings: Settings) -> dict[str, Any]:
-    """Project vars that come from settings: the configured Task fields and freshness ages."""
+    """Project vars that come from settings: the configured Task fields, freshness ages and schemas."""
     sf, fresh = settings.salesforce, settings.quality.freshness
     return {
+        "calltrail__lake_schema": settings.lake_schema,
+        "calltrail__publish_schema": settings.publish_schema,
+        "calltrail__publish_log_schema": settings.publish_log_schema,
         "calltrail__bizible_id_field": sf.bizible_id_field,
         "calltrail__touchpoint_date_field": sf.touchpoint_date_field,
         "calltrail__call_time_fields": [sf.touchpoint_date_field, "CreatedDate"],
@@ -175,9 +178,8 @@ def _name_lock_holders(settings: Settings, results: dict[str, dict]) -> None:
     """A node that waited ``CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS`` in vain for another session's
     lock on a table of the build: its message says which sessions hold the build's tables."""
     from calltrail.warehouse.postgres import sessions_holding
-    from calltrail.warehouse.target import build_schema
 
-    said = sessions_holding(settings.environ, build_schema(settings))
+    said = sessions_holding(settings.environ, settings.build_schema)
     for result in results.values():
         if LOCK_TIMEOUT in result["message"]:
             result["message"] += (f" (waited {settings.warehouse_lock_wait_seconds:.0f} s, "
@@ -472,11 +474,10 @@ def publish(settings: Settings, *, in_process: bool = False, audited_build: str 
         if settings.dbt_target != "postgres" or LOCK_TIMEOUT not in str(exc):
             raise
         from calltrail.warehouse.postgres import PublishBlocked, sessions_holding
-        from calltrail.warehouse.schemas import PUBLISHED
 
         raise PublishBlocked(
             f"publish waited {settings.warehouse_lock_wait_seconds:.0f} s (CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS) "
-            f"for other sessions to let go of the published tables: {sessions_holding(settings.environ, PUBLISHED)}. Nothing was "
+            f"for other sessions to let go of the published tables: {sessions_holding(settings.environ, settings.publish_schema)}. Nothing was "
             "published: consumers keep the previous marts. A transaction left open (a BI tool's session, "
             "a psql prompt) holds the tables it read until it ends: end it (or pg_terminate_backend its "
             "server process), then run again.") from exc

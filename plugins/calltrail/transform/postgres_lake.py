@@ -1,4 +1,5 @@
-"""The lake's partitions in PostgreSQL's schema ``lake``, for the dbt target ``postgres``.
+"""The lake's partitions in PostgreSQL's lake schema (``CALLTRAIL_LAKE_SCHEMA``, default ``lake``),
+for the dbt target ``postgres``.
 
 DuckDB reads the lake's Parquet files in place; PostgreSQL cannot, so each partition file is
 copied into the table of its dataset (``lake.web_events``, ``lake.salesforce_task``, ...) with
@@ -31,7 +32,6 @@ from calltrail.warehouse.postgres import connect, writer_lock
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "lake"
 LEDGER = "_calltrail_partitions"
 FILE_COLUMN = "_lake_file"
 
@@ -42,13 +42,14 @@ class PartitionLoadError(RuntimeError):
 
 @dataclass(frozen=True)
 class LoadResult:
+    schema: str
     dataset: str
     files: int  # partitions loaded by this run
     rows: int
     skipped: int  # partitions loaded before
 
     def describe(self) -> str:
-        return (f"lake.{self.dataset}: {_count(self.files, 'new partition')} ({_count(self.rows, 'row')}) loaded, "
+        return (f"{self.schema}.{self.dataset}: {_count(self.files, 'new partition')} ({_count(self.rows, 'row')}) loaded, "
                 f"{self.skipped:,} loaded before")
 
 
@@ -78,9 +79,9 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _columns(cur, table: str) -> set[str]:
+def _columns(cur, schema: str, table: str) -> set[str]:
     cur.execute("select column_name from information_schema.columns where table_schema = %s and table_name = %s",
-                (SCHEMA, table))
+                (schema, table))
     return {r[0] for r in cur.fetchall()}
 
 
@@ -93,40 +94,40 @@ def _csv(table: pa.Table) -> bytes:
     return out.getvalue()
 
 
-def load_partition(conn, dataset: str, lake_dir: Path, path: Path) -> int:
-    """Copy one partition file into lake.<dataset> and record it, in one transaction."""
+def load_partition(conn, schema: str, dataset: str, lake_dir: Path, path: Path) -> int:
+    """Copy one partition file into ``<schema>.<dataset>`` and record it, in one transaction."""
     relative = str(path.relative_to(lake_dir))
     table = pq.read_table(path)
     with conn, conn.cursor() as cur:
-        cur.execute(f"create table if not exists {_ident(SCHEMA)}.{_ident(dataset)} ({_ident(FILE_COLUMN)} text not null)")
-        have = _columns(cur, dataset)
+        cur.execute(f"create table if not exists {_ident(schema)}.{_ident(dataset)} ({_ident(FILE_COLUMN)} text not null)")
+        have = _columns(cur, schema, dataset)
         for field in table.schema:
             if field.name not in have:
-                cur.execute(f"alter table {_ident(SCHEMA)}.{_ident(dataset)} "
+                cur.execute(f"alter table {_ident(schema)}.{_ident(dataset)} "
                             f"add column {_ident(field.name)} {_pg_type(field.type)}")
         # A partition recorded by an earlier run that died between COPY and COMMIT cannot exist
         # (one transaction); this delete makes a reload after a manual ledger edit idempotent too.
-        cur.execute(f"delete from {_ident(SCHEMA)}.{_ident(dataset)} where {_ident(FILE_COLUMN)} = %s", (relative,))
+        cur.execute(f"delete from {_ident(schema)}.{_ident(dataset)} where {_ident(FILE_COLUMN)} = %s", (relative,))
         table = table.append_column(FILE_COLUMN, pa.array([relative] * table.num_rows, pa.string()))
         columns = ", ".join(_ident(n) for n in table.column_names)
-        cur.copy_expert(f"copy {_ident(SCHEMA)}.{_ident(dataset)} ({columns}) from stdin with (format csv)",
+        cur.copy_expert(f"copy {_ident(schema)}.{_ident(dataset)} ({columns}) from stdin with (format csv)",
                         io.BytesIO(_csv(table)))
-        cur.execute(f"insert into {_ident(SCHEMA)}.{_ident(LEDGER)} (dataset, path, row_count) values (%s, %s, %s)",
+        cur.execute(f"insert into {_ident(schema)}.{_ident(LEDGER)} (dataset, path, row_count) values (%s, %s, %s)",
                     (dataset, relative, table.num_rows))
     return table.num_rows
 
 
-def load_lake(lake_dir: Path, environ: Mapping[str, str] | None = None, *,
+def load_lake(lake_dir: Path, environ: Mapping[str, str] | None = None, *, schema: str,
               wait_seconds: float = 0.0) -> list[LoadResult]:
-    """Load every partition of every dataset that is not loaded yet; report per dataset.
+    """Load every partition of every dataset that is not loaded yet into ``schema``; report per dataset.
 
     Holds the warehouse's writers' lock while it loads, waiting up to ``wait_seconds`` for another
     calltrail process that writes it (:func:`calltrail.warehouse.postgres.writer_lock`)."""
     with writer_lock(environ, wait_seconds, "the lake's load"):
-        return _load_lake(lake_dir, environ)
+        return _load_lake(lake_dir, environ, schema)
 
 
-def _load_lake(lake_dir: Path, environ: Mapping[str, str] | None) -> list[LoadResult]:
+def _load_lake(lake_dir: Path, environ: Mapping[str, str] | None, schema: str) -> list[LoadResult]:
     import psycopg2
 
     conn = connect(environ)
@@ -134,13 +135,13 @@ def _load_lake(lake_dir: Path, environ: Mapping[str, str] | None) -> list[LoadRe
         with conn, conn.cursor() as cur:
             # asked first: a user without CREATE on the database may not even run `create schema if
             # not exists` of a schema its administrator made for it (docs/deploying.md)
-            cur.execute("select count(*) from pg_namespace where nspname = %s", (SCHEMA,))
+            cur.execute("select count(*) from pg_namespace where nspname = %s", (schema,))
             if not cur.fetchone()[0]:
-                cur.execute(f"create schema if not exists {_ident(SCHEMA)}")
-            cur.execute(f"create table if not exists {_ident(SCHEMA)}.{_ident(LEDGER)} ("
+                cur.execute(f"create schema if not exists {_ident(schema)}")
+            cur.execute(f"create table if not exists {_ident(schema)}.{_ident(LEDGER)} ("
                         "dataset text not null, path text primary key, row_count bigint not null, "
                         "loaded_at timestamptz not null default now())")
-            cur.execute(f"select path from {_ident(SCHEMA)}.{_ident(LEDGER)}")
+            cur.execute(f"select path from {_ident(schema)}.{_ident(LEDGER)}")
             loaded = {r[0] for r in cur.fetchall()}
         results = []
         for dataset, glob in datasets().items():
@@ -149,14 +150,14 @@ def _load_lake(lake_dir: Path, environ: Mapping[str, str] | None) -> list[LoadRe
             rows = 0
             for i, path in enumerate(new, 1):
                 try:
-                    rows += load_partition(conn, dataset, lake_dir, path)
+                    rows += load_partition(conn, schema, dataset, lake_dir, path)
                 except (psycopg2.Error, ValueError) as exc:
                     # The partition's transaction is rolled back: nothing of it is loaded, and the
                     # partitions loaded before stay recorded; the next run starts again here.
-                    raise PartitionLoadError(f"lake.{dataset}: loading {path} failed: {exc}".strip()) from exc
+                    raise PartitionLoadError(f"{schema}.{dataset}: loading {path} failed: {exc}".strip()) from exc
                 if i % 50 == 0 or i == len(new):
-                    log.info("lake.%s: %d of %d new partitions loaded (%d rows)", dataset, i, len(new), rows)
-            results.append(LoadResult(dataset, len(new), rows, len(files) - len(new)))
+                    log.info("%s.%s: %d of %d new partitions loaded (%d rows)", schema, dataset, i, len(new), rows)
+            results.append(LoadResult(schema, dataset, len(new), rows, len(files) - len(new)))
         return results
     finally:
         conn.close()

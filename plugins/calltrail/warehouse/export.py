@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from calltrail.settings import Settings
 from calltrail.warehouse.arrow import UnreadableColumn, arrow_from_cursor
-from calltrail.warehouse.schemas import PUBLISHED, PUBLISHED_MODELS
+from calltrail.warehouse.schemas import PUBLISHED_MODELS
 
 FORMATS = ("csv", "parquet")
 
@@ -62,21 +62,22 @@ def _published_table(settings: Settings, table: str, environ: Mapping[str, str] 
     except PostgresUnreachable as exc:
         raise ExportError(str(exc)) from exc
     with con:
-        if not con.has_table(PUBLISHED, table):
-            raise ExportError(f"{PUBLISHED}.{table} does not exist in {describe(settings)}: nothing is published yet")
+        schema = settings.publish_schema
+        if not con.has_table(schema, table):
+            raise ExportError(f"{schema}.{table} does not exist in {describe(settings)}: nothing is published yet")
         try:
-            return _read_table(con, table)
+            return _read_table(con, schema, table)
         except UnreadableColumn as exc:
-            raise ExportError(f"{PUBLISHED}.{table}: {exc}") from exc
+            raise ExportError(f"{schema}.{table}: {exc}") from exc
 
 
-def _read_table(con, table: str) -> pa.Table:
-    sql = f'select * from "{PUBLISHED}"."{table}"'
+def _read_table(con, schema: str, table: str) -> pa.Table:
+    sql = f'select * from "{schema}"."{table}"'
     if con.engine == "duckdb":
         return con.con.sql(sql).to_arrow_table()
     if con.thrift:  # the Thrift Server gives no decimal's precision with the rows: the table's own types
-        columns = _spark_columns(con, f"`{PUBLISHED}`.`{table}`")
-        return con.execute(f"select {', '.join(f'`{c}`' for c in columns)} from `{PUBLISHED}`.`{table}`"
+        columns = _spark_columns(con, f"`{schema}`.`{table}`")
+        return con.execute(f"select {', '.join(f'`{c}`' for c in columns)} from `{schema}`.`{table}`"
                            ).arrow(list(columns.values()))
     if con.engine == "spark":
         return con.execute(sql.replace('"', "`")).arrow()
@@ -85,10 +86,10 @@ def _read_table(con, table: str) -> pa.Table:
     return arrow_from_cursor(cur)
 
 
-def mart_name(name: str) -> str:
+def mart_name(name: str, schema: str) -> str:
     """The published mart ``name`` means, as SQL reads a name: in any case, and with or without its
-    schema (``published.rpt_revenue_by_channel``)."""
-    table = name.strip().lower().removeprefix(f"{PUBLISHED}.")
+    schema ``schema`` (``published.rpt_revenue_by_channel``)."""
+    table = name.strip().lower().removeprefix(f"{schema}.")
     if table not in PUBLISHED_MODELS:
         raise ExportError(f"{name!r} is not a published mart: one of {', '.join(PUBLISHED_MODELS)}")
     return table
@@ -101,7 +102,7 @@ def export(settings: Settings, table: str, fmt: str | None, out: Path | BinaryIO
     may be a binary stream instead (standard output, unbuffered): the whole file is written into it
     after every row has been read; a reader that stops early raises ``BrokenPipeError``. ``fmt``
     None: the one ``out``'s name ends in, else CSV; a ``fmt`` that the name contradicts is refused."""
-    table = mart_name(table)
+    table = mart_name(table, settings.publish_schema)
     named = out.suffix.lower()[1:] if isinstance(out, Path) and out.suffix.lower()[1:] in FORMATS else None
     if fmt is None:
         fmt = named or "csv"

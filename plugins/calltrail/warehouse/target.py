@@ -21,16 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from calltrail.settings import Settings
-from calltrail.warehouse.schemas import BUILD_SCHEMA
-
-
-def build_schema(settings: Settings) -> str:
-    """The schema dbt builds into on the configured target (the audit area before publish)."""
-    if settings.dbt_target == "postgres":
-        return settings.environ.get("CALLTRAIL_PG_SCHEMA", "calltrail")
-    if settings.dbt_target == "spark":
-        return settings.environ.get("CALLTRAIL_SPARK_SCHEMA", "calltrail")
-    return BUILD_SCHEMA
 
 
 def describe(settings: Settings) -> str:
