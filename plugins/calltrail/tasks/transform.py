@@ -23,7 +23,8 @@ def load_lake_into_postgres(settings: Settings) -> str:
 
     from calltrail.transform.postgres_lake import load_lake
 
-    results = load_lake(settings.lake_dir, settings.environ, schema=settings.lake_schema, wait_seconds=settings.warehouse_lock_wait_seconds)
+    results = load_lake(settings.lake_dir, settings.environ, schema=settings.lake_schema,
+                        wait_seconds=settings.warehouse_lock_wait_seconds)
     lines = [r.describe() for r in results]
     for line in lines:
         logging.getLogger(__name__).info("%s", line)
@@ -38,4 +39,5 @@ def register_lake_on_spark(settings: Settings) -> str:
 
     with open_warehouse(settings) as con:
         registered = register_lake(con, settings.lake_dir, settings.lake_schema)
-    return "; ".join(f"{settings.lake_schema}.{name}: {files} file(s)" for name, files in registered.items()) or "the lake has no files yet"
+    said = "; ".join(f"{settings.lake_schema}.{name}: {files} file(s)" for name, files in registered.items())
+    return said or "the lake has no files yet"
