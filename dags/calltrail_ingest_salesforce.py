@@ -21,11 +21,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context
 
 from calltrail import settings as settings_module
 from calltrail.airflow.assets import SALESFORCE_OBJECTS, SALESFORCE_TASKS
 from calltrail.airflow.notifiers import task_defaults
+from calltrail.airflow.timeouts import task
 
 # Retries of the API extraction: CALLTRAIL_TASK_RETRIES (`make run` sets 0: it does not wait out
 # retry delays) and CALLTRAIL_TASK_RETRY_DELAY_MINUTES.

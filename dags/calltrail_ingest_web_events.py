@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context
 
 from calltrail import settings as settings_module
 from calltrail.airflow.assets import WEB_EVENTS
 from calltrail.airflow.notifiers import task_defaults
+from calltrail.airflow.timeouts import task
 
 SETTINGS = settings_module.load()
 

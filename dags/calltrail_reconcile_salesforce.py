@@ -14,11 +14,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 
 from calltrail import settings as settings_module
 from calltrail.airflow.assets import SALESFORCE_OBJECTS, SALESFORCE_TASKS
 from calltrail.airflow.notifiers import task_defaults
+from calltrail.airflow.timeouts import task
 
 SETTINGS = settings_module.load()
 

@@ -31,12 +31,13 @@ under ``airflow dags test`` all tasks share one process, which imports dbt once.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
 from calltrail import settings as settings_module
 from calltrail.airflow.assets import SALESFORCE_TASKS, TOUCHPOINTS, WEB_EVENTS
 from calltrail.airflow.dbt_task_group import dbt_task_group
 from calltrail.airflow.notifiers import task_defaults
+from calltrail.airflow.timeouts import task
 from calltrail.settings import WAREHOUSE_POOL
 
 SETTINGS = settings_module.load()

@@ -32,7 +32,10 @@ print(json.dumps({
                         "outlets": sorted(str(o.name) for t in d.tasks for o in t.outlets),
                         "by_task": {t.task_id: {"outlets": sorted(str(o.name) for o in t.outlets),
                                                 "trigger_rule": str(getattr(t.trigger_rule, "value", t.trigger_rule)),
-                                                "upstream": sorted(t.upstream_task_ids)} for t in d.tasks}}
+                                                "upstream": sorted(t.upstream_task_ids),
+                                                "timeout_guarded": getattr(getattr(t, "python_callable", None),
+                                                                           "__calltrail_timeout_guarded__", False)}
+                                   for t in d.tasks}}
              for d in bag.dags.values()},
     "heavy": [m for m in json.loads(sys.argv[2]) if m in sys.modules],
     "seconds": elapsed,
@@ -54,6 +57,9 @@ def test_dag_folder_has_no_import_errors_and_the_expected_dags(tmp_path, dbt_man
     assert set(result["dags"]) == EXPECTED
     for dag_id, dag in result["dags"].items():
         assert dag["catchup"] is False, dag_id
+        # made with calltrail.airflow.timeouts.task: the execution timeout is delivered where it is safe
+        unguarded = [t for t, spec in dag["by_task"].items() if spec["timeout_guarded"] is not True]
+        assert not unguarded, (dag_id, unguarded)
     for dag_id in ("calltrail_ingest_salesforce", "calltrail_ingest_web_events"):
         assert result["dags"][dag_id]["schedule"] == "0 * * * *", dag_id  # hourly
     assert result["dags"]["calltrail_ingest_web_events"]["outlets"] == ["calltrail_lake_web_events"]

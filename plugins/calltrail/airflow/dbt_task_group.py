@@ -66,7 +66,9 @@ def report_node(results: dict[str, dict], node: dict[str, Any]) -> str:
 
 
 def dbt_task_group(settings: Settings, group_id: str) -> Any:
-    from airflow.sdk import TaskGroup, task
+    from airflow.sdk import TaskGroup
+
+    from calltrail.airflow.timeouts import task
 
     if not settings.dbt_manifest.exists():
         raise ManifestMissing(

@@ -1,0 +1,129 @@
+"""Every task of calltrail's DAGs: Airflow's ``@task``, with its execution timeout delivered safely.
+
+Airflow stops a task at its ``execution_timeout`` (``CALLTRAIL_TASK_TIMEOUT_MINUTES``) by raising
+``AirflowTaskTimeout`` from a SIGALRM handler, wherever the task's main thread is at that moment.
+Three places lose it or worse:
+
+- **inside logging**: Python 3.11's ``logging`` takes its module lock without ``try`` in places
+  (``Manager._clear_cache``, which dbt reaches through ``Logger.setLevel`` each time it starts).
+  An exception raised there leaves the lock held, and the next thread that logs waits for ever:
+  the DAG run hung instead of failing. structlog's writers hold a lock that is not re-entrant, and
+  Airflow's handler logs before it raises;
+- **inside a DuckDB query**: DuckDB stops the query and raises ``RuntimeError: Query interrupted``
+  in place of the timeout, so the failure did not say that the limit stopped the task;
+- **inside a finalizer** (a weakref callback the garbage collector runs): Python prints the
+  exception and drops it, and the task ran on and succeeded after its limit.
+
+:func:`task` wraps each task's callable so that the limit is kept in all three: an alarm that
+comes while the main thread is in logging code is put off by 50 ms until it is out; once the limit
+has passed, the timeout is raised again every second while no exception is on its way out (it was
+swallowed); and a task whose limit passed ends with ``AirflowTaskTimeout`` whatever it returned or
+raised (the exception that surfaced is its context), so it fails, and alerts, as a timeout.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+PUT_OFF_SECONDS = 0.05
+AGAIN_SECONDS = 1.0
+
+GUARDED = "__calltrail_timeout_guarded__"
+
+
+def _logging_code() -> tuple[str, ...]:
+    """Where the logging code is whose locks an exception must not interrupt: Python's ``logging``
+    (it takes its module lock without ``try`` in places), and structlog with Airflow's logging on
+    it (its writers hold a lock that is not re-entrant, and Airflow's handler logs before it raises)."""
+    import structlog
+
+    places = [str(Path(logging.__file__).parent), str(Path(structlog.__file__).parent)]
+    for name in ("airflow.sdk.log", "airflow._shared.logging", "airflow.sdk._shared.logging"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        file = Path(module.__file__ or "")
+        places.append(str(file.parent if file.name == "__init__.py" else file))
+    return tuple(places)
+
+
+def _in(places: tuple[str, ...], frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(places):
+            return True
+        frame = frame.f_back
+    return False
+
+
+@contextmanager
+def delivered_safely() -> Iterator[None]:
+    """Within Airflow's timeout (its SIGALRM handler installed, its timer running): deliver the
+    timeout where it is safe, again if it is swallowed, and end with it once the limit passed."""
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+
+    airflow_handler = signal.getsignal(signal.SIGALRM)
+    if threading.current_thread() is not threading.main_thread() or not callable(airflow_handler):
+        yield  # no timeout set (Airflow installs its handler only with one), or not the main thread
+        return
+    logging_code = _logging_code()
+    fired = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal fired
+        if _in(logging_code, frame) or (fired and sys.exc_info()[1] is not None):
+            signal.setitimer(signal.ITIMER_REAL, PUT_OFF_SECONDS)
+            return
+        fired = True
+        signal.setitimer(signal.ITIMER_REAL, AGAIN_SECONDS)
+        airflow_handler(signum, frame)
+
+    signal.signal(signal.SIGALRM, handler)
+    try:
+        yield
+    except AirflowTaskTimeout:
+        raise
+    except BaseException as exc:
+        if fired:
+            raise AirflowTaskTimeout(f"Timeout, the task was still running after its limit ({exc!r} surfaced)") \
+                from exc
+        raise
+    else:
+        if fired:
+            raise AirflowTaskTimeout("Timeout, the task was still running after its limit (its timeout was "
+                                     "swallowed on the way, and the task went on)")
+    finally:
+        if fired:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, airflow_handler)
+
+
+def guarded(python_callable: Callable[..., Any]) -> Callable[..., Any]:
+    """``python_callable``, run within :func:`delivered_safely`."""
+    @functools.wraps(python_callable)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with delivered_safely():
+            return python_callable(*args, **kwargs)
+
+    setattr(run, GUARDED, True)
+    return run
+
+
+def task(python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+    """Airflow's ``@task`` (bare, or with arguments), for a callable run within
+    :func:`delivered_safely`. Every task of calltrail's DAGs is made with it."""
+    from airflow.sdk import task as airflow_task
+
+    if python_callable is None:
+        return lambda fn: airflow_task(**kwargs)(guarded(fn))
+    return airflow_task(guarded(python_callable), **kwargs)

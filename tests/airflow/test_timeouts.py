@@ -1,0 +1,103 @@
+"""A task's execution timeout (Airflow's own ``timeout``, SIGALRM) ends the task as a timeout, and
+leaves the process able to log, wherever the task is when its limit passes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.airflow_env import airflow_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Each case in a fresh interpreter: a lock left held would otherwise hang the test session.
+PROBE = """
+import json, logging, sys, threading, time
+
+from airflow.sdk.execution_time.timeout import timeout
+
+from calltrail.airflow.timeouts import guarded
+
+case, how = sys.argv[1], sys.argv[2]
+
+
+def in_logging():
+    # dbt sets its loggers' levels each time it starts, and Python 3.11 then clears every logger's
+    # cache holding logging's module lock, without `try`: here the limit passes in there, ...
+    for i in range(50000):
+        logging.getLogger(f"calltrail.probe.{i}")
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        logging.getLogger("calltrail.probe.1").setLevel(logging.INFO)
+    # ... and the task goes on with other work
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        sum(range(1000))
+    return "finished after its limit"
+
+
+def in_duckdb():
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET threads = 1")  # with more, DuckDB may finish a pipeline before it stops
+    con.execute("SELECT count(*) FROM range(1000000000000) a").fetchall()
+    return "the query finished"
+
+
+def swallowed():
+    # the limit passes where the exception is dropped: a finalizer (a weakref callback, whose
+    # exception Python prints and drops), a library's `except BaseException`
+    try:
+        time.sleep(2)
+    except BaseException:
+        pass
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+    return "finished after its limit"
+
+
+body = {"in_logging": in_logging, "in_duckdb": in_duckdb, "swallowed": swallowed}[case]
+if how == "guarded":
+    body = guarded(body)
+started = time.monotonic()
+try:
+    with timeout(0.5):
+        outcome = f"returned: {body()}"
+except BaseException as exc:
+    outcome = f"{type(exc).__name__}: {exc}"
+ended = time.monotonic() - started
+# after a failed task, other threads log (Airflow's, dbt's)
+other = threading.Thread(target=lambda: logging.getLogger("calltrail.probe.after").setLevel(logging.WARNING),
+                         daemon=True)
+other.start()
+other.join(3)
+print(json.dumps({"outcome": outcome, "seconds": ended, "another_thread_logged": not other.is_alive()}))
+"""
+
+
+def probe(case: str, how: str, tmp_path: Path) -> dict:
+    out = subprocess.run([sys.executable, "-c", PROBE, case, how], env=airflow_env(tmp_path), cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("case", ["in_logging", "in_duckdb", "swallowed"])
+def test_a_task_past_its_limit_ends_with_the_timeout_and_the_process_can_still_log(case, tmp_path):
+    result = probe(case, "guarded", tmp_path)
+    assert result["outcome"].startswith("AirflowTaskTimeout: Timeout"), result
+    assert result["another_thread_logged"], result
+    assert result["seconds"] < 3, result  # the limit is 0.5 s; put off by 50 ms at a time, raised again each second
+
+
+def test_without_the_guard_airflows_timeout_hangs_the_next_logger_or_is_lost(tmp_path):
+    # What the guard is for, on Airflow's timeout alone: each case goes wrong.
+    assert not probe("in_logging", "bare", tmp_path)["another_thread_logged"]
+    assert probe("in_duckdb", "bare", tmp_path)["outcome"] == "RuntimeError: Query interrupted"
+    assert probe("swallowed", "bare", tmp_path)["outcome"] == "returned: finished after its limit"
