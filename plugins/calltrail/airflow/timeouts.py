@@ -7,8 +7,8 @@ Three places lose it or worse:
 - **inside logging**: Python 3.11's ``logging`` takes its module lock without ``try`` in places
   (``Manager._clear_cache``, which dbt reaches through ``Logger.setLevel`` each time it starts).
   An exception raised there leaves the lock held, and the next thread that logs waits for ever:
-  the DAG run hung instead of failing. structlog's writers hold a lock that is not re-entrant, and
-  Airflow's handler logs before it raises;
+  the DAG run hung instead of failing. structlog is no safer: its writers hold a lock that is not
+  re-entrant, and Airflow's handler logs before it raises;
 - **inside a DuckDB query**: DuckDB stops the query and raises ``RuntimeError: Query interrupted``
   in place of the timeout, so the failure did not say that the limit stopped the task;
 - **inside a finalizer** (a weakref callback the garbage collector runs): Python prints the
@@ -18,7 +18,7 @@ Three places lose it or worse:
 comes while the main thread is in logging code is put off by 50 ms until it is out; once the limit
 has passed, the timeout is raised again every second while no exception is on its way out (it was
 swallowed); and a task whose limit passed ends with ``AirflowTaskTimeout`` whatever it returned or
-raised (the exception that surfaced is its context), so it fails, and alerts, as a timeout.
+raised (the exception that surfaced is its cause), so it fails, and alerts, as a timeout.
 """
 
 from __future__ import annotations
