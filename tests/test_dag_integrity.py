@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from calltrail.airflow.timeouts import GUARDED
 from tests.airflow_env import airflow_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +35,7 @@ print(json.dumps({
                                                 "trigger_rule": str(getattr(t.trigger_rule, "value", t.trigger_rule)),
                                                 "upstream": sorted(t.upstream_task_ids),
                                                 "timeout_guarded": getattr(getattr(t, "python_callable", None),
-                                                                           "__calltrail_timeout_guarded__", False)}
+                                                                           sys.argv[3], False)}
                                    for t in d.tasks}}
              for d in bag.dags.values()},
     "heavy": [m for m in json.loads(sys.argv[2]) if m in sys.modules],
@@ -43,10 +44,10 @@ print(json.dumps({
 """
 
 
-def parse(path: Path, tmp_path: Path) -> dict:
+def parse(path: Path, tmp_path: Path, **settings: str) -> dict:
     """Parse a DAG file or folder in a fresh interpreter, as the dag-processor does."""
-    out = subprocess.run([sys.executable, "-c", PROBE, str(path), json.dumps(HEAVY)], env=airflow_env(tmp_path),
-                         capture_output=True, text=True, timeout=300, check=False)
+    out = subprocess.run([sys.executable, "-c", PROBE, str(path), json.dumps(HEAVY), GUARDED],
+                         env=airflow_env(tmp_path, **settings), capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -97,13 +98,9 @@ def test_each_salesforce_object_has_its_asset_after_its_own_extraction_and_files
 
 
 def test_the_reconciliation_schedule_is_a_setting(tmp_path, dbt_manifest):
-    path = ROOT / "dags" / "calltrail_reconcile_salesforce.py"
-    out = subprocess.run([sys.executable, "-c", PROBE, str(path), json.dumps(HEAVY)],
-                         env=airflow_env(tmp_path, CALLTRAIL_SF_RECONCILE_SCHEDULE="30 2 * * 1"),
-                         capture_output=True, text=True, timeout=300, check=False)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert json.loads(out.stdout.strip().splitlines()[-1])["dags"]["calltrail_reconcile_salesforce"]["schedule"] \
-        == "30 2 * * 1"
+    result = parse(ROOT / "dags" / "calltrail_reconcile_salesforce.py", tmp_path,
+                   CALLTRAIL_SF_RECONCILE_SCHEDULE="30 2 * * 1")
+    assert result["dags"]["calltrail_reconcile_salesforce"]["schedule"] == "30 2 * * 1"
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)

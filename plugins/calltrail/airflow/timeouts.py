@@ -41,6 +41,7 @@ AGAIN_SECONDS = 1.0
 GUARDED = "__calltrail_timeout_guarded__"
 
 
+@functools.cache
 def _logging_code() -> tuple[str, ...]:
     """Where the logging code is whose locks an exception must not interrupt: Python's ``logging``
     (it takes its module lock without ``try`` in places), and structlog with Airflow's logging on
