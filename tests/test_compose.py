@@ -274,7 +274,9 @@ def test_the_deployment_passes_every_schema_name_with_its_default():
     from calltrail import settings
 
     defaults = {row.variable: row.default for row in settings.TABLE if row.parse is settings._schema}
-    defaults |= {variable: "calltrail" for variable in settings.SCHEMAS_READ_ELSEWHERE}  # profiles.yml's
+    defaults |= {variable: default for output in ("postgres", "spark")
+                 for variable, default in settings.profile_variables(output).items()
+                 if variable in settings.SCHEMAS_READ_ELSEWHERE}
     assert len(defaults) == 6, defaults
     anchor_env = COMPOSE["x-airflow-common"]["environment"]
     for variable, default in defaults.items():

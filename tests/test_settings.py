@@ -127,6 +127,26 @@ def test_the_schemas_are_the_dbt_projects_defaults_until_set_and_reach_every_dbt
         "calltrail__publish_log_schema": "stg_meta"}
 
 
+@pytest.mark.parametrize("given", [{}, {"CALLTRAIL_PG_SCHEMA": "acme_build", "CALLTRAIL_SPARK_SCHEMA": "acme_build",
+                                     "CALLTRAIL_PG_HOST": "pg.example.com", "CALLTRAIL_PG_PORT": "6432",
+                                     "CALLTRAIL_PG_USER": "acme", "CALLTRAIL_PG_DATABASE": "acme"}])
+def test_the_build_schema_and_the_postgresql_connection_are_what_dbts_profile_renders(given):
+    """calltrail's own steps reach the schema and server dbt builds into, set or by default."""
+    from calltrail.warehouse.postgres import connection_params
+    from calltrail.warehouse.spark import profile_output
+
+    for target, method, output in (("postgres", "thrift", "postgres"), ("spark", "session", "spark"),
+                                   ("spark", "thrift", "spark_thrift")):
+        env = {**given, "CALLTRAIL_DBT_TARGET": target, "CALLTRAIL_SPARK_METHOD": method}
+        rendered = profile_output(env, output)
+        assert load(env).build_schema == rendered["schema"] == given.get("CALLTRAIL_PG_SCHEMA", "calltrail"), output
+    rendered = profile_output(given, "postgres")
+    params = connection_params(given)
+    assert {key: params[key] for key in ("host", "user", "dbname")} == {
+        key: rendered[key] for key in ("host", "user", "dbname")}
+    assert str(params["port"]) == rendered["port"].strip()
+
+
 def test_calltrail_settings_prints_each_variable_with_its_value_and_where_it_came_from(monkeypatch, capsys, tmp_path):
     for row in settings_module.TABLE:
         monkeypatch.delenv(row.variable, raising=False)

@@ -11,6 +11,7 @@ Paths default to folders under ``data/`` in the project root (``<data>/...``: un
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -409,11 +410,10 @@ class Settings:
     @property
     def build_schema(self) -> str:
         """The schema dbt builds into on the configured target (the audit area before publish)."""
-        if self.dbt_target == "postgres":
-            return self.environ.get("CALLTRAIL_PG_SCHEMA", "").strip() or "calltrail"
-        if self.dbt_target == "spark":
-            return self.environ.get("CALLTRAIL_SPARK_SCHEMA", "").strip() or "calltrail"
-        return DUCKDB_BUILD_SCHEMA
+        variable = {"postgres": "CALLTRAIL_PG_SCHEMA", "spark": "CALLTRAIL_SPARK_SCHEMA"}.get(self.dbt_target)
+        if variable is None:
+            return DUCKDB_BUILD_SCHEMA
+        return self.environ.get(variable, "").strip() or profile_variables(self.dbt_output)[variable]
 
     @property
     def publications(self) -> str:
@@ -593,6 +593,11 @@ _ENV_VAR = re.compile(r"env_var\(\s*'(CALLTRAIL_\w+)'\s*(?:,\s*'([^']*)')?\s*\)"
 def profile_variables(output: str) -> dict[str, str]:
     """The ``CALLTRAIL_*`` variables the output ``output`` of dbt_project/profiles.yml reads and
     calltrail's connection to it reads besides, in the profile's order, each with its default."""
+    return dict(_profile_variables(output))
+
+
+@functools.cache
+def _profile_variables(output: str) -> dict[str, str]:
     import yaml
 
     profile = yaml.safe_load((PROJECT_ROOT / "dbt_project" / "profiles.yml").read_text())

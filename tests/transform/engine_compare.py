@@ -20,6 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 MODELS = sorted([p.stem for folder in ("marts", "intermediate") for p in (ROOT / "dbt_project" / "models" / folder).glob("*.sql")
                  if not p.stem.startswith("int_changed_") and p.stem != "int_rebuilt_web_events"]
                 + ["stg_salesforce__tasks"])
+# The schemas besides the build's, named otherwise than by default (docs/configuration.md), as a
+# second deployment on a shared database or metastore names them: the PostgreSQL run and Spark's
+# Thrift Server run name them so, the same on both.
+NAMED_SCHEMAS = {"CALLTRAIL_LAKE_SCHEMA": "acme_lake", "CALLTRAIL_PUBLISH_SCHEMA": "acme_published",
+                 "CALLTRAIL_PUBLISH_LOG_SCHEMA": "acme_meta", "CALLTRAIL_QUALITY_SCHEMA": "acme_quality"}
 # The partition columns Spark adds to the incremental models (docs/incremental.md).
 BUCKETS = ("visitor_bucket", "journey_bucket", "opportunity_bucket", "task_bucket")
 

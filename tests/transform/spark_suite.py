@@ -25,14 +25,10 @@ from pathlib import Path
 
 from tests.airflow_env import BIN, calltrail_env
 from tests.transform import ldap_server as ldap
+from tests.transform.engine_compare import NAMED_SCHEMAS
 from tests.transform.spark_thrift_server import free_port, thrift_server, tls
 
 ROOT = Path(__file__).resolve().parents[2]
-# The Thrift Server run names the schemas besides the build's otherwise than by default
-# (docs/configuration.md), as a second deployment on a shared metastore does; the session run keeps
-# the defaults.
-THRIFT_SCHEMAS = {"CALLTRAIL_LAKE_SCHEMA": "acme_lake", "CALLTRAIL_PUBLISH_SCHEMA": "acme_published",
-                  "CALLTRAIL_PUBLISH_LOG_SCHEMA": "acme_meta", "CALLTRAIL_QUALITY_SCHEMA": "acme_quality"}
 # calltrail's own connection to the plain server: who it logged in as, and one query
 PLAIN_QUERY = """
 import os
@@ -46,7 +42,8 @@ print("plain server:", cursor.fetchall())
 def environments(out: Path) -> dict[str, dict[str, str]]:
     """The environments of the demo runs on Spark (a session, a Thrift Server) and of the late-data
     steps, each with its own data folder, dbt target folder (each runs dbt beside the other tests)
-    and Spark warehouse."""
+    and Spark warehouse. The Thrift Server run names the schemas besides the build's otherwise than
+    by default; the session run keeps the defaults."""
     demo = calltrail_env(out / "demo", CALLTRAIL_DEMO_VISITORS="80", CALLTRAIL_DBT_TARGET="spark",
                          CALLTRAIL_DBT_TARGET_DIR=str(out / "demo" / "dbt_target"))
     thrift = calltrail_env(out / "thrift", CALLTRAIL_DEMO_VISITORS="80", CALLTRAIL_DBT_TARGET="spark",
@@ -55,7 +52,7 @@ def environments(out: Path) -> dict[str, dict[str, str]]:
                            CALLTRAIL_SPARK_PORT=str(free_port()), CALLTRAIL_SPARK_AUTH="LDAP",
                            CALLTRAIL_SPARK_USER=ldap.USER, CALLTRAIL_SPARK_PASSWORD=ldap.PASSWORD,
                            CALLTRAIL_SPARK_USE_SSL="true", CALLTRAIL_SPARK_SSL_CA=str(out / "tls" / "ca.pem"),
-                           **THRIFT_SCHEMAS)
+                           **NAMED_SCHEMAS)
     late = calltrail_env(out / "late", CALLTRAIL_DBT_TARGET="spark",
                          CALLTRAIL_DBT_TARGET_DIR=str(out / "late" / "dbt_target"))
     # a standalone master's URL where nothing listens: Spark waits about a minute for it

@@ -54,6 +54,7 @@ from calltrail.warehouse.target import open_warehouse
 from tests.airflow_env import BIN, calltrail_env, run
 from tests.transform.engine_compare import (
     MODELS,
+    NAMED_SCHEMAS,
     assert_same_page_and_hand_off,
     assert_same_rows,
     audit_alerts,
@@ -73,19 +74,15 @@ from tests.transform.late_data import (
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_SCHEMA = "calltrail"
-# The other schemas not named as by default (docs/configuration.md), as a second deployment on a
-# shared database names them; the same names on both engines. The run's login cannot create a
-# schema: one of the default names used anywhere would fail the run.
-SCHEMAS = {"CALLTRAIL_LAKE_SCHEMA": "acme_lake", "CALLTRAIL_PUBLISH_SCHEMA": "acme_published",
-           "CALLTRAIL_PUBLISH_LOG_SCHEMA": "acme_meta", "CALLTRAIL_QUALITY_SCHEMA": "acme_quality"}
-LAKE, PUBLISHED = SCHEMAS["CALLTRAIL_LAKE_SCHEMA"], SCHEMAS["CALLTRAIL_PUBLISH_SCHEMA"]
+# The run's login cannot create a schema: one of the default names used anywhere would fail the run.
+LAKE, PUBLISHED = NAMED_SCHEMAS["CALLTRAIL_LAKE_SCHEMA"], NAMED_SCHEMAS["CALLTRAIL_PUBLISH_SCHEMA"]
 
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory):
     """Everything the tests compare, after the run on PostgreSQL and the build on DuckDB."""
     tmp = tmp_path_factory.mktemp("engines")
-    env = calltrail_env(tmp, CALLTRAIL_DEMO_VISITORS="80", **SCHEMAS)
+    env = calltrail_env(tmp, CALLTRAIL_DEMO_VISITORS="80", **NAMED_SCHEMAS)
     with throwaway("calltrail") as server, pytest.MonkeyPatch.context() as mp:
         pg_env = {**env, **server, **handed_over(server), "CALLTRAIL_PG_SCHEMA": PG_SCHEMA,
                   "CALLTRAIL_DBT_TARGET": "postgres"}
@@ -133,7 +130,7 @@ def handed_over(server: dict[str, str]) -> dict[str, str]:
     con.autocommit = True
     cur = con.cursor()
     cur.execute("create role calltrail_app login")
-    for schema in (PG_SCHEMA, *SCHEMAS.values()):
+    for schema in (PG_SCHEMA, *NAMED_SCHEMAS.values()):
         cur.execute(f'create schema "{schema}" authorization calltrail_app')
     cur.execute("create role reporting login")
     cur.execute(f"grant usage on schema {PUBLISHED} to reporting")

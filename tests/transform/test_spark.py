@@ -46,6 +46,7 @@ from tests.airflow_env import BIN, calltrail_env, run
 from tests.transform import ldap_server
 from tests.transform.engine_compare import (
     MODELS,
+    NAMED_SCHEMAS,
     assert_same_page_and_hand_off,
     assert_same_rows,
     audit_alerts,
@@ -66,7 +67,6 @@ from tests.transform.late_data import (
     T_STILL,
     build_in_one_go,
 )
-from tests.transform.spark_suite import THRIFT_SCHEMAS
 from tests.transform.spark_thrift_server import free_port
 
 
@@ -461,7 +461,7 @@ def test_the_run_through_a_thrift_server_builds_in_the_servers_warehouse_and_in_
     warehouse = thrift["server"]
     assert (warehouse / "calltrail.db" / "fct_touchpoints").is_dir()
     # the schemas as the run's settings name them, none of the default names
-    published, lake, meta, quality_ = (THRIFT_SCHEMAS[f"CALLTRAIL_{k}_SCHEMA"] for k in
+    published, lake, meta, quality_ = (NAMED_SCHEMAS[f"CALLTRAIL_{k}_SCHEMA"] for k in
                                        ("PUBLISH", "LAKE", "PUBLISH_LOG", "QUALITY"))
     assert (warehouse / f"{published}.db" / "fct_touchpoints").is_dir()
     assert (warehouse / f"{meta}.db" / "publications").is_dir()

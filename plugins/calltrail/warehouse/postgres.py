@@ -17,14 +17,14 @@ def connection_params(environ: Mapping[str, str] | None = None) -> dict[str, obj
     (``CALLTRAIL_PG_HOST``, ``_PORT``, ``_USER``, ``_PASSWORD``, ``_DATABASE``), with its defaults, and
     its TLS (``CALLTRAIL_PG_SSLMODE``, ``_SSLROOTCERT``) when set: libpq's own ``PGSSLMODE`` would
     reach Airflow's metadata database too."""
+    from calltrail.settings import profile_variables
+
     env = os.environ if environ is None else environ
-    params: dict[str, object] = {
-        "host": env.get("CALLTRAIL_PG_HOST", "localhost"),
-        "port": int(env.get("CALLTRAIL_PG_PORT", "5432")),
-        "user": env.get("CALLTRAIL_PG_USER", "calltrail"),
-        "password": env.get("CALLTRAIL_PG_PASSWORD", ""),
-        "dbname": env.get("CALLTRAIL_PG_DATABASE", "calltrail"),
-    }
+    defaults = profile_variables("postgres")
+    host, port, user, password, dbname = (env.get(f"CALLTRAIL_PG_{name}", defaults[f"CALLTRAIL_PG_{name}"])
+                                          for name in ("HOST", "PORT", "USER", "PASSWORD", "DATABASE"))
+    params: dict[str, object] = {"host": host, "port": int(port), "user": user, "password": password,
+                                 "dbname": dbname}
     for key in ("sslmode", "sslrootcert"):
         if value := env.get(f"CALLTRAIL_PG_{key.upper()}"):
             params[key] = value
