@@ -25,8 +25,21 @@ def event(n: int, prefix: str = "e") -> dict[str, object]:
             "referrer_url": "https://www.google.com/", "email": None, "form_url": None}
 
 
+# event(n) as json.dumps writes it, filled in by %-formatting: four times faster than json.dumps on
+# the millions of events of the fault tests' large landing files (event_lines checks it is the same)
+_EVENT_LINE = ('{"event_id": "%s%08d", "bizible_id": "%032x", "event_type": "page_view", '
+               '"occurred_at": "2026-03-01T%02d:%02d:00Z", '
+               '"page_url": "https://www.acme.example/pricing?utm_source=google&utm_medium=cpc&n=%d", '
+               '"referrer_url": "https://www.google.com/", "email": null, "form_url": null}\n')
+
+
 def event_lines(first: int, count: int, prefix: str = "e") -> str:
-    return "".join(json.dumps(event(n, prefix)) + "\n" for n in range(first, first + count))
+    """Events ``first`` to ``first + count - 1`` as JSON lines."""
+    lines = "".join(_EVENT_LINE % (prefix, n, n % 5000, (n // 60) % 24, n % 60, n)
+                    for n in range(first, first + count))
+    if count and lines[:lines.index("\n") + 1] != json.dumps(event(first, prefix)) + "\n":
+        raise AssertionError(f"_EVENT_LINE no longer writes event({first}) as json.dumps does")
+    return lines
 
 
 def write_events(path: Path, count: int, *, first: int = 0, prefix: str = "e") -> list[str]:
