@@ -102,7 +102,7 @@ def demo(data: Path, repeat: int) -> dict[str, float]:
         if key != "CALLTRAIL_DATA_DIR":
             env.pop(key)
     from calltrail import settings as settings_module
-    from calltrail.transform.dbt import dbt_env, project_args
+    from calltrail.transform.dbt import BUILD_ARGS, dbt_env, project_args
 
     plain_env = {**env, "CALLTRAIL_WAREHOUSE": str(data / "plain" / "calltrail.duckdb")}
     plain = settings_module.load(plain_env)
@@ -130,7 +130,7 @@ def demo(data: Path, repeat: int) -> dict[str, float]:
         phase("dbt parse (not timed)", [str(BIN / "dbt"), "parse", *project_args(plain)], plain_env)
         plain.warehouse.parent.mkdir(parents=True)
         build_s, _ = phase(f"plain dbt build of the same nodes, run {of}",
-                           [str(BIN / "dbt"), "build", "--exclude", "resource_type:unit_test", *project_args(plain)],
+                           [str(BIN / "dbt"), *BUILD_ARGS, *project_args(plain)],
                            plain_env)
         builds.append(build_s)
         print(f"   run {of}: make run {runs[-1]:.1f} s, transform DAG {dag_s:.1f} s, its dbt tasks {tasks_s:.1f} s, "

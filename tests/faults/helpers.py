@@ -14,7 +14,9 @@ from pathlib import Path
 
 import duckdb
 
-BUILD = ["build", "--exclude", "resource_type:unit_test"]  # the dbt build, as the tests of tests/quality run it
+from calltrail.transform.dbt import BUILD_ARGS
+
+BUILD = [*BUILD_ARGS]  # the dbt build, as calltrail's transformation runs it
 
 
 def event(n: int, prefix: str = "e") -> dict[str, object]:

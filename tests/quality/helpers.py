@@ -12,7 +12,7 @@ from calltrail.lake.convert import parquet_list
 from calltrail.salesforce.files import ingest_object_files, ingest_task_files
 from calltrail.salesforce.objects import BEYOND_TASK, SalesforceObject
 from calltrail.settings import Settings
-from calltrail.transform.dbt import run_dbt
+from calltrail.transform.dbt import BUILD_ARGS, run_dbt
 from calltrail.web.ingest import ingest_web_events
 
 SF_TIME = "strftime({col}, '%Y-%m-%dT%H:%M:%S.000+0000')"
@@ -30,7 +30,7 @@ def rebuild(settings: Settings) -> None:
     ingest_task_files(settings.task_landing_dir, settings.lake_dir, settings.salesforce)
     for obj in BEYOND_TASK:  # Leads, Contacts, Opportunities, contact roles
         ingest_object_files(settings.salesforce_landing_dir(obj.folder), settings.lake_dir, obj)
-    run_dbt(settings, ["build", "--exclude", "resource_type:unit_test"], in_process=True)
+    run_dbt(settings, [*BUILD_ARGS], in_process=True)
 
 
 def task_ids(settings: Settings, sql: str) -> list[str]:

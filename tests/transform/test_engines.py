@@ -44,7 +44,7 @@ from calltrail.lake.layout import datasets
 from calltrail.quality.outcome import DataQualityError
 from calltrail.tasks import quality
 from calltrail.tasks.publish import publish
-from calltrail.transform.dbt import run_dbt
+from calltrail.transform.dbt import BUILD_ARGS, run_dbt
 from calltrail.transform.postgres_lake import FILE_COLUMN
 from calltrail.warehouse.arrow import UnreadableColumn
 from calltrail.warehouse.export import ExportError, export
@@ -101,7 +101,7 @@ def engines(tmp_path_factory):
         # Beside its own file: the alerts (raised once) and the hand-off list of each engine apart.
         duck_env = {**env, "CALLTRAIL_WAREHOUSE": str(tmp / "duckdb" / "calltrail.duckdb")}
         duck = settings_module.load(duck_env)
-        run_dbt(duck, ["build", "--exclude", "resource_type:unit_test"], in_process=True)
+        run_dbt(duck, [*BUILD_ARGS], in_process=True)
         quality.audit(duck, RunInfo("calltrail_transform", "duckdb_side"))
         publish(duck, in_process=True)
         summary = subprocess_out([str(BIN / "calltrail"), "summary"], duck_env)

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from calltrail import settings as settings_module
-from calltrail.transform.dbt import run_dbt
+from calltrail.transform.dbt import BUILD_ARGS, run_dbt
 from tests.airflow_env import calltrail_env
 from tests.transform.engine_compare import assert_same_rows, rows_duckdb
 from tests.transform.late_data import (
@@ -42,7 +42,7 @@ from tests.transform.late_data import (
     load_step,
 )
 
-BUILD = ["build", "--exclude", "resource_type:unit_test"]
+BUILD = [*BUILD_ARGS]
 
 
 def one(warehouse, sql: str):

@@ -39,7 +39,7 @@ from calltrail import settings as settings_module
 from calltrail.airflow.run_context import RunInfo
 from calltrail.tasks import quality
 from calltrail.tasks.publish import publish
-from calltrail.transform.dbt import run_dbt
+from calltrail.transform.dbt import BUILD_ARGS, run_dbt
 from calltrail.warehouse.export import export
 from calltrail.warehouse.schemas import PUBLISHED_MODELS
 from tests.airflow_env import BIN, calltrail_env, run
@@ -101,7 +101,7 @@ def duckdb_side(spark_env: dict[str, str], tmp: Path) -> tuple:
     duck_env = {**spark_env, "CALLTRAIL_DBT_TARGET": "duckdb", "CALLTRAIL_DBT_TARGET_DIR": str(tmp / "dbt_target"),
                 "CALLTRAIL_WAREHOUSE": str(tmp / "calltrail.duckdb"), "CALLTRAIL_REPORT_DIR": str(tmp / "report")}
     duck = settings_module.load(duck_env)
-    run_dbt(duck, ["build", "--exclude", "resource_type:unit_test"], in_process=True)
+    run_dbt(duck, [*BUILD_ARGS], in_process=True)
     quality.audit(duck, RunInfo("calltrail_transform", "duckdb_side"))
     publish(duck, in_process=True)
     summary = subprocess_out([str(BIN / "calltrail"), "summary"], duck_env)

@@ -153,6 +153,10 @@ def source_freshness(settings: Settings, *, in_process: bool = False) -> tuple[i
     return returncode, (json.loads(written.read_text()) if written.exists() else None), results
 
 
+# The dbt build of every seed, model and data test, without the unit tests (make test runs them)
+BUILD_ARGS = ("build", "--exclude", "resource_type:unit_test")
+
+
 def build(settings: Settings, *, full_refresh: bool = False) -> dict[str, dict]:
     """``dbt build`` of every seed, model and data test (not the unit tests, which ``make test``
     runs), in this process, in dbt's own order: one command, so dbt starts, parses and opens the
@@ -164,7 +168,7 @@ def build(settings: Settings, *, full_refresh: bool = False) -> dict[str, dict]:
     Failed nodes and tests are results, not an exception: each one's task reports it. dbt failing
     as a whole (the project does not compile, the warehouse is held) raises, with dbt's output.
     """
-    args = ["build", "--exclude", "resource_type:unit_test", *(["--full-refresh"] if full_refresh else [])]
+    args = [*BUILD_ARGS, *(["--full-refresh"] if full_refresh else [])]
     _, results = _run(settings, args, check=False, in_process=True, results_needed=True)
     if settings.dbt_target == "postgres" and any(LOCK_TIMEOUT in r["message"] for r in results.values()):
         _name_lock_holders(settings, results)
