@@ -474,6 +474,16 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dbt(settings: Settings, args: argparse.Namespace) -> int:
+    from calltrail.transform.dbt import DbtArgumentRefused, run_by_hand
+
+    try:
+        return run_by_hand(settings, args.dbt_args)
+    except DbtArgumentRefused as exc:
+        _say_error(f"calltrail dbt: {exc}")
+        return 2
+
+
 def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
     print("\n".join(settings_module.describe(settings)))
     return 0
@@ -516,7 +526,13 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", required=True,
                         help="the file to write (a folder that exists, or a name ending in /: FOLDER/TABLE.FORMAT); "
                              "- writes to standard output, and the line that says what was written to standard error")
-    args = parser.parse_args(argv)
+    sub.add_parser("dbt", add_help=False,
+                   help="run dbt with these arguments as calltrail runs it: its target, schemas, vars and "
+                        "locks (calltrail dbt build --select fct_touchpoints+)")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    dbt_args = argv[1:] if argv[:1] == ["dbt"] else []  # dbt's own, options too: not calltrail's to parse
+    args = parser.parse_args(argv[:1] if argv[:1] == ["dbt"] else argv)
+    args.dbt_args = dbt_args
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = settings_module.load()
@@ -536,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--call-share must be between 0 and 1, got {args.call_share}")
     handler = {"demo": cmd_demo, "run": cmd_run, "setup": cmd_setup, "summary": cmd_summary,
                "airflow": cmd_airflow, "settings": cmd_settings, "report": cmd_report,
-               "load-postgres": cmd_load_postgres, "export": cmd_export}[args.command]
+               "load-postgres": cmd_load_postgres, "export": cmd_export, "dbt": cmd_dbt}[args.command]
     try:
         return handler(settings, args)
     except _warehouse_errors() as exc:

@@ -192,6 +192,120 @@ def _name_lock_holders(settings: Settings, results: dict[str, dict]) -> None:
                                   "then run again)")
 
 
+class DbtArgumentRefused(ValueError):
+    """An argument of ``calltrail dbt`` that would point dbt elsewhere than calltrail's own steps
+    look, or change a var that comes from a setting; the message says what to set instead."""
+
+
+# Options calltrail gives every dbt command itself, and what to set instead of each.
+_GIVEN_BY_CALLTRAIL = {
+    "--project-dir": "the project is dbt_project/",
+    "--profiles-dir": "the profile is dbt_project/profiles.yml",
+    "--profile": "the profile is dbt_project/profiles.yml's calltrail",
+    "--target": "set CALLTRAIL_DBT_TARGET (and CALLTRAIL_SPARK_METHOD) instead",
+    "-t": "set CALLTRAIL_DBT_TARGET (and CALLTRAIL_SPARK_METHOD) instead",
+    "--target-path": "set CALLTRAIL_DBT_TARGET_DIR instead",
+}
+
+
+# Vars calltrail's own steps (ingestion, the checks, publish, the summary and the report page) read
+# from dbt_project.yml: given to dbt alone, dbt would build what those steps do not expect. The
+# rules' timings (session inactivity, call window) are left to --vars: the report page only
+# describes them.
+READ_FROM_THE_PROJECT_FILE = (
+    "calltrail__bizible_id_pattern", "calltrail__match_statuses", "calltrail__web_event_types",
+    "calltrail__published_models", "calltrail__attribution_models", "calltrail__builds_table",
+    "calltrail__lake_web_events_glob", "calltrail__lake_salesforce_task_glob", "calltrail__lake_salesforce_lead_glob",
+    "calltrail__lake_salesforce_contact_glob", "calltrail__lake_salesforce_opportunity_glob",
+    "calltrail__lake_salesforce_opportunity_contact_role_glob")
+
+
+def by_hand_args(settings: Settings, args: list[str]) -> list[str]:
+    """``args`` as calltrail gives them to dbt: its project, profile, target and vars added. Vars
+    given with ``--vars`` are added to calltrail's; one of those that come from a setting
+    (:func:`dbt_vars`) may not take another value, nor one of :data:`READ_FROM_THE_PROJECT_FILE`. Raises :class:`DbtArgumentRefused`. Without a
+    dbt command (``--version``, ``--help``), ``args`` alone: dbt takes those options only there."""
+    import yaml
+
+    if all(word.startswith("-") for word in args):
+        return list(args)
+
+    given: dict[str, Any] = {}
+    rest: list[str] = []
+    words = iter(args)
+    for word in words:
+        option, _, inline = word.partition("=")
+        if option in _GIVEN_BY_CALLTRAIL:
+            raise DbtArgumentRefused(f"{option}: calltrail gives it to every dbt command: "
+                                     f"{_GIVEN_BY_CALLTRAIL[option]}")
+        if option != "--vars":
+            rest.append(word)
+            continue
+        text = inline if "=" in word else next(words, None)
+        if text is None:
+            raise DbtArgumentRefused("--vars needs a value: a YAML dictionary, e.g. '{key: value}'")
+        try:
+            vars_ = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise DbtArgumentRefused(f"--vars {text!r} is not YAML: {' '.join(str(exc).split())}") from None
+        if not isinstance(vars_, dict):
+            raise DbtArgumentRefused(f"--vars {text!r}: a YAML dictionary is needed, e.g. '{{key: value}}'")
+        given.update(vars_)
+    from_settings = dbt_vars(settings)
+    for key in given:
+        if key in READ_FROM_THE_PROJECT_FILE:
+            raise DbtArgumentRefused(f"--vars {key}: calltrail's other steps read it from dbt_project.yml too: "
+                                     "change it there, so that they agree with dbt")
+    for key, value in given.items():
+        if key in from_settings and value != from_settings[key]:
+            raise DbtArgumentRefused(
+                f"--vars {key}: comes from calltrail's settings ({from_settings[key]!r} now), so that "
+                "calltrail's other steps agree with dbt: change its CALLTRAIL_ variable instead "
+                "(`calltrail settings` lists them; docs/configuration.md)")
+    common = project_args(settings)
+    vars_at = common.index("--vars") + 1
+    common[vars_at] = json.dumps({**from_settings, **given})
+    return [*rest, *common]
+
+
+# dbt's commands that open no warehouse: run by hand, they wait for no one
+_OPEN_NO_WAREHOUSE = frozenset({"parse", "ls", "list", "clean", "deps", "init"})
+
+
+def run_by_hand(settings: Settings, args: list[str], out: Any = None) -> int:
+    """One dbt command as calltrail runs dbt (``calltrail dbt ARGS``): its environment, project,
+    profile, target and vars (:func:`by_hand_args`), after waiting for the warehouse or with
+    PostgreSQL's writers' lock held, as each of calltrail's own dbt commands does. dbt's output goes
+    to ``out`` (default standard output) as dbt writes it; returns dbt's exit code. Raises
+    :class:`~calltrail.warehouse.duckdb_file.WarehouseLocked` when dbt still found the DuckDB file
+    held. dbt's commands that open no warehouse (``ls``, ``parse``, ...) wait for nothing."""
+    from calltrail.warehouse.duckdb_file import locked_error
+
+    out = sys.stdout if out is None else out
+    command = [DBT, *by_hand_args(settings, args)]
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    word = next((w for w in args if not w.startswith("-")), None)
+    opens_none = word is None or word in _OPEN_NO_WAREHOUSE or "--help" in args or "-h" in args
+    tail: list[str] = []
+    with nullcontext(0.0) if opens_none else _warehouse_held(settings, args) as waited:
+        started = time.monotonic()
+        env = {**settings.environ, **dbt_env(settings)}
+        if not out.isatty():  # dbt colours its lines whatever it writes to
+            env.setdefault("DBT_USE_COLORS", "false")
+        with subprocess.Popen(command, env=env, cwd=settings.dbt_project_dir,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              text=True, bufsize=1) as dbt:
+            for line in dbt.stdout:
+                out.write(line)
+                out.flush()
+                tail = [*tail[-199:], line]
+        returncode = dbt.returncode
+    if returncode != 0 and (locked := locked_error(settings.warehouse, "".join(tail),
+                                                    waited + time.monotonic() - started)):
+        raise locked
+    return returncode
+
+
 def _run(settings: Settings, args: list[str], *, log_file: Path | None = None, check: bool = True,
          in_process: bool = False, results_needed: bool = False) -> tuple[int, dict[str, dict]]:
     from calltrail.warehouse.duckdb_file import locked_error
