@@ -5,13 +5,17 @@ out of reach: the failure told as any other."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
 
+import psutil
 import pytest
 
 from tests.airflow_env import BIN, calltrail_env, run
-from tests.airflow_live import free_port
+from tests.airflow_live import free_port, processes_of
 
 
 @pytest.mark.parametrize(("command", "failed"), [
@@ -116,6 +120,44 @@ def test_a_run_while_a_local_airflow_is_starting_from_its_home_stops_at_once_nam
     assert "let it finish, then run again." in out.stderr, out.stderr
     assert "preparing the Airflow metadata database" not in out.stdout, "nothing started"
     assert "Traceback" not in out.stderr
+
+
+def test_a_run_in_which_no_task_ends_for_the_task_limit_and_its_grace_is_stopped_and_alerts(tmp_path):
+    """The watchdog: a process whose task its limit cannot stop (here frozen with SIGSTOP, as a task
+    stuck in a call that never returns to Python would be) is stopped with its children, and the
+    DAG it ran fails naming the limit and alerts."""
+    env = calltrail_env(tmp_path, CALLTRAIL_TASK_TIMEOUT_MINUTES="0.5", CALLTRAIL_RUN_STALL_GRACE_MINUTES="0.1")
+    proc = subprocess.Popen([str(BIN / "calltrail"), "run"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines, frozen = [], None
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if frozen is None and "running calltrail_transform (airflow dags test)" in line:
+                dags = [p for p in psutil.Process(proc.pid).children()
+                        if "calltrail.ops.airflow_cli" in " ".join(p.cmdline())]
+                assert len(dags) == 1, [p.cmdline() for p in psutil.Process(proc.pid).children()]
+                frozen = dags[0].pid
+                os.kill(frozen, signal.SIGSTOP)
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines)
+    assert proc.returncode == 1 and frozen is not None, out[-4000:]
+    why = "CALLTRAIL_TASK_TIMEOUT_MINUTES=0.5 plus CALLTRAIL_RUN_STALL_GRACE_MINUTES=0.1: a task its limit could not stop"
+    assert "calltrail_ingest_web_events succeeded" in out and "calltrail_ingest_salesforce succeeded" in out
+    stopped = next(line for line in lines if "calltrail_transform FAILED" in line)
+    said = r"stopped by calltrail run: no task ended for (3[6-9]|4\d) s \((task \S+ still running|no task running); "
+    assert re.fullmatch(r"    calltrail_transform FAILED \(" + said + re.escape(why) + r"\)\) in \d+ s", stopped.rstrip()), stopped
+    failed = out[out.index("calltrail run FAILED: "):].splitlines()[0]
+    assert re.fullmatch(r"calltrail run FAILED: calltrail_transform: airflow dags test calltrail_transform was "
+                        + said + re.escape(why) + r"\): see \S+\.log", failed), failed
+    alerts = [json.loads(line) for line in (tmp_path / "data" / "warehouse" / "alerts.jsonl").read_text().splitlines()]
+    assert [a["observed"] for a in alerts] == [failed.split(": ", 2)[2]], alerts
+    assert not psutil.pid_exists(frozen), "the frozen process was not stopped"
+    assert processes_of(tmp_path / "data" / "airflow") == [], "a process of the run is still there"
+    assert "Traceback" not in out
 
 
 def test_a_task_still_running_after_the_task_timeout_is_stopped_and_the_run_fails_naming_the_limit(tmp_path):

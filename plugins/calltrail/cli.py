@@ -13,10 +13,14 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from calltrail import settings as settings_module
 from calltrail.dbt_project import project_var
 from calltrail.settings import LANDING_SETTLE_VAR, ConfigurationError, Settings
+
+if TYPE_CHECKING:
+    from calltrail.ops.airflow_cli import Stall
 
 INGESTION_DAGS = ("calltrail_ingest_web_events", "calltrail_ingest_salesforce")
 TRANSFORM_DAG = "calltrail_transform"
@@ -159,8 +163,13 @@ def _causes_of(settings: Settings, env: dict[str, str], dag_id: str, state: str,
     causes = summary.failure_causes(summary.read_alerts(settings, since=since), dag_id)
     if causes:
         return causes
-    observed = (f"airflow dags test {dag_id} ended {state} and no task reported a cause "
-                f"(the DAG may not have loaded, or a task process was killed): see {log_file}")
+    from calltrail.ops.airflow_cli import STOPPED
+
+    if state.startswith(STOPPED):  # calltrail run's watchdog: the state says why
+        observed = f"airflow dags test {dag_id} was {state}: see {log_file}"
+    else:
+        observed = (f"airflow dags test {dag_id} ended {state} and no task reported a cause "
+                    f"(the DAG may not have loaded, or a task process was killed): see {log_file}")
     with open(log_file, "a") as fh:
         subprocess.run([sys.executable, "-m", "calltrail.airflow.alerts", dag_id, observed], env=env,
                        stdout=fh, stderr=subprocess.STDOUT, check=False)
@@ -188,6 +197,18 @@ def _run_on_throwaway_postgres(settings: Settings, args: argparse.Namespace) -> 
              f"server on 127.0.0.1:{server['CALLTRAIL_PG_PORT']} holds the warehouse for this run and is removed "
              "when it ends (set CALLTRAIL_PG_* to keep one)")
         return _run(settings_module.load({**settings.environ, **server}), args)
+
+
+def _stall(settings: Settings) -> Stall | None:
+    """The watchdog of a run's DAGs (:class:`calltrail.ops.airflow_cli.Stall`): no task ended for the
+    task limit plus CALLTRAIL_RUN_STALL_GRACE_MINUTES. None without a task limit."""
+    from calltrail.ops.airflow_cli import Stall
+
+    limit, grace = settings.task_timeout_minutes, settings.run_stall_grace_minutes
+    if not limit:
+        return None
+    return Stall((limit + grace) * 60, f"CALLTRAIL_TASK_TIMEOUT_MINUTES={limit:g} plus "
+                                       f"CALLTRAIL_RUN_STALL_GRACE_MINUTES={grace:g}: a task its limit could not stop")
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
@@ -257,7 +278,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
             for cause in dag_causes:
                 _say(f"    cause: {cause}")
 
-    dags.follow(on_start, on_end, on_task)
+    dags.follow(on_start, on_end, on_task, stall=_stall(settings))
     if built := _build_mode(log_file, log_offset):
         _say(f"    dbt build: {built}")
 

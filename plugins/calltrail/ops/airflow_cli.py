@@ -6,12 +6,15 @@ Every Airflow process calltrail starts gets the same environment from :func:`env
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import queue
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -154,6 +157,18 @@ class DagOutcome:
         return self.state == "success"
 
 
+STOPPED = "stopped by calltrail run"  # the start of the state of a DAG whose run the watchdog stopped
+
+
+@dataclass(frozen=True)
+class Stall:
+    """How long :meth:`DagsProcess.follow` waits for a task to end before it stops the process, and
+    why that long (told in the DAG's state)."""
+
+    seconds: float
+    why: str
+
+
 @dataclass(frozen=True)
 class TaskDone:
     """A task of a :class:`DagsProcess` run that ended: the ``done``-th of its DAG's ``total`` tasks."""
@@ -242,29 +257,81 @@ class DagsProcess:
 
     def follow(self, on_start: Callable[[str], None] = lambda dag_id: None,
                on_end: Callable[[DagOutcome], None] = lambda outcome: None,
-               on_task: Callable[[TaskDone], None] = lambda done: None) -> dict[str, DagOutcome]:
+               on_task: Callable[[TaskDone], None] = lambda done: None, *,
+               stall: Stall | None = None) -> dict[str, DagOutcome]:
+        """Report each DAG's start and end and each task's end as the process tells them, until it
+        ends. With ``stall``: when nothing was told for ``stall.seconds`` (the DAGs run one task
+        at a time, each within its limit), the process and its children are stopped, and the DAG
+        then running ends with a state that says so; the DAGs after it do not run."""
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump() -> None:
+            with self._status as status:
+                for line in status:
+                    lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, name="dags-status", daemon=True).start()
         outcomes: dict[str, DagOutcome] = {}
-        with self._status as status:
-            for line in status:
-                event = json.loads(line)
-                if event["event"] == "start":
-                    on_start(event["dag_id"])
-                elif event["event"] == "task":
-                    on_task(TaskDone(event["dag_id"], event["task_id"], event["state"], event["seconds"],
-                                     event["done"], event["total"]))
-                else:
-                    outcome = DagOutcome(event["dag_id"], event["state"], event["seconds"])
-                    outcomes[outcome.dag_id] = outcome
-                    on_end(outcome)
+        told = time.monotonic()
+        dag_running = task_running = stopped = stopped_dag = None
+        dag_clock = told
+        while True:
+            try:
+                line = lines.get(timeout=None if stall is None else 1.0)
+            except queue.Empty:
+                idle = time.monotonic() - told
+                if stall is not None and stopped is None and idle > stall.seconds:
+                    running = f"task {task_running} still running" if task_running else "no task running"
+                    stopped, stopped_dag = f"{STOPPED}: no task ended for {idle:.0f} s ({running}; {stall.why})", dag_running
+                    self._stop_tree()
+                continue
+            if line is None:
+                break
+            told = time.monotonic()
+            event = json.loads(line)
+            if event["event"] == "start":
+                dag_running, task_running, dag_clock = event["dag_id"], None, told
+                on_start(event["dag_id"])
+            elif event["event"] == "running":
+                task_running = event["task_id"]
+            elif event["event"] == "task":
+                task_running = None
+                on_task(TaskDone(event["dag_id"], event["task_id"], event["state"], event["seconds"],
+                                 event["done"], event["total"]))
+            else:
+                dag_running = None
+                outcome = DagOutcome(event["dag_id"], event["state"], event["seconds"])
+                outcomes[outcome.dag_id] = outcome
+                on_end(outcome)
         rc = self.proc.wait()
         for dag_id in (*self.first, self.then):
             if dag_id not in outcomes:  # the process ended before it reported this DAG
-                if dag_id == self.then and any(not o.succeeded for o in outcomes.values()):
+                if stopped is not None and dag_id == stopped_dag:
+                    outcomes[dag_id] = DagOutcome(dag_id, stopped, round(time.monotonic() - dag_clock, 1))
+                elif stopped is not None or (dag_id == self.then and any(not o.succeeded for o in outcomes.values())):
                     outcomes[dag_id] = DagOutcome(dag_id, "not run")
                 else:
                     outcomes[dag_id] = DagOutcome(dag_id, f"the process exited {rc}")
                 on_end(outcomes[dag_id])
         return outcomes
+
+    def _stop_tree(self) -> None:
+        """SIGKILL to the process and its children. Not SIGTERM first: Airflow's ``DAG.test()``
+        takes it as the end of the running task and goes on with the next ones (seen), and a
+        process that is stuck is not one to wait for. What a kill leaves is safe: the lake's
+        partitions appear whole or not at all, and DuckDB's file and PostgreSQL roll back what was
+        not committed (docs/faults.md)."""
+        import psutil
+
+        try:
+            root = psutil.Process(self.proc.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        for proc in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
 
 
 def _task_progress(report: Callable[..., None]) -> Any:
@@ -291,6 +358,7 @@ def _task_progress(report: Callable[..., None]) -> Any:
         @hookimpl
         def on_task_instance_running(self, previous_state: Any, task_instance: Any) -> None:
             self.started[task_instance.task_id] = time.monotonic()
+            report(event="running", dag_id=task_instance.dag_id, task_id=task_instance.task_id)
 
         @hookimpl
         def on_task_instance_success(self, previous_state: Any, task_instance: Any) -> None:
