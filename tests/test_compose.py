@@ -62,18 +62,26 @@ def dotenv_example() -> dict[str, str]:
     return entries
 
 
-def test_compose_file_matches_the_compose_specification():
+def compose_validator() -> jsonschema.Draft7Validator:
+    """The specification's schema is draft-07, which its ``$schema`` names without the ``#`` that
+    jsonschema looks the draft up by: named here, not guessed (jsonschema would take the latest)."""
     schema = json.loads(SCHEMA.read_text())
-    jsonschema.validate(COMPOSE, schema)
+    assert schema["$schema"].rstrip("#") == "https://json-schema.org/draft-07/schema", schema["$schema"]
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def test_compose_file_matches_the_compose_specification():
+    compose_validator().validate(COMPOSE)
 
 
 def test_a_compose_file_with_a_mistake_fails_the_schema():
     # The validation above can fail: a misspelt key and a wrong type are both rejected.
-    schema = json.loads(SCHEMA.read_text())
+    validator = compose_validator()
     for broken in ({"services": {"x": {"image": "a", "helthcheck": {}}}},
                    {"services": {"x": {"image": "a", "depends_on": {"y": {"condition": "service_happy"}}}}}):
         with pytest.raises(jsonschema.ValidationError):
-            jsonschema.validate(broken, schema)
+            validator.validate(broken)
 
 
 def test_every_component_is_a_service():
