@@ -5,7 +5,10 @@ calltrail's other steps are refused in one line."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
 from pathlib import Path
 
 import duckdb
@@ -120,3 +123,24 @@ def test_calltrail_dbt_waits_for_a_warehouse_another_program_holds_then_names_it
     assert listed.returncode == 0, listed.stdout[-3000:] + listed.stderr[-3000:]
     assert listed.stdout.strip().splitlines()[-1] == "calltrail.staging.stg_web__events", listed.stdout[-3000:]
     assert "waiting" not in listed.stderr, listed.stderr
+
+
+def test_ctrl_c_stops_dbt_and_calltrail_dbt_ends_with_130_without_a_traceback_of_its_own(tmp_path):
+    """Ctrl-C in a terminal reaches the whole process group: dbt stops on its own (its output still
+    passed on), and calltrail waits for it, then exits as a command ended by SIGINT."""
+    proc = subprocess.Popen([str(BIN / "calltrail"), "dbt", "build"], env=calltrail_env(tmp_path), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "Running with dbt=" in line:
+                os.killpg(proc.pid, signal.SIGINT)
+                break
+        rest, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, "".join(seen) + rest + err
+    assert rest.strip(), "dbt's own account of the interrupt is passed on"
+    assert err == "", err

@@ -3,6 +3,7 @@ parse (set-up), the build of every seed, model and data test, publish and the do
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import logging
@@ -286,7 +287,14 @@ def run_by_hand(settings: Settings, args: list[str], out: Any = None) -> int:
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     word = next((w for w in args if not w.startswith("-")), None)
     opens_none = word is None or word in _OPEN_NO_WAREHOUSE or "--help" in args or "-h" in args
-    tail: list[str] = []
+    tail: collections.deque[str] = collections.deque(maxlen=200)
+
+    def pump(dbt: subprocess.Popen[str]) -> None:
+        for line in dbt.stdout or ():
+            out.write(line)
+            out.flush()
+            tail.append(line)
+
     with nullcontext(0.0) if opens_none else _warehouse_held(settings, args) as waited:
         started = time.monotonic()
         env = {**settings.environ, **dbt_env(settings)}
@@ -295,10 +303,16 @@ def run_by_hand(settings: Settings, args: list[str], out: Any = None) -> int:
         with subprocess.Popen(command, env=env, cwd=settings.dbt_project_dir,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                               text=True, bufsize=1) as dbt:
-            for line in dbt.stdout:
-                out.write(line)
-                out.flush()
-                tail = [*tail[-199:], line]
+            try:
+                pump(dbt)
+            except KeyboardInterrupt:
+                # Ctrl-C reached dbt too (one process group): it stops its queries and says so
+                try:
+                    pump(dbt)
+                    dbt.wait()
+                except KeyboardInterrupt:  # asked twice: no more waiting
+                    dbt.kill()
+                return 130  # a shell's code for a command ended by SIGINT
         returncode = dbt.returncode
     if returncode != 0 and (locked := locked_error(settings.warehouse, "".join(tail),
                                                     waited + time.monotonic() - started)):
