@@ -162,10 +162,12 @@ def write_crm_changes(lake_dir, number: int, objects: dict) -> None:
     con.close()
 
 
-def build_in_one_go(settings) -> None:
+def build_in_one_go(settings, *, in_process: bool = True) -> None:
     """The seeds and models of ``settings``'s warehouse rebuilt from scratch (``--full-refresh``),
-    what the step-by-step builds are compared with; their data tests run in those builds."""
+    what the step-by-step builds are compared with; their data tests run in those builds.
+    ``in_process=False``: in a dbt process, which may run beside an in-process build (another
+    warehouse and dbt target folder)."""
     from calltrail.transform.dbt import run_dbt
 
     run_dbt(settings, ["build", "--full-refresh", "--exclude-resource-type", "test", "--exclude-resource-type",
-                       "unit_test"], in_process=True)
+                       "unit_test"], in_process=in_process)

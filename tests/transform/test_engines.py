@@ -20,6 +20,7 @@ DuckDB.
 
 from __future__ import annotations
 
+import concurrent.futures
 import fcntl
 import io
 import json
@@ -472,7 +473,10 @@ def late_on_postgres(tmp_path_factory):
     from tests.transform.late_data import STEPS, load_step
 
     tmp = tmp_path_factory.mktemp("late_postgres")
-    with throwaway("late") as server, pytest.MonkeyPatch.context() as mp:
+    full = settings_module.load({**calltrail_env(tmp), "CALLTRAIL_DBT_TARGET_DIR": str(tmp / "full_target"),
+                                 "CALLTRAIL_WAREHOUSE": str(tmp / "full" / "calltrail.duckdb")})
+    beside = concurrent.futures.ThreadPoolExecutor(1)
+    with throwaway("late") as server, pytest.MonkeyPatch.context() as mp, beside:
         env = {**calltrail_env(tmp), **server, "CALLTRAIL_PG_SCHEMA": PG_SCHEMA, "CALLTRAIL_DBT_TARGET": "postgres",
                "CALLTRAIL_DBT_TARGET_DIR": str(tmp / "dbt_target")}
         for key, value in env.items():
@@ -493,6 +497,8 @@ def late_on_postgres(tmp_path_factory):
                 ("mode", "int_increment"), ("rebuilt", "int_changed_visitors"), ("journeys", "int_changed_journeys"),
                 ("opportunities", "int_changed_opportunities"), ("tasks", "int_changed_tasks"))})
         models = {m: rows_postgres(port, m, "late") for m in COMPARED}
+        # the lake is final: DuckDB's build from scratch in a dbt process beside the full run below
+        from_scratch = beside.submit(build_in_one_go, full, in_process=False)
         # then a full run on the tables the steps built: one incremental table dropped, so every other
         # one is recreated where it stands (should_full_refresh), not built on an empty schema
         con = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="late")
@@ -502,9 +508,7 @@ def late_on_postgres(tmp_path_factory):
         run_dbt(settings, ["build", "--exclude-resource-type", "unit_test"], in_process=True)
         full_run = rows_postgres(port, "int_increment", "late")[1]
         after_full_run = {m: rows_postgres(port, m, "late") for m in COMPARED}
-    full = settings_module.load({**calltrail_env(tmp), "CALLTRAIL_DBT_TARGET_DIR": str(tmp / "full_target"),
-                                 "CALLTRAIL_WAREHOUSE": str(tmp / "full" / "calltrail.duckdb")})
-    build_in_one_go(full)
+        from_scratch.result()
     return {"steps": steps, "models": models, "full_run": full_run, "after_full_run": after_full_run, "full": full}
 
 
