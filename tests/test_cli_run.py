@@ -126,7 +126,7 @@ def test_a_run_in_which_no_task_ends_for_the_task_limit_and_its_grace_is_stopped
     """The watchdog: a process whose task its limit cannot stop (here frozen with SIGSTOP, as a task
     stuck in a call that never returns to Python would be) is stopped with its children, and the
     DAG it ran fails naming the limit and alerts."""
-    env = calltrail_env(tmp_path, CALLTRAIL_TASK_TIMEOUT_MINUTES="0.2", CALLTRAIL_RUN_STALL_GRACE_MINUTES="0.05")
+    env = calltrail_env(tmp_path, CALLTRAIL_TASK_TIMEOUT_MINUTES="0.2", CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES="0.05")
     proc = subprocess.Popen([str(BIN / "calltrail"), "run"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     lines, frozen = [], None
@@ -145,7 +145,7 @@ def test_a_run_in_which_no_task_ends_for_the_task_limit_and_its_grace_is_stopped
             proc.kill()
     out = "".join(lines)
     assert proc.returncode == 1 and frozen is not None, out[-4000:]
-    why = "CALLTRAIL_TASK_TIMEOUT_MINUTES=0.2 plus CALLTRAIL_RUN_STALL_GRACE_MINUTES=0.05: a task its limit could not stop"
+    why = "CALLTRAIL_TASK_TIMEOUT_MINUTES=0.2 plus CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES=0.05: a task its limit could not stop"
     assert "calltrail_ingest_web_events succeeded" in out and "calltrail_ingest_salesforce succeeded" in out
     stopped = next(line for line in lines if "calltrail_transform FAILED" in line)
     said = r"stopped by calltrail run: no task ended for (1[5-9]|2\d) s \((task \S+ still running|no task running); "

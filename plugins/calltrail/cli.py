@@ -201,14 +201,14 @@ def _run_on_throwaway_postgres(settings: Settings, args: argparse.Namespace) -> 
 
 def _stall(settings: Settings) -> Stall | None:
     """The watchdog of a run's DAGs (:class:`calltrail.ops.airflow_cli.Stall`): no task ended for the
-    task limit plus CALLTRAIL_RUN_STALL_GRACE_MINUTES. None without a task limit."""
+    task limit plus CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES. None without a task limit."""
     from calltrail.ops.airflow_cli import Stall
 
-    limit, grace = settings.task_timeout_minutes, settings.run_stall_grace_minutes
+    limit, grace = settings.task_timeout_minutes, settings.task_timeout_grace_minutes
     if not limit:
         return None
     return Stall((limit + grace) * 60, f"CALLTRAIL_TASK_TIMEOUT_MINUTES={limit:g} plus "
-                                       f"CALLTRAIL_RUN_STALL_GRACE_MINUTES={grace:g}: a task its limit could not stop")
+                                       f"CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES={grace:g}: a task its limit could not stop")
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:

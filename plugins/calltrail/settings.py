@@ -386,13 +386,14 @@ class Settings:
     # stopped, fails and alerts, so a hang cannot hold a DAG whose runs take turns (max_active_runs=1).
     task_timeout_minutes: float = _row("CALLTRAIL_TASK_TIMEOUT_MINUTES", "180", _number,
                                        "a task still running after this long is stopped and alerts; 0: no limit")
-    # `calltrail run`'s watchdog: its DAGs run their tasks one at a time, so a run in which no task
-    # ended for longer than one task may take is stuck where the limit could not stop it (a process
-    # frozen, a call into C that never returns to Python). It then stops the run.
-    run_stall_grace_minutes: float = _row(
-        "CALLTRAIL_RUN_STALL_GRACE_MINUTES", "5", _number,
-        "`calltrail run` stops a run in which no task ended for the task limit plus this long; "
-        "no task limit: never")
+    # The last resorts for a task its timeout cannot reach (a call that never returns to Python, a
+    # log handler that never returns, a frozen process): the task's own thread kills its process this
+    # long after the limit (calltrail.airflow.timeouts), and `calltrail run`, whose DAGs run one task at
+    # a time, stops a run in which no task ended for the limit plus this long.
+    task_timeout_grace_minutes: float = _row(
+        "CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES", "5", _number,
+        "a task still running this long after its limit alerts and kills its process; `calltrail run` "
+        "stops a run in which no task ended for the limit plus this long")
     quarantine_alert_rows: int = _row("CALLTRAIL_QUARANTINE_ALERT_ROWS", "100", _whole(),
                                       "more quarantined rows than this in one ingestion task raise an alert")
     # The warehouse's schemas besides the one dbt builds into (CALLTRAIL_PG_SCHEMA, CALLTRAIL_SPARK_SCHEMA;

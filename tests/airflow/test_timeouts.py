@@ -4,8 +4,10 @@ leaves the process able to log, wherever the task is when its limit passes."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -69,7 +71,23 @@ def swallowed():
     return "finished after its limit"
 
 
-body = {"in_logging": in_logging, "in_duckdb": in_duckdb, "swallowed": swallowed}[case]
+def never_back_from_logging():
+    # a logging handler that never returns (one waiting for ever on a lock or a socket): the alarm is
+    # put off for as long as the main thread is in logging code, so only the last resort ends the task
+    stuck = logging.getLogger("calltrail.probe.stuck")
+    stuck.propagate = False
+
+    class NeverReturns(logging.Handler):
+        def emit(self, record):
+            threading.Event().wait()
+
+    stuck.addHandler(NeverReturns())
+    stuck.warning("this handler never returns")
+    return "the handler returned"
+
+
+body = {"in_logging": in_logging, "in_duckdb": in_duckdb, "swallowed": swallowed,
+        "never_back_from_logging": never_back_from_logging}[case]
 if how == "guarded":
     body = guarded(body)
 # made before the limit starts: under load these alone can take longer than the limit
@@ -98,6 +116,25 @@ def probe(case: str, how: str, tmp_path: Path) -> dict:
                          capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_task_never_back_from_logging_code_is_killed_after_its_limit_and_grace_and_alerts(tmp_path):
+    """The last resort: the timeout is put off while the main thread is in logging code, and this
+    task's never leaves it (the limit is told as the timer had it: the probe has no task context). Its own thread alerts and kills the process once the limit (0.5 s) and
+    CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES (here 0.02 min) have passed."""
+    env = {**airflow_env(tmp_path), "CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES": "0.02"}
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", PROBE, "never_back_from_logging", "guarded"], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, check=False)
+    seconds = time.monotonic() - started
+    assert out.returncode == -signal.SIGKILL, out.stdout[-2000:] + out.stderr[-3000:]
+    observed = ("the task was killed, still running 0.02 min after its time limit of 0.0083 min "
+                "(CALLTRAIL_TASK_TIMEOUT_MINUTES, CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES), where the timeout could not "
+                "stop it; the tasks after it in this DAG run did not run. Its log shows what it was doing")
+    assert f"calltrail: {observed}\n" in out.stderr, out.stderr[-3000:]
+    alerts = [json.loads(line) for line in (tmp_path / "data" / "warehouse" / "alerts.jsonl").read_text().splitlines()]
+    assert [(a["check"], a["observed"]) for a in alerts] == [("unknown task", observed)], alerts
+    assert seconds < 60, seconds  # not the test's timeout: killed (0.5 s + 1.2 s, then the alert)
 
 
 @pytest.mark.parametrize("case", ["in_logging", "in_duckdb", "swallowed"])

@@ -63,6 +63,18 @@ def alert_task_failure(context: dict[str, Any]) -> None:
     deliver([outcome], settings, run, context)
 
 
+def alert_task_killed(context: dict[str, Any], observed: str) -> None:
+    """The alert of a task that its own process kills, still running after its time limit and its
+    grace (:mod:`calltrail.airflow.timeouts`): no failure callback runs in a killed process."""
+    from calltrail import settings as settings_module
+
+    run = RunInfo.from_context(context)
+    task_id = run.task_id or "unknown task"
+    outcome = Outcome(check=task_id, layer="dbt" if task_id.startswith("dbt.") else "task", severity=ERROR,
+                      observed=observed, expected="the task succeeds", expectation="task")
+    deliver([outcome], settings_module.load(), run, context)
+
+
 def task_defaults(settings: Settings) -> dict[str, Any]:
     """The ``default_args`` of every DAG: a failed task alerts (task-level: DAG-level notifiers fail
     under ``airflow dags test``), and a task still running after ``CALLTRAIL_TASK_TIMEOUT_MINUTES``

@@ -19,6 +19,12 @@ comes while the main thread is in logging code is put off by 50 ms until it is o
 has passed, the timeout is raised again every second while no exception is on its way out (it was
 swallowed); and a task whose limit passed ends with ``AirflowTaskTimeout`` whatever it returned or
 raised (the exception that surfaced is its cause), so it fails, and alerts, as a timeout.
+
+A task the timeout cannot reach at all (its main thread never back in Python: a call into a
+library that waits for ever, or a logging handler that never returns, where the alarm is put off
+each time) would hold its DAG for ever. So a thread of the task's own waits for the limit plus
+``CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES``: if the task is still running then, it alerts (waiting at
+most :data:`ALERT_WAIT_SECONDS` for the alert) and kills the task's process with SIGKILL.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -37,6 +44,7 @@ from typing import Any
 
 PUT_OFF_SECONDS = 0.05
 AGAIN_SECONDS = 1.0
+ALERT_WAIT_SECONDS = 30.0  # the last resort's alert: what it may take before the process is killed
 
 GUARDED = "__calltrail_timeout_guarded__"
 
@@ -90,6 +98,11 @@ def delivered_safely() -> Iterator[None]:
         airflow_handler(signum, frame)
 
     signal.signal(signal.SIGALRM, handler)
+    done = threading.Event()
+    limit_seconds = signal.getitimer(signal.ITIMER_REAL)[0]
+    if limit_seconds > 0:
+        threading.Thread(target=_last_resort, args=(limit_seconds, done, _task_context()),
+                         name="calltrail-timeout-last-resort", daemon=True).start()
     try:
         yield
     except AirflowTaskTimeout:
@@ -104,9 +117,52 @@ def delivered_safely() -> Iterator[None]:
             raise AirflowTaskTimeout("Timeout, the task was still running after its limit (its timeout was "
                                      "swallowed on the way, and the task went on)")
     finally:
+        done.set()
         if fired:
             signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, airflow_handler)
+
+
+def _task_context() -> dict[str, Any]:
+    """The running task's Airflow context (for the last resort's alert); empty outside a task."""
+    try:
+        from airflow.sdk import get_current_context
+
+        return dict(get_current_context())
+    except Exception:
+        return {}
+
+
+def _last_resort(limit_seconds: float, done: threading.Event, context: dict[str, Any]) -> None:
+    """In a thread of the task's own: once the limit and its grace have passed with the task still
+    running, alert and kill the process. It writes to the process's standard error directly: the
+    stuck main thread may hold a lock of logging's."""
+    from calltrail import settings as settings_module
+
+    settings = settings_module.load()
+    grace = settings.task_timeout_grace_minutes
+    if done.wait(limit_seconds + grace * 60):
+        return
+    configured = getattr(context.get("task"), "execution_timeout", None)  # the timer ran since the task began
+    limit = f"{configured.total_seconds() / 60:g}" if configured else f"{limit_seconds / 60:.2g}"
+    observed = (f"the task was killed, still running {grace:g} min after its time limit of {limit} min "
+                "(CALLTRAIL_TASK_TIMEOUT_MINUTES, CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES), where the timeout could "
+                "not stop it; the tasks after it in this DAG run did not run. Its log shows what it was doing")
+    os.write(2, f"calltrail: {observed}\n".encode())
+    alert = threading.Thread(target=_alert_killed, args=(context, observed), name="calltrail-timeout-alert",
+                             daemon=True)
+    alert.start()
+    alert.join(ALERT_WAIT_SECONDS)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _alert_killed(context: dict[str, Any], observed: str) -> None:
+    from calltrail.airflow.notifiers import alert_task_killed
+
+    try:
+        alert_task_killed(context, observed)
+    except Exception as exc:  # the kill goes ahead: say why there is no alert
+        os.write(2, f"calltrail: the alert of the killed task failed: {type(exc).__name__}: {exc}\n".encode())
 
 
 def guarded(python_callable: Callable[..., Any]) -> Callable[..., Any]:
