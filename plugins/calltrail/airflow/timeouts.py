@@ -139,8 +139,10 @@ def _last_resort(limit_seconds: float, done: threading.Event, context: dict[str,
     stuck main thread may hold a lock of logging's."""
     from calltrail import settings as settings_module
 
-    settings = settings_module.load()
-    grace = settings.task_timeout_grace_minutes
+    try:
+        grace = settings_module.load().task_timeout_grace_minutes
+    except settings_module.ConfigurationError:  # the task fails on it itself; the last resort still holds
+        grace = float(settings_module.Settings().task_timeout_grace_minutes)
     if done.wait(limit_seconds + grace * 60):
         return
     configured = getattr(context.get("task"), "execution_timeout", None)  # the timer ran since the task began
