@@ -126,8 +126,9 @@ def test_calltrail_dbt_waits_for_a_warehouse_another_program_holds_then_names_it
 
 
 def test_ctrl_c_stops_dbt_and_calltrail_dbt_ends_with_130_without_a_traceback_of_its_own(tmp_path):
-    """Ctrl-C in a terminal reaches the whole process group: dbt stops on its own (its output still
-    passed on), and calltrail waits for it, then exits as a command ended by SIGINT."""
+    """Ctrl-C in a terminal reaches the whole process group: dbt stops on its own (what it says is
+    passed on; at some points it says nothing), and calltrail waits for it, then exits as a command
+    ended by SIGINT."""
     # As a terminal's shell starts it: SIGINT at its default. A test run in the background (as CI
     # runs) inherits SIGINT ignored, and Python then leaves it ignored.
     proc = subprocess.Popen([str(BIN / "calltrail"), "dbt", "build"], env=calltrail_env(tmp_path), text=True,
@@ -145,5 +146,4 @@ def test_ctrl_c_stops_dbt_and_calltrail_dbt_ends_with_130_without_a_traceback_of
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, "".join(seen) + rest + err
-    assert rest.strip(), "dbt's own account of the interrupt is passed on"
     assert err == "", err
