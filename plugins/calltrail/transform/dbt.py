@@ -13,10 +13,10 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from calltrail.settings import Settings
 
@@ -269,24 +269,19 @@ def by_hand_args(settings: Settings, args: list[str]) -> list[str]:
     return [*rest, *common]
 
 
-# dbt's commands that open no warehouse: run by hand, they wait for no one
+# dbt's commands that open no warehouse: they wait for no one
 _OPEN_NO_WAREHOUSE = frozenset({"parse", "ls", "list", "clean", "deps", "init"})
 
 
 def run_by_hand(settings: Settings, args: list[str], out: Any = None) -> int:
     """One dbt command as calltrail runs dbt (``calltrail dbt ARGS``): its environment, project,
     profile, target and vars (:func:`by_hand_args`), after waiting for the warehouse or with
-    PostgreSQL's writers' lock held, as each of calltrail's own dbt commands does. dbt's output goes
-    to ``out`` (default standard output) as dbt writes it; returns dbt's exit code. Raises
-    :class:`~calltrail.warehouse.duckdb_file.WarehouseLocked` when dbt still found the DuckDB file
-    held. dbt's commands that open no warehouse (``ls``, ``parse``, ...) wait for nothing."""
-    from calltrail.warehouse.duckdb_file import locked_error
-
+    PostgreSQL's writers' lock held, as each of calltrail's own dbt commands does (:func:`_held`).
+    dbt's output goes to ``out`` (default standard output) as dbt writes it; returns dbt's exit
+    code. Raises :class:`~calltrail.warehouse.duckdb_file.WarehouseLocked` when dbt still found the
+    DuckDB file held."""
     out = sys.stdout if out is None else out
     command = [DBT, *by_hand_args(settings, args)]
-    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
-    word = next((w for w in args if not w.startswith("-")), None)
-    opens_none = word is None or word in _OPEN_NO_WAREHOUSE or "--help" in args or "-h" in args
     tail: collections.deque[str] = collections.deque(maxlen=200)
 
     def pump(dbt: subprocess.Popen[str]) -> None:
@@ -295,9 +290,7 @@ def run_by_hand(settings: Settings, args: list[str], out: Any = None) -> int:
             out.flush()
             tail.append(line)
 
-    with nullcontext(0.0) if opens_none else _warehouse_held(settings, args) as waited:
-        started = time.monotonic()
-        env = {**settings.environ, **dbt_env(settings)}
+    def run(env: dict[str, str]) -> tuple[int, str, None]:
         if not out.isatty():  # dbt colours its lines whatever it writes to
             env.setdefault("DBT_USE_COLORS", "false")
         with subprocess.Popen(command, env=env, cwd=settings.dbt_project_dir,
@@ -312,32 +305,27 @@ def run_by_hand(settings: Settings, args: list[str], out: Any = None) -> int:
                     dbt.wait()
                 except KeyboardInterrupt:  # asked twice: no more waiting
                     dbt.kill()
-                return 130  # a shell's code for a command ended by SIGINT
-        returncode = dbt.returncode
-    if returncode != 0 and (locked := locked_error(settings.warehouse, "".join(tail),
-                                                    waited + time.monotonic() - started)):
-        raise locked
+                return 130, "", None  # a shell's code for a command ended by SIGINT
+        return dbt.returncode, "".join(tail), None
+
+    returncode, _, _ = _held(settings, args, run)
     return returncode
 
 
 def _run(settings: Settings, args: list[str], *, log_file: Path | None = None, check: bool = True,
          in_process: bool = False, results_needed: bool = False) -> tuple[int, dict[str, dict]]:
-    from calltrail.warehouse.duckdb_file import locked_error
+    def run(env: dict[str, str]) -> tuple[int, str, dict[str, dict]]:
+        returncode, output, results = _command(settings, args, env, in_process=in_process)
+        if log_file:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            with log_file.open("a") as fh:
+                fh.write(f"\n$ dbt {' '.join(args)}\n{output}")
+        for line in output.splitlines():
+            # the project's own messages (e.g. int_increment's mode and why) go into the task's log
+            log.log(logging.INFO if "calltrail: " in line else logging.DEBUG, "dbt: %s", line)
+        return returncode, output, results
 
-    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
-    with _warehouse_held(settings, args) as waited:
-        started = time.monotonic()
-        returncode, output, results = _command(settings, args, in_process=in_process)
-    if log_file:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        with log_file.open("a") as fh:
-            fh.write(f"\n$ dbt {' '.join(args)}\n{output}")
-    for line in output.splitlines():
-        # the project's own messages (e.g. int_increment's mode and why) go into the task's log
-        log.log(logging.INFO if "calltrail: " in line else logging.DEBUG, "dbt: %s", line)
-    # dbt failing on the lock failed at its open, after its own tries (the profile's retries)
-    if returncode != 0 and (locked := locked_error(settings.warehouse, output, waited + time.monotonic() - started)):
-        raise locked
+    returncode, output, results = _held(settings, args, run)
     if (check and returncode != 0) or (results_needed and returncode == 2):
         tail = "\n".join(output.splitlines()[-30:])
         why = reason(output)
@@ -345,12 +333,37 @@ def _run(settings: Settings, args: list[str], *, log_file: Path | None = None, c
     return returncode, results
 
 
+_Got = TypeVar("_Got")
+
+
+def _held(settings: Settings, args: list[str], run: Callable[[dict[str, str]], tuple[int, str, _Got]]
+          ) -> tuple[int, str, _Got]:
+    """``run`` (one dbt command, given dbt's environment: the settings' with :func:`dbt_env` on top;
+    it returns dbt's exit code, dbt's output and what else it has) as each of calltrail's dbt
+    commands runs: the warehouse's folder made, the warehouse waited for or PostgreSQL's writers'
+    lock held (:func:`_warehouse_held`). Raises
+    :class:`~calltrail.warehouse.duckdb_file.WarehouseLocked` when dbt still found the DuckDB file
+    held."""
+    from calltrail.warehouse.duckdb_file import locked_error
+
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    with _warehouse_held(settings, args) as waited:
+        started = time.monotonic()
+        returncode, output, got = run({**settings.environ, **dbt_env(settings)})
+    # dbt failing on the lock failed at its open, after its own tries (the profile's retries)
+    if returncode != 0 and (locked := locked_error(settings.warehouse, output, waited + time.monotonic() - started)):
+        raise locked
+    return returncode, output, got
+
+
 def _warehouse_held(settings: Settings, args: list[str]) -> AbstractContextManager[float]:
     """Around one dbt command: DuckDB's file and the session method's metastore are waited for
     (:func:`wait_for_warehouse`; dbt then holds them itself); PostgreSQL's writers' lock is held by
     calltrail for as long as the command runs (:func:`calltrail.warehouse.postgres.writer_lock`).
-    ``dbt parse`` opens no warehouse. Yields the seconds waited."""
-    if args[:1] == ["parse"]:
+    dbt's commands that open no warehouse (:data:`_OPEN_NO_WAREHOUSE`) and a call for dbt's help
+    wait for nothing. Yields the seconds waited."""
+    word = next((a for a in args if not a.startswith("-")), None)
+    if word is None or word in _OPEN_NO_WAREHOUSE or "--help" in args or "-h" in args:
         return nullcontext(0.0)
     if settings.dbt_target == "postgres":
         from calltrail.warehouse.postgres import writer_lock
@@ -360,10 +373,11 @@ def _warehouse_held(settings: Settings, args: list[str]) -> AbstractContextManag
     return nullcontext(wait_for_warehouse(settings))
 
 
-def _command(settings: Settings, args: list[str], *, in_process: bool) -> tuple[int, str, dict[str, dict]]:
-    # dbt is a child process: it gets the environment as settings read it (PATH, the CALLTRAIL_PG_* that
-    # profiles.yml reads) with calltrail's own locations on top.
-    env = {**settings.environ, **dbt_env(settings)}
+def _command(settings: Settings, args: list[str], env: dict[str, str], *, in_process: bool
+             ) -> tuple[int, str, dict[str, dict]]:
+    # dbt is a child process, or runs here in an environment as a child's would be: ``env``, the
+    # environment as settings read it (PATH, the CALLTRAIL_PG_* that profiles.yml reads) with
+    # calltrail's own locations on top.
     log.info("dbt %s", " ".join(args))
     results: dict[str, dict] = {}
     if in_process:
