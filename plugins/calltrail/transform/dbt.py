@@ -224,8 +224,9 @@ READ_FROM_THE_PROJECT_FILE = (
 def by_hand_args(settings: Settings, args: list[str]) -> list[str]:
     """``args`` as calltrail gives them to dbt: its project, profile, target and vars added. Vars
     given with ``--vars`` are added to calltrail's; one of those that come from a setting
-    (:func:`dbt_vars`) may not take another value, nor one of :data:`READ_FROM_THE_PROJECT_FILE`. Raises :class:`DbtArgumentRefused`. Without a
-    dbt command (``--version``, ``--help``), ``args`` alone: dbt takes those options only there."""
+    (:func:`dbt_vars`) may not take another value, and one of :data:`READ_FROM_THE_PROJECT_FILE`
+    none. Raises :class:`DbtArgumentRefused`. Without a dbt command (``--version``, ``--help``),
+    ``args`` alone: dbt takes those options only there."""
     import yaml
 
     if all(word.startswith("-") for word in args):
@@ -253,11 +254,10 @@ def by_hand_args(settings: Settings, args: list[str]) -> list[str]:
             raise DbtArgumentRefused(f"--vars {text!r}: a YAML dictionary is needed, e.g. '{{key: value}}'")
         given.update(vars_)
     from_settings = dbt_vars(settings)
-    for key in given:
+    for key, value in given.items():
         if key in READ_FROM_THE_PROJECT_FILE:
             raise DbtArgumentRefused(f"--vars {key}: calltrail's other steps read it from dbt_project.yml too: "
                                      "change it there, so that they agree with dbt")
-    for key, value in given.items():
         if key in from_settings and value != from_settings[key]:
             raise DbtArgumentRefused(
                 f"--vars {key}: comes from calltrail's settings ({from_settings[key]!r} now), so that "
