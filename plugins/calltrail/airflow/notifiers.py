@@ -51,16 +51,11 @@ def alert_task_failure(context: dict[str, Any]) -> None:
     exception = context.get("exception")
     if isinstance(exception, DataQualityError):
         return
-    run = RunInfo.from_context(context)
-    task_id = run.task_id or "unknown task"
     settings = settings_module.load()
     # dbt's own error for a warehouse held by another process is a traceback: say it plainly.
     locked = locked_error(settings.warehouse, str(exception or ""), None)
-    timed_out = _timed_out(exception, context)
-    outcome = Outcome(check=task_id, layer="dbt" if task_id.startswith("dbt.") else "task", severity=ERROR,
-                      observed=timed_out or failure_cause(locked or exception), expected="the task succeeds",
-                      expectation="task")
-    deliver([outcome], settings, run, context)
+    observed = _timed_out(exception, context) or failure_cause(locked or exception)
+    _deliver_task_failed(context, observed, settings)
 
 
 def alert_task_killed(context: dict[str, Any], observed: str) -> None:
@@ -68,11 +63,16 @@ def alert_task_killed(context: dict[str, Any], observed: str) -> None:
     grace (:mod:`calltrail.airflow.timeouts`): no failure callback runs in a killed process."""
     from calltrail import settings as settings_module
 
+    _deliver_task_failed(context, observed, settings_module.load())
+
+
+def _deliver_task_failed(context: dict[str, Any], observed: str, settings: Settings) -> None:
+    """The alert of one failed task, ``observed`` its cause."""
     run = RunInfo.from_context(context)
     task_id = run.task_id or "unknown task"
     outcome = Outcome(check=task_id, layer="dbt" if task_id.startswith("dbt.") else "task", severity=ERROR,
                       observed=observed, expected="the task succeeds", expectation="task")
-    deliver([outcome], settings_module.load(), run, context)
+    deliver([outcome], settings, run, context)
 
 
 def task_defaults(settings: Settings) -> dict[str, Any]:
