@@ -137,12 +137,7 @@ def _last_resort(limit_seconds: float, done: threading.Event, context: dict[str,
     """In a thread of the task's own: once the limit and its grace have passed with the task still
     running, alert and kill the process. It writes to the process's standard error directly: the
     stuck main thread may hold a lock of logging's."""
-    from calltrail import settings as settings_module
-
-    try:
-        grace = settings_module.load().task_timeout_grace_minutes
-    except settings_module.ConfigurationError:  # the task fails on it itself; the last resort still holds
-        grace = float(settings_module.Settings().task_timeout_grace_minutes)
+    grace = _grace_minutes()
     if done.wait(limit_seconds + grace * 60):
         return
     configured = getattr(context.get("task"), "execution_timeout", None)  # the timer ran since the task began
@@ -156,6 +151,18 @@ def _last_resort(limit_seconds: float, done: threading.Event, context: dict[str,
     alert.start()
     alert.join(ALERT_WAIT_SECONDS)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@functools.cache
+def _grace_minutes() -> float:
+    """``CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES``, read once a process (its tasks share one
+    environment: under ``airflow dags test`` and ``make run`` every task runs in one process)."""
+    from calltrail import settings as settings_module
+
+    try:
+        return settings_module.load().task_timeout_grace_minutes
+    except settings_module.ConfigurationError:  # the task fails on it itself; the last resort still holds
+        return float(settings_module.Settings().task_timeout_grace_minutes)
 
 
 def _alert_killed(context: dict[str, Any], observed: str) -> None:
