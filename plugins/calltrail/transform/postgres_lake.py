@@ -28,7 +28,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from calltrail.lake.layout import datasets
-from calltrail.warehouse.postgres import connect, writer_lock
+from calltrail.warehouse.postgres import connect, ensure_schema, quoted, writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,6 @@ def _pg_type(arrow_type: pa.DataType) -> str:
     raise ValueError(f"no PostgreSQL type for the lake's Arrow type {arrow_type}")
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _columns(cur, schema: str, table: str) -> set[str]:
     cur.execute("select column_name from information_schema.columns where table_schema = %s and table_name = %s",
                 (schema, table))
@@ -99,20 +95,20 @@ def load_partition(conn, schema: str, dataset: str, lake_dir: Path, path: Path) 
     relative = str(path.relative_to(lake_dir))
     table = pq.read_table(path)
     with conn, conn.cursor() as cur:
-        cur.execute(f"create table if not exists {_ident(schema)}.{_ident(dataset)} ({_ident(FILE_COLUMN)} text not null)")
+        cur.execute(f"create table if not exists {quoted(schema)}.{quoted(dataset)} ({quoted(FILE_COLUMN)} text not null)")
         have = _columns(cur, schema, dataset)
         for field in table.schema:
             if field.name not in have:
-                cur.execute(f"alter table {_ident(schema)}.{_ident(dataset)} "
-                            f"add column {_ident(field.name)} {_pg_type(field.type)}")
+                cur.execute(f"alter table {quoted(schema)}.{quoted(dataset)} "
+                            f"add column {quoted(field.name)} {_pg_type(field.type)}")
         # A partition recorded by an earlier run that died between COPY and COMMIT cannot exist
         # (one transaction); this delete makes a reload after a manual ledger edit idempotent too.
-        cur.execute(f"delete from {_ident(schema)}.{_ident(dataset)} where {_ident(FILE_COLUMN)} = %s", (relative,))
+        cur.execute(f"delete from {quoted(schema)}.{quoted(dataset)} where {quoted(FILE_COLUMN)} = %s", (relative,))
         table = table.append_column(FILE_COLUMN, pa.array([relative] * table.num_rows, pa.string()))
-        columns = ", ".join(_ident(n) for n in table.column_names)
-        cur.copy_expert(f"copy {_ident(schema)}.{_ident(dataset)} ({columns}) from stdin with (format csv)",
+        columns = ", ".join(quoted(n) for n in table.column_names)
+        cur.copy_expert(f"copy {quoted(schema)}.{quoted(dataset)} ({columns}) from stdin with (format csv)",
                         io.BytesIO(_csv(table)))
-        cur.execute(f"insert into {_ident(schema)}.{_ident(LEDGER)} (dataset, path, row_count) values (%s, %s, %s)",
+        cur.execute(f"insert into {quoted(schema)}.{quoted(LEDGER)} (dataset, path, row_count) values (%s, %s, %s)",
                     (dataset, relative, table.num_rows))
     return table.num_rows
 
@@ -133,15 +129,11 @@ def _load_lake(lake_dir: Path, environ: Mapping[str, str] | None, schema: str) -
     conn = connect(environ)
     try:
         with conn, conn.cursor() as cur:
-            # asked first: a user without CREATE on the database may not even run `create schema if
-            # not exists` of a schema its administrator made for it (docs/deploying.md)
-            cur.execute("select count(*) from pg_namespace where nspname = %s", (schema,))
-            if not cur.fetchone()[0]:
-                cur.execute(f"create schema if not exists {_ident(schema)}")
-            cur.execute(f"create table if not exists {_ident(schema)}.{_ident(LEDGER)} ("
+            ensure_schema(cur, schema)
+            cur.execute(f"create table if not exists {quoted(schema)}.{quoted(LEDGER)} ("
                         "dataset text not null, path text primary key, row_count bigint not null, "
                         "loaded_at timestamptz not null default now())")
-            cur.execute(f"select path from {_ident(schema)}.{_ident(LEDGER)}")
+            cur.execute(f"select path from {quoted(schema)}.{quoted(LEDGER)}")
             loaded = {r[0] for r in cur.fetchall()}
         results = []
         for dataset, glob in datasets().items():

@@ -48,6 +48,27 @@ def connect(environ: Mapping[str, str] | None = None, *, application_name: str =
             f"user {params['user']}; CALLTRAIL_PG_*): {' '.join(str(exc).split())}") from exc  # libpq's lines in one
 
 
+
+def has_schema(cur, schema: str) -> bool:
+    """Whether ``schema`` exists, asked of ``pg_namespace``: ``information_schema`` lists only the
+    schemas this user may use."""
+    cur.execute("select count(*) from pg_namespace where nspname = %s", (schema,))
+    return bool(cur.fetchone()[0])
+
+
+def ensure_schema(cur, schema: str) -> None:
+    """Create ``schema`` unless it exists. Asked first: PostgreSQL refuses even ``create schema if
+    not exists`` of an existing schema to a user without CREATE on the database, as where its
+    administrator made the schemas (docs/deploying.md)."""
+    if not has_schema(cur, schema):
+        cur.execute(f"create schema if not exists {quoted(schema)}")
+
+
+def quoted(name: str) -> str:
+    """``name`` as a PostgreSQL identifier, quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 # The one lock of the warehouse's writers: a session-level advisory lock of the database, taken by
 # each calltrail step that writes it (the lake's load, each dbt command, the audit) and released when
 # the step ends. PostgreSQL itself would let two runs write at once, and two builds of one model then

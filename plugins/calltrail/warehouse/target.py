@@ -284,17 +284,21 @@ class Warehouse:
             return bool(self.execute(f"show schemas like '{schema}'").fetchall())
         if self.engine == "spark":
             return bool(self.con.catalog.databaseExists(schema))
-        if self.engine == "postgres":  # its information_schema lists only the schemas this user may use
-            sql = "select count(*) from pg_namespace where nspname = ?"
-        else:
-            sql = "select count(*) from information_schema.schemata where schema_name = ?"
+        if self.engine == "postgres":
+            from calltrail.warehouse import postgres
+
+            return postgres.has_schema(self.con.cursor(), schema)
+        sql = "select count(*) from information_schema.schemata where schema_name = ?"
         return bool(self.execute(sql, [schema]).fetchall()[0][0])
 
     def ensure_schema(self, schema: str) -> None:
-        """Create ``schema`` unless it exists. Asked first: PostgreSQL refuses even ``create schema if
-        not exists`` of an existing schema to a user without CREATE on the database, as where its
-        administrator made the schemas (docs/deploying.md)."""
-        if not self.has_schema(schema):
+        """Create ``schema`` unless it exists (on PostgreSQL:
+        :func:`calltrail.warehouse.postgres.ensure_schema`)."""
+        if self.engine == "postgres":
+            from calltrail.warehouse import postgres
+
+            postgres.ensure_schema(self.con.cursor(), schema)
+        elif not self.has_schema(schema):
             self.execute(f"create schema if not exists {schema}")
 
     def has_table(self, schema: str, table: str) -> bool:
