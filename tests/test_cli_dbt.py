@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -16,8 +17,10 @@ import pytest
 
 from calltrail import settings as settings_module
 from calltrail.transform.dbt import READ_FROM_THE_PROJECT_FILE, DbtArgumentRefused, by_hand_args, dbt_vars
+from calltrail.warehouse.local_postgres import throwaway
 from tests.airflow_env import BIN, calltrail_env, run
 from tests.faults.helpers import hold_warehouse
+from tests.warehouse.test_postgres_writers import HOLDER
 
 ROOT = Path(__file__).resolve().parents[1]
 # the vars as the compiled SQL shows them: two that come from settings, one of the project's own
@@ -123,6 +126,42 @@ def test_calltrail_dbt_waits_for_a_warehouse_another_program_holds_then_names_it
     assert listed.returncode == 0, listed.stdout[-3000:] + listed.stderr[-3000:]
     assert listed.stdout.strip().splitlines()[-1] == "calltrail.staging.stg_web__events", listed.stdout[-3000:]
     assert "waiting" not in listed.stderr, listed.stderr
+
+
+def test_on_postgresql_calltrail_dbt_is_one_of_the_warehouses_writers_and_dbt_ls_waits_for_none(tmp_path):
+    """On PostgreSQL a dbt command by hand writes as each of calltrail's steps does: it waits for the
+    writers' lock another step holds, then names that step; with the lock free it holds the lock
+    while dbt runs (the query dbt runs sees it). ``dbt ls`` waits for no one."""
+    calltrail = str(BIN / "calltrail")
+    holders = ("select application_name from pg_stat_activity join pg_locks using (pid) "
+               "where locktype = 'advisory' and granted")
+    with throwaway("calltrail") as server:
+        env = calltrail_env(tmp_path, **server, CALLTRAIL_DBT_TARGET="postgres", CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS="2",
+                            CALLTRAIL_PUBLISH_SCHEMA="acme_published")
+        holder = subprocess.Popen([sys.executable, "-c", HOLDER, "300"], env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            held = run([calltrail, "dbt", "show", "--inline", holders], env)
+            listed = run([calltrail, "dbt", "ls", "--select", "stg_web__events", "--resource-type", "model"], env)
+        finally:
+            holder.kill()
+            holder.wait()
+        shown = run([calltrail, "dbt", "show", "--inline", holders, "--output", "json"], env)
+        compiled = run([calltrail, "dbt", "compile", "--inline", SHOW_VARS], env)
+    assert held.returncode == 1, held.stdout[-3000:] + held.stderr[-3000:]
+    said = held.stdout.strip().splitlines()[-1]
+    assert said.startswith("calltrail dbt: the warehouse (PostgreSQL database calltrail at ") and \
+        f"calltrail pid {holder.pid} " in said and "the holder's step" in said and "dbt show needs to write it" in said, said
+    assert listed.returncode == 0, listed.stdout[-3000:] + listed.stderr[-3000:]
+    assert listed.stdout.strip().splitlines()[-1] == "calltrail.staging.stg_web__events", listed.stdout[-3000:]
+
+    assert shown.returncode == 0, shown.stdout[-3000:] + shown.stderr[-3000:]
+    at = shown.stdout.rindex("{", 0, shown.stdout.index('"show"'))  # dbt show's JSON, after dbt's log lines
+    rows = json.JSONDecoder().raw_decode(shown.stdout, at)[0]["show"]
+    assert [r["application_name"].split(": ", 1)[1] for r in rows] == ["dbt show"], rows
+    assert rows[0]["application_name"].startswith("calltrail pid "), rows
+    assert compiled.returncode == 0, compiled.stdout[-3000:] + compiled.stderr[-3000:]
+    assert "select 'acme_published' as publish_schema" in compiled.stdout, compiled.stdout[-3000:]
 
 
 def test_ctrl_c_stops_dbt_and_calltrail_dbt_ends_with_130_without_a_traceback_of_its_own(tmp_path):
