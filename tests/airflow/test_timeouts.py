@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow_env import airflow_env
+from tests.airflow_env import BIN, airflow_env, run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -135,6 +135,67 @@ def test_a_task_never_back_from_logging_code_is_killed_after_its_limit_and_grace
     alerts = [json.loads(line) for line in (tmp_path / "data" / "warehouse" / "alerts.jsonl").read_text().splitlines()]
     assert [(a["check"], a["observed"]) for a in alerts] == [("unknown task", observed)], alerts
     assert seconds < 60, seconds  # not the test's timeout: killed (0.5 s + 1.2 s, then the alert)
+
+
+# Two DAGs of one task each that never leaves logging code, on its last try and with a try left
+KILLED_DAGS = """
+import logging, threading
+from datetime import datetime, timedelta
+
+from airflow.sdk import dag
+
+from calltrail.airflow.timeouts import task
+
+
+def stuck():
+    log = logging.getLogger("calltrail.probe.stuck")
+    log.propagate = False
+
+    class NeverReturns(logging.Handler):
+        def emit(self, record):
+            threading.Event().wait()
+
+    log.addHandler(NeverReturns())
+    log.warning("this handler never returns")
+
+
+for dag_id, retries in (("killed_on_its_last_try", 0), ("killed_with_a_try_left", 1)):
+    @dag(dag_id=dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False)
+    def one():
+        task(task_id="stuck", retries=retries, execution_timeout=timedelta(seconds=1))(stuck)()
+
+    globals()[dag_id] = one()
+"""
+
+
+def test_a_task_airflow_runs_is_killed_by_its_last_resort_and_alerts_only_when_no_retry_follows(tmp_path):
+    """In a real task (``airflow dags test``): the alert names the DAG and the task; a task with a
+    try left is killed without an alert, as any failure a retry follows (Airflow's supervisor marks
+    a killed task's process up for retry then), and says so in its log."""
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "killed.py").write_text(KILLED_DAGS)
+    env = {**airflow_env(tmp_path), "AIRFLOW__CORE__DAGS_FOLDER": str(dags), "CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES": "0.02"}
+    migrated = run([str(BIN / "airflow"), "db", "migrate"], env)
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    alerts = tmp_path / "data" / "warehouse" / "alerts.jsonl"
+    killed = ("calltrail: the task was killed, still running 0.02 min after its time limit of 0.0166667 min "
+              "(CALLTRAIL_TASK_TIMEOUT_MINUTES, CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES), where the timeout could not "
+              "stop it; ")
+
+    retried = run([str(BIN / "airflow"), "dags", "test", "killed_with_a_try_left"], env, timeout=300)
+    assert retried.returncode == -signal.SIGKILL, retried.stdout[-2000:] + retried.stderr[-3000:]
+    assert (f"{killed}it has tries left (this was try 1 of 2), so it does not alert: a failure alerts once no "
+            "retry follows\n") in retried.stderr, retried.stderr[-3000:]
+    assert not alerts.exists(), alerts.read_text()
+
+    last = run([str(BIN / "airflow"), "dags", "test", "killed_on_its_last_try"], env, timeout=300)
+    assert last.returncode == -signal.SIGKILL, last.stdout[-2000:] + last.stderr[-3000:]
+    observed = "the tasks after it in this DAG run did not run. Its log shows what it was doing"
+    assert f"{killed}{observed}\n" in last.stderr, last.stderr[-3000:]
+    sent = [json.loads(line) for line in alerts.read_text().splitlines()]
+    assert [(a["dag_id"], a["task_id"], a["check"], a["observed"]) for a in sent] == [
+        ("killed_on_its_last_try", "stuck", "stuck", f"{killed.removeprefix('calltrail: ')}{observed}")], sent
 
 
 @pytest.mark.parametrize("case", ["in_logging", "in_duckdb", "swallowed"])

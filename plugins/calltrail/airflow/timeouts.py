@@ -142,15 +142,32 @@ def _last_resort(limit_seconds: float, done: threading.Event, context: dict[str,
         return
     configured = getattr(context.get("task"), "execution_timeout", None)  # the timer ran since the task began
     limit = f"{configured.total_seconds() / 60:g}" if configured else f"{limit_seconds / 60:.2g}"
-    observed = (f"the task was killed, still running {grace:g} min after its time limit of {limit} min "
-                "(CALLTRAIL_TASK_TIMEOUT_MINUTES, CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES), where the timeout could "
-                "not stop it; the tasks after it in this DAG run did not run. Its log shows what it was doing")
+    killed = (f"the task was killed, still running {grace:g} min after its time limit of {limit} min "
+              "(CALLTRAIL_TASK_TIMEOUT_MINUTES, CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES), where the timeout could "
+              "not stop it")
+    if tries := _tries_left(context):
+        # as any failure with a retry to follow: no alert (Airflow's scheduler marks the killed
+        # process's task up for retry); the last try's failure alerts
+        os.write(2, f"calltrail: {killed}; it has tries left (this was try {tries[0]} of {tries[1]}), so "
+                    "it does not alert: a failure alerts once no retry follows\n".encode())
+        os.kill(os.getpid(), signal.SIGKILL)
+    observed = f"{killed}; the tasks after it in this DAG run did not run. Its log shows what it was doing"
     os.write(2, f"calltrail: {observed}\n".encode())
     alert = threading.Thread(target=_alert_killed, args=(context, observed), name="calltrail-timeout-alert",
                              daemon=True)
     alert.start()
     alert.join(ALERT_WAIT_SECONDS)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _tries_left(context: dict[str, Any]) -> tuple[int, int] | None:
+    """(this try, the task's tries) while Airflow would try the task again after this try fails
+    (its ``try_number`` at most its ``max_tries``, as Airflow's execution API decides); else None."""
+    ti = context.get("ti")
+    try_number, max_tries = getattr(ti, "try_number", None), getattr(ti, "max_tries", None)
+    if isinstance(try_number, int) and isinstance(max_tries, int) and 0 < try_number <= max_tries:
+        return try_number, max_tries + 1
+    return None
 
 
 @functools.cache
