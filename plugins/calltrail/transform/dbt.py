@@ -433,6 +433,7 @@ def _invoke_here(args: list[str], common: list[str], env: dict[str, str], cwd: P
     saved_cwd = Path.cwd()
     key = (tuple(common), tuple(sorted(env.items())), _project_files(cwd))
     semaphores = _named_semaphores()
+    stopped: BaseException | None = None
     with _environment(env):
         os.chdir(cwd)
         try:
@@ -449,22 +450,30 @@ def _invoke_here(args: list[str], common: list[str], env: dict[str, str], cwd: P
         except BaseException as exc:
             stopped = exc
             raise
-        else:
-            stopped = None
         finally:
             os.chdir(saved_cwd)
             try:
-                _close_warehouse()
-                _drop_spark_temporary_views()
-            except Exception:  # under an interrupt, a thread of dbt's may still use them
-                if stopped is None:
-                    raise
-                log.warning("after %s, dbt's connections could not be closed", type(stopped).__name__, exc_info=True)
-            _unlink_named_semaphores(since=semaphores)
+                _close_connections(stopped)
+            finally:
+                _unlink_named_semaphores(since=semaphores)
     if result.exception is not None:
         messages.append(str(result.exception))
     returncode = 0 if result.success else (2 if result.exception is not None else 1)
     return returncode, "\n".join(messages), _node_results(result.result)
+
+
+def _close_connections(stopped: BaseException | None) -> None:
+    """dbt's connections to the warehouse closed and its Spark temporary views dropped, after a
+    command in this process. When the command raised (``stopped``: an interrupt, a task's
+    timeout), a thread of dbt's may still use them: a failure to close is then logged, not raised
+    over what the command raised."""
+    try:
+        _close_warehouse()
+        _drop_spark_temporary_views()
+    except Exception:
+        if stopped is None:
+            raise
+        log.warning("after %s, dbt's connections could not be closed", type(stopped).__name__, exc_info=True)
 
 
 def _interrupted(result: Any) -> Any:
