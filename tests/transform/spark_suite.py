@@ -3,7 +3,8 @@ starts (tests/conftest.py), as the live Airflow is: Spark keeps a core busy for 
 planning queries, which the rest of the suite would otherwise wait for.
 
 Side by side: `calltrail run` on the spark target (what `CALLTRAIL_DBT_TARGET=spark make run`
-runs), then the reading back of its warehouse (tests/transform/spark_dump.py), then the same on a
+runs), then the reading back of its warehouse (tests/transform/spark_dump.py), then models of it
+rebuilt and read on a standalone cluster started here (tests/transform/spark_cluster.py), then the same on a
 Spark Thrift Server (``CALLTRAIL_SPARK_METHOD=thrift``, a server started here:
 spark_thrift_server.py) over TLS that authenticates its users against an LDAP directory
 (ldap_server.py), with a refused login and an untrusted certificate there, and a connection to a
@@ -26,6 +27,7 @@ from pathlib import Path
 from tests.airflow_env import BIN, calltrail_env
 from tests.transform import ldap_server as ldap
 from tests.transform.engine_compare import NAMED_SCHEMAS
+from tests.transform.spark_cluster import standalone_cluster
 from tests.transform.spark_thrift_server import free_port, thrift_server, tls
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +80,18 @@ def _unanswered_master_export(out: Path, env: dict[str, str]) -> subprocess.Pope
                                 env=env, cwd=ROOT, stdout=stdout, stderr=stderr)
 
 
+def _on_a_cluster(out: Path, env: dict[str, str]) -> int:
+    """tests/transform/spark_cluster.py on a standalone cluster started here (its logs and its
+    executors' folders in ``OUT/cluster``): its exit code; its output in ``OUT/cluster.log``."""
+    try:
+        with standalone_cluster(out / "cluster") as master:
+            return _logged([sys.executable, "-m", "tests.transform.spark_cluster", str(out / "cluster_out")],
+                           {**env, "CALLTRAIL_SPARK_MASTER": master}, out / "cluster.log").wait()
+    except RuntimeError as exc:  # the master or the worker did not start: its log is in the message
+        (out / "cluster.log").write_text(str(exc))
+        return -1
+
+
 def main(out: Path) -> int:
     envs = environments(out)
     (out / "environments.json").write_text(json.dumps(envs))
@@ -90,6 +104,8 @@ def main(out: Path) -> int:
         dump = _logged([sys.executable, "-m", "tests.transform.spark_dump", str(out / "spark_out")],
                        envs["demo"], out / "dump.log")
         codes["dump"] = dump.wait()
+        if codes["dump"] == 0:  # the cluster rebuilds models of the demo's warehouse: once they are read
+            codes["cluster"] = _on_a_cluster(out, envs["demo"])
     try:
         serves_tls, _ = tls(out / "tls")  # the CA file the thrift environment names
         with ldap.ldap_server(out / "ldap") as directory, \

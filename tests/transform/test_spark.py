@@ -10,7 +10,9 @@ and mart through calltrail's Spark connection, exports every published mart, and
 tests on Spark, but the slowest two models' (tests/transform/spark_dump.py says why). Here, the same
 lake is built, audited and published on DuckDB. Models are compared row by row (order-independent,
 timestamps in UTC, decimals exact); the summary, the report page, the alerts and the
-calls-missing-BizibleId list are the same, and the exports are equal byte for byte.
+calls-missing-BizibleId list are the same, and the exports are equal byte for byte. The attribution
+and the revenue report of that run are then rebuilt on a standalone cluster started on this machine
+(tests/transform/spark_cluster.py), whose executors must write DuckDB's rows too.
 
 The same demo run goes through a Spark Thrift Server (``CALLTRAIL_SPARK_METHOD=thrift``, dbt-spark's
 thrift method, a server started from pyspark's jars: tests/transform/spark_thrift_server.py), which
@@ -67,6 +69,7 @@ from tests.transform.late_data import (
     T_STILL,
     build_in_one_go,
 )
+from tests.transform.spark_cluster import REBUILT_ON_THE_CLUSTER
 from tests.transform.spark_thrift_server import free_port
 
 
@@ -142,6 +145,24 @@ def test_the_run_on_spark_reads_the_lake_in_place_and_never_creates_the_duckdb_f
 def test_duckdb_and_spark_give_the_same_rows(engines, model):
     assert_same_rows(model, rows_duckdb(engines["duck"].warehouse, model),
                      rows_parquet(engines["dumped"] / "models" / f"{model}.parquet"), "Spark")
+
+
+def test_on_a_standalone_cluster_the_executors_rebuild_the_attribution_and_give_duckdbs_rows(engines, spark_suite):
+    """The session method with ``CALLTRAIL_SPARK_MASTER`` naming a standalone cluster's master
+    (started by the Spark side on this machine: tests/transform/spark_cluster.py): dbt's rebuild of
+    the attribution and the revenue report runs on the worker's executors, JVMs of their own, and
+    what they wrote, read back through calltrail's connection on the cluster, is DuckDB's."""
+    out, codes = suite_result(spark_suite)
+    assert codes.get("cluster") == 0, (out / "cluster.log").read_text()[-6000:]
+    built = re.sub(r"\x1b\[[0-9;]*m", "", (out / "cluster_out" / "dbt.log").read_text())
+    for model in REBUILT_ON_THE_CLUSTER:
+        assert re.search(rf"OK created sql \w+ model calltrail\.{model} ", built), built[-4000:]
+    executors = list((out / "cluster" / "work").glob("app-*/*/stderr"))
+    assert len(executors) == 1, f"one application, one executor: {executors}"
+    assert len(re.findall(r" INFO Executor: Running task ", executors[0].read_text())) > 10, "the executor ran the queries"
+    for model in REBUILT_ON_THE_CLUSTER:
+        assert_same_rows(model, rows_duckdb(engines["duck"].warehouse, model),
+                         rows_parquet(out / "cluster_out" / "models" / f"{model}.parquet"), "a standalone cluster")
 
 
 def test_the_unit_tests_pass_on_spark(engines):
