@@ -16,6 +16,22 @@ from tests.airflow_env import BIN, airflow_env, run
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# A task whose main thread never leaves logging code, in the probe and in a DAG
+NEVER_BACK_FROM_LOGGING = """def never_back_from_logging():
+    # a logging handler that never returns (one waiting for ever on a lock or a socket): the alarm is
+    # put off for as long as the main thread is in logging code, so only the last resort ends the task
+    stuck = logging.getLogger("calltrail.probe.stuck")
+    stuck.propagate = False
+
+    class NeverReturns(logging.Handler):
+        def emit(self, record):
+            threading.Event().wait()
+
+    stuck.addHandler(NeverReturns())
+    stuck.warning("this handler never returns")
+    return "the handler returned"
+"""
+
 # Each case in a fresh interpreter: a lock left held would otherwise hang the test session.
 PROBE = """
 import json, logging, sys, threading, time
@@ -70,20 +86,7 @@ def swallowed():
         time.sleep(0.01)
     return "finished after its limit"
 
-
-def never_back_from_logging():
-    # a logging handler that never returns (one waiting for ever on a lock or a socket): the alarm is
-    # put off for as long as the main thread is in logging code, so only the last resort ends the task
-    stuck = logging.getLogger("calltrail.probe.stuck")
-    stuck.propagate = False
-
-    class NeverReturns(logging.Handler):
-        def emit(self, record):
-            threading.Event().wait()
-
-    stuck.addHandler(NeverReturns())
-    stuck.warning("this handler never returns")
-    return "the handler returned"
+""" + NEVER_BACK_FROM_LOGGING + """
 
 
 body = {"in_logging": in_logging, "in_duckdb": in_duckdb, "swallowed": swallowed,
@@ -147,22 +150,12 @@ from airflow.sdk import dag
 from calltrail.airflow.timeouts import task
 
 
-def stuck():
-    log = logging.getLogger("calltrail.probe.stuck")
-    log.propagate = False
-
-    class NeverReturns(logging.Handler):
-        def emit(self, record):
-            threading.Event().wait()
-
-    log.addHandler(NeverReturns())
-    log.warning("this handler never returns")
-
+""" + NEVER_BACK_FROM_LOGGING + """
 
 for dag_id, retries in (("killed_on_its_last_try", 0), ("killed_with_a_try_left", 1)):
     @dag(dag_id=dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False)
     def one():
-        task(task_id="stuck", retries=retries, execution_timeout=timedelta(seconds=1))(stuck)()
+        task(task_id="stuck", retries=retries, execution_timeout=timedelta(seconds=1))(never_back_from_logging)()
 
     globals()[dag_id] = one()
 """
