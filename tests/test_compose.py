@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
+from calltrail.ops.airflow_cli import QUIETED_WARNINGS
 from calltrail.settings import WAREHOUSE_POOL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,6 +145,7 @@ def test_celery_executor_on_postgres_and_redis_and_the_execution_api():
         assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://airflow:"), name
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://api-server:8080/execution/", name
         assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False", name
+        assert env["PYTHONWARNINGS"] == ",".join(QUIETED_WARNINGS), name  # as make run and make airflow
     assert "api-server" in SERVICES
 
 

@@ -38,6 +38,13 @@ def _jwt_secret(airflow_home: Path) -> str:
     return path.read_text().strip()
 
 
+# Python's warning filters (``PYTHONWARNINGS``) added for every Airflow process and the tasks they
+# run, after the user's own. Starlette warns when its test client is imported with httpx and not
+# httpx2; Airflow's execution API imports it (through svcs, for type hints) in every component and
+# in `airflow dags test`, and never uses it: a line at the top of every log that no user can act on.
+QUIETED_WARNINGS = ("ignore:Using `httpx` with `starlette.testclient` is deprecated",)
+
+
 def environment(settings: Settings) -> dict[str, str]:
     # The process environment as settings read it, passed on whole: the Airflow processes (and the
     # tasks they run, which load the settings again) need PATH, AIRFLOW__* and the CALLTRAIL_* variables.
@@ -62,7 +69,9 @@ def environment(settings: Settings) -> dict[str, str]:
     }
     for key, value in defaults.items():
         env.setdefault(key, value)
+    env["PYTHONWARNINGS"] = ",".join(filter(None, [env.get("PYTHONWARNINGS"), *QUIETED_WARNINGS]))
     return env
+
 
 
 def airflow(args: list[str], env: dict[str, str], log_file: Path, *, check: bool = True) -> int:
