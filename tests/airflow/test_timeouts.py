@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -161,28 +162,35 @@ for dag_id, retries in (("killed_on_its_last_try", 0), ("killed_with_a_try_left"
 """
 
 
+def killed_dag(tmp: Path, dag_id: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``airflow dags test`` of one of ``KILLED_DAGS`` in an Airflow home and data folder of its own
+    under ``tmp`` (the limit 1 s, the grace 0.02 min): the command's result, and where its alerts go."""
+    dags = tmp / "dags"
+    dags.mkdir(parents=True)
+    (dags / "killed.py").write_text(KILLED_DAGS)
+    env = {**airflow_env(tmp), "AIRFLOW__CORE__DAGS_FOLDER": str(dags), "CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES": "0.02"}
+    migrated = run([str(BIN / "airflow"), "db", "migrate"], env)
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    return run([str(BIN / "airflow"), "dags", "test", dag_id], env, timeout=300), tmp / "data" / "warehouse" / "alerts.jsonl"
+
+
 def test_a_task_airflow_runs_is_killed_by_its_last_resort_and_alerts_only_when_no_retry_follows(tmp_path):
     """In a real task (``airflow dags test``): the alert names the DAG and the task; a task with a
     try left is killed without an alert, as any failure a retry follows (Airflow's supervisor marks
-    a killed task's process up for retry then), and says so in its log."""
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "killed.py").write_text(KILLED_DAGS)
-    env = {**airflow_env(tmp_path), "AIRFLOW__CORE__DAGS_FOLDER": str(dags), "CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES": "0.02"}
-    migrated = run([str(BIN / "airflow"), "db", "migrate"], env)
-    assert migrated.returncode == 0, migrated.stderr[-3000:]
-    alerts = tmp_path / "data" / "warehouse" / "alerts.jsonl"
+    a killed task's process up for retry then), and says so in its log. The two DAGs run at once."""
+    with ThreadPoolExecutor(2) as pool:
+        runs = {dag_id: pool.submit(killed_dag, tmp_path / dag_id, dag_id)
+                for dag_id in ("killed_with_a_try_left", "killed_on_its_last_try")}
+    (retried, retried_alerts), (last, alerts) = (runs[d].result() for d in runs)
     killed = ("calltrail: the task was killed, still running 0.02 min after its time limit of 0.0166667 min "
               "(CALLTRAIL_TASK_TIMEOUT_MINUTES, CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES), where the timeout could not "
               "stop it; ")
 
-    retried = run([str(BIN / "airflow"), "dags", "test", "killed_with_a_try_left"], env, timeout=300)
     assert retried.returncode == -signal.SIGKILL, retried.stdout[-2000:] + retried.stderr[-3000:]
     assert (f"{killed}it has tries left (this was try 1 of 2), so it does not alert: a failure alerts once no "
             "retry follows\n") in retried.stderr, retried.stderr[-3000:]
-    assert not alerts.exists(), alerts.read_text()
+    assert not retried_alerts.exists(), retried_alerts.read_text()
 
-    last = run([str(BIN / "airflow"), "dags", "test", "killed_on_its_last_try"], env, timeout=300)
     assert last.returncode == -signal.SIGKILL, last.stdout[-2000:] + last.stderr[-3000:]
     observed = "the tasks after it in this DAG run did not run. Its log shows what it was doing"
     assert f"{killed}{observed}\n" in last.stderr, last.stderr[-3000:]
