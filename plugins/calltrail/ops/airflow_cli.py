@@ -40,8 +40,8 @@ def _jwt_secret(airflow_home: Path) -> str:
 
 # Python's warning filters (``PYTHONWARNINGS``) added for every Airflow process and the tasks they
 # run, after the user's own. Starlette warns when its test client is imported with httpx and not
-# httpx2; Airflow's execution API imports it (through svcs, for type hints) in every component and
-# in `airflow dags test`, and never uses it: a line at the top of every log that no user can act on.
+# httpx2; Airflow imports it (through svcs, for type hints) wherever it loads its execution API (the
+# api-server, `airflow dags test`, `airflow db migrate`) and never uses it: a line no user can act on.
 QUIETED_WARNINGS = ("ignore:Using `httpx` with `starlette.testclient` is deprecated",)
 
 
