@@ -48,7 +48,6 @@ def connect(environ: Mapping[str, str] | None = None, *, application_name: str =
             f"user {params['user']}; CALLTRAIL_PG_*): {' '.join(str(exc).split())}") from exc  # libpq's lines in one
 
 
-
 def has_schema(cur, schema: str) -> bool:
     """Whether ``schema`` exists, asked of ``pg_namespace``: ``information_schema`` lists only the
     schemas this user may use."""
