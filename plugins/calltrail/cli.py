@@ -379,16 +379,17 @@ Airflow is up: {endpoint.url}
 
 
 # what int_increment says of each build, in dbt's output (dbt_project/models/intermediate/int_increment.sql)
-_BUILD_MODE = re.compile(r"^(?:\x1b\[[0-9;]*m)*\d\d:\d\d:\d\d\s+calltrail: (incremental|full) build of [^:]*: (.+)$",
-                         re.MULTILINE)
+_BUILD_MODE = re.compile(r"^\d\d:\d\d:\d\d\s+calltrail: (incremental|full) build of [^:]*: (.+)$", re.MULTILINE)
 
 
 def _build_mode(log_file: Path, offset: int) -> str | None:
     """Whether this run's dbt build was incremental or full, and why, as dbt said it in the run's
     log (from ``offset``, where the DAG runs began); None when no build got that far."""
+    from calltrail.transform.dbt import without_colours
+
     with log_file.open(errors="replace") as fh:
         fh.seek(offset)
-        found = _BUILD_MODE.findall(fh.read())
+        found = _BUILD_MODE.findall(without_colours(fh.read()))
     return f"{found[-1][0]} ({found[-1][1].strip()})" if found else None
 
 

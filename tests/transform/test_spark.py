@@ -41,7 +41,7 @@ from calltrail import settings as settings_module
 from calltrail.airflow.run_context import RunInfo
 from calltrail.tasks import quality
 from calltrail.tasks.publish import publish
-from calltrail.transform.dbt import BUILD_ARGS, run_dbt
+from calltrail.transform.dbt import BUILD_ARGS, run_dbt, without_colours
 from calltrail.warehouse.export import export
 from calltrail.warehouse.schemas import PUBLISHED_MODELS
 from tests.airflow_env import BIN, calltrail_env, run
@@ -154,7 +154,7 @@ def test_on_a_standalone_cluster_the_executors_rebuild_the_attribution_and_give_
     what they wrote, read back through calltrail's connection on the cluster, is DuckDB's."""
     out, codes = suite_result(spark_suite)
     assert codes.get("cluster") == 0, (out / "cluster.log").read_text()[-6000:]
-    built = re.sub(r"\x1b\[[0-9;]*m", "", (out / "cluster_out" / "dbt.log").read_text())
+    built = without_colours((out / "cluster_out" / "dbt.log").read_text())
     for model in REBUILT_ON_THE_CLUSTER:
         assert re.search(rf"OK created sql \w+ model calltrail\.{model} ", built), built[-4000:]
     executors = list((out / "cluster" / "work").glob("app-*/*/stderr"))

@@ -36,12 +36,17 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _LOGGED = re.compile(r"^\d\d:\d\d:\d\d\s")  # a line of dbt's log (it starts with the time)
 
 
+def without_colours(output: str) -> str:
+    """dbt's output without the terminal's colour codes it may carry (a log written from a terminal)."""
+    return _ANSI.sub("", output)
+
+
 def reason(output: str) -> str:
     """dbt's own account of why a command ended, in one line: what follows its last
     ``Encountered an error:``, up to its next logged line or traceback (for example
     ``Runtime Error: The profile 'calltrail' does not have a target named ...``). Empty when dbt
     gave none."""
-    lines = _ANSI.sub("", output).splitlines()
+    lines = without_colours(output).splitlines()
     starts = [i for i, line in enumerate(lines) if line.rstrip().endswith("Encountered an error:")]
     if not starts:
         return ""
