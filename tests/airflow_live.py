@@ -3,6 +3,7 @@ talk to them over the REST API v2, and that check nothing is left running afterw
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,32 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def api_server(env: dict[str, str], log: Path, url: str, *args: str) -> Iterator[None]:
+    """``airflow api-server ARGS`` in ``env``, in a process group of its own, answering at ``url``
+    (its health) for the block; then stopped (SIGTERM, SIGKILL after 30 s). Its output goes to ``log``."""
+    from calltrail.ops.airflow_cli import AIRFLOW
+    from calltrail.ops.airflow_services import health
+
+    with log.open("w") as out:
+        proc = subprocess.Popen([AIRFLOW, "api-server", *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while health(url) is None:
+            assert proc.poll() is None, f"api-server exited: {log.read_text()[-4000:]}"
+            assert time.monotonic() < deadline, f"api-server not up within 300 s: {log.read_text()[-4000:]}"
+            time.sleep(1)
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
 
 
 def api(url: str, path: str, token: str | None = None, method: str = "GET", body: Any = None) -> Any:

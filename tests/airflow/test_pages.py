@@ -9,10 +9,6 @@ Data Docs rendered with every non-local request blocked."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 import urllib.error
 import urllib.request
 
@@ -23,12 +19,12 @@ import pytest
 
 from calltrail import settings as settings_module
 from calltrail.ops.airflow_cli import AIRFLOW, environment
-from calltrail.ops.airflow_services import Endpoint, admin_password, health, service_environment
+from calltrail.ops.airflow_services import Endpoint, admin_password, service_environment
 from calltrail.quality.validate import Frame, validate_frames
 from calltrail.report import page as report_page
 from calltrail.settings import QualitySettings
 from tests.airflow_env import calltrail_env, run
-from tests.airflow_live import free_port
+from tests.airflow_live import api_server, free_port
 from tests.offline_browser import assert_rendered_offline, chromium, open_offline
 
 DBT_INDEX = "<html><body><h1>calltrail dbt docs</h1></body></html>"
@@ -74,25 +70,9 @@ def server(tmp_path_factory):
     write_docs(s)
     migrated = run([AIRFLOW, "db", "migrate"], env, timeout=600)
     assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
-    log = tmp / "api-server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([AIRFLOW, "api-server"], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while health(url) is None:
-            assert proc.poll() is None, f"api-server exited: {log.read_text()[-4000:]}"
-            assert time.monotonic() < deadline, f"api-server not up within 300 s: {log.read_text()[-4000:]}"
-            time.sleep(2)
+    with api_server(env, tmp / "api-server.log", url):
         yield {"url": url, "settings": s, "env": env}
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
 
 
 def get(url: str, *, token: str | None = None, cookie: str | None = None, accept: str = "*/*"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.airflow_env import BIN, airflow_env, run
+from tests.airflow_live import api_server, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -161,47 +163,82 @@ from calltrail.airflow.timeouts import task
 for dag_id, retries in (("killed_on_its_last_try", 0), ("killed_with_a_try_left", 1)):
     @dag(dag_id=dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False)
     def one():
-        task(task_id="stuck", retries=retries, execution_timeout=timedelta(seconds=1))(never_back_from_logging)()
+        task(task_id="stuck", retries=retries, retry_delay=timedelta(0),
+             execution_timeout=timedelta(seconds=1))(never_back_from_logging)()
 
     globals()[dag_id] = one()
 """
 
 
-def killed_dag(tmp: Path, dag_id: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+def killed_dag(tmp: Path, dag_id: str, *, supervised: bool) -> tuple[subprocess.CompletedProcess[str], Path]:
     """``airflow dags test`` of one of ``KILLED_DAGS`` in an Airflow home and data folder of its own
-    under ``tmp`` (the limit 1 s, the grace 0.02 min): the command's result, and where its alerts go."""
+    under ``tmp`` (the limit 1 s, the grace 0.02 min): the command's result, and the Airflow home.
+
+    ``supervised``: with ``--use-executor``, the LocalExecutor runs each try in a process of its own
+    under Airflow's task supervisor, which reports to an api-server of its own, as under the
+    scheduler; otherwise every task runs in the one ``dags test`` process, as ``calltrail run`` runs it."""
     dags = tmp / "dags"
     dags.mkdir(parents=True)
     (dags / "killed.py").write_text(KILLED_DAGS)
-    env = {**airflow_env(tmp), "AIRFLOW__CORE__DAGS_FOLDER": str(dags), "CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES": "0.02"}
+    port = free_port()
+    env = {**airflow_env(tmp), "AIRFLOW__CORE__DAGS_FOLDER": str(dags), "CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES": "0.02",
+           "AIRFLOW__API__WORKERS": "1", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/"}
     migrated = run([str(BIN / "airflow"), "db", "migrate"], env)
     assert migrated.returncode == 0, migrated.stderr[-3000:]
-    return run([str(BIN / "airflow"), "dags", "test", dag_id], env, timeout=300), tmp / "data" / "warehouse" / "alerts.jsonl"
+    home = Path(env["AIRFLOW_HOME"])
+    if not supervised:
+        return run([str(BIN / "airflow"), "dags", "test", dag_id], env, timeout=300), home
+    with api_server(env, tmp / "api-server.log", f"http://127.0.0.1:{port}", "--host", "127.0.0.1", "--port", str(port)):
+        return run([str(BIN / "airflow"), "dags", "test", "--use-executor", dag_id], env, timeout=300), home
+
+
+def sent_alerts(home: Path) -> list[dict]:
+    alerts = home.parent / "warehouse" / "alerts.jsonl"
+    return [json.loads(line) for line in alerts.read_text().splitlines()] if alerts.exists() else []
+
+
+def try_log(home: Path, dag_id: str, attempt: int) -> str:
+    """What the task wrote in its try's log (the supervisor's JSON lines)."""
+    (log,) = home.glob(f"logs/dag_id={dag_id}/run_id=*/task_id=stuck/attempt={attempt}.log")
+    return "\n".join(json.loads(line)["event"] for line in log.read_text().splitlines())
 
 
 def test_a_task_airflow_runs_is_killed_by_its_last_resort_and_alerts_only_when_no_retry_follows(tmp_path):
-    """In a real task (``airflow dags test``): the alert names the DAG and the task; a task with a
-    try left is killed without an alert, as any failure a retry follows (Airflow's supervisor marks
-    a killed task's process up for retry then), and says so in its log. The two DAGs run at once."""
+    """In real tasks: a task with a try left, under Airflow's task supervisor as the scheduler runs
+    it, is killed without an alert and says so in its log; the supervisor marks it up for retry, the
+    retry runs, and that last try is killed with one alert. A task on its last try in ``airflow dags
+    test`` (as ``calltrail run`` runs it) alerts naming the DAG and the task. The two run at once."""
     with ThreadPoolExecutor(2) as pool:
-        runs = {dag_id: pool.submit(killed_dag, tmp_path / dag_id, dag_id)
-                for dag_id in ("killed_with_a_try_left", "killed_on_its_last_try")}
-    (retried, retried_alerts), (last, alerts) = (runs[d].result() for d in runs)
-    killed = ("calltrail: the task was killed, still running 0.02 min after its time limit of 0.0166667 min "
+        runs = {dag_id: pool.submit(killed_dag, tmp_path / dag_id, dag_id, supervised=supervised)
+                for dag_id, supervised in (("killed_with_a_try_left", True), ("killed_on_its_last_try", False))}
+    (retried, retried_home), (last, last_home) = (runs[d].result() for d in runs)
+    killed = ("the task was killed, still running 0.02 min after its time limit of 0.0166667 min "
               "(CALLTRAIL_TASK_TIMEOUT_MINUTES, CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES), where the timeout could not "
               "stop it; ")
+    observed = "the tasks after it in this DAG run did not run. Its log shows what it was doing"
 
-    assert retried.returncode == -signal.SIGKILL, retried.stdout[-2000:] + retried.stderr[-3000:]
-    assert (f"{killed}it has tries left (this was try 1 of 2), so it does not alert: a failure alerts once no "
-            "retry follows\n") in retried.stderr, retried.stderr[-3000:]
-    assert not retried_alerts.exists(), retried_alerts.read_text()
+    dag_id = "killed_with_a_try_left"
+    assert retried.returncode == 1 and "DagRun failed" in retried.stdout + retried.stderr, \
+        retried.stdout[-3000:] + retried.stderr[-3000:]
+    assert (f"calltrail: {killed}it has tries left (this was try 1 of 2), so it does not alert: a failure alerts "
+            "once no retry follows") in try_log(retried_home, dag_id, 1).splitlines()
+    assert f"calltrail: {killed}{observed}" in try_log(retried_home, dag_id, 2).splitlines()
+    # the supervisor's account of each try's process, killed both times
+    assert re.findall(r"exit_code=<Negsignal.SIGKILL: -9> final_state=(\w+)", retried.stdout) == ["up_for_retry", "failed"], \
+        retried.stdout[-3000:]
+    con = sqlite3.connect(retried_home / "airflow.db")
+    try:
+        assert con.execute("select task_id, try_number, state from task_instance").fetchall() == [("stuck", 2, "failed")]
+    finally:
+        con.close()
+    sent = sent_alerts(retried_home)
+    assert [(a["dag_id"], a["task_id"], a["observed"]) for a in sent] == [(dag_id, "stuck", f"{killed}{observed}")], sent
 
     assert last.returncode == -signal.SIGKILL, last.stdout[-2000:] + last.stderr[-3000:]
-    observed = "the tasks after it in this DAG run did not run. Its log shows what it was doing"
-    assert f"{killed}{observed}\n" in last.stderr, last.stderr[-3000:]
-    sent = [json.loads(line) for line in alerts.read_text().splitlines()]
+    assert f"calltrail: {killed}{observed}\n" in last.stderr, last.stderr[-3000:]
+    sent = sent_alerts(last_home)
     assert [(a["dag_id"], a["task_id"], a["check"], a["observed"]) for a in sent] == [
-        ("killed_on_its_last_try", "stuck", "stuck", f"{killed.removeprefix('calltrail: ')}{observed}")], sent
+        ("killed_on_its_last_try", "stuck", "stuck", f"{killed}{observed}")], sent
 
 
 @pytest.mark.parametrize("case", ["in_logging", "in_duckdb", "swallowed"])

@@ -146,8 +146,8 @@ def _last_resort(limit_seconds: float, done: threading.Event, context: dict[str,
               "(CALLTRAIL_TASK_TIMEOUT_MINUTES, CALLTRAIL_TASK_TIMEOUT_GRACE_MINUTES), where the timeout could "
               "not stop it")
     if tries := _tries_left(context):
-        # as any failure with a retry to follow: no alert (Airflow's scheduler marks the killed
-        # process's task up for retry); the last try's failure alerts
+        # as any failure with a retry to follow: no alert (Airflow's task supervisor marks the
+        # killed process's try up for retry); the last try's failure alerts
         os.write(2, f"calltrail: {killed}; it has tries left (this was try {tries[0]} of {tries[1]}), so "
                     "it does not alert: a failure alerts once no retry follows\n".encode())
         os.kill(os.getpid(), signal.SIGKILL)
