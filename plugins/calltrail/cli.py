@@ -400,9 +400,10 @@ def _warehouse_errors() -> tuple[type[Exception], ...]:
     from calltrail.warehouse.local_postgres import LocalPostgresError
     from calltrail.warehouse.postgres import PostgresBusy, PostgresUnreachable
     from calltrail.warehouse.spark import SparkUnavailable
+    from calltrail.warehouse.thrift_lock import SparkBusy
 
     return (WarehouseLocked, WarehouseUnreadable, PostgresUnreachable, PostgresBusy, UnreadableColumn,
-            LocalPostgresError, SparkUnavailable)
+            LocalPostgresError, SparkUnavailable, SparkBusy)
 
 
 def _first_line(exc: BaseException) -> str:

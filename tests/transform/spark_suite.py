@@ -8,7 +8,8 @@ rebuilt and read on a standalone cluster started here (tests/transform/spark_clu
 Spark Thrift Server (``CALLTRAIL_SPARK_METHOD=thrift``, a server started here:
 spark_thrift_server.py) over TLS that authenticates its users against an LDAP directory
 (ldap_server.py), with a refused login and an untrusted certificate there, and a connection to a
-plain server without authentication (dbt's and calltrail's); the late-arriving data built step
+plain server without authentication (dbt's and calltrail's) and the writers' lock between processes
+there (thrift_lock_scenario.py); the late-arriving data built step
 by step on a second Spark warehouse (spark_late_data.py); and an export whose cluster master does
 not answer. Each writes its output into its log in ``OUT``, and their exit codes go into
 ``OUT/exit_codes.json``.
@@ -140,6 +141,8 @@ def main(out: Path) -> int:
                                          plain_env, out / "plain_dbt.log").wait()
             codes["plain_calltrail"] = _logged([sys.executable, "-c", PLAIN_QUERY], plain_env,
                                                out / "plain_calltrail.log").wait()
+            codes["thrift_lock"] = _logged([sys.executable, "-m", "tests.transform.thrift_lock_scenario", str(out)],
+                                           plain_env, out / "thrift_lock.log").wait()
     except RuntimeError as exc:
         (out / "plain_dbt.log").write_text(str(exc))
         codes["plain_dbt"] = -1

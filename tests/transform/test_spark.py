@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -562,6 +563,86 @@ def test_dbt_and_calltrail_connect_to_a_thrift_server_without_tls_or_authenticat
     calltrail_log = (out / "plain_calltrail.log").read_text()
     assert codes["plain_calltrail"] == 0, calltrail_log[-3000:]
     assert "plain server: [('calltrail', 42)]" in calltrail_log
+
+
+@pytest.fixture(scope="module")
+def thrift_lock(spark_suite):
+    """What tests/transform/thrift_lock_scenario.py saw of the writers' lock on the plain server."""
+    out, codes = suite_result(spark_suite)
+    log = out / ("thrift_lock.log" if "thrift_lock" in codes else "plain_dbt.log")
+    assert codes.get("thrift_lock") == 0, log.read_text()[-4000:]
+    seen = json.loads((out / "thrift_lock.json").read_text())
+    seen["holder"] = f"'calltrail pid {seen['holder_pid']} on {socket.gethostname()}: holding it for the test'"
+    return seen
+
+
+def _busy(message: str, seen: dict, doing: str) -> None:
+    """``message`` is the one that names the lock's holder to ``doing``."""
+    assert re.fullmatch(
+        rf"the warehouse \(Spark Thrift Server at 127\.0\.0\.1:\d+, schema {seen['schema']}\) is being written by "
+        rf"{re.escape(seen['holder'])} \(holding it since \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC, last heartbeat "
+        rf"\d+ s ago\), and {doing} needs to write it, one writer at a time\. Waited \d+ s "
+        r"\(CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS\)\. Let that run finish, then run again; nothing was changed by "
+        rf"this one\. A writer that died lets go \d+ s after its last heartbeat \(or drop view "
+        rf"{seen['schema']}\._calltrail_writer once you know it is gone\)\.", message), message
+
+
+def test_on_a_thrift_server_a_second_writer_waits_then_fails_naming_the_holder(thrift_lock):
+    busy = thrift_lock["busy"]
+    assert not busy["took"], busy
+    _busy(busy["error"], thrift_lock, "a second writer")
+    assert 2 <= busy["seconds"] < 60
+    # a step that opens the warehouse to write it, and a dbt command by hand, the same in one line
+    _busy(thrift_lock["open_for_writing"], thrift_lock, "the data-quality audit")
+    dbt = thrift_lock["dbt"]
+    assert dbt["code"] == 1, dbt
+    said = [line for line in (dbt["stdout"] + dbt["stderr"]).splitlines() if line.startswith("calltrail dbt: ")]
+    assert len(said) == 1, dbt
+    _busy(said[0].removeprefix("calltrail dbt: "), thrift_lock, "dbt compile")
+    assert "Traceback" not in dbt["stderr"]
+    # a reader takes no turn
+    assert thrift_lock["read_only"] == 42
+
+
+def test_on_a_thrift_server_a_holder_that_renews_its_heartbeat_keeps_the_lock_past_the_staleness_limit(thrift_lock):
+    alive = thrift_lock["alive"]  # a limit of 2 s, a wait of 5 s
+    assert not alive["took"], alive
+    assert alive["seconds"] >= 5
+    assert "A writer that died lets go 2 s after its last heartbeat" in alive["error"]
+
+
+def test_on_a_thrift_server_a_waiting_writer_takes_its_turn_when_the_holder_lets_go(thrift_lock):
+    assert thrift_lock["holder"] in thrift_lock["waiter_said"]
+    assert thrift_lock["holder_exit"] == 0
+    handover = thrift_lock["handover"]
+    assert handover["took"] and handover["waited"] > 0, handover
+    assert re.fullmatch(r"calltrail pid \d+ on .+: a second writer", handover["lock_view"]["calltrail.holder"])
+
+
+def test_on_a_thrift_server_a_dead_holders_lock_is_taken_once_its_heartbeat_is_older_than_the_limit(thrift_lock):
+    dead = thrift_lock["left_by_the_dead"]
+    assert re.fullmatch(r"calltrail pid \d+ on .+: holding it for the test", dead), dead
+    stale = thrift_lock["stale"]  # a limit of 3 s
+    assert stale["took"], stale
+    assert stale["waited"] >= 2, stale
+    assert re.fullmatch(r"calltrail pid \d+ on .+: a second writer", stale["lock_view"]["calltrail.holder"])
+    taken = [line for line in thrift_lock["stale_log"] if "taken for dead" in line]
+    assert len(taken) == 1, thrift_lock["stale_log"]
+    assert f"was left by '{dead}' (holding it since " in taken[0]
+    assert "silent for more than 3 s: taken for dead, a second writer drops it and takes its turn" in taken[0]
+
+
+def test_on_a_thrift_server_the_lock_is_gone_after_each_step_also_one_that_failed(thrift_lock):
+    assert thrift_lock["after_handover"] is None
+    assert thrift_lock["after_stale"] is None
+    assert thrift_lock["after_failed_step"] is None
+
+
+def test_on_a_thrift_server_a_holder_whose_lock_was_dropped_says_so_at_its_next_heartbeat(thrift_lock):
+    errors = [line for line in thrift_lock["taken_log"] if line.startswith("ERROR ")]
+    assert len(errors) == 1, thrift_lock["taken_log"]
+    assert "writers' lock `" in errors[0] and "is no longer this process's (dropped)" in errors[0]
+    assert "another writer may be writing at the same time" in errors[0]
 
 
 def test_without_a_thrift_server_a_command_says_where_it_sought_it_in_one_line(tmp_path):

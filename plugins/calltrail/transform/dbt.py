@@ -363,18 +363,25 @@ def _held(settings: Settings, args: list[str], run: Callable[[dict[str, str]], t
 
 def _warehouse_held(settings: Settings, args: list[str]) -> AbstractContextManager[float]:
     """Around one dbt command: DuckDB's file and the session method's metastore are waited for
-    (:func:`wait_for_warehouse`; dbt then holds them itself); PostgreSQL's writers' lock is held by
-    calltrail for as long as the command runs (:func:`calltrail.warehouse.postgres.writer_lock`).
+    (:func:`wait_for_warehouse`; dbt then holds them itself); the writers' lock of PostgreSQL or of
+    a Spark Thrift Server is held by calltrail for as long as the command runs
+    (:func:`calltrail.warehouse.postgres.writer_lock`, :func:`calltrail.warehouse.thrift_lock.writer_lock`).
     dbt's commands that open no warehouse (:data:`_OPEN_NO_WAREHOUSE`) and a call for dbt's help
     wait for nothing. Yields the seconds waited."""
     word = next((a for a in args if not a.startswith("-")), None)
     if word is None or word in _OPEN_NO_WAREHOUSE or "--help" in args or "-h" in args:
         return nullcontext(0.0)
+    doing = "dbt " + " ".join(itertools.takewhile(lambda a: not a.startswith("-"), args[:3]))  # build; docs generate
     if settings.dbt_target == "postgres":
         from calltrail.warehouse.postgres import writer_lock
 
-        words = itertools.takewhile(lambda a: not a.startswith("-"), args[:3])  # build; docs generate
-        return writer_lock(settings.environ, settings.warehouse_lock_wait_seconds, f"dbt {' '.join(words)}")
+        return writer_lock(settings.environ, settings.warehouse_lock_wait_seconds, doing)
+    if settings.spark_thrift:
+        from calltrail.warehouse.target import spark_environ
+        from calltrail.warehouse.thrift_lock import writer_lock as thrift_writer_lock
+
+        return thrift_writer_lock(spark_environ(settings), settings.build_schema,
+                                  settings.warehouse_lock_wait_seconds, doing)
     return nullcontext(wait_for_warehouse(settings))
 
 

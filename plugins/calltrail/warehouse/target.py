@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -235,7 +235,7 @@ class Warehouse:
 
     def __init__(self, settings: Settings, con: Any, held: contextlib.ExitStack | None = None) -> None:
         self.settings, self.con = settings, con
-        self._held = held  # PostgreSQL: the writers' lock, released on close
+        self._held = held  # PostgreSQL, a Spark Thrift Server: the writers' lock, released on close
         self.engine = settings.dbt_target
         self.thrift = settings.spark_thrift
 
@@ -332,39 +332,50 @@ def open_warehouse(settings: Settings, *, read_only: bool = False, wait: bool = 
     """Open the configured target's warehouse. DuckDB: waits (bounded, ``wait``) while another
     process holds the file, then raises ``WarehouseLocked`` naming it; a Spark session likewise for
     the metastore (``SparkUnavailable``). PostgreSQL: a UTC session
-    that commits each statement; ``PostgresUnreachable`` names the server it sought; unless
-    ``read_only``, it holds the writers' lock until it is closed, waiting (bounded) for another
-    calltrail process that holds it, then ``PostgresBusy`` names that one (``doing`` says who waits)."""
+    that commits each statement; ``PostgresUnreachable`` names the server it sought. PostgreSQL and
+    a Spark Thrift Server: unless ``read_only``, it holds the writers' lock until it is closed,
+    waiting (bounded) for another calltrail process that holds it, then ``PostgresBusy`` or
+    ``SparkBusy`` names that one (``doing`` says who waits)."""
+    wait_seconds = settings.warehouse_lock_wait_seconds if wait else 0.0
     if settings.spark_thrift:
         from calltrail.warehouse.spark import thrift_connection
+        from calltrail.warehouse.thrift_lock import writer_lock as thrift_writer_lock
 
-        return Warehouse(settings, thrift_connection(spark_environ(settings)))
+        env = spark_environ(settings)
+        lock = None if read_only else thrift_writer_lock(env, settings.build_schema, wait_seconds, doing)
+        return _locked(settings, lock, lambda: thrift_connection(env))
     if settings.dbt_target == "spark":
         from calltrail.warehouse.spark import session
 
-        return Warehouse(settings, session(spark_environ(settings),
-                                           settings.warehouse_lock_wait_seconds if wait else 0.0))
+        return Warehouse(settings, session(spark_environ(settings), wait_seconds))
     if settings.dbt_target == "postgres":
         from calltrail.warehouse.postgres import connect, writer_lock
 
         env = settings.environ if environ is None else environ
-        held = contextlib.ExitStack()
-        if not read_only:
-            held.enter_context(writer_lock(env, settings.warehouse_lock_wait_seconds if wait else 0.0, doing))
-        try:
-            con = connect(env)
-        except BaseException:
-            held.close()
-            raise
-        con.autocommit = True
-        return Warehouse(settings, con, held)
+        warehouse = _locked(settings, None if read_only else writer_lock(env, wait_seconds, doing),
+                            lambda: connect(env))
+        warehouse.con.autocommit = True
+        return warehouse
     from calltrail.warehouse.duckdb_file import connect as connect_duckdb
 
-    con = connect_duckdb(settings.warehouse, read_only=read_only,
-                         wait_seconds=settings.warehouse_lock_wait_seconds if wait else 0.0)
+    con = connect_duckdb(settings.warehouse, read_only=read_only, wait_seconds=wait_seconds)
     con.execute("set TimeZone = 'UTC'")
     con.execute("set enable_progress_bar = false")  # DuckDB's bar for long queries, in a task log
     return Warehouse(settings, con)
+
+
+def _locked(settings: Settings, lock: contextlib.AbstractContextManager | None, connect: Callable[[], Any]
+            ) -> Warehouse:
+    """A connection (``connect()``) made once ``lock`` (a writers' lock, or None) is held, which it
+    releases when it is closed."""
+    held = contextlib.ExitStack()
+    if lock is not None:
+        held.enter_context(lock)
+    try:
+        return Warehouse(settings, connect(), held)
+    except BaseException:
+        held.close()
+        raise
 
 
 def spark_environ(settings: Settings) -> dict[str, str]:

@@ -1,0 +1,204 @@
+"""The writers' lock of a warehouse on a Spark Thrift Server (``CALLTRAIL_SPARK_METHOD=thrift``).
+
+A Thrift Server serves many clients and keeps none of them apart: two runs of one deployment (the
+scheduler's, and one started by hand on another machine) would build, audit and publish over each
+other. So each calltrail step that writes the warehouse there (each dbt command that opens it, the
+lake's views, the audit, publish) holds this lock while it runs, as on PostgreSQL
+(:func:`calltrail.warehouse.postgres.writer_lock`); another waits up to
+``CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS``, then fails naming the holder.
+
+The lock is a view, ``<build schema>._calltrail_writer`` (one per deployment: two deployments on one
+server have build schemas of their own). The metastore creates a name once, so of two writers that
+create it at once, one fails and waits. Its table properties say who holds it and when the holder
+last showed that it lives: a thread of the holder's renews that heartbeat every
+:data:`HEARTBEAT_SECONDS`, in the server's clock (``unix_timestamp()``), which every client reads
+alike. Unlike PostgreSQL's, the lock does not end with the holder's connection: a holder that died
+(killed, its machine lost) leaves it, and the first writer that finds its heartbeat older than
+:data:`STALE_SECONDS` drops it and takes its turn. The holder drops it when its step ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+LOCK_VIEW = "_calltrail_writer"
+# How often the holder renews its heartbeat, and how old a heartbeat is when its holder is taken
+# for dead. A renewal is three small statements; the margin covers a server slow to answer.
+HEARTBEAT_SECONDS = 15.0
+STALE_SECONDS = 300.0
+# The table properties (Spark hides the values of keys that contain "token" or "secret")
+HOLDER, HOLDER_ID, SINCE, HEARTBEAT = "calltrail.holder", "calltrail.holder_id", "calltrail.since", "calltrail.heartbeat"
+# This process's holds, by server and schema: a step inside a step (one thread each) waits for no one
+_held_here: dict[tuple[str, str, str], int] = {}
+
+
+class SparkBusy(RuntimeError):
+    """Another calltrail process writes the warehouse on the Spark Thrift Server and did not let go
+    within the wait."""
+
+
+def _quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _server_now(cur: Any) -> int:
+    cur.execute("select unix_timestamp()")
+    return int(cur.fetchall()[0][0])
+
+
+def _properties(cur: Any, view: str) -> dict[str, str] | None:
+    """The lock view's table properties; None when there is no lock view."""
+    try:
+        cur.execute(f"show tblproperties {view}")
+    except Exception as exc:  # PyHive's OperationalError carries Spark's error class
+        if "TABLE_OR_VIEW_NOT_FOUND" in str(exc):
+            return None
+        raise
+    return {str(key): str(value) for key, value in cur.fetchall()}
+
+
+def _utc(seconds: str | int | None) -> str:
+    try:
+        return datetime.fromtimestamp(int(seconds or 0), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (TypeError, ValueError):
+        return "an unknown time"
+
+
+def _heartbeat(props: Mapping[str, str]) -> int:
+    """The lock's last heartbeat, seconds since 1970 in the server's clock; 0 (long dead) when the
+    view has none (made by something else than calltrail)."""
+    try:
+        return int(props.get(HEARTBEAT, ""))
+    except ValueError:
+        return 0
+
+
+def _describe(props: Mapping[str, str], now: int) -> str:
+    holder = props.get(HOLDER) or "a writer that did not say who it is"
+    return f"'{holder}' (holding it since {_utc(props.get(SINCE))}, last heartbeat {now - _heartbeat(props)} s ago)"
+
+
+def _drop_if_held_by(cur: Any, view: str, holder_id: str) -> None:
+    """Drop the lock view if ``holder_id`` still holds it (another writer may have taken it since)."""
+    props = _properties(cur, view)
+    if props is not None and props.get(HOLDER_ID) == holder_id:
+        cur.execute(f"drop view if exists {view}")
+
+
+def _beat(con: Any, view: str, holder_id: str, every: float, stale_seconds: float, stop: threading.Event
+          ) -> None:
+    """The holder's heartbeat, until ``stop``: its own cursor on the lock's connection, which nothing
+    else uses while the lock is held."""
+    cur = con.cursor()
+    while not stop.wait(every):
+        try:
+            props = _properties(cur, view)
+            if props is None or props.get(HOLDER_ID) != holder_id:
+                log.error("the warehouse's writers' lock %s is no longer this process's (%s): another writer "
+                          "took it for dead (no heartbeat for more than %.0f s: a suspended machine, a stalled "
+                          "process) or it was dropped by hand, and another writer may be writing at the same time",
+                          view, "dropped" if props is None else f"now held by {_describe(props, _server_now(cur))}",
+                          stale_seconds)
+                return
+            cur.execute(f"alter view {view} set tblproperties ('{HEARTBEAT}'='{_server_now(cur)}')")
+        except Exception as exc:  # the next beat tries again; a lock unrenewed for STALE_SECONDS is lost
+            log.warning("could not renew the heartbeat of the warehouse's writers' lock %s: %s", view,
+                        " ".join(str(exc).split())[:300])
+
+
+@contextlib.contextmanager
+def writer_lock(environ: Mapping[str, str], schema: str, wait_seconds: float, doing: str, *,
+                poll_seconds: float = 1.0, heartbeat_seconds: float = HEARTBEAT_SECONDS,
+                stale_seconds: float = STALE_SECONDS, sleep=time.sleep) -> Iterator[float]:
+    """Hold the writers' lock of the warehouse whose dbt builds into ``schema`` on the Spark Thrift
+    Server of the profile's ``spark_thrift`` output while the block runs; yields the seconds waited.
+
+    Waits up to ``wait_seconds`` while another writer holds it, then raises :class:`SparkBusy`
+    naming that writer; a lock whose heartbeat is older than ``stale_seconds`` is dropped first.
+    """
+    from calltrail.warehouse.spark import profile_output, thrift_connection
+
+    out = profile_output(environ, "spark_thrift")
+    where = f"{out['host']}:{out['port']}"
+    key = (str(out["host"]), str(out["port"]), schema)
+    if _held_here.get(key):
+        _held_here[key] += 1
+        try:
+            yield 0.0
+        finally:
+            _held_here[key] -= 1
+        return
+    view = f"{_quoted(schema)}.{_quoted(LOCK_VIEW)}"
+    holder_id = uuid.uuid4().hex
+    holder = "".join(c for c in f"calltrail pid {os.getpid()} on {socket.gethostname()}: {doing}" if c not in "'\\")
+    con = thrift_connection(environ)
+    try:
+        cur = con.cursor()
+        cur.execute(f"show schemas like '{schema}'")
+        if not cur.fetchall():
+            cur.execute(f"create schema if not exists {_quoted(schema)}")
+        started = time.monotonic()
+        warned = False
+        while True:
+            now = _server_now(cur)
+            try:
+                cur.execute(f"create view {view} tblproperties ('{HOLDER}'='{holder}', '{HOLDER_ID}'='{holder_id}', "
+                            f"'{SINCE}'='{now}', '{HEARTBEAT}'='{now}') as select 1 as held")
+                break
+            except Exception as exc:
+                props = _properties(cur, view)
+                if props is None:
+                    if "ALREADY_EXISTS" in str(exc):
+                        continue  # its holder let go just now
+                    raise
+            now = _server_now(cur)
+            if now - _heartbeat(props) > stale_seconds:
+                log.warning("the warehouse's writers' lock %s was left by %s, silent for more than %.0f s: taken "
+                            "for dead, %s drops it and takes its turn", view, _describe(props, now), stale_seconds,
+                            doing)
+                _drop_if_held_by(cur, view, props.get(HOLDER_ID, ""))
+                continue
+            waited = time.monotonic() - started
+            if waited >= wait_seconds:
+                raise SparkBusy(
+                    f"the warehouse (Spark Thrift Server at {where}, schema {schema}) is being written by "
+                    f"{_describe(props, now)}, and {doing} needs to write it, one writer at a time. "
+                    f"Waited {waited:.0f} s (CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS). Let that run finish, then "
+                    "run again; nothing was changed by this one. A writer that died lets go "
+                    f"{stale_seconds:.0f} s after its last heartbeat (or drop view {schema}.{LOCK_VIEW} once "
+                    "you know it is gone).")
+            if not warned:
+                log.warning("the warehouse is being written by %s: %s waits up to %.0f s for it",
+                            _describe(props, now), doing, wait_seconds)
+                warned = True
+            sleep(max(0.0, min(poll_seconds, wait_seconds - waited)))
+        _held_here[key] = 1
+        stop = threading.Event()
+        beat = threading.Thread(target=_beat, args=(con, view, holder_id, heartbeat_seconds, stale_seconds, stop),
+                                name="calltrail-writer-lock-heartbeat", daemon=True)
+        beat.start()
+        try:
+            yield time.monotonic() - started
+        finally:
+            del _held_here[key]
+            stop.set()
+            beat.join(timeout=60)  # a renewal in flight ends within a statement's time
+            try:
+                _drop_if_held_by(cur, view, holder_id)
+            except Exception as exc:  # the step's own outcome stands; the lock ends with its heartbeat
+                log.warning("could not drop the warehouse's writers' lock %s (%s): the next writer takes it "
+                            "%.0f s after this one's last heartbeat", view, " ".join(str(exc).split())[:300],
+                            stale_seconds)
+    finally:
+        con.close()

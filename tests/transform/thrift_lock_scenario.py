@@ -1,0 +1,157 @@
+"""The writers' lock on a Spark Thrift Server (calltrail.warehouse.thrift_lock), between processes,
+on a server the Spark side started (tests/transform/spark_suite.py); tests/transform/test_spark.py
+checks what this saw. Writes ``OUT/thrift_lock.json``.
+
+Each holder is a process of its own (a lock is re-entrant within a process), which holds the lock
+until its standard input closes, renewing its heartbeat every 0.5 s:
+
+- busy: while one holds it, a second writer waits out its wait and fails naming the holder, as do
+  a writing connection (``open_warehouse``) and ``calltrail dbt``; a read-only connection reads;
+- alive: a holder whose heartbeat is renewed keeps the lock past the staleness limit;
+- handover: a writer waiting while the holder lets go takes its turn;
+- stale: a holder killed with SIGKILL leaves the lock; a writer takes it once the heartbeat is
+  older than the staleness limit, and says whose lock it drops;
+- released: the lock view is gone after a step, also after a step that failed;
+- taken: a holder whose lock view is dropped by someone else says so at its next heartbeat.
+
+    python -m tests.transform.thrift_lock_scenario OUT
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from calltrail import settings as settings_module
+from calltrail.warehouse.spark import thrift_connection
+from calltrail.warehouse.target import open_warehouse
+from calltrail.warehouse.thrift_lock import LOCK_VIEW, SparkBusy, writer_lock
+from tests.airflow_env import BIN
+
+HOLD = """
+import sys
+from calltrail.warehouse.thrift_lock import writer_lock
+import os
+with writer_lock(os.environ, sys.argv[1], 0, sys.argv[2], heartbeat_seconds=0.5):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+DOING = "holding it for the test"
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname} {record.getMessage()}")
+
+
+def _holder(env: dict[str, str], schema: str) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-c", HOLD, schema, DOING], env=env, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, start_new_session=True)
+    line = process.stdout.readline()
+    if line.strip() != "held":
+        raise RuntimeError(f"the holder did not take the lock (exit {process.wait()}): {line!r}")
+    return process
+
+
+def _release(process: subprocess.Popen) -> int:
+    process.stdin.close()
+    return process.wait(timeout=60)
+
+
+def _try(env: dict[str, str], schema: str, wait: float, **kwargs) -> dict:
+    started = time.monotonic()
+    try:
+        with writer_lock(env, schema, wait, "a second writer", poll_seconds=0.2, **kwargs) as waited:
+            return {"took": True, "waited": waited, "lock_view": _lock_view(env, schema)}
+    except SparkBusy as exc:
+        return {"took": False, "error": str(exc), "seconds": time.monotonic() - started}
+
+
+def _lock_view(env: dict[str, str], schema: str) -> dict[str, str] | None:
+    cur = thrift_connection(env).cursor()
+    cur.execute(f"show tables in `{schema}` like '{LOCK_VIEW}'")
+    if not cur.fetchall():
+        return None
+    cur.execute(f"show tblproperties `{schema}`.`{LOCK_VIEW}`")
+    return dict(cur.fetchall())
+
+
+def main(out: Path) -> int:
+    env = dict(os.environ)
+    settings = settings_module.load(env)
+    schema = settings.build_schema
+    records = _Records()
+    logging.getLogger("calltrail.warehouse.thrift_lock").addHandler(records)
+    logging.getLogger("calltrail.warehouse.thrift_lock").setLevel(logging.DEBUG)
+    seen: dict = {"schema": schema}
+
+    holder = _holder(env, schema)
+    seen["holder_pid"] = holder.pid
+    seen["busy"] = _try(env, schema, 2.0)
+    seen["alive"] = _try(env, schema, 5.0, stale_seconds=2.0)
+    try:
+        open_warehouse(settings_module.load({**env, "CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS": "1"}),
+                       doing="the data-quality audit").close()
+        seen["open_for_writing"] = "opened"
+    except SparkBusy as exc:
+        seen["open_for_writing"] = str(exc)
+    with open_warehouse(settings, read_only=True) as con:
+        seen["read_only"] = con.execute("select 40 + 2").fetchall()[0][0]
+    dbt = subprocess.run([str(BIN / "calltrail"), "dbt", "compile", "--inline", "select 1"],
+                         env={**env, "CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS": "1"}, capture_output=True, text=True,
+                         timeout=300)
+    seen["dbt"] = {"code": dbt.returncode, "stdout": dbt.stdout, "stderr": dbt.stderr}
+
+    waiter = subprocess.Popen([sys.executable, "-c", (
+        "import json, logging, os, sys\n"
+        "logging.basicConfig(level=logging.WARNING)\n"
+        "from tests.transform.thrift_lock_scenario import _try\n"
+        "print(json.dumps(_try(dict(os.environ), sys.argv[1], 60.0)))\n"), schema],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said = ""
+    while "a second writer waits up to" not in said:  # the waiter has found the lock held
+        said = waiter.stderr.readline()
+        if not said:
+            raise RuntimeError(f"the waiter ended without waiting: {waiter.communicate(timeout=60)}")
+    seen["waiter_said"] = said.strip()
+    seen["holder_exit"] = _release(holder)
+    seen["handover"] = json.loads(waiter.communicate(timeout=120)[0])
+    seen["after_handover"] = _lock_view(env, schema)
+
+    dead = _holder(env, schema)
+    dead_holder = f"calltrail pid {dead.pid}"
+    os.killpg(dead.pid, signal.SIGKILL)
+    dead.wait()
+    seen["left_by_the_dead"] = (_lock_view(env, schema) or {}).get("calltrail.holder")
+    seen["stale"] = _try(env, schema, 60.0, stale_seconds=3.0)
+    seen["stale_log"] = [line for line in records.lines if dead_holder in line]
+    seen["after_stale"] = _lock_view(env, schema)
+
+    try:
+        with writer_lock(env, schema, 0, "a step that fails"):
+            raise ValueError("the step failed")
+    except ValueError:
+        pass
+    seen["after_failed_step"] = _lock_view(env, schema)
+
+    records.lines.clear()
+    with writer_lock(env, schema, 0, "a step whose lock is taken", heartbeat_seconds=0.3):
+        thrift_connection(env).cursor().execute(f"drop view `{schema}`.`{LOCK_VIEW}`")
+        time.sleep(2)
+    seen["taken_log"] = list(records.lines)
+    (out / "thrift_lock.json").write_text(json.dumps(seen, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))
