@@ -560,7 +560,7 @@ def write(settings: Settings, *, con: Any = None, schema: str | None = None, rea
     own = con is None
     if own:
         # DuckDB: waits (bounded) while another process holds the file, then fails naming it;
-        # PostgreSQL: the same for another calltrail process's writers' lock (unless read-only)
+        # PostgreSQL, a Spark Thrift Server: the same for another calltrail process's writers' lock (unless read-only)
         con = open_warehouse(settings, read_only=read_only, doing="the report page")
     try:
         data = collect(con, settings, schema)

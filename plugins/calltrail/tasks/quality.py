@@ -80,7 +80,7 @@ def audit(settings: Settings, run: RunInfo, context: dict[str, Any] | None = Non
     finally:
         lake.close()
     # DuckDB: waits (bounded) while another process holds the file, then fails naming it;
-    # PostgreSQL: the same for another calltrail process's writers' lock (unless read-only)
+    # PostgreSQL, a Spark Thrift Server: the same for another calltrail process's writers' lock (unless read-only)
     con = open_warehouse(settings, doing="the data-quality audit")
     try:
         build = latest_build(con, schema)  # while the warehouse is held: the build the checks read
