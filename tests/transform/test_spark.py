@@ -605,10 +605,10 @@ def test_on_a_thrift_server_a_second_writer_waits_then_fails_naming_the_holder(t
 
 
 def test_on_a_thrift_server_a_holder_that_renews_its_heartbeat_keeps_the_lock_past_the_staleness_limit(thrift_lock):
-    alive = thrift_lock["alive"]  # a limit of 2 s, a wait of 5 s
+    alive = thrift_lock["alive"]  # a limit of 10 s, a wait of 20 s
     assert not alive["took"], alive
-    assert alive["seconds"] >= 5
-    assert "A writer that died lets go 2 s after its last heartbeat" in alive["error"]
+    assert alive["seconds"] >= 20
+    assert "A writer that died lets go 10 s after its last heartbeat" in alive["error"]
 
 
 def test_on_a_thrift_server_a_waiting_writer_takes_its_turn_when_the_holder_lets_go(thrift_lock):

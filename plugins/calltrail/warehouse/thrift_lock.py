@@ -201,4 +201,8 @@ def writer_lock(environ: Mapping[str, str], schema: str, wait_seconds: float, do
                             "%.0f s after this one's last heartbeat", view, " ".join(str(exc).split())[:300],
                             stale_seconds)
     finally:
-        con.close()
+        try:
+            con.close()
+        except Exception as exc:  # a server gone since: the step's own outcome stands
+            log.warning("could not close the connection of the warehouse's writers' lock: %s",
+                        " ".join(str(exc).split())[:300] or type(exc).__name__)
