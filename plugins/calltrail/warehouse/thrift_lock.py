@@ -52,6 +52,11 @@ def _quoted(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
+def _said(exc: BaseException) -> str:
+    """An error on one line, at most 300 characters (PyHive's carry the server's stack trace)."""
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
 def _server_now(cur: Any) -> int:
     cur.execute("select unix_timestamp()")
     return int(cur.fetchall()[0][0])
@@ -113,8 +118,7 @@ def _beat(con: Any, view: str, holder_id: str, every: float, stale_seconds: floa
                 return
             cur.execute(f"alter view {view} set tblproperties ('{HEARTBEAT}'='{_server_now(cur)}')")
         except Exception as exc:  # the next beat tries again; a lock unrenewed for STALE_SECONDS is lost
-            log.warning("could not renew the heartbeat of the warehouse's writers' lock %s: %s", view,
-                        " ".join(str(exc).split())[:300])
+            log.warning("could not renew the heartbeat of the warehouse's writers' lock %s: %s", view, _said(exc))
 
 
 @contextlib.contextmanager
@@ -162,7 +166,6 @@ def writer_lock(environ: Mapping[str, str], schema: str, wait_seconds: float, do
                     if "ALREADY_EXISTS" in str(exc):
                         continue  # its holder let go just now
                     raise
-            now = _server_now(cur)
             if now - _heartbeat(props) > stale_seconds:
                 log.warning("the warehouse's writers' lock %s was left by %s, silent for more than %.0f s: taken "
                             "for dead, %s drops it and takes its turn", view, _describe(props, now), stale_seconds,
@@ -198,11 +201,9 @@ def writer_lock(environ: Mapping[str, str], schema: str, wait_seconds: float, do
                 _drop_if_held_by(cur, view, holder_id)
             except Exception as exc:  # the step's own outcome stands; the lock ends with its heartbeat
                 log.warning("could not drop the warehouse's writers' lock %s (%s): the next writer takes it "
-                            "%.0f s after this one's last heartbeat", view, " ".join(str(exc).split())[:300],
-                            stale_seconds)
+                            "%.0f s after this one's last heartbeat", view, _said(exc), stale_seconds)
     finally:
         try:
             con.close()
         except Exception as exc:  # a server gone since: the step's own outcome stands
-            log.warning("could not close the connection of the warehouse's writers' lock: %s",
-                        " ".join(str(exc).split())[:300] or type(exc).__name__)
+            log.warning("could not close the connection of the warehouse's writers' lock: %s", _said(exc))
