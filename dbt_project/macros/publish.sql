@@ -35,7 +35,8 @@
   {%- for name in [schema, log_schema] if not adapter.check_schema_exists(database, name) %}
   {% do adapter.create_schema(api.Relation.create(database=database, schema=name)) %}
   {%- endfor %}
-  {{ return(adapter.dispatch('publish_tables', 'calltrail')(statements)) }}
+  {%- do adapter.dispatch('publish_tables', 'calltrail')(statements) -%}
+  {{ log("published " ~ models | length ~ " table(s) into schema " ~ schema, info=true) }}
 {% endmacro %}
 
 {#- One row per publish: its time (UTC, without a zone) and the models it published. A list of
@@ -67,16 +68,23 @@ drop table if exists {{ published }};
 create table {{ published }} as select * from {{ source }};
 {%- endmacro %}
 
-{#- Spark without a table format of its own (Delta, Iceberg) cannot replace a table in one step. -#}
-{#- Without the partition column of an incremental model (docs/incremental.md): the published
+{#- Spark without a table format of its own (Delta, Iceberg) cannot replace a table in one step:
+    the copy is written beside the published table first (`<name>__publishing`, in the publish
+    schema, which a rename cannot leave), and swapped in by a drop and a rename. A dict of the two
+    steps' statements: spark__publish_tables writes every copy before it swaps any.
+    Without the partition column of an incremental model (docs/incremental.md): the published
     marts have the same columns on every engine. -#}
 {% macro spark__publish_table_sql(source, published) -%}
 {%- set columns = [] -%}
 {%- for column in adapter.get_columns_in_relation(source) if column.name not in calltrail.bucket_columns() and column.name not in columns -%}
   {%- do columns.append(column.name) -%}
 {%- endfor -%}
-drop table if exists {{ published }};
-create table {{ published }} using parquet as select {{ columns | join(', ') }} from {{ source }}
+{%- set copy = published.incorporate(path={'identifier': published.identifier ~ '__publishing'}) -%}
+{{ return({
+  'copy': ["drop table if exists " ~ copy,
+           "create table " ~ copy ~ " using parquet as select " ~ columns | join(', ') ~ " from " ~ source],
+  'swap': ["drop table if exists " ~ published, "alter table " ~ copy ~ " rename to " ~ published],
+}) }}
 {%- endmacro %}
 
 {#- DuckDB and PostgreSQL: transactional DDL. The statement opens one transaction for every
@@ -86,18 +94,24 @@ create table {{ published }} using parquet as select {{ columns | join(', ') }} 
     {{ statements | join('\n') }}
   {%- endcall %}
   {% do adapter.commit() %}
-  {{ log("published " ~ statements | length ~ " table(s) into schema " ~ var('calltrail__publish_schema'), info=true) }}
 {% endmacro %}
 
-{#- Spark has no multi-statement transactions: the tables are replaced one after another, each
-    dropped and written again (docs/deploying.md says what readers may see meanwhile). -#}
+{#- Spark has no multi-statement transactions. Every copy is written first, while readers still read
+    the published tables; a copy that fails stops publish before any published table is touched.
+    Then each table is swapped for its copy, one after another, each a drop and a rename
+    (docs/deploying.md says what readers may see meanwhile). The record of the publication last. -#}
 {% macro spark__publish_tables(statements) %}
-  {% for sql in statements %}
-    {% for part in sql.split(';\n') %}
-      {% do run_query(part) %}
+  {%- set tables = statements | select('mapping') | list -%}
+  {% for step in ['copy', 'swap'] %}
+    {% for table in tables %}
+      {% for sql in table[step] %}
+        {% do run_query(sql) %}
+      {% endfor %}
     {% endfor %}
   {% endfor %}
-  {{ log("published " ~ statements | length ~ " table(s) into schema " ~ var('calltrail__publish_schema'), info=true) }}
+  {% for sql in statements | reject('mapping') %}
+    {% do run_query(sql) %}
+  {% endfor %}
 {% endmacro %}
 
 

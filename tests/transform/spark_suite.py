@@ -7,7 +7,8 @@ runs), then the reading back of its warehouse (tests/transform/spark_dump.py), t
 rebuilt and read on a standalone cluster started here (tests/transform/spark_cluster.py), then the same on a
 Spark Thrift Server (``CALLTRAIL_SPARK_METHOD=thrift``, a server started here:
 spark_thrift_server.py) over TLS that authenticates its users against an LDAP directory
-(ldap_server.py), with a refused login and an untrusted certificate there, and a connection to a
+(ldap_server.py), with a refused login and an untrusted certificate there and a publish that stops half way
+(spark_publish_stopped.py), and a connection to a
 plain server without authentication (dbt's and calltrail's) and the writers' lock between processes
 there (thrift_lock_scenario.py); the late-arriving data built step
 by step on a second Spark warehouse (spark_late_data.py); and an export whose cluster master does
@@ -121,6 +122,10 @@ def main(out: Path) -> int:
                                                   "--format", "parquet", "--out",
                                                   str(out / "thrift_out" / "cli" / "rpt_revenue_by_channel.parquet")],
                                                  envs["thrift"], out / "thrift_export.log").wait()
+                codes["publish_stopped"] = _logged([sys.executable, "-m", "tests.transform.spark_publish_stopped",
+                                                    str(out / "thrift_out"), str(out / "thrift_server" / "warehouse")],
+                                                   envs["thrift"],
+                                                   out / "publish_stopped.log").wait()
             # an export that the server or calltrail refuses: its log, and no file at thrift_out/NAME.csv
             for name, changed in (("refused", {"CALLTRAIL_SPARK_PASSWORD": "not-" + ldap.PASSWORD}),
                                   ("untrusted", {"CALLTRAIL_SPARK_SSL_CA": ""})):

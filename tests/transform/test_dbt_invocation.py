@@ -68,6 +68,24 @@ def test_dbts_reason_for_a_failure_is_read_from_its_own_output(tmp_path):
     assert reason("12:00:00  Running with dbt=1.11.16\n12:00:01  Done.") == ""
 
 
+def test_dbts_reason_for_a_failed_operation_is_read_without_its_headings_twice(tmp_path):
+    """`dbt run-operation` says "Encountered an error while running operation:", its heading twice,
+    and the macros that called the one that failed: a real one, publish given a build that no
+    command recorded (an empty warehouse)."""
+    settings = load(calltrail_env(tmp_path, CALLTRAIL_DBT_TARGET_DIR=str(tmp_path / "dbt_target")))
+    settings.warehouse.parent.mkdir(parents=True)
+    out = subprocess.run([DBT, "run-operation", "calltrail__publish", "--args", '{"audited_build": "b1"}',
+                          *project_args(settings)], env={**settings.environ, **dbt_env(settings)},
+                         cwd=settings.dbt_project_dir, capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Encountered an error while running operation: Compilation Error" in out.stdout + out.stderr
+    assert reason(out.stdout + out.stderr) == (
+        "Compilation Error in macro calltrail__publish (macros/publish.sql): calltrail: the build schema holds "
+        "build (none recorded), not the build b1 this run's "
+        "audit checked: a dbt command wrote models after the audit. Nothing was published: consumers keep the "
+        "previous marts.")
+
+
 def test_a_dbt_command_run_in_this_process_fails_with_dbts_reason_on_its_first_line(tmp_path):
     """As the DAG's tasks run dbt: the exception's first line (a task's cause in `calltrail run`
     and in the alert) gives dbt's reason, here a target folder that is a file."""

@@ -524,6 +524,46 @@ def test_the_export_command_reads_a_thrift_server(thrift):
     assert written.read_bytes() == (thrift["tmp"] / "duck_exports" / "rpt_revenue_by_channel.parquet").read_bytes()
 
 
+@pytest.fixture(scope="module")
+def publish_stopped(spark_suite):
+    """What tests/transform/spark_publish_stopped.py saw on the Thrift Server run's warehouse."""
+    out, codes = suite_result(spark_suite)
+    assert codes.get("publish_stopped") == 0, (out / "publish_stopped.log").read_text()[-4000:]
+    return json.loads((out / "thrift_out" / "publish_stopped.json").read_text())
+
+
+def test_on_spark_a_publish_that_stops_half_way_leaves_every_published_mart_as_it_was(publish_stopped):
+    seen = publish_stopped  # a data file of fct_attribution's build table, the sixth mart of eight, broken
+    assert seen["models"].index("fct_attribution") == 5
+    assert seen["error"] and seen["error"].startswith("DbtCommandFailed: "), seen["error"]
+    assert "fct_attribution" in seen["error"], seen["error"]
+    copies = {t.removesuffix("__publishing") for t in seen["stopped"]["tables"] if t.endswith("__publishing")}
+    assert set(seen["models"][:5]) <= copies <= set(seen["models"][:6]), copies  # it got that far, and no further
+    before, stopped = seen["before"], seen["stopped"]
+    assert all(isinstance(n, int) for n in before["counts"].values()), before
+    assert stopped["counts"] == before["counts"], "a published mart was dropped or changed by the publish that failed"
+    assert stopped["publications"] == before["publications"], "a publish that failed was recorded"
+    assert set(seen["models"]) <= set(stopped["tables"])
+
+
+def test_on_spark_the_next_publish_completes_and_leaves_no_copy_behind(publish_stopped):
+    seen = publish_stopped
+    following = seen["next"]
+    assert following["counts"] == seen["before"]["counts"]  # the same build, published again
+    assert following["publications"] == seen["before"]["publications"] + 1
+    assert following["tables"] == sorted(seen["models"]), "only the marts, no copy left in the publish schema"
+
+
+def test_on_a_thrift_server_a_readers_session_open_across_a_publish_reads_the_new_mart_after_refresh_table(
+        publish_stopped):
+    """docs/deploying.md: the open session's Spark keeps the list of the table's files, which publish
+    replaced; it fails to read them (never reads other rows) until `refresh table`."""
+    opened, expected = publish_stopped["open_session"], publish_stopped["next"]["counts"]["fct_touchpoints"]
+    before = opened["after the next publish"]
+    assert before == expected or (isinstance(before, str) and "FILE_NOT_EXIST" in before), before
+    assert opened["after refresh table"] == expected
+
+
 def refusal(out: Path, codes: dict[str, int], name: str) -> str:
     """The one line with which ``calltrail export`` ended in the Spark side's run ``name``."""
     log = (out / f"{name}.log").read_text()
@@ -605,10 +645,10 @@ def test_on_a_thrift_server_a_second_writer_waits_then_fails_naming_the_holder(t
 
 
 def test_on_a_thrift_server_a_holder_that_renews_its_heartbeat_keeps_the_lock_past_the_staleness_limit(thrift_lock):
-    alive = thrift_lock["alive"]  # a limit of 10 s, a wait of 20 s
+    alive = thrift_lock["alive"]  # a limit of 20 s, a wait of 30 s
     assert not alive["took"], alive
-    assert alive["seconds"] >= 20
-    assert "A writer that died lets go 10 s after its last heartbeat" in alive["error"]
+    assert alive["seconds"] >= 30
+    assert "A writer that died lets go 20 s after its last heartbeat" in alive["error"]
 
 
 def test_on_a_thrift_server_a_waiting_writer_takes_its_turn_when_the_holder_lets_go(thrift_lock):
@@ -629,7 +669,23 @@ def test_on_a_thrift_server_a_dead_holders_lock_is_taken_once_its_heartbeat_is_o
     taken = [line for line in thrift_lock["stale_log"] if "taken for dead" in line]
     assert len(taken) == 1, thrift_lock["stale_log"]
     assert f"was left by '{dead}' (holding it since " in taken[0]
-    assert "silent for more than 3 s: taken for dead, a second writer drops it and takes its turn" in taken[0]
+    assert re.search(r"silent for more than 3 s: taken for dead, a second writer set it aside as "
+                     rf"`{re.escape(thrift_lock['schema'])}`\.`_calltrail_writer_dead_[0-9a-f]{{32}}` and takes its turn",
+                     taken[0]), taken[0]
+
+
+def test_on_a_thrift_server_writers_that_find_a_dead_lock_at_once_hold_it_one_after_another(thrift_lock):
+    race = thrift_lock["race"]  # three writers, each holding for a second
+    held = sorted(race["held"], key=lambda h: h["start"])
+    assert len(held) == 3
+    for h in held:  # its own lock view from the start of its hold to the end
+        for seen in (h["first"], h["last"]):
+            assert seen and seen["calltrail.holder"].startswith(f"calltrail pid {h['pid']} on "), (h, race["said"])
+    assert all(a["end"] <= b["start"] for a, b in zip(held, held[1:], strict=False)), held
+    taken = [line for line in race["said"] if "taken for dead" in line]
+    assert len(taken) == 1, race["said"]
+    assert f"was left by '{race['dead']}' (holding it since " in taken[0]
+    assert race["views_after"] == [], race["views_after"]
 
 
 def test_on_a_thrift_server_the_lock_is_gone_after_each_step_also_one_that_failed(thrift_lock):

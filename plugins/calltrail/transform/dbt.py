@@ -41,23 +41,32 @@ def without_colours(output: str) -> str:
     return _ANSI.sub("", output)
 
 
+_ENCOUNTERED = re.compile(r"Encountered an error(?: while running operation)?:(.*)$")
+_HEADING = re.compile(r"^\w+ Error(?: in \w+ \S+ \([^)]*\))?$")
+
+
 def reason(output: str) -> str:
     """dbt's own account of why a command ended, in one line: what follows its last
-    ``Encountered an error:``, up to its next logged line or traceback (for example
-    ``Runtime Error: The profile 'calltrail' does not have a target named ...``). Empty when dbt
-    gave none."""
+    ``Encountered an error:`` (``... while running operation:`` for ``run-operation``), up to its
+    next logged line, a traceback or a Java stack trace (for example ``Runtime Error: The profile
+    'calltrail' does not have a target named ...``, or ``Runtime Error: Database Error: ...`` with
+    the Spark Thrift Server's error). Empty when dbt gave none."""
     lines = without_colours(output).splitlines()
-    starts = [i for i, line in enumerate(lines) if line.rstrip().endswith("Encountered an error:")]
+    starts = [(i, found) for i, line in enumerate(lines) if (found := _ENCOUNTERED.search(line.rstrip()))]
     if not starts:
         return ""
-    said: list[str] = []
-    for line in lines[starts[-1] + 1:]:
-        if _LOGGED.match(line) or line.startswith("Traceback"):
-            break
-        if line.strip():
-            said.append(line.strip())
-    if len(said) > 1 and said[0].endswith("Error"):  # "Runtime Error" above its message
-        said[:2] = [f"{said[0]}: {said[1]}"]
+    first, found = starts[-1]
+    said: list[str] = [found.group(1).strip()] if found.group(1).strip() else []
+    for line in lines[first + 1:]:
+        text = line.strip()
+        if _LOGGED.match(line) or line.startswith("Traceback") or text.startswith(("at ", "Caused by:", "> ")):
+            break  # the next log line, a Python or Java stack, the macros that called the one that failed
+        if text and (not said or text != said[-1]):  # run-operation says "Runtime Error" twice
+            said.append(text)
+    headings = 0  # "Runtime Error", "Database Error", "Compilation Error in macro m (macros/m.sql)" above the message
+    while headings < len(said) - 1 and _HEADING.match(said[headings]):
+        headings += 1
+    said[:headings + 1] = [": ".join(said[:headings + 1])]
     text = " ".join(said)
     return text if len(text) <= 400 else text[:399] + "…"
 
