@@ -30,10 +30,12 @@ def pytest_unconfigure(config):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The live-Airflow tests run last: their Airflow starts in the background when the session
-    starts and has done its scheduled runs by then."""
-    items[:] = [i for i in items if not i.nodeid.startswith(LIVE_TESTS)] + \
-        [i for i in items if i.nodeid.startswith(LIVE_TESTS)]
+    """The tests of what runs in the background from the start of the session run last: the Spark
+    side's, then the live Airflow's (which has done its scheduled runs by then). The rest of the
+    suite runs meanwhile."""
+    last = (SPARK_TESTS, LIVE_TESTS)
+    items[:] = [i for i in items if not i.nodeid.startswith(last)] + \
+        [i for prefix in last for i in items if i.nodeid.startswith(prefix)]
 
 
 @pytest.fixture(scope="session")
@@ -71,13 +73,16 @@ def _start_live_airflow_early(request):
 @pytest.fixture(scope="session")
 def spark_suite(tmp_path_factory):
     """tests/transform/spark_suite.py in the background, from the start of the session: its folder
-    and process. Killed (its process group) if it is still running when the session ends."""
+    and process. Killed (its process group) if it is still running when the session ends.
+
+    At a lower priority (nice 10): its JVMs would otherwise take a core of two from the tests that
+    run meanwhile; it has the time until test_spark.py's turn, and the CPU those tests leave."""
     import signal
     import sys
 
     out = tmp_path_factory.mktemp("spark")
     with (out / "suite.log").open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "tests.transform.spark_suite", str(out)],
+        process = subprocess.Popen(["nice", "-n", "10", sys.executable, "-m", "tests.transform.spark_suite", str(out)],
                                    cwd=Path(__file__).resolve().parents[1], stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     yield out, process
