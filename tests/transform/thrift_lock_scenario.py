@@ -11,10 +11,7 @@ until its standard input closes, renewing its heartbeat every 0.5 s:
   of 30 s);
 - handover: a writer waiting while the holder lets go takes its turn;
 - stale: a holder killed with SIGKILL leaves the lock; a writer takes it once the heartbeat is
-  older than the staleness limit, and says whose lock it sets aside;
-- race: three writers (processes) that find a dead holder's lock at the same moment hold the lock
-  one after another, and one of them sets the dead lock aside (the view a dead holder leaves, with a
-  heartbeat an hour old, against the default limit);
+  older than the staleness limit, and says whose lock it drops;
 - released: the lock view is gone after a step, also after a step that failed;
 - taken: a holder whose lock view is dropped by someone else says so at its next heartbeat.
 
@@ -30,7 +27,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from calltrail import settings as settings_module
@@ -48,21 +44,6 @@ with writer_lock(os.environ, sys.argv[1], 0, sys.argv[2], heartbeat_seconds=0.5)
     sys.stdin.read()
 """
 DOING = "holding it for the test"
-# A writer that starts when its standard input gives a line, holds the lock for a second, and says
-# who held the lock view at the start and the end of its hold
-BREAKER = """
-import json, logging, os, sys, time
-logging.basicConfig(level=logging.WARNING)
-from calltrail.warehouse.thrift_lock import writer_lock
-from tests.transform.thrift_lock_scenario import _lock_view
-print("ready", flush=True)
-sys.stdin.readline()
-with writer_lock(os.environ, sys.argv[1], 60.0, "a breaker", poll_seconds=0.2):
-    start, first = time.time(), _lock_view(os.environ, sys.argv[1])
-    time.sleep(1.0)
-    last, end = _lock_view(os.environ, sys.argv[1]), time.time()
-print(json.dumps({"pid": os.getpid(), "start": start, "end": end, "first": first, "last": last}), flush=True)
-"""
 
 
 class _Records(logging.Handler):
@@ -104,41 +85,6 @@ def _lock_view(env: dict[str, str], schema: str) -> dict[str, str] | None:
         return None
     cur.execute(f"show tblproperties `{schema}`.`{LOCK_VIEW}`")
     return dict(cur.fetchall())
-
-
-def _lock_views(env: dict[str, str], schema: str) -> list[str]:
-    """Every view of the lock's, set-aside ones included."""
-    cur = thrift_connection(env).cursor()
-    cur.execute(f"show views in `{schema}` like '{LOCK_VIEW}*'")
-    return sorted(str(row[1]) for row in cur.fetchall())
-
-
-def _race(env: dict[str, str], schema: str) -> dict:
-    """A dead holder's lock, found stale by three writers at once (with the default limit: the lock
-    is the view a holder leaves, written here with a heartbeat of an hour ago)."""
-    breakers = [subprocess.Popen([sys.executable, "-c", BREAKER, schema], env=env, stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
-    for breaker in breakers:
-        if breaker.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"a breaker did not start: {breaker.communicate(timeout=60)}")
-    cur = thrift_connection(env).cursor()
-    cur.execute("select unix_timestamp() - 3600")
-    then = cur.fetchall()[0][0]
-    dead = "calltrail pid 4242 on a lost machine: a step that died"
-    cur.execute(f"create view `{schema}`.`{LOCK_VIEW}` tblproperties ('calltrail.holder'='{dead}', "
-                f"'calltrail.holder_id'='{uuid.uuid4().hex}', 'calltrail.since'='{then}', "
-                f"'calltrail.heartbeat'='{then}') as select 1 as held")
-    for breaker in breakers:
-        breaker.stdin.write("go\n")
-        breaker.stdin.flush()
-    held, said = [], []
-    for breaker in breakers:
-        stdout, stderr = breaker.communicate(timeout=180)
-        if breaker.returncode != 0:
-            raise RuntimeError(f"a breaker failed (exit {breaker.returncode}): {stderr[-3000:]}")
-        held.append(json.loads(stdout.strip().splitlines()[-1]))
-        said += stderr.splitlines()
-    return {"dead": dead, "held": held, "said": said, "views_after": _lock_views(env, schema)}
 
 
 def main(out: Path) -> int:
@@ -192,7 +138,6 @@ def main(out: Path) -> int:
     seen["stale"] = _try(env, schema, 60.0, stale_seconds=3.0)
     seen["stale_log"] = [line for line in records.lines if dead_holder in line]
     seen["after_stale"] = _lock_view(env, schema)
-    seen["race"] = _race(env, schema)
 
     try:
         with writer_lock(env, schema, 0, "a step that fails"):

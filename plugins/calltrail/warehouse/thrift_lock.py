@@ -13,11 +13,8 @@ create it at once, one fails and waits. Its table properties say who holds it an
 last showed that it lives: a thread of the holder's renews that heartbeat every
 :data:`HEARTBEAT_SECONDS`, in the server's clock (``unix_timestamp()``), which every client reads
 alike. Unlike PostgreSQL's, the lock does not end with the holder's connection: a holder that died
-(killed, its machine lost) leaves it, and a writer that finds its heartbeat older than
-:data:`STALE_SECONDS` takes its turn. It does so by renaming the dead holder's view to
-``_calltrail_writer_dead_<holder id>``, a name the metastore also gives once: of writers that find
-the dead lock at the same moment, one renames it, and the others fail to and wait for that one. The
-holder drops its view when its step ends, and the view it set aside, if any, after that.
+(killed, its machine lost) leaves it, and the first writer that finds its heartbeat older than
+:data:`STALE_SECONDS` drops it and takes its turn. The holder drops it when its step ends.
 """
 
 from __future__ import annotations
@@ -97,17 +94,6 @@ def _describe(props: Mapping[str, str], now: int) -> str:
     return f"'{holder}' (holding it since {_utc(props.get(SINCE))}, last heartbeat {now - _heartbeat(props)} s ago)"
 
 
-def _set_aside(schema: str, props: Mapping[str, str]) -> str:
-    """The name a dead holder's lock view is renamed to: one per holder, so only one writer can."""
-    holder_id = "".join(c for c in props.get(HOLDER_ID, "").lower() if c in "0123456789abcdef")
-    return f"{_quoted(schema)}.{_quoted(f'{LOCK_VIEW}_dead_{holder_id or uuid.uuid4().hex}')}"
-
-
-def _lost_race(exc: BaseException) -> bool:
-    """Whether a statement on the lock view failed because another writer changed it first."""
-    return "ALREADY_EXISTS" in str(exc) or "TABLE_OR_VIEW_NOT_FOUND" in str(exc)
-
-
 def _drop_if_held_by(cur: Any, view: str, holder_id: str) -> None:
     """Drop the lock view if ``holder_id`` still holds it (another writer may have taken it since)."""
     props = _properties(cur, view)
@@ -161,7 +147,6 @@ def writer_lock(environ: Mapping[str, str], schema: str, wait_seconds: float, do
     holder_id = uuid.uuid4().hex
     holder = "".join(c for c in f"calltrail pid {os.getpid()} on {socket.gethostname()}: {doing}" if c not in "'\\")
     con = thrift_connection(environ)
-    set_aside: list[str] = []  # dead holders' lock views this one renamed to take its turn
     try:
         cur = con.cursor()
         cur.execute(f"show schemas like '{schema}'")
@@ -182,17 +167,10 @@ def writer_lock(environ: Mapping[str, str], schema: str, wait_seconds: float, do
                         continue  # its holder let go just now
                     raise
             if now - _heartbeat(props) > stale_seconds:
-                dead = _set_aside(schema, props)
-                try:
-                    cur.execute(f"alter view {view} rename to {dead}")
-                except Exception as exc:
-                    if not _lost_race(exc):
-                        raise
-                    continue  # another writer took the dead holder's turn first: look again
-                set_aside.append(dead)
                 log.warning("the warehouse's writers' lock %s was left by %s, silent for more than %.0f s: taken "
-                            "for dead, %s set it aside as %s and takes its turn", view, _describe(props, now),
-                            stale_seconds, doing, dead)
+                            "for dead, %s drops it and takes its turn", view, _describe(props, now), stale_seconds,
+                            doing)
+                _drop_if_held_by(cur, view, props.get(HOLDER_ID, ""))
                 continue
             waited = time.monotonic() - started
             if waited >= wait_seconds:
@@ -225,11 +203,6 @@ def writer_lock(environ: Mapping[str, str], schema: str, wait_seconds: float, do
                 log.warning("could not drop the warehouse's writers' lock %s (%s): the next writer takes it "
                             "%.0f s after this one's last heartbeat", view, _said(exc), stale_seconds)
     finally:
-        for dead in set_aside:  # kept until now: a writer that found it dead with this one cannot rename it
-            try:
-                con.cursor().execute(f"drop view if exists {dead}")
-            except Exception as exc:
-                log.warning("could not drop %s, a dead writer's lock set aside: %s", dead, _said(exc))
         try:
             con.close()
         except Exception as exc:  # a server gone since: the step's own outcome stands
