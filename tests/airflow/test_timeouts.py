@@ -4,7 +4,6 @@ leaves the process able to log, wherever the task is when its limit passes."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import sqlite3
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from calltrail.ops import airflow_services as services
 from tests.airflow_env import BIN, airflow_env, run
 from tests.airflow_live import api_server, free_port
 
@@ -186,15 +186,14 @@ def killed_dag(tmp: Path, dag_id: str, *, supervised: bool) -> tuple[subprocess.
     Once (in about ten CI runs), ``dags test --use-executor`` did not end after its DAG run had
     ended, failed, in the metadata database: it hung in its shutdown for the 300 s it was given.
     Such a hang, and only such a hang, is said in a warning with the stacks of the command's threads
-    (``faulthandler``), and the whole run is made once more, in a folder of its own (``tmp`` with
+    (``faulthandler``), its process tree is killed, and the whole run is made once more, in a folder of its own (``tmp`` with
     ``-again``); a second hang, or any other outcome, is the test's."""
     if not supervised:
-        env, home = _airflow_home(tmp)
+        env, home, _ = _airflow_home(tmp)
         return run([str(BIN / "airflow"), "dags", "test", dag_id], env, timeout=300), home
     for attempt in (1, 2):
         where = tmp if attempt == 1 else tmp.with_name(f"{tmp.name}-again")
-        env, home = _airflow_home(where)
-        port = int(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].split(":")[2].split("/")[0])
+        env, home, port = _airflow_home(where)
         command = [str(BIN / "airflow"), "dags", "test", "--use-executor", dag_id]
         with api_server(env, where / "api-server.log", f"http://127.0.0.1:{port}", "--host", "127.0.0.1",
                         "--port", str(port)):
@@ -205,9 +204,11 @@ def killed_dag(tmp: Path, dag_id: str, *, supervised: bool) -> tuple[subprocess.
                 return subprocess.CompletedProcess(command, process.returncode, stdout, stderr), home
             except subprocess.TimeoutExpired:
                 ended = _dag_run_states(home)
+                # its executor's workers and their tasks (each in a group of its own), while they are its descendants
+                tree = services._tree({process.pid}, {})
                 process.send_signal(signal.SIGABRT)  # faulthandler writes every thread's stack, then it ends
                 time.sleep(5)
-                _kill_session(process.pid)  # its executor's workers, and their tasks' process groups
+                services._signal_each(tree, signal.SIGKILL)
                 stdout, stderr = process.communicate(timeout=60)
         if attempt == 2 or ended != ["failed"]:
             raise AssertionError(f"airflow dags test --use-executor did not end within {DAGS_TEST_SECONDS} s "
@@ -217,9 +218,9 @@ def killed_dag(tmp: Path, dag_id: str, *, supervised: bool) -> tuple[subprocess.
     raise AssertionError("unreachable")
 
 
-def _airflow_home(tmp: Path) -> tuple[dict[str, str], Path]:
+def _airflow_home(tmp: Path) -> tuple[dict[str, str], Path, int]:
     """``KILLED_DAGS`` in a DAG folder under ``tmp``, an Airflow home there, migrated: its
-    environment (an api-server's port for the executor's tasks) and the home."""
+    environment, the home, and the port of the api-server the executor's tasks report to."""
     dags = tmp / "dags"
     dags.mkdir(parents=True)
     (dags / "killed.py").write_text(KILLED_DAGS)
@@ -228,21 +229,7 @@ def _airflow_home(tmp: Path) -> tuple[dict[str, str], Path]:
            "AIRFLOW__API__WORKERS": "1", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/"}
     migrated = run([str(BIN / "airflow"), "db", "migrate"], env)
     assert migrated.returncode == 0, migrated.stderr[-3000:]
-    return env, Path(env["AIRFLOW_HOME"])
-
-
-def _kill_session(sid: int) -> None:
-    """SIGKILL every process of session ``sid`` (the supervisor puts each task in a group of its own)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # ended meanwhile
-        if int(fields[3]) == sid:  # after the state: ppid, pgrp, session
-            try:
-                os.kill(int(stat.parent.name), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    return env, Path(env["AIRFLOW_HOME"]), port
 
 
 def _dag_run_states(home: Path) -> list[str]:

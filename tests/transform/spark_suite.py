@@ -7,10 +7,10 @@ runs), then the reading back of its warehouse (tests/transform/spark_dump.py), t
 rebuilt and read on a standalone cluster started here (tests/transform/spark_cluster.py), then the same on a
 Spark Thrift Server (``CALLTRAIL_SPARK_METHOD=thrift``, a server started here:
 spark_thrift_server.py) over TLS that authenticates its users against an LDAP directory
-(ldap_server.py), with a refused login and an untrusted certificate there and a publish that stops half way
-(spark_publish_stopped.py), and a connection to a
-plain server without authentication (dbt's and calltrail's) and the writers' lock between processes
-there (thrift_lock_scenario.py); the late-arriving data built step
+(ldap_server.py), with a refused login and an untrusted certificate there and a publish that
+stops half way (spark_publish_stopped.py), and a connection to a plain server without
+authentication (dbt's and calltrail's) and the writers' lock between processes there
+(thrift_lock_scenario.py); the late-arriving data built step
 by step on a second Spark warehouse (spark_late_data.py); and an export whose cluster master does
 not answer. Each writes its output into its log in ``OUT``, and their exit codes go into
 ``OUT/exit_codes.json``.
