@@ -36,7 +36,7 @@
   {% do adapter.create_schema(api.Relation.create(database=database, schema=name)) %}
   {%- endfor %}
   {%- do adapter.dispatch('publish_tables', 'calltrail')(statements) -%}
-  {{ log("published " ~ models | length ~ " table(s) into schema " ~ schema, info=true) }}
+  {{ log("published " ~ models | length ~ " mart(s) into schema " ~ schema, info=true) }}
 {% endmacro %}
 
 {#- One row per publish: its time (UTC, without a zone) and the models it published. A list of
@@ -68,10 +68,12 @@ drop table if exists {{ published }};
 create table {{ published }} as select * from {{ source }};
 {%- endmacro %}
 
-{#- Spark without a table format of its own (Delta, Iceberg) cannot replace a table in one step:
-    the copy is written beside the published table first (`<name>__publishing`, in the publish
-    schema, which a rename cannot leave), and swapped in by a drop and a rename. A dict of the two
-    steps' statements: spark__publish_tables writes every copy before it swaps any.
+{#- Spark without a table format of its own (Delta, Iceberg) cannot replace a table in one step,
+    and a reader's session keeps the list of a table's files it read. So on Spark each published
+    mart is a view, and each publish writes a version of every mart beside it in the publish schema
+    (`<name>__version_<invocation id>`), then points the view at it: a view names its table anew
+    in every query, and the version is a table no session has read. A dict of the two steps'
+    statements: spark__publish_tables writes every version before it points any view at one.
     Without the partition column of an incremental model (docs/incremental.md): the published
     marts have the same columns on every engine. -#}
 {% macro spark__publish_table_sql(source, published) -%}
@@ -79,11 +81,12 @@ create table {{ published }} as select * from {{ source }};
 {%- for column in adapter.get_columns_in_relation(source) if column.name not in calltrail.bucket_columns() and column.name not in columns -%}
   {%- do columns.append(column.name) -%}
 {%- endfor -%}
-{%- set copy = published.incorporate(path={'identifier': published.identifier ~ '__publishing'}) -%}
+{%- set version = published.incorporate(path={'identifier': published.identifier ~ '__version_' ~ invocation_id | replace('-', '')}) -%}
 {{ return({
-  'copy': ["drop table if exists " ~ copy,
-           "create table " ~ copy ~ " using parquet as select " ~ columns | join(', ') ~ " from " ~ source],
-  'swap': ["drop table if exists " ~ published, "alter table " ~ copy ~ " rename to " ~ published],
+  'published': published,
+  'copy': ["drop table if exists " ~ version,
+           "create table " ~ version ~ " using parquet as select " ~ columns | join(', ') ~ " from " ~ source],
+  'swap': ["create or replace view " ~ published ~ " as select " ~ columns | join(', ') ~ " from " ~ version],
 }) }}
 {%- endmacro %}
 
@@ -96,24 +99,70 @@ create table {{ published }} as select * from {{ source }};
   {% do adapter.commit() %}
 {% endmacro %}
 
-{#- Spark has no multi-statement transactions. Every copy is written first, while readers still read
-    the published tables; a copy that fails stops publish before any published table is touched.
-    Then each table is swapped for its copy, one after another, each a drop and a rename
-    (docs/deploying.md says what readers may see meanwhile). The record of the publication last. -#}
+{#- Spark has no multi-statement transactions. Every version is written first, while readers still
+    read the published ones; a copy that fails stops publish before any view is touched. Then each
+    view is pointed at its new version, one after another; the record of the publication follows.
+    Last, the versions that no view reads any more are dropped, except the ones the views read
+    until now: a query that began before the publish reads on (docs/deploying.md). A published
+    mart that is still a table (as publish on Spark wrote it before it wrote views) is dropped
+    just before its view is made. -#}
 {% macro spark__publish_tables(statements) %}
   {%- set tables = statements | select('mapping') | list -%}
-  {% for step in ['copy', 'swap'] %}
-    {% for table in tables %}
-      {% for sql in table[step] %}
-        {% do run_query(sql) %}
-      {% endfor %}
+  {% for table in tables %}
+    {% for sql in table['copy'] %}
+      {% do run_query(sql) %}
     {% endfor %}
+  {% endfor %}
+  {%- set schema = tables[0]['published'].schema if tables else none -%}
+  {%- set before = calltrail.spark_published_tables(schema) if tables else [] -%}
+  {%- set keep = [] -%}
+  {% for table in tables %}
+    {%- set name = table['published'].identifier -%}
+    {%- if name in before -%}
+      {%- set found = calltrail.spark_published_mart(table['published']) -%}
+      {%- if found['type'] != 'view' -%}
+        {% do run_query("drop table " ~ table['published']) %}
+      {%- elif found['reads'] -%}
+        {% do keep.append(found['reads']) %}
+      {%- endif -%}
+    {%- endif -%}
+    {% for sql in table['swap'] %}
+      {% do run_query(sql) %}
+    {% endfor %}
+    {% do keep.append(name ~ '__version_' ~ invocation_id | replace('-', '')) %}
   {% endfor %}
   {% for sql in statements | reject('mapping') %}
     {% do run_query(sql) %}
   {% endfor %}
+  {%- set dropped = [] -%}
+  {% for found in (calltrail.spark_published_tables(schema) if tables else []) if found not in keep %}
+    {%- for table in tables if found.startswith(table['published'].identifier ~ '__version_')
+                               or found == table['published'].identifier ~ '__publishing' -%}
+      {% do run_query("drop table if exists " ~ table['published'].incorporate(path={'identifier': found})) %}
+      {% do dropped.append(found) %}
+    {%- endfor -%}
+  {% endfor %}
+  {{ log("dropped " ~ dropped | length ~ " earlier version(s) of the published marts", info=false) }}
 {% endmacro %}
 
+{#- The names of the tables and views of a Spark schema. -#}
+{% macro spark_published_tables(schema) %}
+  {%- set names = [] -%}
+  {%- for row in run_query("show tables in " ~ schema).rows -%}
+    {%- do names.append(row[1] | lower) -%}
+  {%- endfor -%}
+  {{ return(names) }}
+{% endmacro %}
+
+{#- What a published mart is: {'type': 'view' or 'table', 'reads': the version its view reads, or none}. -#}
+{% macro spark_published_mart(relation) %}
+  {%- set detail = {} -%}
+  {%- for row in run_query("describe table extended " ~ relation).rows -%}
+    {%- do detail.update({row[0]: row[1]}) -%}
+  {%- endfor -%}
+  {%- set reads = modules.re.findall(relation.identifier ~ '__version_[0-9a-f]+', (detail.get('View Text') or '') | lower) -%}
+  {{ return({'type': (detail.get('Type') or '') | lower, 'reads': reads[0] if reads else none}) }}
+{% endmacro %}
 
 {#- Write-audit-publish across processes: every dbt command that writes models (build, run, seed,
     snapshot; a hand-run one too) first records its invocation id in the build schema's table that

@@ -485,7 +485,8 @@ def test_the_run_through_a_thrift_server_builds_in_the_servers_warehouse_and_in_
     # the schemas as the run's settings name them, none of the default names
     published, lake, meta, quality_ = (NAMED_SCHEMAS[f"CALLTRAIL_{k}_SCHEMA"] for k in
                                        ("PUBLISH", "LAKE", "PUBLISH_LOG", "QUALITY"))
-    assert (warehouse / f"{published}.db" / "fct_touchpoints").is_dir()
+    assert list((warehouse / f"{published}.db").glob("fct_touchpoints__version_*/*.parquet")), (
+        "the published mart's version, which its view reads")
     assert (warehouse / f"{meta}.db" / "publications").is_dir()
     assert (warehouse / f"{quality_}.db" / "run_metrics").is_dir()
     assert (warehouse / f"{lake}.db").is_dir()
@@ -532,36 +533,56 @@ def publish_stopped(spark_suite):
     return json.loads((out / "thrift_out" / "publish_stopped.json").read_text())
 
 
+def _versions(tables: list[str], models: list[str]) -> dict[str, set[str]]:
+    """Each mart's versions among the tables of the publish schema."""
+    return {m: {t for t in tables if t.startswith(f"{m}__version_")} for m in models}
+
+
 def test_on_spark_a_publish_that_stops_half_way_leaves_every_published_mart_as_it_was(publish_stopped):
     seen = publish_stopped  # a data file of fct_attribution's build table, the sixth mart of eight, broken
-    assert seen["models"].index("fct_attribution") == 5
+    models = seen["models"]
+    assert models.index("fct_attribution") == 5
     assert seen["error"] and seen["error"].startswith("DbtCommandFailed: "), seen["error"]
     assert "fct_attribution" in seen["error"], seen["error"]
-    copies = {t.removesuffix("__publishing") for t in seen["stopped"]["tables"] if t.endswith("__publishing")}
-    assert set(seen["models"][:5]) <= copies <= set(seen["models"][:6]), copies  # it got that far, and no further
     before, stopped = seen["before"], seen["stopped"]
     assert all(isinstance(n, int) for n in before["counts"].values()), before
+    written = {m for m, found in _versions(stopped["tables"], models).items()
+               if found - _versions(before["tables"], models)[m]}
+    assert set(models[:5]) <= written <= set(models[:6]), written  # it got that far, and no further
     assert stopped["counts"] == before["counts"], "a published mart was dropped or changed by the publish that failed"
+    assert stopped["reads"] == before["reads"], "a view was pointed at a version of the publish that failed"
     assert stopped["publications"] == before["publications"], "a publish that failed was recorded"
-    assert set(seen["models"]) <= set(stopped["tables"])
+    assert set(models) <= set(stopped["tables"])
 
 
-def test_on_spark_the_next_publish_completes_and_leaves_no_copy_behind(publish_stopped):
-    seen = publish_stopped
-    following = seen["next"]
-    assert following["counts"] == seen["before"]["counts"]  # the same build, published again
-    assert following["publications"] == seen["before"]["publications"] + 1
-    assert following["tables"] == sorted(seen["models"]), "only the marts, no copy left in the publish schema"
+def test_on_spark_each_published_mart_is_a_view_of_the_version_its_publish_wrote(publish_stopped):
+    seen, schema = publish_stopped, publish_stopped["publish_schema"]
+    before, following = seen["before"], seen["next"]
+    assert before["reads"][seen["old_layout"]] == "(a table)"  # as publish on Spark left it before views
+    for model in seen["models"]:
+        reads = following["reads"][model]
+        assert reads.startswith(f"{schema}.{model}__version_"), (model, reads)
+        assert reads != before["reads"][model] and reads not in seen["stopped"]["tables"], (model, reads)
+    assert following["counts"] == before["counts"]  # the same build, published again
+    assert following["publications"] == before["publications"] + 1
 
 
-def test_on_a_thrift_server_a_readers_session_open_across_a_publish_reads_the_new_mart_after_refresh_table(
-        publish_stopped):
-    """docs/deploying.md: the open session's Spark keeps the list of the table's files, which publish
-    replaced; it fails to read them (never reads other rows) until `refresh table`."""
-    opened, expected = publish_stopped["open_session"], publish_stopped["next"]["counts"]["fct_touchpoints"]
-    before = opened["after the next publish"]
-    assert before == expected or (isinstance(before, str) and "FILE_NOT_EXIST" in before), before
-    assert opened["after refresh table"] == expected
+def test_on_spark_publish_keeps_the_versions_read_until_then_and_drops_the_others(publish_stopped):
+    """Every view's new version and the one it read before the publish, which a query begun before
+    it may still read; not the copies of the publish that failed, nor the old layout's copy."""
+    seen, schema = publish_stopped, publish_stopped["publish_schema"]
+    read = {r.removeprefix(f"{schema}.") for state in ("before", "next") for r in seen[state]["reads"].values()}
+    assert f"{seen['old_layout']}__publishing" in seen["before"]["tables"]
+    assert set(seen["next"]["tables"]) == (set(seen["models"]) | read) - {"(a table)"}
+
+
+def test_on_a_thrift_server_a_readers_session_open_across_a_publish_reads_the_new_version(publish_stopped):
+    """docs/deploying.md: a session keeps the list of the files of a table it read; the view names
+    the new version, a table it never read."""
+    opened, following = publish_stopped["open_session"], publish_stopped["next"]
+    assert opened["count"] == following["counts"]["fct_touchpoints"], opened
+    version = following["reads"]["fct_touchpoints"].split(".")[-1]
+    assert opened["files"] and all(f"/{version}/" in f for f in opened["files"]), opened
 
 
 def refusal(out: Path, codes: dict[str, int], name: str) -> str:
