@@ -72,6 +72,7 @@ def test_a_blank_variable_takes_its_default():
     ("CALLTRAIL_DQ_WINDOW_MIN_ROWS", "many", "CALLTRAIL_DQ_WINDOW_MIN_ROWS='many' is not a whole number"),
     ("CALLTRAIL_DBT_TARGET", "snowflake", "CALLTRAIL_DBT_TARGET='snowflake': use one of duckdb, postgres, spark"),
     ("CALLTRAIL_AIRFLOW_PORT", "80800", "CALLTRAIL_AIRFLOW_PORT=80800 is not a port: 1 to 65535"),
+    ("CALLTRAIL_SPARK_LOCK_STALE_SECONDS", "5", "CALLTRAIL_SPARK_LOCK_STALE_SECONDS=5 must be at least 10 (seconds)"),
     # read by the dbt profile and calltrail's connections, not settings' rows: checked all the same
     ("CALLTRAIL_PG_PORT", "abc", "CALLTRAIL_PG_PORT='abc' is not a whole number"),
     ("CALLTRAIL_SPARK_PORT", "0", "CALLTRAIL_SPARK_PORT=0 must be at least 1"),

@@ -92,6 +92,16 @@ def _number(name: str, raw: str) -> float:
     return value
 
 
+def _seconds_at_least(minimum: float) -> Parser:
+    def parse(name: str, raw: str) -> float:
+        value = _number(name, raw)
+        if value < minimum:
+            raise ConfigurationError(f"{name}={value:g} must be at least {minimum:g} (seconds)")
+        return value
+
+    return parse
+
+
 def _positive(name: str, raw: str) -> float:
     value = _number(name, raw)
     if value == 0:
@@ -362,6 +372,11 @@ class Settings:
                            "how the Spark Thrift Server authenticates calltrail")
     spark_use_ssl: str = _row("CALLTRAIL_SPARK_USE_SSL", "false", _choice("true", "false"),
                               "whether the connection to the Spark Thrift Server uses TLS")
+    # A writers' lock on a Spark Thrift Server whose holder gave no heartbeat for this long is taken
+    # for dead (calltrail.warehouse.thrift_lock); the holder renews it every 15 s, or every quarter
+    # of this limit when that is less.
+    spark_lock_stale_seconds: float = _row("CALLTRAIL_SPARK_LOCK_STALE_SECONDS", "300", _seconds_at_least(10),
+                                           "after how long without a heartbeat a Thrift Server's writers' lock is taken for dead")
     dbt_duckdb_memory_limit: str = _row("CALLTRAIL_DBT_DUCKDB_MEMORY_LIMIT", "3500MB", _text,
                                         "DuckDB's memory_limit for the dbt build")
     dbt_docs_dir: Path = _row("CALLTRAIL_DBT_DOCS_DIR", f"{DATA}/dbt_docs", _path, "where each run writes the dbt docs")

@@ -644,7 +644,8 @@ def _busy(message: str, seen: dict, doing: str) -> None:
         rf"{re.escape(seen['holder'])} \(holding it since \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC, last heartbeat "
         rf"\d+ s ago\), and {doing} needs to write it, one writer at a time\. Waited \d+ s "
         r"\(CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS\)\. Let that run finish, then run again; nothing was changed by "
-        rf"this one\. A writer that died lets go \d+ s after its last heartbeat \(or drop view "
+        rf"this one\. A writer that died lets go \d+ s after its last heartbeat \(its "
+        r"CALLTRAIL_SPARK_LOCK_STALE_SECONDS; or drop view "
         rf"{seen['schema']}\._calltrail_writer once you know it is gone\)\.", message), message
 
 
@@ -666,7 +667,7 @@ def test_on_a_thrift_server_a_second_writer_waits_then_fails_naming_the_holder(t
 
 
 def test_on_a_thrift_server_a_holder_that_renews_its_heartbeat_keeps_the_lock_past_the_staleness_limit(thrift_lock):
-    alive = thrift_lock["alive"]  # a limit of 20 s, a wait of 30 s
+    alive = thrift_lock["alive"]  # the holder's limit of 20 s, a wait of 30 s
     assert not alive["took"], alive
     assert alive["seconds"] >= 30
     assert "A writer that died lets go 20 s after its last heartbeat" in alive["error"]
@@ -683,14 +684,27 @@ def test_on_a_thrift_server_a_waiting_writer_takes_its_turn_when_the_holder_lets
 def test_on_a_thrift_server_a_dead_holders_lock_is_taken_once_its_heartbeat_is_older_than_the_limit(thrift_lock):
     dead = thrift_lock["left_by_the_dead"]
     assert re.fullmatch(r"calltrail pid \d+ on .+: holding it for the test", dead), dead
-    stale = thrift_lock["stale"]  # a limit of 3 s
+    stale = thrift_lock["stale"]  # the dead holder's limit of 3 s
     assert stale["took"], stale
     assert stale["waited"] >= 2, stale
     assert re.fullmatch(r"calltrail pid \d+ on .+: a second writer", stale["lock_view"]["calltrail.holder"])
     taken = [line for line in thrift_lock["stale_log"] if "taken for dead" in line]
     assert len(taken) == 1, thrift_lock["stale_log"]
     assert f"was left by '{dead}' (holding it since " in taken[0]
-    assert "silent for more than 3 s: taken for dead, a second writer drops it and takes its turn" in taken[0]
+    assert ("silent for more than 3 s (its CALLTRAIL_SPARK_LOCK_STALE_SECONDS): taken for dead, a second writer "
+            "drops it and takes its turn") in taken[0]
+
+
+def test_on_a_thrift_server_the_staleness_limit_is_the_holders_setting(thrift_lock):
+    """A holder through open_warehouse with CALLTRAIL_SPARK_LOCK_STALE_SECONDS=10 states it in its lock;
+    killed, it is taken for dead after 10 s by a writer whose own limit is the default, 300 s."""
+    assert thrift_lock["stated_by_setting"] == "10"
+    taken = thrift_lock["by_setting"]
+    assert 5 <= taken["seconds"] < 120, taken
+    assert re.fullmatch(r"calltrail pid \d+ on .+: a writer of the default limit", taken["lock_view"]["calltrail.holder"])
+    assert taken["lock_view"]["calltrail.stale_seconds"] == "300"
+    said = [line for line in thrift_lock["by_setting_log"] if "taken for dead" in line]
+    assert len(said) == 1 and "silent for more than 10 s (its CALLTRAIL_SPARK_LOCK_STALE_SECONDS)" in said[0], said
 
 
 def test_on_a_thrift_server_the_lock_is_gone_after_each_step_also_one_that_failed(thrift_lock):

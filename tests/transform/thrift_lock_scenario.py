@@ -3,15 +3,18 @@ on a server the Spark side started (tests/transform/spark_suite.py); tests/trans
 checks what this saw. Writes ``OUT/thrift_lock.json``.
 
 Each holder is a process of its own (a lock is re-entrant within a process), which holds the lock
-until its standard input closes, renewing its heartbeat every 0.5 s:
+until its standard input closes, renewing its heartbeat every 0.5 s, and states its staleness limit
+(20 s, and 3 s for the one killed):
 
 - busy: while one holds it, a second writer waits out its wait and fails naming the holder, as do
   a writing connection (``open_warehouse``) and ``calltrail dbt``; a read-only connection reads;
-- alive: a holder whose heartbeat is renewed keeps the lock past the staleness limit (20 s; a wait
-  of 30 s);
+- alive: a holder whose heartbeat is renewed keeps the lock past its staleness limit (a wait of
+  30 s);
 - handover: a writer waiting while the holder lets go takes its turn;
 - stale: a holder killed with SIGKILL leaves the lock; a writer takes it once the heartbeat is
-  older than the staleness limit, and says whose lock it drops;
+  older than the holder's staleness limit, and says whose lock it drops;
+- setting: a holder that holds through ``open_warehouse`` with ``CALLTRAIL_SPARK_LOCK_STALE_SECONDS=10``,
+  killed, states 10 s; a writer whose own setting is the default (300 s) takes it after 10 s;
 - released: the lock view is gone after a step, also after a step that failed;
 - taken: a holder whose lock view is dropped by someone else says so at its next heartbeat.
 
@@ -39,7 +42,16 @@ HOLD = """
 import sys
 from calltrail.warehouse.thrift_lock import writer_lock
 import os
-with writer_lock(os.environ, sys.argv[1], 0, sys.argv[2], heartbeat_seconds=0.5):
+with writer_lock(os.environ, sys.argv[1], 0, sys.argv[2], heartbeat_seconds=0.5, stale_seconds=float(sys.argv[3])):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+# A step's own way: the settings of its environment
+HOLD_BY_SETTINGS = """
+import sys
+from calltrail import settings
+from calltrail.warehouse.target import open_warehouse
+with open_warehouse(settings.load(), doing=sys.argv[2]):
     print("held", flush=True)
     sys.stdin.read()
 """
@@ -55,9 +67,9 @@ class _Records(logging.Handler):
         self.lines.append(f"{record.levelname} {record.getMessage()}")
 
 
-def _holder(env: dict[str, str], schema: str) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-c", HOLD, schema, DOING], env=env, stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True, start_new_session=True)
+def _holder(env: dict[str, str], schema: str, stale_seconds: float = 20.0, script: str = HOLD) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-c", script, schema, DOING, str(stale_seconds)], env=env,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
     line = process.stdout.readline()
     if line.strip() != "held":
         raise RuntimeError(f"the holder did not take the lock (exit {process.wait()}): {line!r}")
@@ -100,7 +112,7 @@ def main(out: Path) -> int:
     seen["holder_pid"] = holder.pid
     seen["busy"] = _try(env, schema, 2.0)
     # several renewals within the limit, even when a renewal's three statements take seconds under load
-    seen["alive"] = _try(env, schema, 30.0, stale_seconds=20.0)
+    seen["alive"] = _try(env, schema, 30.0)
     try:
         open_warehouse(settings_module.load({**env, "CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS": "1"}),
                        doing="the data-quality audit").close()
@@ -130,14 +142,25 @@ def main(out: Path) -> int:
     seen["handover"] = json.loads(waiter.communicate(timeout=120)[0])
     seen["after_handover"] = _lock_view(env, schema)
 
-    dead = _holder(env, schema)
+    dead = _holder(env, schema, 3.0)
     dead_holder = f"calltrail pid {dead.pid}"
     os.killpg(dead.pid, signal.SIGKILL)
     dead.wait()
     seen["left_by_the_dead"] = (_lock_view(env, schema) or {}).get("calltrail.holder")
-    seen["stale"] = _try(env, schema, 60.0, stale_seconds=3.0)
+    seen["stale"] = _try(env, schema, 60.0)
     seen["stale_log"] = [line for line in records.lines if dead_holder in line]
     seen["after_stale"] = _lock_view(env, schema)
+
+    dead = _holder({**env, "CALLTRAIL_SPARK_LOCK_STALE_SECONDS": "10"}, schema, script=HOLD_BY_SETTINGS)
+    dead_holder = f"calltrail pid {dead.pid}"
+    os.killpg(dead.pid, signal.SIGKILL)
+    dead.wait()
+    seen["stated_by_setting"] = (_lock_view(env, schema) or {}).get("calltrail.stale_seconds")
+    started = time.monotonic()
+    with open_warehouse(settings_module.load({**env, "CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS": "120"}),
+                        doing="a writer of the default limit"):
+        seen["by_setting"] = {"seconds": time.monotonic() - started, "lock_view": _lock_view(env, schema)}
+    seen["by_setting_log"] = [line for line in records.lines if dead_holder in line]
 
     try:
         with writer_lock(env, schema, 0, "a step that fails"):

@@ -390,7 +390,8 @@ def _warehouse_held(settings: Settings, args: list[str]) -> AbstractContextManag
         from calltrail.warehouse.thrift_lock import writer_lock as thrift_writer_lock
 
         return thrift_writer_lock(spark_environ(settings), settings.build_schema,
-                                  settings.warehouse_lock_wait_seconds, doing)
+                                  settings.warehouse_lock_wait_seconds, doing,
+                                  stale_seconds=settings.spark_lock_stale_seconds)
     return nullcontext(wait_for_warehouse(settings))
 
 

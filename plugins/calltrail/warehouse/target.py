@@ -342,7 +342,8 @@ def open_warehouse(settings: Settings, *, read_only: bool = False, wait: bool = 
         from calltrail.warehouse.thrift_lock import writer_lock as thrift_writer_lock
 
         env = spark_environ(settings)
-        lock = None if read_only else thrift_writer_lock(env, settings.build_schema, wait_seconds, doing)
+        lock = None if read_only else thrift_writer_lock(env, settings.build_schema, wait_seconds, doing,
+                                                         stale_seconds=settings.spark_lock_stale_seconds)
         return _locked(settings, lock, lambda: thrift_connection(env))
     if settings.dbt_target == "spark":
         from calltrail.warehouse.spark import session

@@ -11,10 +11,12 @@ The lock is a view, ``<build schema>._calltrail_writer`` (one per deployment: tw
 server have build schemas of their own). The metastore creates a name once, so of two writers that
 create it at once, one fails and waits. Its table properties say who holds it and when the holder
 last showed that it lives: a thread of the holder's renews that heartbeat every
-:data:`HEARTBEAT_SECONDS`, in the server's clock (``unix_timestamp()``), which every client reads
-alike. Unlike PostgreSQL's, the lock does not end with the holder's connection: a holder that died
-(killed, its machine lost) leaves it, and the first writer that finds its heartbeat older than
-:data:`STALE_SECONDS` drops it and takes its turn. The holder drops it when its step ends.
+:data:`HEARTBEAT_SECONDS` (or a quarter of the staleness limit, when that is less), in the server's
+clock (``unix_timestamp()``), which every client reads alike. Unlike PostgreSQL's, the lock does not
+end with the holder's connection: a holder that died (killed, its machine lost) leaves it, and the
+first writer that finds its heartbeat older than the staleness limit drops it and takes its turn.
+That limit is the holder's (``CALLTRAIL_SPARK_LOCK_STALE_SECONDS`` of its process, :data:`STALE_SECONDS`
+by default), which the view's properties carry. The holder drops it when its step ends.
 """
 
 from __future__ import annotations
@@ -33,12 +35,16 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 LOCK_VIEW = "_calltrail_writer"
-# How often the holder renews its heartbeat, and how old a heartbeat is when its holder is taken
-# for dead. A renewal is three small statements; the margin covers a server slow to answer.
+# How often the holder renews its heartbeat (at most), and how old a heartbeat is when its holder is
+# taken for dead unless the setting says otherwise. A renewal is three small statements; the margin
+# covers a server slow to answer.
 HEARTBEAT_SECONDS = 15.0
 STALE_SECONDS = 300.0
 # The table properties (Spark hides the values of keys that contain "token" or "secret")
 HOLDER, HOLDER_ID, SINCE, HEARTBEAT = "calltrail.holder", "calltrail.holder_id", "calltrail.since", "calltrail.heartbeat"
+# The holder's staleness limit: the one a writer that finds the lock applies, so that processes
+# configured alike or not never take a live holder's lock for dead
+STALE_AFTER = "calltrail.stale_seconds"
 # This process's holds, by server and schema: a step inside a step (one thread each) waits for no one
 _held_here: dict[tuple[str, str, str], int] = {}
 
@@ -89,6 +95,14 @@ def _heartbeat(props: Mapping[str, str]) -> int:
         return 0
 
 
+def _stale_after(props: Mapping[str, str], default: float) -> float:
+    """The staleness limit the lock's holder stated; ``default`` for a lock that states none."""
+    try:
+        return float(props.get(STALE_AFTER, ""))
+    except ValueError:
+        return default
+
+
 def _describe(props: Mapping[str, str], now: int) -> str:
     holder = props.get(HOLDER) or "a writer that did not say who it is"
     return f"'{holder}' (holding it since {_utc(props.get(SINCE))}, last heartbeat {now - _heartbeat(props)} s ago)"
@@ -123,14 +137,20 @@ def _beat(con: Any, view: str, holder_id: str, every: float, stale_seconds: floa
 
 @contextlib.contextmanager
 def writer_lock(environ: Mapping[str, str], schema: str, wait_seconds: float, doing: str, *,
-                poll_seconds: float = 1.0, heartbeat_seconds: float = HEARTBEAT_SECONDS,
+                poll_seconds: float = 1.0, heartbeat_seconds: float | None = None,
                 stale_seconds: float = STALE_SECONDS, sleep=time.sleep) -> Iterator[float]:
     """Hold the writers' lock of the warehouse whose dbt builds into ``schema`` on the Spark Thrift
     Server of the profile's ``spark_thrift`` output while the block runs; yields the seconds waited.
 
     Waits up to ``wait_seconds`` while another writer holds it, then raises :class:`SparkBusy`
-    naming that writer; a lock whose heartbeat is older than ``stale_seconds`` is dropped first.
+    naming that writer; a lock whose heartbeat is older than its holder's staleness limit (this
+    process's ``stale_seconds`` for a lock that states none) is dropped first. The lock taken here
+    states ``stale_seconds``.
+    The holder renews its heartbeat every ``heartbeat_seconds``: by default :data:`HEARTBEAT_SECONDS`,
+    or a quarter of ``stale_seconds`` when that is less.
     """
+    if heartbeat_seconds is None:
+        heartbeat_seconds = min(HEARTBEAT_SECONDS, stale_seconds / 4)
     from calltrail.warehouse.spark import profile_output, thrift_connection
 
     out = profile_output(environ, "spark_thrift")
@@ -158,7 +178,8 @@ def writer_lock(environ: Mapping[str, str], schema: str, wait_seconds: float, do
             now = _server_now(cur)
             try:
                 cur.execute(f"create view {view} tblproperties ('{HOLDER}'='{holder}', '{HOLDER_ID}'='{holder_id}', "
-                            f"'{SINCE}'='{now}', '{HEARTBEAT}'='{now}') as select 1 as held")
+                            f"'{SINCE}'='{now}', '{HEARTBEAT}'='{now}', '{STALE_AFTER}'='{stale_seconds:g}') "
+                            "as select 1 as held")
                 break
             except Exception as exc:
                 props = _properties(cur, view)
@@ -166,10 +187,11 @@ def writer_lock(environ: Mapping[str, str], schema: str, wait_seconds: float, do
                     if "ALREADY_EXISTS" in str(exc):
                         continue  # its holder let go just now
                     raise
-            if now - _heartbeat(props) > stale_seconds:
-                log.warning("the warehouse's writers' lock %s was left by %s, silent for more than %.0f s: taken "
-                            "for dead, %s drops it and takes its turn", view, _describe(props, now), stale_seconds,
-                            doing)
+            limit = _stale_after(props, stale_seconds)
+            if now - _heartbeat(props) > limit:
+                log.warning("the warehouse's writers' lock %s was left by %s, silent for more than %.0f s "
+                            "(its CALLTRAIL_SPARK_LOCK_STALE_SECONDS): taken for dead, %s drops it and takes its turn",
+                            view, _describe(props, now), limit, doing)
                 _drop_if_held_by(cur, view, props.get(HOLDER_ID, ""))
                 continue
             waited = time.monotonic() - started
@@ -179,8 +201,8 @@ def writer_lock(environ: Mapping[str, str], schema: str, wait_seconds: float, do
                     f"{_describe(props, now)}, and {doing} needs to write it, one writer at a time. "
                     f"Waited {waited:.0f} s (CALLTRAIL_WAREHOUSE_LOCK_WAIT_SECONDS). Let that run finish, then "
                     "run again; nothing was changed by this one. A writer that died lets go "
-                    f"{stale_seconds:.0f} s after its last heartbeat (or drop view {schema}.{LOCK_VIEW} once "
-                    "you know it is gone).")
+                    f"{limit:.0f} s after its last heartbeat (its CALLTRAIL_SPARK_LOCK_STALE_SECONDS; or "
+                    f"drop view {schema}.{LOCK_VIEW} once you know it is gone).")
             if not warned:
                 log.warning("the warehouse is being written by %s: %s waits up to %.0f s for it",
                             _describe(props, now), doing, wait_seconds)
