@@ -29,6 +29,7 @@ build of the final lake on DuckDB.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import socket
@@ -705,6 +706,31 @@ def test_on_a_thrift_server_the_staleness_limit_is_the_holders_setting(thrift_lo
     assert taken["lock_view"]["calltrail.stale_seconds"] == "300"
     said = [line for line in thrift_lock["by_setting_log"] if "taken for dead" in line]
     assert len(said) == 1 and "silent for more than 10 s (its CALLTRAIL_SPARK_LOCK_STALE_SECONDS)" in said[0], said
+
+
+def test_on_a_thrift_server_writers_that_find_a_dead_holders_lock_together_hold_it_one_after_another(thrift_lock):
+    race = thrift_lock["race"]  # three writers released together onto a dead lock, each holding it 1 s
+    held = sorted(race["held"], key=lambda h: h["start"])
+    assert len(held) == 3
+    for hold in held:
+        mine = f"calltrail pid {hold['pid']} on {socket.gethostname()}: a breaker"
+        assert (hold["first"] or {}).get("calltrail.holder") == mine, hold
+        assert (hold["last"] or {}).get("calltrail.holder") == mine, hold
+    assert all(earlier["end"] <= later["start"] for earlier, later in itertools.pairwise(held)), held
+    taken = [line for line in race["said"] if "taken for dead" in line]
+    assert len(taken) == 1 and race["dead"] in taken[0], race["said"]
+    claim = f"_calltrail_writer_taken_{race['dead_id']}"
+    assert claim in race["claims_after"], race  # kept for the dead holder's limit (10 s)
+    assert claim not in race["claims_later"], race  # then dropped by the next writer
+
+
+def test_on_a_thrift_server_a_claim_whose_writer_died_is_dropped_and_the_turn_taken(thrift_lock):
+    stuck = thrift_lock["stuck_claim"]  # the dead lock's turn claimed an hour ago by a writer that died
+    assert stuck["taken"]["took"], stuck
+    assert re.fullmatch(r"calltrail pid \d+ on .+: a second writer", stuck["taken"]["lock_view"]["calltrail.holder"])
+    dropped = [line for line in stuck["log"] if "that writer died before it took its turn; dropped" in line]
+    assert len(dropped) == 1 and "'calltrail pid 4444 on a lost machine: a claim'" in dropped[0], stuck["log"]
+    assert f"_calltrail_writer_taken_{stuck['dead_id']}" in stuck["claims_after"]  # the new claim
 
 
 def test_on_a_thrift_server_the_lock_is_gone_after_each_step_also_one_that_failed(thrift_lock):

@@ -15,6 +15,12 @@ until its standard input closes, renewing its heartbeat every 0.5 s, and states 
   older than the holder's staleness limit, and says whose lock it drops;
 - setting: a holder that holds through ``open_warehouse`` with ``CALLTRAIL_SPARK_LOCK_STALE_SECONDS=10``,
   killed, states 10 s; a writer whose own setting is the default (300 s) takes it after 10 s;
+- race: three writers (processes) that find a dead holder's lock at the same moment hold the lock
+  one after another, each its own lock view from the start to the end of its hold, and one of them
+  claims the dead holder's turn (the view a dead holder leaves, its heartbeat an hour old, its
+  limit 10 s); the claim stays, and the first writer to take the lock after 10 s drops it;
+- stuck claim: a dead holder's lock whose turn a writer claimed an hour ago, and died: the next
+  writer drops that claim, claims the turn and takes it;
 - released: the lock view is gone after a step, also after a step that failed;
 - taken: a holder whose lock view is dropped by someone else says so at its next heartbeat.
 
@@ -30,12 +36,13 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from calltrail import settings as settings_module
 from calltrail.warehouse.spark import thrift_connection
 from calltrail.warehouse.target import open_warehouse
-from calltrail.warehouse.thrift_lock import LOCK_VIEW, SparkBusy, writer_lock
+from calltrail.warehouse.thrift_lock import CLAIM_PREFIX, LOCK_VIEW, SparkBusy, writer_lock
 from tests.airflow_env import BIN
 
 HOLD = """
@@ -56,6 +63,21 @@ with open_warehouse(settings.load(), doing=sys.argv[2]):
     sys.stdin.read()
 """
 DOING = "holding it for the test"
+# A writer that starts when its standard input gives a line, holds the lock for a second, and says
+# who held the lock view at the start and the end of its hold
+BREAKER = """
+import json, logging, os, sys, time
+logging.basicConfig(level=logging.WARNING)
+from calltrail.warehouse.thrift_lock import writer_lock
+from tests.transform.thrift_lock_scenario import _lock_view
+print("ready", flush=True)
+sys.stdin.readline()
+with writer_lock(os.environ, sys.argv[1], 120.0, "a breaker", poll_seconds=0.2):
+    start, first = time.time(), _lock_view(os.environ, sys.argv[1])
+    time.sleep(1.0)
+    last, end = _lock_view(os.environ, sys.argv[1]), time.time()
+print(json.dumps({"pid": os.getpid(), "start": start, "end": end, "first": first, "last": last}), flush=True)
+"""
 
 
 class _Records(logging.Handler):
@@ -97,6 +119,63 @@ def _lock_view(env: dict[str, str], schema: str) -> dict[str, str] | None:
         return None
     cur.execute(f"show tblproperties `{schema}`.`{LOCK_VIEW}`")
     return dict(cur.fetchall())
+
+
+def _claims(env: dict[str, str], schema: str) -> list[str]:
+    cur = thrift_connection(env).cursor()
+    cur.execute(f"show views in `{schema}` like '{CLAIM_PREFIX}*'")
+    return sorted(str(row[1]) for row in cur.fetchall())
+
+
+def _plant(env: dict[str, str], schema: str, name: str, holder: str, age: int, limit: str) -> str:
+    """A view of the lock's as a writer that died leaves it: its heartbeat ``age`` seconds old."""
+    cur = thrift_connection(env).cursor()
+    cur.execute(f"select unix_timestamp() - {age}")
+    then = cur.fetchall()[0][0]
+    holder_id = uuid.uuid4().hex
+    cur.execute(f"create view `{schema}`.`{name}` tblproperties ('calltrail.holder'='{holder}', "
+                f"'calltrail.holder_id'='{holder_id}', 'calltrail.since'='{then}', 'calltrail.heartbeat'='{then}', "
+                f"'calltrail.stale_seconds'='{limit}') as select 1 as held")
+    return holder_id
+
+
+def _race(env: dict[str, str], schema: str) -> dict:
+    """A dead holder's lock, found stale by three writers at once."""
+    breakers = [subprocess.Popen([sys.executable, "-c", BREAKER, schema], env=env, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for breaker in breakers:
+        if breaker.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"a breaker did not start: {breaker.communicate(timeout=60)}")
+    dead = "calltrail pid 4242 on a lost machine: a step that died"
+    dead_id = _plant(env, schema, LOCK_VIEW, dead, 3600, "10")
+    for breaker in breakers:
+        breaker.stdin.write("go\n")
+        breaker.stdin.flush()
+    held, said = [], []
+    for breaker in breakers:
+        stdout, stderr = breaker.communicate(timeout=300)
+        if breaker.returncode != 0:
+            raise RuntimeError(f"a breaker failed (exit {breaker.returncode}): {stderr[-3000:]}")
+        held.append(json.loads(stdout.strip().splitlines()[-1]))
+        said += stderr.splitlines()
+    seen = {"dead": dead, "dead_id": dead_id, "held": held, "said": said, "claims_after": _claims(env, schema)}
+    cur = thrift_connection(env).cursor()
+    cur.execute(f"show tblproperties `{schema}`.`{CLAIM_PREFIX}{dead_id}`")
+    claimed_at = int(dict(cur.fetchall())["calltrail.since"])
+    cur.execute("select unix_timestamp()")
+    time.sleep(max(0, claimed_at + 12 - cur.fetchall()[0][0]))  # the claim is older than the dead holder's limit
+    with writer_lock(env, schema, 30.0, "a step after the claim's time"):
+        pass
+    seen["claims_later"] = _claims(env, schema)
+    return seen
+
+
+def _stuck_claim(env: dict[str, str], schema: str) -> dict:
+    """A dead holder's lock, whose turn a writer claimed an hour ago and died before it took it."""
+    dead_id = _plant(env, schema, LOCK_VIEW, "calltrail pid 4343 on a lost machine: a step that died", 3600, "10")
+    _plant(env, schema, CLAIM_PREFIX + dead_id, "calltrail pid 4444 on a lost machine: a claim", 3600, "10")
+    taken = _try(env, schema, 60.0)
+    return {"dead_id": dead_id, "taken": taken, "claims_after": _claims(env, schema)}
 
 
 def main(out: Path) -> int:
@@ -161,6 +240,11 @@ def main(out: Path) -> int:
                         doing="a writer of the default limit"):
         seen["by_setting"] = {"seconds": time.monotonic() - started, "lock_view": _lock_view(env, schema)}
     seen["by_setting_log"] = [line for line in records.lines if dead_holder in line]
+
+    seen["race"] = _race(env, schema)
+    records.lines.clear()
+    seen["stuck_claim"] = _stuck_claim(env, schema)
+    seen["stuck_claim"]["log"] = list(records.lines)
 
     try:
         with writer_lock(env, schema, 0, "a step that fails"):

@@ -17,6 +17,14 @@ end with the holder's connection: a holder that died (killed, its machine lost) 
 first writer that finds its heartbeat older than the staleness limit drops it and takes its turn.
 That limit is the holder's (``CALLTRAIL_SPARK_LOCK_STALE_SECONDS`` of its process, :data:`STALE_SECONDS`
 by default), which the view's properties carry. The holder drops it when its step ends.
+
+Of writers that find a dead holder's lock at the same moment, only one may drop it: another could
+drop the new lock of the first instead. So a writer first claims the dead holder's turn by creating
+a second view, ``_calltrail_writer_taken_<dead holder's id>``, which the metastore also creates
+once; the others find it and wait as for a holder. The claim stays for the dead holder's staleness
+limit, longer than a writer takes between reading the dead lock and claiming it, so that a late
+writer cannot claim it again; then the next writer that takes the lock drops it. A claim whose
+writer died before it took its turn is dropped once it is as old as that limit.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ HOLDER, HOLDER_ID, SINCE, HEARTBEAT = "calltrail.holder", "calltrail.holder_id",
 # The holder's staleness limit: the one a writer that finds the lock applies, so that processes
 # configured alike or not never take a live holder's lock for dead
 STALE_AFTER = "calltrail.stale_seconds"
+CLAIM_PREFIX = f"{LOCK_VIEW}_taken_"
 # This process's holds, by server and schema: a step inside a step (one thread each) waits for no one
 _held_here: dict[tuple[str, str, str], int] = {}
 
@@ -106,6 +115,42 @@ def _stale_after(props: Mapping[str, str], default: float) -> float:
 def _describe(props: Mapping[str, str], now: int) -> str:
     holder = props.get(HOLDER) or "a writer that did not say who it is"
     return f"'{holder}' (holding it since {_utc(props.get(SINCE))}, last heartbeat {now - _heartbeat(props)} s ago)"
+
+
+def _claim(cur: Any, schema: str, props: Mapping[str, str], now: int, limit: float, holder: str) -> bool:
+    """Claim the turn of the dead holder whose lock view has ``props``: True when this writer is the
+    one to drop its lock. False when another writer claimed it first (a claim older than ``limit``,
+    whose writer died before it took its turn, is dropped, and the caller looks again)."""
+    dead_id = "".join(c for c in props.get(HOLDER_ID, "").lower() if c in "0123456789abcdef") or "unknown"
+    claim = f"{_quoted(schema)}.{_quoted(CLAIM_PREFIX + dead_id)}"
+    try:
+        cur.execute(f"create view {claim} tblproperties ('{HOLDER}'='{holder}', '{SINCE}'='{now}', "
+                    f"'{STALE_AFTER}'='{limit:g}') as select 1 as claimed")
+        return True
+    except Exception as exc:
+        if "ALREADY_EXISTS" not in str(exc):
+            raise
+    claimed = _properties(cur, claim)
+    if claimed is not None and now - int(claimed.get(SINCE) or 0) > _stale_after(claimed, limit):
+        log.warning("%s, a claim of a dead writer's turn by '%s', is older than %.0f s: that writer died "
+                    "before it took its turn; dropped", claim, claimed.get(HOLDER), _stale_after(claimed, limit))
+        cur.execute(f"drop view if exists {claim}")
+    return False
+
+
+def _drop_old_claims(cur: Any, schema: str) -> None:
+    """Drop the claims older than their dead holder's staleness limit: no writer acts on those
+    dead holders' locks any more."""
+    cur.execute(f"show views in {_quoted(schema)} like '{CLAIM_PREFIX}*'")
+    claims = [str(row[1]) for row in cur.fetchall()]
+    if not claims:
+        return
+    now = _server_now(cur)
+    for name in claims:
+        claim = f"{_quoted(schema)}.{_quoted(name)}"
+        props = _properties(cur, claim)
+        if props is not None and now - int(props.get(SINCE) or 0) > _stale_after(props, STALE_SECONDS):
+            cur.execute(f"drop view if exists {claim}")
 
 
 def _drop_if_held_by(cur: Any, view: str, holder_id: str) -> None:
@@ -188,12 +233,13 @@ def writer_lock(environ: Mapping[str, str], schema: str, wait_seconds: float, do
                         continue  # its holder let go just now
                     raise
             limit = _stale_after(props, stale_seconds)
-            if now - _heartbeat(props) > limit:
+            if now - _heartbeat(props) > limit and _claim(cur, schema, props, now, limit, holder):
                 log.warning("the warehouse's writers' lock %s was left by %s, silent for more than %.0f s "
                             "(its CALLTRAIL_SPARK_LOCK_STALE_SECONDS): taken for dead, %s drops it and takes its turn",
                             view, _describe(props, now), limit, doing)
                 _drop_if_held_by(cur, view, props.get(HOLDER_ID, ""))
                 continue
+            # held, or a dead holder's turn another writer claimed just now: wait as for a holder
             waited = time.monotonic() - started
             if waited >= wait_seconds:
                 raise SparkBusy(
@@ -208,6 +254,10 @@ def writer_lock(environ: Mapping[str, str], schema: str, wait_seconds: float, do
                             _describe(props, now), doing, wait_seconds)
                 warned = True
             sleep(max(0.0, min(poll_seconds, wait_seconds - waited)))
+        try:
+            _drop_old_claims(cur, schema)
+        except Exception as exc:  # the next writer tries again
+            log.warning("could not drop the old claims of dead writers' turns in %s: %s", schema, _said(exc))
         _held_here[key] = 1
         stop = threading.Event()
         beat = threading.Thread(target=_beat, args=(con, view, holder_id, heartbeat_seconds, stale_seconds, stop),
