@@ -84,6 +84,7 @@ create table {{ published }} as select * from {{ source }};
 {%- set version = published.incorporate(path={'identifier': published.identifier ~ '__version_' ~ invocation_id | replace('-', '')}) -%}
 {{ return({
   'published': published,
+  'version': version,
   'copy': ["drop table if exists " ~ version,
            "create table " ~ version ~ " using parquet as select " ~ columns | join(', ') ~ " from " ~ source],
   'swap': ["create or replace view " ~ published ~ " as select " ~ columns | join(', ') ~ " from " ~ version],
@@ -129,7 +130,7 @@ create table {{ published }} as select * from {{ source }};
     {% for sql in table['swap'] %}
       {% do run_query(sql) %}
     {% endfor %}
-    {% do keep.append(name ~ '__version_' ~ invocation_id | replace('-', '')) %}
+    {% do keep.append(table['version'].identifier) %}
   {% endfor %}
   {% for sql in statements | reject('mapping') %}
     {% do run_query(sql) %}

@@ -117,6 +117,11 @@ def _describe(props: Mapping[str, str], now: int) -> str:
     return f"'{holder}' (holding it since {_utc(props.get(SINCE))}, last heartbeat {now - _heartbeat(props)} s ago)"
 
 
+def _outlived(claimed: Mapping[str, str], now: int, default: float) -> bool:
+    """Whether a claim is older than the staleness limit it states (``default`` when it states none)."""
+    return now - int(claimed.get(SINCE) or 0) > _stale_after(claimed, default)
+
+
 def _claim(cur: Any, schema: str, props: Mapping[str, str], now: int, limit: float, holder: str) -> bool:
     """Claim the turn of the dead holder whose lock view has ``props``: True when this writer is the
     one to drop its lock. False when another writer claimed it first (a claim older than ``limit``,
@@ -131,7 +136,7 @@ def _claim(cur: Any, schema: str, props: Mapping[str, str], now: int, limit: flo
         if "ALREADY_EXISTS" not in str(exc):
             raise
     claimed = _properties(cur, claim)
-    if claimed is not None and now - int(claimed.get(SINCE) or 0) > _stale_after(claimed, limit):
+    if claimed is not None and _outlived(claimed, now, limit):
         log.warning("%s, a claim of a dead writer's turn by '%s', is older than %.0f s: that writer died "
                     "before it took its turn; dropped", claim, claimed.get(HOLDER), _stale_after(claimed, limit))
         cur.execute(f"drop view if exists {claim}")
@@ -149,7 +154,7 @@ def _drop_old_claims(cur: Any, schema: str) -> None:
     for name in claims:
         claim = f"{_quoted(schema)}.{_quoted(name)}"
         props = _properties(cur, claim)
-        if props is not None and now - int(props.get(SINCE) or 0) > _stale_after(props, STALE_SECONDS):
+        if props is not None and _outlived(props, now, STALE_SECONDS):
             cur.execute(f"drop view if exists {claim}")
 
 
