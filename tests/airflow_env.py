@@ -10,6 +10,9 @@ from pathlib import Path
 from calltrail import settings as settings_module
 
 BIN = Path(sys.executable).parent
+# For tests whose landing files are written whole before ingestion reads them: nothing to watch
+# settle (ingestion's watch of a file still being written is tests/faults/test_landing_file_being_written.py's).
+WRITTEN_WHOLE = {settings_module.LANDING_SETTLE_VAR: "0"}
 
 
 def calltrail_env(tmp: Path, **extra: str) -> dict[str, str]:

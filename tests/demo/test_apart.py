@@ -11,7 +11,7 @@ from calltrail import settings as settings_module
 from calltrail.demo import apart
 from calltrail.demo.generate import generate
 from calltrail.tasks import ingest
-from tests.airflow_env import calltrail_env
+from tests.airflow_env import WRITTEN_WHOLE, calltrail_env
 from tests.demo.yours import bizible_ids_of, lake_bizible_ids, write_your_files
 
 
@@ -19,7 +19,7 @@ from tests.demo.yours import bizible_ids_of, lake_bizible_ids, write_your_files
 def demo_lake(tmp_path):
     """A lake and a warehouse holding only the demo (100 visitors: the 100th has a broken web row),
     as after `make run` on the demo."""
-    settings = settings_module.load(calltrail_env(tmp_path))
+    settings = settings_module.load(calltrail_env(tmp_path, **WRITTEN_WHOLE))
     generate(settings.landing_dir, visitors=100)
     ingest.ingest_web_events(settings)
     ingest.ingest_task_files(settings)
@@ -107,7 +107,7 @@ def test_calltrail_demo_always_loads_your_files_beside_the_demo_and_the_summary_
 
 
 def test_a_file_named_demo_something_is_yours_and_so_is_a_lake_whose_landing_files_were_moved_away(tmp_path):
-    settings = settings_module.load(calltrail_env(tmp_path))
+    settings = settings_module.load(calltrail_env(tmp_path, **WRITTEN_WHOLE))
     settings.task_landing_dir.mkdir(parents=True)
     (settings.task_landing_dir / "demo-export.csv").write_text("Id\n")
     assert [f.name for f in apart.own_landing_files(settings)] == ["demo-export.csv"]

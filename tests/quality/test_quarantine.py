@@ -13,7 +13,7 @@ from calltrail import summary
 from calltrail.airflow.run_context import RunInfo
 from calltrail.settings import ConfigurationError
 from calltrail.tasks import ingest
-from tests.airflow_env import calltrail_env
+from tests.airflow_env import WRITTEN_WHOLE, calltrail_env
 from tests.fakes.alerting import SlackWebhookServer
 from tests.web.test_ingest import GOOD, write
 
@@ -39,7 +39,7 @@ def alerts_in(settings):
 
 
 def test_more_quarantined_rows_than_the_threshold_alert_once_naming_each_source_file(tmp_path, slack):
-    s = settings_module.load(calltrail_env(tmp_path, CALLTRAIL_QUARANTINE_ALERT_ROWS="3"))
+    s = settings_module.load(calltrail_env(tmp_path, CALLTRAIL_QUARANTINE_ALERT_ROWS="3", **WRITTEN_WHOLE))
     write(s.web_landing_dir / "tracker-export-0301.csv", [GOOD[0], *bad_rows(3, "a")])
     write(s.web_landing_dir / "tracker-export-0302.jsonl", [GOOD[1], *bad_rows(1, "b")])
     ingest.ingest_web_events(s, alert_run=RUN)
@@ -55,7 +55,7 @@ def test_more_quarantined_rows_than_the_threshold_alert_once_naming_each_source_
 
 
 def test_quarantined_rows_up_to_the_threshold_load_without_an_alert(tmp_path, slack):
-    s = settings_module.load(calltrail_env(tmp_path, CALLTRAIL_QUARANTINE_ALERT_ROWS="4"))
+    s = settings_module.load(calltrail_env(tmp_path, CALLTRAIL_QUARANTINE_ALERT_ROWS="4", **WRITTEN_WHOLE))
     write(s.web_landing_dir / "tracker-export-0301.csv", [GOOD[0], *bad_rows(4, "a")])
     result = ingest.ingest_web_events(s, alert_run=RUN)
     assert result["rows_quarantined"] == 4 and result["rows_valid"] == 1
@@ -63,7 +63,7 @@ def test_quarantined_rows_up_to_the_threshold_load_without_an_alert(tmp_path, sl
 
 
 def test_quarantined_task_rows_alert_too(tmp_path, slack):
-    s = settings_module.load(calltrail_env(tmp_path, CALLTRAIL_QUARANTINE_ALERT_ROWS="0"))
+    s = settings_module.load(calltrail_env(tmp_path, CALLTRAIL_QUARANTINE_ALERT_ROWS="0", **WRITTEN_WHOLE))
     s.task_landing_dir.mkdir(parents=True)
     (s.task_landing_dir / "dataloader-0301.csv").write_text(
         "Id,Subject,SystemModstamp,CreatedDate\n"
@@ -75,7 +75,7 @@ def test_quarantined_task_rows_alert_too(tmp_path, slack):
 
 
 def test_the_run_summary_reports_this_runs_quarantined_rows_by_source_file(tmp_path):
-    s = settings_module.load(calltrail_env(tmp_path))
+    s = settings_module.load(calltrail_env(tmp_path, **WRITTEN_WHOLE))
     write(s.web_landing_dir / "yesterday.csv", [GOOD[0], *bad_rows(2, "old")])
     ingest.ingest_web_events(s)
     time.sleep(0.05)
@@ -94,7 +94,7 @@ def test_the_run_summary_reports_this_runs_quarantined_rows_by_source_file(tmp_p
 
 
 def test_a_run_without_quarantined_rows_says_none(tmp_path):
-    s = settings_module.load(calltrail_env(tmp_path))
+    s = settings_module.load(calltrail_env(tmp_path, **WRITTEN_WHOLE))
     text = summary.render(s, summary.summarise(s.lake_dir), this_run={})
     assert "quarantined in this run, by source file:\n    none" in text, text
 

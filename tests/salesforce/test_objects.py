@@ -297,9 +297,9 @@ def test_the_ingestion_task_reads_each_objects_landing_folder_and_alerts_on_its_
     from calltrail import settings as settings_module
     from calltrail.airflow.run_context import RunInfo
     from calltrail.tasks import ingest
-    from tests.airflow_env import calltrail_env
+    from tests.airflow_env import WRITTEN_WHOLE, calltrail_env
 
-    s = settings_module.load(calltrail_env(tmp_path, CALLTRAIL_QUARANTINE_ALERT_ROWS="0"))
+    s = settings_module.load(calltrail_env(tmp_path, CALLTRAIL_QUARANTINE_ALERT_ROWS="0", **WRITTEN_WHOLE))
     folder = s.landing_dir / "salesforce" / "opportunity_contact_role"
     folder.mkdir(parents=True)
     (folder / "roles.jsonl").write_text(json.dumps(contact_role(0, START)) + "\n"
