@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from calltrail import settings as settings_module
 from calltrail import summary as run_summary
 from calltrail.demo.generate import iter_truth_tasks
-from tests.airflow_env import BIN, airflow_env, calltrail_env, run
+from tests.airflow_env import BIN, WRITTEN_WHOLE, airflow_env, calltrail_env, run
 from tests.fakes.alerting import SlackWebhookServer, SmtpServer
 from tests.fakes.salesforce import FakeSalesforce, FakeSalesforceServer
 from tests.quality.helpers import task_ids, write_task_updates
@@ -244,7 +244,7 @@ def test_when_the_vendor_stops_writing_bizible_ids_the_run_fails_alerts_once_and
     with SlackWebhookServer() as slack, SmtpServer() as smtp:
         env = calltrail_env(tmp_path, AIRFLOW_CONN_SLACK_ALERTS=slack.connection(),
                             AIRFLOW_CONN_SMTP_ALERTS=smtp.connection(),
-                            CALLTRAIL_ALERT_EMAILS="marketing-ops@example.com")
+                            CALLTRAIL_ALERT_EMAILS="marketing-ops@example.com", **WRITTEN_WHOLE)
         settings = settings_module.load(env)
         published_before = fct_rows(settings.warehouse)
         calls = task_ids(settings, "select task_id from main.stg_salesforce__tasks where is_call "
@@ -288,7 +288,7 @@ def test_a_failed_data_test_fails_its_models_task_alone_alerts_once_and_publishe
 
     source, _, _, _ = demo_run
     shutil.copytree(source / "data", tmp_path / "data", ignore=shutil.ignore_patterns("logs"))
-    env = calltrail_env(tmp_path)
+    env = calltrail_env(tmp_path, **WRITTEN_WHOLE)
     settings = settings_module.load(env)
     published_before = fct_rows(settings.warehouse)
     [events] = sorted((settings.lake_dir / "web_events").glob("file=*/events.parquet"))[:1]
