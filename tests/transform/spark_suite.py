@@ -12,7 +12,8 @@ stops half way (spark_publish_stopped.py), and a connection to a plain server wi
 authentication (dbt's and calltrail's) and the writers' lock between processes there
 (thrift_lock_scenario.py); the late-arriving data built step
 by step on a second Spark warehouse (spark_late_data.py); and an export whose cluster master does
-not answer. Each writes its output into its log in ``OUT``, and their exit codes go into
+not answer. DuckDB builds the lake of each demo run beside them (spark_duckdb_side.py), and the
+command `calltrail export` reads the session run's warehouse. Each writes its output into its log in ``OUT``, and their exit codes go into
 ``OUT/exit_codes.json``.
 
     python -m tests.transform.spark_suite OUT
@@ -71,15 +72,41 @@ def _logged(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
                                 stdout=fh, stderr=subprocess.STDOUT)
 
 
+def _apart(cmd: list[str], env: dict[str, str], stem: Path) -> subprocess.Popen:
+    """``cmd`` with its output and its errors apart, in ``STEM.stdout`` and ``STEM.stderr``."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{stem}.stdout", "wb") as stdout, open(f"{stem}.stderr", "wb") as stderr:
+        return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=stdout, stderr=stderr)
+
+
 def _unanswered_master_export(out: Path, env: dict[str, str]) -> subprocess.Popen:
     """`calltrail export` with a master that does not answer: its output and its errors apart, in
     ``OUT/unanswered/out.csv.stdout`` and ``.stderr``; the file it must not write is ``out.csv``.
     Mostly a wait, so it runs beside the rest."""
     folder = out / "unanswered"
     (folder / "data" / "warehouse" / "spark").mkdir(parents=True)
-    with (folder / "out.csv.stdout").open("w") as stdout, (folder / "out.csv.stderr").open("w") as stderr:
-        return subprocess.Popen([str(BIN / "calltrail"), "export", "fct_touchpoints", "--out", str(folder / "out.csv")],
-                                env=env, cwd=ROOT, stdout=stdout, stderr=stderr)
+    return _apart([str(BIN / "calltrail"), "export", "fct_touchpoints", "--out", str(folder / "out.csv")], env,
+                  folder / "out.csv")
+
+
+def _exports(out: Path, env: dict[str, str]) -> dict[str, int]:
+    """`calltrail export` of the demo run's warehouse: a mart into a Parquet file
+    (``OUT/spark_out/cli/spark.parquet``, what the command said in ``spark.parquet.stdout``) and one
+    to standard output (``OUT/spark_out/cli/piped.stdout``, its errors in ``piped.stderr``). One
+    after the other: the warehouse's metastore takes one process at a time."""
+    cli = out / "spark_out" / "cli"
+    return {"cli_export": _apart([str(BIN / "calltrail"), "export", "rpt_revenue_by_channel", "--format", "parquet",
+                                  "--out", str(cli / "spark.parquet")], env, cli / "spark.parquet").wait(),
+            "piped_export": _apart([str(BIN / "calltrail"), "export", "fct_touchpoints", "--out", "-"], env,
+                                   cli / "piped").wait()}
+
+
+def _duckdb_side(out: Path, env: dict[str, str], name: str) -> subprocess.Popen:
+    """DuckDB on the lake of the run whose environment is ``env`` (spark_duckdb_side.py), in
+    ``OUT/NAME``, its output in ``OUT/NAME.log``. Beside the Spark side's next steps: it reads the
+    lake, not the Spark warehouse."""
+    return _logged([sys.executable, "-m", "tests.transform.spark_duckdb_side", str(out / name)], env,
+                   out / f"{name}.log")
 
 
 def _on_a_cluster(out: Path, env: dict[str, str]) -> int:
@@ -102,11 +129,14 @@ def main(out: Path) -> int:
                    envs["late"], out / "late.log")
     unanswered = _unanswered_master_export(out, envs["unanswered"])
     codes = {"run": run.wait()}
+    duckdb_sides = {}
     if codes["run"] == 0:
+        duckdb_sides["duckdb_side"] = _duckdb_side(out, envs["demo"], "duckdb_side")
         dump = _logged([sys.executable, "-m", "tests.transform.spark_dump", str(out / "spark_out")],
                        envs["demo"], out / "dump.log")
         codes["dump"] = dump.wait()
         if codes["dump"] == 0:  # the cluster rebuilds models of the demo's warehouse: once they are read
+            codes.update(_exports(out, envs["demo"]))
             codes["cluster"] = _on_a_cluster(out, envs["demo"])
     try:
         serves_tls, _ = tls(out / "tls")  # the CA file the thrift environment names
@@ -115,6 +145,7 @@ def main(out: Path) -> int:
                               hiveconf={**directory.hiveconf(), **serves_tls}):
             codes["thrift_run"] = _logged([str(BIN / "calltrail"), "run"], envs["thrift"], out / "thrift_run.log").wait()
             if codes["thrift_run"] == 0:
+                duckdb_sides["duckdb_side_of_thrift"] = _duckdb_side(out, envs["thrift"], "duckdb_side_of_thrift")
                 codes["thrift_dump"] = _logged([sys.executable, "-m", "tests.transform.spark_dump",
                                                 str(out / "thrift_out"), "--no-unit-tests"],
                                                envs["thrift"], out / "thrift_dump.log").wait()
@@ -153,6 +184,7 @@ def main(out: Path) -> int:
         codes["plain_dbt"] = -1
     codes["late"] = late.wait()
     codes["unanswered_export"] = unanswered.wait()
+    codes.update({name: process.wait() for name, process in duckdb_sides.items()})
     (out / "exit_codes.json").write_text(json.dumps(codes))
     return 0
 

@@ -7,9 +7,9 @@ data (every scenario of the generator): ingestion, the lake's datasets registere
 their Parquet files (no copy), dbt, the audit gate, publish, the report page and the summary, all
 on Spark; the DuckDB file is never created. A second process then reads every intermediate model
 and mart through calltrail's Spark connection, exports every published mart, and runs the unit
-tests on Spark, but the slowest two models' (tests/transform/spark_dump.py says why). Here, the same
-lake is built, audited and published on DuckDB. Models are compared row by row (order-independent,
-timestamps in UTC, decimals exact); the summary, the report page, the alerts and the
+tests on Spark, but the slowest two models' (tests/transform/spark_dump.py says why). Beside them,
+the same lake is built, audited and published on DuckDB (tests/transform/spark_duckdb_side.py).
+Models are compared row by row (order-independent, timestamps in UTC, decimals exact); the summary, the report page, the alerts and the
 calls-missing-BizibleId list are the same, and the exports are equal byte for byte. The attribution
 and the revenue report of that run are then rebuilt on a standalone cluster started on this machine
 (tests/transform/spark_cluster.py), whose executors must write DuckDB's rows too.
@@ -40,11 +40,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from calltrail import settings as settings_module
-from calltrail.airflow.run_context import RunInfo
-from calltrail.tasks import quality
-from calltrail.tasks.publish import publish
-from calltrail.transform.dbt import BUILD_ARGS, run_dbt, without_colours
-from calltrail.warehouse.export import export
+from calltrail.transform.dbt import without_colours
 from calltrail.warehouse.schemas import PUBLISHED_MODELS
 from tests.airflow_env import BIN, calltrail_env, run
 from tests.transform import ldap_server
@@ -56,7 +52,6 @@ from tests.transform.engine_compare import (
     audit_alerts,
     rows_duckdb,
     rows_parquet,
-    subprocess_out,
     summary_section,
 )
 from tests.transform.late_data import (
@@ -72,6 +67,7 @@ from tests.transform.late_data import (
     build_in_one_go,
 )
 from tests.transform.spark_cluster import REBUILT_ON_THE_CLUSTER
+from tests.transform.spark_duckdb_side import duckdb_settings
 from tests.transform.spark_thrift_server import free_port
 
 
@@ -100,20 +96,12 @@ def spark_run(out: Path, codes: dict[str, int], name: str, run: str, dump: str) 
     return {"env": spark_env, "spark": spark, "run": run_output, "shown": shown}
 
 
-def duckdb_side(spark_env: dict[str, str], tmp: Path) -> tuple:
-    """DuckDB on the lake of a Spark run, its own warehouse and report: built, audited, published,
-    summarised and every published mart exported into ``tmp / "duck_exports"``."""
-    duck_env = {**spark_env, "CALLTRAIL_DBT_TARGET": "duckdb", "CALLTRAIL_DBT_TARGET_DIR": str(tmp / "dbt_target"),
-                "CALLTRAIL_WAREHOUSE": str(tmp / "calltrail.duckdb"), "CALLTRAIL_REPORT_DIR": str(tmp / "report")}
-    duck = settings_module.load(duck_env)
-    run_dbt(duck, [*BUILD_ARGS], in_process=True)
-    quality.audit(duck, RunInfo("calltrail_transform", "duckdb_side"))
-    publish(duck, in_process=True)
-    summary = subprocess_out([str(BIN / "calltrail"), "summary"], duck_env)
-    for table in PUBLISHED_MODELS:
-        for fmt in ("csv", "parquet"):
-            export(duck, table, fmt, tmp / "duck_exports" / f"{table}.{fmt}")
-    return duck, summary
+def duckdb_side(out: Path, codes: dict[str, int], spark_env: dict[str, str], name: str) -> tuple:
+    """DuckDB on the lake of a Spark run, built by the Spark side (spark_duckdb_side.py) in ``OUT/NAME``:
+    its settings, its summary and its folder."""
+    assert codes.get(name) == 0, (out / f"{name}.log").read_text()[-6000:]
+    tmp = out / name
+    return duckdb_settings(spark_env, tmp), (tmp / "summary.txt").read_text(), tmp
 
 
 @pytest.fixture(scope="module")
@@ -122,13 +110,14 @@ def engines(spark_suite):
     session = spark_run(out, codes, "demo", "run", "dump")
     spark_env, spark, run_output, shown = session["env"], session["spark"], session["run"], session["shown"]
     dumped = out / "spark_out"
-    tmp = out / "duckdb_side"
-    duck, summary = duckdb_side(spark_env, tmp)
-    cli = subprocess_out([str(BIN / "calltrail"), "export", "rpt_revenue_by_channel", "--format", "parquet",
-                          "--out", str(tmp / "cli" / "spark.parquet")], spark_env)
-    # to standard output: Spark's own output (its Java process's too) must stay out of it
-    piped = subprocess.run([str(BIN / "calltrail"), "export", "fct_touchpoints", "--out", "-"], env=spark_env,
-                           capture_output=True, check=False, timeout=600)
+    duck, summary, tmp = duckdb_side(out, codes, spark_env, "duckdb_side")
+    # the command's exports, by the Spark side: into a file, and to standard output (where Spark's
+    # own output, its Java process's too, must stay out of it)
+    exports = dumped / "cli"
+    assert codes.get("cli_export") == 0, (exports / "spark.parquet.stderr").read_text()[-3000:]
+    cli = (exports / "spark.parquet.stdout").read_text()
+    piped = subprocess.CompletedProcess("calltrail export fct_touchpoints --out -", codes.get("piped_export"),
+                                        (exports / "piped.stdout").read_bytes(), (exports / "piped.stderr").read_bytes())
     yield {"spark": spark, "duck": duck, "run": run_output, "shown": shown, "dumped": dumped, "cli": cli,
            "piped": piped, "summary": summary, "tmp": tmp}
 
@@ -202,7 +191,7 @@ def test_export_writes_the_same_files_from_spark_and_duckdb(engines, table):
 
 
 def test_the_export_command_reads_spark(engines):
-    written = engines["tmp"] / "cli" / "spark.parquet"
+    written = engines["dumped"] / "cli" / "spark.parquet"
     assert engines["cli"].startswith("rpt_revenue_by_channel: ") and engines["cli"].rstrip().endswith("from spark)")
     assert written.read_bytes() == (engines["tmp"] / "duck_exports" / "rpt_revenue_by_channel.parquet").read_bytes()
 
@@ -468,8 +457,7 @@ def thrift(spark_suite):
     out, codes = suite_result(spark_suite)
     run_ = spark_run(out, codes, "thrift", "thrift_run", "thrift_dump")
     assert codes.get("thrift_export") == 0, (out / "thrift_export.log").read_text()[-3000:]
-    tmp = out / "duckdb_side_of_thrift"
-    duck, summary = duckdb_side(run_["env"], tmp)
+    duck, summary, tmp = duckdb_side(out, codes, run_["env"], "duckdb_side_of_thrift")
     return {**run_, "duck": duck, "summary": summary, "tmp": tmp, "dumped": out / "thrift_out",
             "server": out / "thrift_server" / "warehouse", "cli": (out / "thrift_export.log").read_text()}
 
