@@ -234,8 +234,10 @@ def writer_lock(environ: Mapping[str, str], schema: str, wait_seconds: float, do
             except Exception as exc:
                 props = _properties(cur, view)
                 if props is None:
-                    if "ALREADY_EXISTS" in str(exc):
-                        continue  # its holder let go just now
+                    # its holder let go just now; when that happens while Spark reads the view to say
+                    # it exists, Spark says it cannot find it
+                    if "ALREADY_EXISTS" in str(exc) or "TABLE_OR_VIEW_NOT_FOUND" in str(exc):
+                        continue
                     raise
             limit = _stale_after(props, stale_seconds)
             if now - _heartbeat(props) > limit and _claim(cur, schema, props, now, limit, holder):
