@@ -136,14 +136,18 @@ def _process_table() -> dict[int, tuple[int, int, int]]:
     """Live (not zombie) processes: pid -> (parent pid, process group, start time). Empty if not
     Linux. The start time tells a process from a later one that reused its pid."""
     table = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            data = stat.read_text()
-        except OSError:
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return table
+    for pid in pids:
+        try:  # (not pathlib's glob: its check of a process that ended meanwhile raises ESRCH)
+            data = Path("/proc", pid, "stat").read_text()
+        except OSError:  # ended since the listing
             continue
         fields = data[data.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
         if fields[0] != "Z":
-            table[int(stat.parent.name)] = (int(fields[1]), int(fields[2]), int(fields[19]))
+            table[int(pid)] = (int(fields[1]), int(fields[2]), int(fields[19]))
     return table
 
 
