@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from calltrail.ops.airflow_services import group_members
 from calltrail.transform.dbt import BUILD_ARGS
 
 BUILD = [*BUILD_ARGS]  # the dbt build, as calltrail's transformation runs it
@@ -100,7 +101,7 @@ def kill_group(proc: subprocess.Popen[str]) -> None:
         pass
     proc.wait(timeout=30)
     deadline = time.monotonic() + 30
-    while group_pids(proc.pid):
+    while group_members(proc.pid):
         assert time.monotonic() < deadline, f"process group {proc.pid} still alive 30 s after SIGKILL"
         time.sleep(0.05)
 
@@ -121,17 +122,6 @@ def wait_for(condition: Callable[[], object], proc: subprocess.Popen[str], what:
     raise AssertionError(f"{what}: not seen within {timeout:.0f} s")
 
 
-def group_pids(pgid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            data = stat.read_text()
-        except OSError:
-            continue
-        fields = data[data.rindex(")") + 2:].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 def holders(path: Path, pids: list[int]) -> list[int]:
