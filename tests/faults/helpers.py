@@ -122,8 +122,6 @@ def wait_for(condition: Callable[[], object], proc: subprocess.Popen[str], what:
     raise AssertionError(f"{what}: not seen within {timeout:.0f} s")
 
 
-
-
 def holders(path: Path, pids: list[int]) -> list[int]:
     """Those of ``pids`` that have ``path`` open."""
     target = str(path)

@@ -13,8 +13,8 @@ authentication (dbt's and calltrail's) and the writers' lock between processes t
 (thrift_lock_scenario.py); the late-arriving data built step
 by step on a second Spark warehouse (spark_late_data.py); and an export whose cluster master does
 not answer. DuckDB builds the lake of each demo run beside them (spark_duckdb_side.py), and the
-command `calltrail export` reads the session run's warehouse. Each writes its output into its log in ``OUT``, and their exit codes go into
-``OUT/exit_codes.json``.
+command `calltrail export` reads the session run's warehouse. Each writes its output into its log
+in ``OUT``, and their exit codes go into ``OUT/exit_codes.json``.
 
     python -m tests.transform.spark_suite OUT
 """
